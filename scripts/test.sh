@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The test command (README; .ci/run calls it). On a fresh machine with Go, Java 17+ and Maven it:
+#   1. checks formatting (gofmt -l) and runs go vet ./...;
+#   2. builds nats-server and fetches an Apache Kafka 4.x broker from Maven Central into the cache
+#      (${TAGSTREAM_CACHE:-$HOME/.cache/tagstream}; later runs reuse it), starts both on free loopback ports and
+#      waits for a real round trip to each (scripts/brokers.sh);
+#   3. runs go test -race -count=1 ./... with TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN,
+#      TAGSTREAM_KAFKA_HOME, TAGSTREAM_KAFKA_CTL, TAGSTREAM_NATS_CTL, TAGSTREAM_BROKERS_DIR and TAGSTREAM_INTEGRATION=1;
+#   4. stops both brokers, also when a step fails or on Ctrl-C.
+# A broker that cannot start fails the run with the reason and the tail of its log; nothing is skipped silently.
+#
+#   scripts/test.sh                 everything
+#   scripts/test.sh ./poller/...    only these packages (gofmt and vet still cover the whole tree)
+# Environment: TAGSTREAM_TEST_TIMEOUT (go test -timeout, default 40m), TAGSTREAM_TEST_FLAGS (extra go test flags),
+# TAGSTREAM_KEEP_BROKERS_DIR=1 keeps the broker work dir (logs, data) after the run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$(pwd)"
+START=$SECONDS
+
+say() { printf '\n==> [%s +%ss] %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - START))" "$*"; }
+
+PKGS=("$@")
+[[ ${#PKGS[@]} -gt 0 ]] || PKGS=(./...)
+
+say "go $(go env GOVERSION), $(java -version 2>&1 | head -n 1), $(mvn -v 2>/dev/null | head -n 1 | sed 's/\x1b\[[0-9;]*m//g')"
+
+say "gofmt -l"
+mapfile -t gofiles < <(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')
+[[ ${#gofiles[@]} -gt 0 ]] || { echo "no Go files found" >&2; exit 1; }
+unformatted="$(gofmt -l "${gofiles[@]}")"
+if [[ -n "$unformatted" ]]; then
+	echo "these files need gofmt:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+say "go vet ./..."
+go vet ./...
+
+BROKERS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tagstream-test.XXXXXX")"
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	say "stopping brokers"
+	"$REPO/scripts/brokers.sh" down "$BROKERS_DIR" || true
+	if [[ "${TAGSTREAM_KEEP_BROKERS_DIR:-}" == 1 ]]; then
+		echo "broker logs and data kept in $BROKERS_DIR"
+	else
+		rm -rf "$BROKERS_DIR"
+	fi
+	say "done in $((SECONDS - START)) s, exit $rc"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting Kafka and nats-server (scripts/brokers.sh up $BROKERS_DIR)"
+"$REPO/scripts/brokers.sh" up "$BROKERS_DIR"
+# shellcheck disable=SC1091
+. "$BROKERS_DIR/env"
+echo "TAGSTREAM_KAFKA_BROKERS=$TAGSTREAM_KAFKA_BROKERS TAGSTREAM_NATS_URL=$TAGSTREAM_NATS_URL"
+
+say "go test -race -count=1 ${PKGS[*]}"
+# shellcheck disable=SC2086
+go test -race -count=1 -timeout "${TAGSTREAM_TEST_TIMEOUT:-40m}" ${TAGSTREAM_TEST_FLAGS:-} "${PKGS[@]}"
