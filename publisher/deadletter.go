@@ -1,0 +1,195 @@
+package publisher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tagstream/tagstream/schema"
+)
+
+// A Letter is an event that a broker will never accept, with the reason.
+type Letter struct {
+	// Event is the rejected event.
+	Event *schema.Event
+	// Reason says why the broker refused it, e.g. "message too large: 1200000 bytes > max 1048576". It never
+	// holds a credential.
+	Reason string
+	// Publisher names the publisher kind that rejected it: kafka, jetstream, nats or file.
+	Publisher string
+	// Size is the encoded size of the rejected message in bytes.
+	Size int
+}
+
+// DeadLetter is a destination for events that a broker will never accept. A publisher hands such events to its
+// DeadLetter instead of retrying them forever, so that one bad event does not block its tag. DeadLetter returns
+// nil only when every letter is stored; an error makes the publisher retry the whole call with backoff.
+// Implementations must be safe for concurrent use.
+type DeadLetter interface {
+	DeadLetter(ctx context.Context, letters []Letter) error
+}
+
+// DeadLetterFunc adapts a function to the DeadLetter interface.
+type DeadLetterFunc func(ctx context.Context, letters []Letter) error
+
+// DeadLetter calls f.
+func (f DeadLetterFunc) DeadLetter(ctx context.Context, letters []Letter) error {
+	return f(ctx, letters)
+}
+
+// deadLetterKind names a destination for the dead_letters_total metric.
+func deadLetterKind(d DeadLetter) string {
+	switch d.(type) {
+	case *discard:
+		return "discard"
+	case *FileDeadLetter:
+		return "file"
+	case *kafkaDeadLetter:
+		return "kafka"
+	case *jetStreamDeadLetter:
+		return "jetstream"
+	case *natsDeadLetter:
+		return "nats"
+	}
+	return "custom"
+}
+
+// discard is the default dead-letter destination: it logs each letter at error level and drops it.
+type discard struct{ log *slog.Logger }
+
+// Discard returns a DeadLetter that logs every letter (event id, tag, reason; never the payload) at error level
+// and drops it. It is the default of every publisher that has no dead-letter destination configured.
+func Discard(logger *slog.Logger) DeadLetter {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &discard{log: logger}
+}
+
+func (d *discard) DeadLetter(_ context.Context, letters []Letter) error {
+	for _, l := range letters {
+		d.log.Error("event rejected by the broker and dropped (no dead-letter destination configured)",
+			"publisher", l.Publisher, "event_id", l.Event.ID, "tag", l.Event.Subject, "size", l.Size,
+			"reason", l.Reason)
+	}
+	return nil
+}
+
+// AppendLetter appends the dead-letter wrapper JSON of l to dst:
+//
+//	{"reason":"...","publisher":"kafka","event_id":"...","tag":"...","type":"...","size":1234,
+//	 "dead_lettered_at":"2026-01-02T03:04:05Z","truncated":false,"event":{...structured CloudEvent...}}
+//
+// eventJSON is the structured-mode event (l.Event.AppendJSON). When limit > 0 and the wrapper would exceed limit
+// bytes, the "event" member is left out and "truncated" is true, so that the letter itself fits the broker.
+func AppendLetter(dst []byte, l Letter, eventJSON []byte, limit int, now time.Time) []byte {
+	start := len(dst)
+	dst = append(dst, `{"reason":`...)
+	dst = appendJSONString(dst, l.Reason)
+	dst = append(dst, `,"publisher":`...)
+	dst = appendJSONString(dst, l.Publisher)
+	dst = append(dst, `,"event_id":`...)
+	dst = appendJSONString(dst, l.Event.ID)
+	dst = append(dst, `,"tag":`...)
+	dst = appendJSONString(dst, l.Event.Subject)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, l.Event.Type)
+	dst = append(dst, `,"size":`...)
+	dst = strconv.AppendInt(dst, int64(l.Size), 10)
+	dst = append(dst, `,"dead_lettered_at":"`...)
+	dst = now.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, '"')
+	if limit > 0 && len(dst)-start+len(`,"truncated":false,"event":}`)+len(eventJSON) > limit {
+		return append(dst, `,"truncated":true}`...)
+	}
+	dst = append(dst, `,"truncated":false,"event":`...)
+	dst = append(dst, eventJSON...)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	b, err := json.Marshal(s)
+	if err != nil { // cannot happen for a string
+		return append(dst, `""`...)
+	}
+	return append(dst, b...)
+}
+
+// FileDeadLetter appends dead letters as NDJSON wrapper lines (see AppendLetter, never truncated) to a file and
+// fsyncs it before returning. It is safe for concurrent use.
+type FileDeadLetter struct {
+	mu sync.Mutex
+	f  *os.File
+	w  *bufio.Writer
+}
+
+// OpenDeadLetterFile opens (creating or appending to) the dead-letter file at path.
+func OpenDeadLetterFile(path string) (*FileDeadLetter, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: open dead-letter file: %w", err)
+	}
+	return &FileDeadLetter{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+// DeadLetter writes one line per letter and fsyncs the file.
+func (d *FileDeadLetter) DeadLetter(_ context.Context, letters []Letter) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.f == nil {
+		return fmt.Errorf("publisher: dead-letter file: %w", ErrClosed)
+	}
+	var buf []byte
+	now := time.Now()
+	for _, l := range letters {
+		buf = AppendLetter(buf[:0], l, l.Event.AppendJSON(nil), 0, now)
+		buf = append(buf, '\n')
+		if _, err := d.w.Write(buf); err != nil {
+			return fmt.Errorf("publisher: write dead-letter file: %w", err)
+		}
+	}
+	if err := d.w.Flush(); err != nil {
+		return fmt.Errorf("publisher: write dead-letter file: %w", err)
+	}
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("publisher: sync dead-letter file: %w", err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file. Further DeadLetter calls return ErrClosed.
+func (d *FileDeadLetter) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.f == nil {
+		return nil
+	}
+	err := d.w.Flush()
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
+	d.f = nil
+	if err != nil {
+		return fmt.Errorf("publisher: close dead-letter file: %w", err)
+	}
+	return nil
+}
+
+// deliverDeadLetters hands letters to d and counts them.
+func deliverDeadLetters(ctx context.Context, d DeadLetter, m *metricSet, letters []Letter) error {
+	if len(letters) == 0 {
+		return nil
+	}
+	if err := d.DeadLetter(ctx, letters); err != nil {
+		return fmt.Errorf("publisher: dead-letter %d events: %w", len(letters), err)
+	}
+	m.deadLetters.WithLabelValues(deadLetterKind(d)).Add(float64(len(letters)))
+	return nil
+}

@@ -1,0 +1,173 @@
+package publisher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tagstream/tagstream/schema"
+)
+
+// readNDJSON decodes every line of b as an event.
+func readNDJSON(t testing.TB, b []byte) []*schema.Event {
+	t.Helper()
+	var out []*schema.Event
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		e, err := schema.UnmarshalEvent(sc.Bytes())
+		if err != nil {
+			t.Fatalf("line %d: %v", len(out)+1, err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestFileWritesOneStructuredEventPerLine(t *testing.T) {
+	var buf bytes.Buffer
+	reg := prometheus.NewRegistry()
+	p := NewFile(&buf, FileConfig{}, testLogger(t), reg)
+	events := fixtureEvents(t)
+	publishOK(t, p, events)
+	got := readNDJSON(t, buf.Bytes())
+	if len(got) != len(events) {
+		t.Fatalf("%d lines, want %d", len(got), len(events))
+	}
+	for i, e := range got {
+		if e.ID != events[i].ID || e.Data.Caption != events[i].Data.Caption {
+			t.Fatalf("line %d is not event %d", i, i)
+		}
+	}
+	if n := counter(t, reg, "tagstream_publisher_published_total", map[string]string{"publisher": "file"}); n != float64(len(events)) {
+		t.Fatalf("published_total = %v", n)
+	}
+}
+
+func TestOpenFileAppendsAcrossReopensAndKeepsBatchesWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.ndjson")
+	p, err := OpenFile(path, FileConfig{}, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, tag := range []string{"a", "b", "c"} {
+		wg.Go(func() {
+			for b := range 10 {
+				publishOK(t, p, makeEvents(tag, b*33, 33, 50))
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), makeEvents("a", 0, 1, 1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
+	}
+	p2, err := OpenFile(path, FileConfig{}, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishOK(t, p2, makeEvents("d", 0, 1, 1))
+	if err := p2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readNDJSON(t, raw)
+	if len(got) != 3*330+1 {
+		t.Fatalf("%d lines, want %d", len(got), 3*330+1)
+	}
+	next := map[string]int{}
+	for _, e := range got {
+		if want := makeEvents(e.Subject, next[e.Subject], 1, 0)[0].ID; e.ID != want {
+			t.Fatalf("tag %s out of order", e.Subject)
+		}
+		next[e.Subject]++
+	}
+}
+
+func TestFilePublishHonoursACancelledContext(t *testing.T) {
+	p := NewFile(&bytes.Buffer{}, FileConfig{}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Publish(ctx, makeEvents("a", 0, 1, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish = %v, want context.Canceled", err)
+	}
+}
+
+func TestFileDeadLetterWritesWrappedEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dl.ndjson")
+	d, err := OpenDeadLetterFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := makeEvents("x y", 0, 2, 10)
+	letters := []Letter{{Event: events[0], Reason: "too large", Publisher: "kafka", Size: 5}, {Event: events[1], Reason: "invalid", Publisher: "jetstream"}}
+	if err := d.DeadLetter(context.Background(), letters); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeadLetter(context.Background(), letters); !errors.Is(err, ErrClosed) {
+		t.Fatalf("DeadLetter after Close = %v, want ErrClosed", err)
+	}
+	raw, _ := os.ReadFile(path)
+	lines := bytes.Split(bytes.TrimSpace(raw), []byte("\n"))
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2", len(lines))
+	}
+	for i, line := range lines {
+		var l letterJSON
+		if err := jsonUnmarshal(line, &l); err != nil {
+			t.Fatal(err)
+		}
+		back, err := schema.UnmarshalEvent(l.Event)
+		if err != nil || back.ID != events[i].ID || l.Reason != letters[i].Reason || l.Tag != "x y" {
+			t.Fatalf("line %d: %+v %v", i, l, err)
+		}
+	}
+}
+
+func TestAppendLetterLeavesOutAnEventThatDoesNotFit(t *testing.T) {
+	e := makeEvents("t", 0, 1, 5000)[0]
+	ev := e.AppendJSON(nil)
+	tests := []struct {
+		name          string
+		limit         int
+		wantTruncated bool
+	}{
+		{"no limit keeps the event", 0, false},
+		{"a large limit keeps the event", 1 << 20, false},
+		{"a small limit leaves the event out", 1000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := AppendLetter(nil, Letter{Event: e, Reason: "r\n\"quoted\"", Publisher: "nats", Size: len(ev)}, ev, tt.limit, e.Time)
+			var l letterJSON
+			if err := jsonUnmarshal(b, &l); err != nil {
+				t.Fatalf("letter is not JSON: %v\n%s", err, b)
+			}
+			if l.Truncated != tt.wantTruncated || (len(l.Event) == 0) != tt.wantTruncated {
+				t.Fatalf("truncated=%v event=%d bytes", l.Truncated, len(l.Event))
+			}
+			if tt.limit > 0 && len(b) > tt.limit {
+				t.Fatalf("letter of %d bytes exceeds the limit %d", len(b), tt.limit)
+			}
+			if l.Reason != "r\n\"quoted\"" || l.Size != len(ev) {
+				t.Fatalf("letter %+v", l)
+			}
+		})
+	}
+}

@@ -1,0 +1,199 @@
+package publisher
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tagstream/tagstream/schema"
+)
+
+const cassette = "/work/shared/fixtures/instagram-v1/elixtagram__tags_ts_media_recent__2015-09-29T2006.cassette.json"
+
+// fixtureEvents returns the normalized media of the recorded #ts page (realistic 1-2 KB events).
+func fixtureEvents(tb testing.TB) []*schema.Event {
+	tb.Helper()
+	raw, err := os.ReadFile(cassette)
+	if err != nil {
+		tb.Fatalf("read cassette: %v", err)
+	}
+	var recs []struct {
+		Response struct {
+			Body string `json:"body"`
+		} `json:"response"`
+	}
+	if err := json.Unmarshal(raw, &recs); err != nil || len(recs) == 0 {
+		tb.Fatalf("decode cassette: %v", err)
+	}
+	page, err := schema.DecodePage(200, "application/json", []byte(recs[0].Response.Body))
+	if err != nil {
+		tb.Fatalf("decode page: %v", err)
+	}
+	fetched := time.Date(2015, 9, 29, 20, 6, 0, 0, time.UTC)
+	events := make([]*schema.Event, 0, len(page.Media))
+	for i := range page.Media {
+		e, err := schema.Normalize(&page.Media[i], schema.Sighting{Tag: "ts", Cursor: page.Pagination.MinTagID,
+			Source: schema.DefaultSource, FetchedAt: fetched})
+		if err != nil {
+			tb.Fatalf("normalize media %d: %v", i, err)
+		}
+		events = append(events, e)
+	}
+	if len(events) == 0 {
+		tb.Fatal("cassette holds no media")
+	}
+	return events
+}
+
+// makeEvents builds n media events of tag with media ids "<from+i>_1" and a caption of captionBytes bytes.
+func makeEvents(tag string, from, n, captionBytes int) []*schema.Event {
+	out := make([]*schema.Event, n)
+	for i := range out {
+		id := fmt.Sprintf("%d_1", from+i)
+		created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(from+i) * time.Second)
+		out[i] = &schema.Event{
+			SpecVersion: "1.0", ID: schema.EventID(tag, id), Source: schema.DefaultSource,
+			Type: schema.MediaEventType, Subject: tag, Time: created, DataContentType: "application/json",
+			Data: &schema.MediaData{MediaID: id, Type: "image", Tag: tag, CreatedAt: created, FetchedAt: created,
+				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/"},
+		}
+	}
+	return out
+}
+
+// testLogger logs to the test output at warn level (errors and retries only).
+func testLogger(t testing.TB) *slog.Logger {
+	t.Helper()
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// counter reads a counter of the publisher metrics registered in reg.
+func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if !labelsMatch(m, labels) {
+				continue
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+func labelsMatch(m *dto.Metric, want map[string]string) bool {
+	for k, v := range want {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == k && lp.GetValue() == v {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// natsServer is an in-process nats-server with JetStream that a test can stop and restart on the same port and
+// store.
+type natsServer struct {
+	t    testing.TB
+	opts server.Options
+	s    *server.Server
+}
+
+// startNATS starts an in-process JetStream server on a free port with a t.TempDir store. maxPayload 0 keeps the
+// default (1 MiB).
+func startNATS(t testing.TB, maxPayload int32) *natsServer {
+	t.Helper()
+	ns := &natsServer{t: t, opts: server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"),
+		MaxPayload: maxPayload, NoLog: true, NoSigs: true,
+	}}
+	ns.start()
+	ns.opts.Port = ns.s.Addr().(*net.TCPAddr).Port // restarts reuse the port
+	t.Cleanup(ns.stop)
+	return ns
+}
+
+func (ns *natsServer) start() {
+	ns.t.Helper()
+	opts := ns.opts
+	s, err := server.NewServer(&opts)
+	if err != nil {
+		ns.t.Fatalf("nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		ns.t.Fatal("nats server not ready")
+	}
+	ns.s = s
+}
+
+func (ns *natsServer) stop() {
+	if ns.s != nil {
+		ns.s.Shutdown()
+		ns.s.WaitForShutdown()
+		ns.s = nil
+	}
+}
+
+// restart stops the server and starts it again on the same port and store.
+func (ns *natsServer) restart(down time.Duration) {
+	ns.t.Helper()
+	ns.stop()
+	time.Sleep(down)
+	ns.start()
+}
+
+func (ns *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", ns.opts.Port) }
+
+// connect dials the server with the publisher's connection options (reconnect forever, quick backoff).
+func (ns *natsServer) connect(t testing.TB) *nats.Conn {
+	t.Helper()
+	opts, err := ConnConfig{URLs: []string{ns.url()}, ReconnectWait: 20 * time.Millisecond,
+		MaxReconnectWait: 200 * time.Millisecond}.Options(testLogger(t))
+	if err != nil {
+		t.Fatalf("conn options: %v", err)
+	}
+	nc, err := nats.Connect(ns.url(), opts...)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

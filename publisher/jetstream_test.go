@@ -1,0 +1,409 @@
+package publisher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tagstream/tagstream/schema"
+)
+
+// storedMsg is one message read back from a stream.
+type storedMsg struct {
+	subject string
+	header  nats.Header
+	event   *schema.Event
+	data    []byte
+}
+
+// readStream returns every message of a stream, in stream order.
+func readStream(t testing.TB, nc *nats.Conn, stream string) []storedMsg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storedMsg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get msg %d: %v", seq, err)
+		}
+		sm := storedMsg{subject: m.Subject, header: m.Header, data: m.Data}
+		if e, err := schema.UnmarshalEvent(m.Data); err == nil {
+			sm.event = e
+		}
+		out = append(out, sm)
+	}
+	return out
+}
+
+// newTestJetStream builds a JetStream publisher with fast retries on a fresh registry.
+func newTestJetStream(t testing.TB, nc *nats.Conn, cfg JetStreamConfig) (*JetStream, *prometheus.Registry) {
+	t.Helper()
+	if cfg.Retry == (RetryConfig{}) {
+		cfg.Retry = RetryConfig{InitialInterval: 20 * time.Millisecond, MaxInterval: 200 * time.Millisecond}
+	}
+	if cfg.AckTimeout == 0 {
+		cfg.AckTimeout = 2 * time.Second
+	}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := NewJetStream(ctx, nc, cfg, testLogger(t), reg)
+	if err != nil {
+		t.Fatalf("NewJetStream: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p, reg
+}
+
+func publishOK(t testing.TB, p Publisher, events []*schema.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, events); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+}
+
+func TestJetStreamPublishWaitsForEveryAck(t *testing.T) {
+	ns := startNATS(t, 0)
+	nc := ns.connect(t)
+	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true})
+	events := fixtureEvents(t)
+	publishOK(t, p, events)
+
+	got := readStream(t, nc, p.Stream())
+	if len(got) != len(events) {
+		t.Fatalf("stream holds %d messages, want %d", len(got), len(events))
+	}
+	for i, m := range got {
+		if m.event == nil || m.event.ID != events[i].ID {
+			t.Fatalf("message %d is not event %s: %q", i, events[i].ID, m.data)
+		}
+		if m.subject != "tagstream.media.ts" {
+			t.Fatalf("message %d subject %q", i, m.subject)
+		}
+		if id := m.header.Get(jetstream.MsgIDHeader); id != events[i].ID {
+			t.Fatalf("message %d Nats-Msg-Id %q, want %q", i, id, events[i].ID)
+		}
+		if want := events[i].AppendJSON(nil); string(m.data) != string(want) {
+			t.Fatalf("message %d body differs from the structured event", i)
+		}
+	}
+	n := float64(len(events))
+	for name, want := range map[string]float64{
+		"tagstream_publisher_published_total":  n,
+		"tagstream_publisher_acks_total":       n,
+		"tagstream_publisher_duplicates_total": 0,
+		"tagstream_publisher_in_flight":        0,
+		"tagstream_publisher_publish_seconds":  1,
+	} {
+		if got := counter(t, reg, name, map[string]string{"publisher": "jetstream"}); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+func TestJetStreamRepublishIsDeduplicated(t *testing.T) {
+	ns := startNATS(t, 0)
+	nc := ns.connect(t)
+	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true})
+	events := makeEvents("sunset", 0, 50, 100)
+	publishOK(t, p, events)
+	publishOK(t, p, events[10:40]) // a crash between publish and cursor commit re-publishes a batch
+	publishOK(t, p, makeEvents("sunset", 50, 5, 100))
+
+	got := readStream(t, nc, p.Stream())
+	if len(got) != 55 {
+		t.Fatalf("stream holds %d messages, want 55 (re-published ones dropped)", len(got))
+	}
+	if d := counter(t, reg, "tagstream_publisher_duplicates_total", nil); d != 30 {
+		t.Fatalf("duplicates_total = %v, want 30", d)
+	}
+	if a := counter(t, reg, "tagstream_publisher_acks_total", nil); a != 85 {
+		t.Fatalf("acks_total = %v, want 85", a)
+	}
+}
+
+func TestJetStreamKeepsPerTagOrderUnderConcurrentPublishers(t *testing.T) {
+	ns := startNATS(t, 0)
+	nc := ns.connect(t)
+	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, MaxPending: 64})
+	tags := []string{"a", "b", "new york", "東京", "x.y"}
+	const batches, perBatch = 20, 33
+	var wg sync.WaitGroup
+	for _, tag := range tags {
+		wg.Go(func() {
+			for b := range batches {
+				publishOK(t, p, makeEvents(tag, b*perBatch, perBatch, 200))
+			}
+		})
+	}
+	wg.Wait()
+	got := readStream(t, nc, p.Stream())
+	if len(got) != len(tags)*batches*perBatch {
+		t.Fatalf("stream holds %d messages, want %d", len(got), len(tags)*batches*perBatch)
+	}
+	next := map[string]int{}
+	for _, m := range got {
+		tag, err := TagFromSubject(DefaultSubjectPrefix, m.subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%d_1", next[tag])
+		if m.event.Data.MediaID != want || m.event.Subject != tag {
+			t.Fatalf("tag %q: got media %s, want %s (order broken)", tag, m.event.Data.MediaID, want)
+		}
+		next[tag]++
+	}
+}
+
+func TestJetStreamHostileTagsRoundTripThroughSubjects(t *testing.T) {
+	ns := startNATS(t, 0)
+	nc := ns.connect(t)
+	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, SubjectPrefix: "ig.tags"})
+	var events []*schema.Event
+	for i, tag := range hostileTags {
+		events = append(events, makeEvents(tag, i, 1, 10)...)
+	}
+	publishOK(t, p, events)
+	got := readStream(t, nc, p.Stream())
+	if len(got) != len(events) {
+		t.Fatalf("stream holds %d messages, want %d", len(got), len(events))
+	}
+	for i, m := range got {
+		tag, err := TagFromSubject("ig.tags", m.subject)
+		if err != nil || tag != events[i].Subject {
+			t.Fatalf("subject %q decodes to %q, %v; want %q", m.subject, tag, err, events[i].Subject)
+		}
+		if strings.Count(m.subject, ".") != 2 {
+			t.Fatalf("subject %q is not <prefix>.<one token>", m.subject)
+		}
+	}
+}
+
+func TestJetStreamSurvivesServerRestartMidStream(t *testing.T) {
+	ns := startNATS(t, 0)
+	nc := ns.connect(t)
+	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, AckTimeout: 500 * time.Millisecond})
+	const batches, perBatch = 40, 33
+	tags := []string{"one", "two"}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(tags))
+	progress := make(chan struct{}, len(tags)*batches)
+	for _, tag := range tags {
+		wg.Go(func() {
+			for b := range batches {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				err := p.Publish(ctx, makeEvents(tag, b*perBatch, perBatch, 500))
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)
+					return
+				}
+				progress <- struct{}{}
+			}
+		})
+	}
+	for range 5 { // let the stream get going, then take the server away mid-stream
+		<-progress
+	}
+	ns.restart(300 * time.Millisecond)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := readStream(t, nc, p.Stream())
+	seen := map[string]int{}
+	for _, m := range got {
+		seen[m.event.ID]++
+	}
+	for _, tag := range tags {
+		for _, e := range makeEvents(tag, 0, batches*perBatch, 0) {
+			if seen[e.ID] != 1 {
+				t.Fatalf("event %s of %s stored %d times, want exactly once", e.Data.MediaID, tag, seen[e.ID])
+			}
+		}
+	}
+	if len(got) != len(tags)*batches*perBatch {
+		t.Fatalf("stream holds %d messages, want %d", len(got), len(tags)*batches*perBatch)
+	}
+	t.Logf("retries=%v duplicates=%v", counter(t, reg, "tagstream_publisher_retries_total", nil),
+		counter(t, reg, "tagstream_publisher_duplicates_total", nil))
+}
+
+func TestJetStreamBlocksWhileServerIsDownAndReturnsWhenContextEnds(t *testing.T) {
+	ns := startNATS(t, 0)
+	nc := ns.connect(t)
+	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, AckTimeout: 200 * time.Millisecond})
+	ns.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := p.Publish(ctx, makeEvents("down", 0, 10, 10))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish with the server down = %v, want a context deadline error", err)
+	}
+	if r := counter(t, reg, "tagstream_publisher_retries_total", nil); r < 1 {
+		t.Fatalf("retries_total = %v, want retries while the server is down", r)
+	}
+	// When the server returns, the same batch goes through (the poller retries it after its cursor stayed put).
+	ns.start()
+	publishOK(t, p, makeEvents("down", 0, 10, 10))
+	if got := readStream(t, nc, p.Stream()); len(got) != 10 {
+		t.Fatalf("stream holds %d messages after the server came back, want 10", len(got))
+	}
+}
+
+func TestJetStreamDeadLettersEventsTheServerRefuses(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxPayload int32
+		maxMsgSize int32
+		wantReason string
+	}{
+		{"an event above max_payload is refused by the client", 8 << 10, 0, "max_payload"},
+		{"an event above the stream's max message size is refused by the stream", 0, 8 << 10, "error code 10054"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := startNATS(t, tt.maxPayload)
+			nc := ns.connect(t)
+			if tt.maxMsgSize > 0 {
+				js, _ := jetstream.New(nc)
+				if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "SMALL",
+					Subjects: []string{"tagstream.media.>"}, MaxMsgSize: tt.maxMsgSize}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, DeadLetterSubject: "tagstream.deadletter"})
+			events := makeEvents("big", 0, 5, 100)
+			events[2] = makeEvents("big", 2, 1, 20<<10)[0] // 20 KiB caption
+			publishOK(t, p, events)
+
+			got := readStream(t, nc, p.Stream())
+			if len(got) != 4 {
+				t.Fatalf("stream holds %d messages, want the 4 small events", len(got))
+			}
+			for _, m := range got {
+				if m.event.ID == events[2].ID {
+					t.Fatal("the oversized event was stored in the main stream")
+				}
+			}
+			dl := readStream(t, nc, p.Stream()+"_DEADLETTER")
+			if len(dl) != 1 {
+				t.Fatalf("dead-letter stream holds %d messages, want 1", len(dl))
+			}
+			var letter struct {
+				Reason    string          `json:"reason"`
+				EventID   string          `json:"event_id"`
+				Tag       string          `json:"tag"`
+				Truncated bool            `json:"truncated"`
+				Event     json.RawMessage `json:"event"`
+			}
+			if err := json.Unmarshal(dl[0].data, &letter); err != nil {
+				t.Fatalf("dead letter is not JSON: %v", err)
+			}
+			if letter.EventID != events[2].ID || letter.Tag != "big" || !strings.Contains(letter.Reason, tt.wantReason) {
+				t.Fatalf("dead letter %+v does not name the event and reason %q", letter, tt.wantReason)
+			}
+			if !strings.Contains(dl[0].header.Get(DeadLetterReasonHeader), tt.wantReason) {
+				t.Fatalf("reason header %q", dl[0].header.Get(DeadLetterReasonHeader))
+			}
+			if d := counter(t, reg, "tagstream_publisher_dead_letters_total", map[string]string{"destination": "jetstream"}); d != 1 {
+				t.Fatalf("dead_letters_total = %v, want 1", d)
+			}
+		})
+	}
+}
+
+func TestNewJetStreamFindsOrCreatesTheStream(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   *jetstream.StreamConfig
+		cfg     JetStreamConfig
+		wantErr error
+		stream  string
+	}{
+		{"no stream and creation off is a clear error", nil, JetStreamConfig{}, ErrNoStream, ""},
+		{"no stream with creation on creates the default stream", nil, JetStreamConfig{CreateStream: true}, nil, DefaultStreamName},
+		{"an existing covering stream is found without a name",
+			&jetstream.StreamConfig{Name: "EVERYTHING", Subjects: []string{"tagstream.>"}}, JetStreamConfig{}, nil, "EVERYTHING"},
+		{"a named stream that does not cover the prefix is refused",
+			&jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}}, JetStreamConfig{Stream: "OTHER"}, ErrNoStream, ""},
+		{"a stream covering part of the prefix is refused",
+			&jetstream.StreamConfig{Name: "PART", Subjects: []string{"tagstream.media.sunset"}}, JetStreamConfig{CreateStream: true}, ErrNoStream, ""},
+		{"a missing named stream is created with that name", nil, JetStreamConfig{Stream: "MINE", CreateStream: true}, nil, "MINE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := startNATS(t, 0)
+			nc := ns.connect(t)
+			ctx := context.Background()
+			if tt.setup != nil {
+				js, _ := jetstream.New(nc)
+				if _, err := js.CreateStream(ctx, *tt.setup); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := NewJetStream(ctx, nc, tt.cfg, testLogger(t), nil)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("NewJetStream = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewJetStream: %v", err)
+			}
+			if p.Stream() != tt.stream {
+				t.Fatalf("stream %q, want %q", p.Stream(), tt.stream)
+			}
+		})
+	}
+}
+
+func TestJetStreamConfigValidation(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   JetStreamConfig
+		field string
+	}{
+		{"a prefix with a wildcard", JetStreamConfig{SubjectPrefix: "a.*"}, "SubjectPrefix"},
+		{"a prefix with an empty token", JetStreamConfig{SubjectPrefix: "a..b"}, "SubjectPrefix"},
+		{"a stream name with a dot", JetStreamConfig{Stream: "a.b"}, "Stream"},
+		{"negative replicas", JetStreamConfig{Replicas: -1}, "Replicas"},
+		{"negative max pending", JetStreamConfig{MaxPending: -1}, "MaxPending"},
+		{"a dead-letter subject under the prefix", JetStreamConfig{DeadLetterSubject: "tagstream.media.dlq"}, "DeadLetterSubject"},
+		{"a retry multiplier below one", JetStreamConfig{Retry: RetryConfig{Multiplier: 0.5}}, "Retry.Multiplier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.cfg.withDefaults()
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("error %v does not name %s", err, tt.field)
+			}
+		})
+	}
+}

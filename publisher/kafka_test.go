@@ -1,0 +1,600 @@
+package publisher
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tagstream/tagstream/schema"
+)
+
+// fakeKafka starts an in-process kfake cluster (one broker) and returns its bootstrap addresses.
+func fakeKafka(t testing.TB, opts ...kfake.Opt) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+// realKafka returns the brokers of a real Apache Kafka from TAGSTREAM_KAFKA_BROKERS. Without it the test is
+// skipped, unless TAGSTREAM_INTEGRATION=1 demands the integration run, which then fails.
+func realKafka(t testing.TB) []string {
+	t.Helper()
+	brokers := os.Getenv("TAGSTREAM_KAFKA_BROKERS")
+	if brokers == "" {
+		if os.Getenv("TAGSTREAM_INTEGRATION") == "1" {
+			t.Fatal("TAGSTREAM_INTEGRATION=1 but TAGSTREAM_KAFKA_BROKERS is not set: start a broker with scripts/brokers.sh up")
+		}
+		t.Skip("no real Kafka: set TAGSTREAM_KAFKA_BROKERS (scripts/brokers.sh up DIR && . DIR/env)")
+	}
+	return strings.Split(brokers, ",")
+}
+
+// kafkaTarget is a Kafka to run a test against.
+type kafkaTarget struct {
+	name    string
+	brokers func(t testing.TB) []string
+}
+
+// kafkaTargets are kfake (always) and the real broker (integration runs).
+var kafkaTargets = []kafkaTarget{
+	{"kfake", func(t testing.TB) []string { return fakeKafka(t) }},
+	{"apache kafka", realKafka},
+}
+
+// uniqueTopic returns a topic name no other test run uses.
+func uniqueTopic(t testing.TB) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, t.Name())
+	if len(name) > 150 {
+		name = name[:150]
+	}
+	return fmt.Sprintf("tagstream-test-%s-%d", name, time.Now().UnixNano())
+}
+
+func newTestKafka(t testing.TB, cfg KafkaConfig) (*Kafka, *prometheus.Registry) {
+	t.Helper()
+	if cfg.Retry == (RetryConfig{}) {
+		cfg.Retry = RetryConfig{InitialInterval: 20 * time.Millisecond, MaxInterval: 300 * time.Millisecond}
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = uniqueTopic(t)
+		cfg.CreateTopic = true
+	}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := NewKafka(ctx, cfg, testLogger(t), reg)
+	if err != nil {
+		t.Fatalf("NewKafka: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p, reg
+}
+
+// consume reads n records of topic from the beginning.
+func consume(t testing.TB, brokers []string, topic string, n int, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records of %s before the timeout", len(out), n, topic)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	// Nothing beyond n: a short extra poll must find no more records.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	cl.PollFetches(ctx2).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	return out
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestKafkaPublishWritesCloudEventsBinding(t *testing.T) {
+	for _, target := range kafkaTargets {
+		for _, mode := range []struct {
+			name        string
+			mode        ContentMode
+			contentType string
+		}{
+			{"binary", ContentBinary, "application/json"},
+			{"structured", ContentStructured, "application/cloudevents+json"},
+		} {
+			t.Run(target.name+" in "+mode.name+" mode acknowledges every event with the ce headers", func(t *testing.T) {
+				brokers := target.brokers(t)
+				p, reg := newTestKafka(t, KafkaConfig{Brokers: brokers, ContentMode: mode.mode})
+				events := fixtureEvents(t)
+				publishOK(t, p, events)
+				recs := consume(t, brokers, p.Topic(), len(events))
+				if len(recs) != len(events) {
+					t.Fatalf("topic holds %d records, want %d", len(recs), len(events))
+				}
+				for i, r := range recs {
+					e := events[i]
+					want := map[string]string{
+						HeaderSpecVersion: "1.0", HeaderID: e.ID, HeaderType: schema.MediaEventType,
+						HeaderSource: e.Source, HeaderSubject: "ts", HeaderContentType: mode.contentType,
+						HeaderTime: e.Time.UTC().Format(time.RFC3339Nano),
+					}
+					for k, v := range want {
+						if got := header(r, k); got != v {
+							t.Fatalf("record %d header %s = %q, want %q", i, k, got, v)
+						}
+					}
+					if string(r.Key) != "ts" {
+						t.Fatalf("record %d key %q, want the tag", i, r.Key)
+					}
+					wantValue := e.DataJSON()
+					if mode.mode == ContentStructured {
+						wantValue = e.AppendJSON(nil)
+					}
+					if string(r.Value) != string(wantValue) {
+						t.Fatalf("record %d value differs from the event's %s encoding", i, mode.name)
+					}
+				}
+				if got := counter(t, reg, "tagstream_publisher_published_total", map[string]string{"publisher": "kafka"}); got != float64(len(events)) {
+					t.Fatalf("published_total = %v, want %d", got, len(events))
+				}
+			})
+		}
+	}
+}
+
+func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
+	for _, target := range kafkaTargets {
+		t.Run(target.name+" puts each tag in one partition, in publish order, under concurrent publishers", func(t *testing.T) {
+			brokers := target.brokers(t)
+			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 4})
+			tags := []string{"a", "b", "c", "new york", "東京", "x.y"}
+			const batches, perBatch = 10, 33
+			var wg sync.WaitGroup
+			for _, tag := range tags {
+				wg.Go(func() {
+					for b := range batches {
+						publishOK(t, p, makeEvents(tag, b*perBatch, perBatch, 300))
+					}
+				})
+			}
+			wg.Wait()
+			recs := consume(t, brokers, p.Topic(), len(tags)*batches*perBatch)
+			if len(recs) != len(tags)*batches*perBatch {
+				t.Fatalf("topic holds %d records, want %d", len(recs), len(tags)*batches*perBatch)
+			}
+			partition := map[string]int32{}
+			next := map[string]int{}
+			partitions := map[int32]bool{}
+			for _, r := range recs {
+				tag := string(r.Key)
+				if pt, ok := partition[tag]; ok && pt != r.Partition {
+					t.Fatalf("tag %q in partitions %d and %d", tag, pt, r.Partition)
+				}
+				partition[tag] = r.Partition
+				partitions[r.Partition] = true
+				var data schema.MediaData
+				if err := json.Unmarshal(r.Value, &data); err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("%d_1", next[tag]); data.MediaID != want {
+					t.Fatalf("tag %q: media %s where %s was due (order broken)", tag, data.MediaID, want)
+				}
+				next[tag]++
+			}
+			if len(partitions) < 2 {
+				t.Fatalf("all tags landed in one partition; the key does not spread tags")
+			}
+		})
+	}
+	t.Run("keying by media id puts the media id in the key", func(t *testing.T) {
+		brokers := fakeKafka(t)
+		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Key: KeyMediaID})
+		events := makeEvents("sunset", 0, 10, 10)
+		publishOK(t, p, events)
+		want := map[string]string{}
+		for _, e := range events {
+			want[e.ID] = e.Data.MediaID
+		}
+		recs := consume(t, brokers, p.Topic(), len(events))
+		for _, r := range recs {
+			if id := header(r, HeaderID); string(r.Key) != want[id] {
+				t.Fatalf("record of event %s has key %q, want %q", id, r.Key, want[id])
+			}
+		}
+	})
+}
+
+func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
+	brokers := fakeKafka(t)
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		t.Run(codec+" records decode to the published events", func(t *testing.T) {
+			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Compression: codec})
+			events := fixtureEvents(t)
+			publishOK(t, p, events)
+			recs := consume(t, brokers, p.Topic(), len(events))
+			for i, r := range recs {
+				if string(r.Value) != string(events[i].DataJSON()) {
+					t.Fatalf("record %d differs after %s", i, codec)
+				}
+			}
+		})
+	}
+}
+
+// letterJSON is the dead-letter wrapper as a consumer reads it.
+type letterJSON struct {
+	Reason    string          `json:"reason"`
+	EventID   string          `json:"event_id"`
+	Tag       string          `json:"tag"`
+	Size      int             `json:"size"`
+	Truncated bool            `json:"truncated"`
+	Event     json.RawMessage `json:"event"`
+}
+
+func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
+	tests := []struct {
+		name       string
+		kfakeOpts  []kfake.Opt
+		cfg        KafkaConfig
+		wantReason string
+	}{
+		{"an event above MaxMessageBytes is dead-lettered without a round trip", nil,
+			KafkaConfig{MaxMessageBytes: 16 << 10}, "MaxMessageBytes"},
+		{"an event the broker refuses as too large is found in its batch and dead-lettered",
+			[]kfake.Opt{kfake.BrokerConfigs(map[string]string{"message.max.bytes": "24000"})},
+			KafkaConfig{}, "rejected by the broker"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			brokers := fakeKafka(t, tt.kfakeOpts...)
+			cfg := tt.cfg
+			cfg.Brokers = brokers
+			cfg.Topic = uniqueTopic(t)
+			cfg.DeadLetterTopic = cfg.Topic + ".deadletter"
+			cfg.CreateTopic = true
+			cfg.Partitions = 1
+			p, reg := newTestKafka(t, cfg)
+			events := makeEvents("big", 0, 5, 100)
+			events[2] = makeEvents("big", 2, 1, 40<<10)[0]
+			publishOK(t, p, events)
+
+			recs := consume(t, brokers, cfg.Topic, 4)
+			if len(recs) != 4 {
+				t.Fatalf("topic holds %d records, want the 4 small events", len(recs))
+			}
+			for _, r := range recs {
+				if header(r, HeaderID) == events[2].ID {
+					t.Fatal("the oversized event reached the topic")
+				}
+			}
+			dl := consume(t, brokers, cfg.DeadLetterTopic, 1)
+			if len(dl) != 1 {
+				t.Fatalf("dead-letter topic holds %d records, want 1", len(dl))
+			}
+			var l letterJSON
+			if err := json.Unmarshal(dl[0].Value, &l); err != nil {
+				t.Fatalf("dead letter is not JSON: %v", err)
+			}
+			if l.EventID != events[2].ID || !strings.Contains(l.Reason, tt.wantReason) ||
+				!strings.Contains(header(dl[0], HeaderDeadLetterReason), tt.wantReason) {
+				t.Fatalf("dead letter %+v (header %q) does not name the event and the reason %q",
+					l, header(dl[0], HeaderDeadLetterReason), tt.wantReason)
+			}
+			if d := counter(t, reg, "tagstream_publisher_dead_letters_total", map[string]string{"destination": "kafka"}); d != 1 {
+				t.Fatalf("dead_letters_total = %v, want 1", d)
+			}
+		})
+	}
+}
+
+func TestKafkaDeadLettersToAFile(t *testing.T) {
+	brokers := fakeKafka(t)
+	path := filepath.Join(t.TempDir(), "dead.ndjson")
+	dl, err := OpenDeadLetterFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dl.Close() })
+	p, reg := newTestKafka(t, KafkaConfig{Brokers: brokers, MaxMessageBytes: 4096, DeadLetter: dl})
+	events := append(makeEvents("t", 0, 2, 10), makeEvents("t", 2, 1, 10000)...)
+	publishOK(t, p, events)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l letterJSON
+	if err := json.Unmarshal(raw, &l); err != nil {
+		t.Fatalf("dead-letter line %q: %v", raw, err)
+	}
+	back, err := schema.UnmarshalEvent(l.Event)
+	if err != nil || back.ID != events[2].ID || l.Truncated {
+		t.Fatalf("the file letter does not carry the whole event: %v %+v", err, l)
+	}
+	if d := counter(t, reg, "tagstream_publisher_dead_letters_total", map[string]string{"destination": "file"}); d != 1 {
+		t.Fatalf("dead_letters_total = %v", d)
+	}
+}
+
+func TestKafkaChecksTheTopicAtStart(t *testing.T) {
+	brokers := fakeKafka(t)
+	ctx := context.Background()
+	t.Run("a missing topic with creation off is a clear error", func(t *testing.T) {
+		_, err := NewKafka(ctx, KafkaConfig{Brokers: brokers, Topic: "missing"}, testLogger(t), nil)
+		if !errors.Is(err, ErrTopicNotFound) || !strings.Contains(err.Error(), "missing") {
+			t.Fatalf("NewKafka = %v, want ErrTopicNotFound naming the topic", err)
+		}
+	})
+	t.Run("a missing topic is created with the configured partitions", func(t *testing.T) {
+		topic := uniqueTopic(t)
+		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Topic: topic, CreateTopic: true, Partitions: 3})
+		md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err != nil || len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 3 {
+			t.Fatalf("metadata of the created topic: %v %+v, want 3 partitions", err, md)
+		}
+		exists, err := p.topicExists(ctx, topic)
+		if err != nil || !exists {
+			t.Fatalf("created topic not found: %v", err)
+		}
+	})
+	t.Run("an unreachable broker fails the start once its context ends", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if _, err := NewKafka(ctx, KafkaConfig{Brokers: []string{addr}, Topic: "t"}, testLogger(t), nil); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("NewKafka = %v, want ErrUnavailable", err)
+		}
+	})
+}
+
+func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	start := func() *kfake.Cluster {
+		t.Helper()
+		var c *kfake.Cluster
+		for range 50 { // the port can linger briefly after a close
+			c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
+			if err == nil {
+				return c
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("kfake restart: %v", err)
+		return nil
+	}
+	c := start()
+	t.Cleanup(func() { c.Close() })
+	brokers := []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	p, reg := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 2, WriteTimeout: time.Second, MaxAttempts: 2})
+	restartDuringStream(t, p, func() {
+		c.Close()
+		time.Sleep(300 * time.Millisecond)
+		c = start()
+	}, func(n int) []*kgo.Record { return consume(t, brokers, p.Topic(), n) })
+	if r := counter(t, reg, "tagstream_publisher_retries_total", nil); r < 1 {
+		t.Logf("note: no outer retry was needed (kafka-go's own retries covered the restart)")
+	}
+}
+
+// restartDuringStream publishes batches of two tags from two goroutines, calls restart after a few batches, and
+// checks that every event arrived (at least once, in order per tag once de-duplicated by ce_id).
+func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int) []*kgo.Record) {
+	t.Helper()
+	const batches, perBatch = 30, 33
+	tags := []string{"one", "two"}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(tags))
+	progress := make(chan struct{}, len(tags)*batches)
+	for _, tag := range tags {
+		wg.Go(func() {
+			for b := range batches {
+				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+				err := p.Publish(ctx, makeEvents(tag, b*perBatch, perBatch, 500))
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)
+					return
+				}
+				progress <- struct{}{}
+			}
+		})
+	}
+	for range 4 {
+		<-progress
+	}
+	restart()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	total := len(tags) * batches * perBatch
+	recs := read(total)
+	seen := map[string]bool{}
+	next := map[string]int{}
+	for _, r := range recs {
+		id := header(r, HeaderID)
+		if seen[id] {
+			continue // a retried write can duplicate; consumers de-duplicate on ce_id
+		}
+		seen[id] = true
+		tag := string(r.Key)
+		var data schema.MediaData
+		if err := json.Unmarshal(r.Value, &data); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%d_1", next[tag]); data.MediaID != want {
+			t.Fatalf("tag %q: media %s where %s was due", tag, data.MediaID, want)
+		}
+		next[tag]++
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct events arrived, want %d", len(seen), total)
+	}
+	t.Logf("%d records for %d events (%d duplicates from retried writes)", len(recs), total, len(recs)-total)
+}
+
+func TestKafkaSurvivesRealBrokerRestart(t *testing.T) {
+	brokers := realKafka(t)
+	ctl, dir := os.Getenv("TAGSTREAM_KAFKA_CTL"), os.Getenv("TAGSTREAM_BROKERS_DIR")
+	if ctl == "" || dir == "" {
+		if os.Getenv("TAGSTREAM_INTEGRATION") == "1" {
+			t.Fatal("TAGSTREAM_INTEGRATION=1 but TAGSTREAM_KAFKA_CTL / TAGSTREAM_BROKERS_DIR are not set")
+		}
+		t.Skip("no way to restart the real broker: TAGSTREAM_KAFKA_CTL and TAGSTREAM_BROKERS_DIR unset")
+	}
+	p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 2, WriteTimeout: 2 * time.Second, MaxAttempts: 2})
+	run := func(action string) {
+		t.Helper()
+		cmd := exec.Command(ctl, action, dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", ctl, action, err, out)
+		}
+	}
+	t.Cleanup(func() { _ = exec.Command(ctl, "start", dir).Run() }) // leave the broker up for the other tests
+	restartDuringStream(t, p, func() {
+		run("stop")
+		time.Sleep(500 * time.Millisecond)
+		run("start")
+	}, func(n int) []*kgo.Record { return consume(t, brokers, p.Topic(), n) })
+}
+
+func TestKafkaSASL(t *testing.T) {
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mech+" authenticates, and a wrong password fails without showing it", func(t *testing.T) {
+			brokers := fakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
+			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers,
+				SASL: SASLConfig{Mechanism: mech, Username: "svc", Password: "s3cret-pw"}})
+			publishOK(t, p, makeEvents("auth", 0, 3, 10))
+
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			_, err := NewKafka(ctx, KafkaConfig{Brokers: brokers, Topic: p.Topic(),
+				SASL: SASLConfig{Mechanism: mech, Username: "svc", Password: "wrong-pw-value"}}, testLogger(t), nil)
+			if err == nil {
+				t.Fatal("a wrong password was accepted")
+			}
+			if strings.Contains(err.Error(), "wrong-pw-value") {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestKafkaConfigValidation(t *testing.T) {
+	ok := KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "t"}
+	tests := []struct {
+		name  string
+		edit  func(c *KafkaConfig)
+		field string
+	}{
+		{"no brokers", func(c *KafkaConfig) { c.Brokers = nil }, "Brokers"},
+		{"a broker without a port", func(c *KafkaConfig) { c.Brokers = []string{"localhost"} }, "Brokers[0]"},
+		{"no topic", func(c *KafkaConfig) { c.Topic = "" }, "Topic"},
+		{"a topic with a space", func(c *KafkaConfig) { c.Topic = "a b" }, "Topic"},
+		{"an unknown codec", func(c *KafkaConfig) { c.Compression = "brotli" }, "Compression"},
+		{"an unknown key mode", func(c *KafkaConfig) { c.Key = 7 }, "Key"},
+		{"the dead-letter topic equal to the topic", func(c *KafkaConfig) { c.DeadLetterTopic = "t" }, "DeadLetterTopic"},
+		{"a negative batch size", func(c *KafkaConfig) { c.BatchSize = -1 }, "BatchSize"},
+		{"a negative retry interval", func(c *KafkaConfig) { c.Retry.InitialInterval = -1 }, "Retry.InitialInterval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.edit(&c)
+			_, _, err := c.withDefaults()
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("error %v does not name %s", err, tt.field)
+			}
+		})
+	}
+	t.Run("SASL without a known mechanism", func(t *testing.T) {
+		_, err := NewKafka(context.Background(), KafkaConfig{Brokers: ok.Brokers, Topic: "t",
+			SASL: SASLConfig{Mechanism: "GSSAPI", Username: "u", Password: "p"}}, nil, nil)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "SASL.Mechanism") {
+			t.Fatalf("error %v does not name SASL.Mechanism", err)
+		}
+	})
+}
+
+func TestKafkaTLS(t *testing.T) {
+	caFile, certFile, keyFile := writeTestPKI(t, t.TempDir())
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := fakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	t.Run("a broker certificate signed by the configured CA is trusted", func(t *testing.T) {
+		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, TLS: TLSConfig{CAFile: caFile}})
+		publishOK(t, p, makeEvents("tls", 0, 3, 10))
+	})
+	t.Run("a broker certificate from an unknown CA is refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := NewKafka(ctx, KafkaConfig{Brokers: brokers, Topic: "t", CreateTopic: true, TLS: TLSConfig{Enable: true}},
+			testLogger(t), nil)
+		if err == nil {
+			t.Fatal("an untrusted certificate was accepted")
+		}
+	})
+}
+
+func TestKafkaPublishAfterCloseIsErrClosed(t *testing.T) {
+	p, _ := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t)})
+	publishOK(t, p, makeEvents("a", 0, 2, 10))
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(context.Background(), makeEvents("a", 2, 1, 10)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
+	}
+}

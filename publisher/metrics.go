@@ -1,0 +1,104 @@
+package publisher
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics holds the publisher's Prometheus collectors, all prefixed tagstream_publisher_. Every collector carries
+// a "publisher" label (kafka, jetstream, nats, file) so that several publishers can share one registry.
+type Metrics struct {
+	Published   *prometheus.CounterVec   // events acknowledged by the broker
+	Acks        *prometheus.CounterVec   // acknowledgements received (JetStream PubAcks, Kafka produce acks per event)
+	Duplicates  *prometheus.CounterVec   // acknowledgements the server flagged as duplicates (JetStream)
+	Retries     *prometheus.CounterVec   // publish attempts retried after a transient failure
+	DeadLetters *prometheus.CounterVec   // events sent to the dead-letter destination, by destination kind
+	Seconds     *prometheus.HistogramVec // duration of a successful Publish call
+	InFlight    *prometheus.GaugeVec     // events handed to the client and not acknowledged yet
+}
+
+// metricSet is the per-publisher view of Metrics (labels resolved once).
+type metricSet struct {
+	published   prometheus.Counter
+	acks        prometheus.Counter
+	duplicates  prometheus.Counter
+	retries     prometheus.Counter
+	deadLetters *prometheus.CounterVec
+	seconds     prometheus.Observer
+	inFlight    prometheus.Gauge
+	kind        string
+}
+
+// NewMetrics builds the collectors and registers them with reg. A nil reg builds unregistered collectors. When
+// reg already holds the collectors (several publishers in one process), the registered ones are reused.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "published_total",
+			Help: "Events durably acknowledged by the broker.",
+		}, []string{"publisher"}),
+		Acks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "acks_total",
+			Help: "Broker acknowledgements received, one per event, duplicates included.",
+		}, []string{"publisher"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "duplicates_total",
+			Help: "Acknowledgements the broker flagged as duplicates of an already stored event.",
+		}, []string{"publisher"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "retries_total",
+			Help: "Publish attempts retried after a transient broker failure.",
+		}, []string{"publisher"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "dead_letters_total",
+			Help: "Events the broker will never accept, handed to the dead-letter destination.",
+		}, []string{"publisher", "destination"}),
+		Seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "publish_seconds",
+			Help:    "Duration of successful Publish calls, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"publisher"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "tagstream", Subsystem: "publisher", Name: "in_flight",
+			Help: "Events handed to the broker client and not acknowledged yet.",
+		}, []string{"publisher"}),
+	}
+	if reg != nil {
+		m.Published = register(reg, m.Published)
+		m.Acks = register(reg, m.Acks)
+		m.Duplicates = register(reg, m.Duplicates)
+		m.Retries = register(reg, m.Retries)
+		m.DeadLetters = register(reg, m.DeadLetters)
+		m.Seconds = register(reg, m.Seconds)
+		m.InFlight = register(reg, m.InFlight)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under the same description.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
+
+// forPublisher resolves the label values of one publisher kind.
+func (m *Metrics) forPublisher(kind string) *metricSet {
+	return &metricSet{
+		published:   m.Published.WithLabelValues(kind),
+		acks:        m.Acks.WithLabelValues(kind),
+		duplicates:  m.Duplicates.WithLabelValues(kind),
+		retries:     m.Retries.WithLabelValues(kind),
+		deadLetters: m.DeadLetters.MustCurryWith(prometheus.Labels{"publisher": kind}),
+		seconds:     m.Seconds.WithLabelValues(kind),
+		inFlight:    m.InFlight.WithLabelValues(kind),
+		kind:        kind,
+	}
+}
