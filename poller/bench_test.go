@@ -1,0 +1,222 @@
+package poller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
+	"github.com/tagstream/tagstream/schema"
+)
+
+// cannedUpstream is an in-process http.RoundTripper that answers every request with the same empty page, so that a
+// benchmark measures the poller and nothing else.
+type cannedUpstream struct{ body []byte }
+
+func (c cannedUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode:    200,
+		Header:        http.Header{"Content-Type": {"application/json"}, "X-Ratelimit-Limit": {"1000000000"}, "X-Ratelimit-Remaining": {"999999999"}},
+		Body:          io.NopCloser(bytes.NewReader(c.body)),
+		ContentLength: int64(len(c.body)),
+		Request:       req,
+	}, nil
+}
+
+const emptyPage = `{"pagination":{"deprecation_warning":"next_max_id and min_id are deprecated for this endpoint; use min_tag_id and max_tag_id instead"},"meta":{"code":200},"data":[]}`
+
+// benchPoller builds a Poller with nTags tags and nTokens tokens against the canned upstream, with every tag already
+// started (a checkpoint with a cursor), polling as fast as the machinery allows.
+func benchPoller(b *testing.B, nTags, nTokens int) (*Poller, checkpoint.Store) {
+	b.Helper()
+	cfg := Config{
+		BaseURL:         "https://api.instagram.invalid/v1",
+		Transport:       cannedUpstream{body: []byte(emptyPage)},
+		RequestsPerHour: 1 << 30,
+		MinInterval:     time.Microsecond,
+		MaxInterval:     time.Millisecond,
+	}
+	for i := range nTokens {
+		cfg.Tokens = append(cfg.Tokens, Token{Value: fmt.Sprintf("bench-token-%04d", i)})
+	}
+	store := checkpoint.NewMemory()
+	ctx := context.Background()
+	for i := range nTags {
+		tag := fmt.Sprintf("tag%06d", i)
+		cfg.Tags = append(cfg.Tags, tag)
+		if err := store.Put(ctx, tag, checkpoint.State{Cursor: "1000000000000000", Recent: []string{"1_1"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := New(cfg, PublisherFunc(func(context.Context, []*schema.Event) error { return nil }), store, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p, store
+}
+
+// BenchmarkPollsDispatched runs the whole poller (dispatcher, workers, token pool, client, schema decoding,
+// checkpoint read) with 100,000 tags and 1,000 tokens against an in-process upstream that answers an empty page,
+// and reports polls per second. Run it with -cpu 1 for the one-core figure.
+func BenchmarkPollsDispatched(b *testing.B) {
+	p, _ := benchPoller(b, 100_000, 1_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	go func() { done <- p.Run(ctx) }()
+	for counterValueB(p.m.polls) < float64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	polls := counterValueB(p.m.polls)
+	b.ReportMetric(polls/elapsed.Seconds(), "polls/s")
+	b.ReportMetric(polls/cpu.Seconds(), "polls/cpu-s")
+}
+
+// cpuTime is the CPU time (user and system) the process used so far: polls per CPU second do not depend on what
+// else the shared machine runs.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func counterValueB(c interface{ Write(*dtoMetric) error }) float64 {
+	var m dtoMetric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// BenchmarkMemoryPerTag reports the heap the poller keeps per tag (scheduler state, map entry, heap slot) with
+// 100,000 tags, and separately what the in-memory checkpoint store holds per tag.
+func BenchmarkMemoryPerTag(b *testing.B) {
+	const n = 100_000
+	for range b.N {
+		tags := make([]string, n)
+		for i := range tags {
+			tags[i] = fmt.Sprintf("tag%06d", i)
+		}
+		cfg := Config{BaseURL: "https://api.instagram.invalid/v1", Transport: cannedUpstream{},
+			Tokens: []Token{{Value: "t"}}}
+		before := heapInUse()
+		cfg.Tags = tags
+		p, err := New(cfg, PublisherFunc(func(context.Context, []*schema.Event) error { return nil }),
+			checkpoint.NewMemory(), nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Every tag as after some polls: a cursor, a rate estimate, a poll time.
+		now := time.Now()
+		p.mu.Lock()
+		for _, ts := range p.sched.all {
+			ts.cursor = "10000000000012345"
+			ts.cnt, ts.dur, ts.lastPoll, ts.lastHead = 3, 600, now.UnixNano(), now.UnixNano()
+		}
+		p.sched.rebalance(1000)
+		p.mu.Unlock()
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/n, "B/tag")
+		runtime.KeepAlive(p)
+		runtime.KeepAlive(tags)
+
+		store := checkpoint.NewMemory()
+		before = heapInUse()
+		recent := make([]string, 200)
+		for i := range recent {
+			recent[i] = fmt.Sprintf("13000000000%08d_1234567890", i)
+		}
+		for _, tag := range tags[:10_000] {
+			_ = store.Put(context.Background(), tag, checkpoint.State{Cursor: "10000000000012345", Recent: recent})
+		}
+		after = heapInUse()
+		b.ReportMetric(float64(after-before)/10_000, "store-B/tag(200-ids)")
+		runtime.KeepAlive(store)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkSchedulePoll measures the scheduler's cost per poll (take the due tag, reschedule it) with 100,000 tags.
+func BenchmarkSchedulePoll(b *testing.B) {
+	s := testScheduler(time.Second, 5*time.Minute)
+	for i := range 100_000 {
+		ts := s.add(fmt.Sprintf("tag%06d", i), epoch, 1000)
+		setRate(s, ts, float64(i%100)/1000)
+	}
+	s.rebalance(1000)
+	now := epoch
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		ts, wait := s.popDue(now)
+		if ts == nil {
+			now = now.Add(wait)
+			ts, _ = s.popDue(now)
+		}
+		s.done(ts, observation{head: true, found: i & 1}, now)
+	}
+}
+
+// BenchmarkRebalance measures one recomputation of λ over 100,000 tags (it runs about once a second).
+func BenchmarkRebalance(b *testing.B) {
+	s := testScheduler(time.Second, 5*time.Minute)
+	for i := range 100_000 {
+		ts := s.add(fmt.Sprintf("tag%06d", i), epoch, 1000)
+		setRate(s, ts, float64(i%100)/1000)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		s.rebalance(1000 + float64(i%7)) // a slightly different budget each time: no shortcut
+	}
+}
+
+// BenchmarkSkewedWorkload simulates, in virtual time (no sleeping), tags with Zipf posting rates (the k-th tag
+// posts top/k media per second, Poisson) and a scarce budget of polls per second, and reports the learned
+// schedule's mean post-to-hand-off time against the square-root optimum L* and against round-robin polling at the
+// same budget (averages over b.N seeds).
+func BenchmarkSkewedWorkload(b *testing.B) {
+	cases := []struct {
+		tags   int
+		top    float64
+		budget float64
+	}{
+		{1000, 1, 20},
+		{10000, 2, 50},
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("tags=%d/top=%g/budget=%g", c.tags, c.top, c.budget), func(b *testing.B) {
+			var wait, opt, rr float64
+			for i := range b.N {
+				res := simulateSkew(c.tags, c.top, c.budget, 2*time.Hour, 6*time.Hour, uint64(i+1))
+				wait += res.meanWait
+				opt += res.optimum
+				rr += res.roundRobin
+			}
+			n := float64(b.N)
+			b.ReportMetric(wait/n, "mean-wait-s")
+			b.ReportMetric(opt/n, "L*-s")
+			b.ReportMetric(rr/n, "round-robin-s")
+			b.ReportMetric(wait/opt, "x-optimum")
+		})
+	}
+}

@@ -1,0 +1,435 @@
+package poller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
+)
+
+const secretToken = "s3cr3t-access-token-42"
+
+// newTestClient builds a client for base with one token and fast backoffs.
+func newTestClient(t *testing.T, base string, mut func(*Config)) *client {
+	t.Helper()
+	cfg := Config{
+		BaseURL:        base,
+		Tokens:         []Token{{Value: secretToken}},
+		BackoffInitial: time.Millisecond,
+		BackoffMax:     5 * time.Millisecond,
+		MaxAttempts:    3,
+		RequestTimeout: 2 * time.Second,
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	cfg, err := cfg.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := newMetrics(nil)
+	log := slog.New(slog.DiscardHandler)
+	c, err := newClient(cfg, newTokenPool(cfg, log, m), log, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+const okPage = `{"meta":{"code":200},"data":[{"id":"1_2","created_time":"1443556800","type":"image"}],` +
+	`"pagination":{"min_tag_id":"1000"}}`
+
+func TestClientClassifiesAnswers(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		ctype  string
+		body   string
+		want   error // nil = success
+	}{
+		{"a 200 envelope is a page", 200, "application/json", okPage, nil},
+		{"a 503 with the API's rate-limit envelope is rate limiting", 503, "application/json",
+			`{"meta":{"error_type":"OAuthRateLimitException","code":503,"error_message":"over"}}`, ErrRateLimited},
+		{"a 503 with any API envelope parks the token like the seed says", 503, "application/json",
+			`{"meta":{"error_type":"ServiceUnavailableException","code":503,"error_message":"busy"}}`, ErrRateLimited},
+		{"a 503 HTML page is a transient server fault", 503, "text/html",
+			`<html><body><h1>503 Service Unavailable</h1></body></html>`, ErrTransient},
+		{"a 429 meta envelope is rate limiting", 429, "application/json",
+			`{"meta":{"error_type":"OAuthRateLimitException","code":429,"error_message":"The maximum number of requests per hour has been exceeded."}}`, ErrRateLimited},
+		{"the 2017 flat 429 body is rate limiting", 429, "application/json; charset=utf-8",
+			`{"error_type":"OAuthRateLimitException","code":429,"error_message":"The maximum number of requests per hour has been exceeded. You have made 201 requests of the 200 allowed in the last hour."}`, ErrRateLimited},
+		{"OAuthAccessTokenException means the token is invalid", 400, "application/json",
+			`{"meta":{"error_type":"OAuthAccessTokenException","code":400,"error_message":"The access_token provided is invalid."}}`, ErrTokenInvalid},
+		{"OAuthPermissionsException means the token cannot poll tags", 400, "application/json",
+			`{"meta":{"error_type":"OAuthPermissionsException","code":400,"error_message":"This request requires scope=public_content, but this access token is not authorized with this scope."}}`, ErrTokenInvalid},
+		{"APINotFoundError is permanent", 400, "application/json",
+			`{"meta":{"error_type":"APINotFoundError","code":400,"error_message":"this tag cannot be viewed"}}`, ErrPermanent},
+		{"the flat 403 OAuthForbiddenException is permanent", 403, "application/json",
+			`{"code":403,"error_type":"OAuthForbiddenException","error_message":"Invalid signed-request: Missing required parameter 'sig'"}`, ErrPermanent},
+		{"a 500 envelope is transient", 500, "application/json",
+			`{"meta":{"error_type":"APIError","code":500,"error_message":"oops"}}`, ErrTransient},
+		{"a 502 HTML page is transient", 502, "text/html", `<html>Bad Gateway</html>`, ErrTransient},
+		{"a 404 HTML page (wrong base URL) is permanent", 404, "text/html", `<html>Not Found</html>`, ErrPermanent},
+		{"a truncated JSON body is transient", 200, "application/json", okPage[:len(okPage)/2], ErrTransient},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.ctype)
+				w.WriteHeader(tc.status)
+				fmt.Fprint(w, tc.body)
+			}))
+			defer srv.Close()
+			c := newTestClient(t, srv.URL+"/v1", nil)
+			tok, err := c.pool.acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err := c.once(context.Background(), tok, query{tag: "x", count: 33})
+			if tc.want == nil {
+				if err != nil || page == nil || len(page.Media) != 1 {
+					t.Fatalf("once = %v, %v; want a page with one media", page, err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("once error = %v, want class %v", err, tc.want)
+			}
+			if strings.Contains(err.Error(), secretToken) {
+				t.Fatalf("error contains the token: %v", err)
+			}
+		})
+	}
+}
+
+// TestClientBuildsRequestsOnTheBaseURL checks the query a page request carries and that the next page is asked for
+// with max_tag_id on the configured base URL, never by following next_url.
+func TestClientNeverFollowsNextURL(t *testing.T) {
+	var evilHits atomic.Int32
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { evilHits.Add(1) }))
+	defer evil.Close()
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		queries = append(queries, r.URL.Path+" count="+q.Get("count")+" min="+q.Get("min_tag_id")+" max="+q.Get("max_tag_id"))
+		if q.Get("access_token") != secretToken {
+			t.Errorf("request without the access token")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if q.Get("max_tag_id") == "" {
+			fmt.Fprintf(w, `{"meta":{"code":200},"data":[{"id":"3_1"},{"id":"2_1"}],"pagination":{"next_max_tag_id":"200",`+
+				`"min_tag_id":"300","next_url":"%s/v1/tags/caf%%C3%%A9/media/recent?access_token=%s&max_tag_id=200"}}`, evil.URL, secretToken)
+			return
+		}
+		fmt.Fprint(w, `{"meta":{"code":200},"data":[{"id":"1_1"}],"pagination":{"min_tag_id":"100"}}`)
+	}))
+	defer srv.Close()
+	p := newTestPoller(t, srv.URL+"/v1", nil)
+	w, err := p.walk(context.Background(), "café", "50", "", 5, 5, true, nil, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.items) != 3 || !w.complete || w.head != "300" {
+		t.Fatalf("walk = %d items, complete %v, head %q; want 3, true, 300", len(w.items), w.complete, w.head)
+	}
+	want := []string{"/v1/tags/café/media/recent count=33 min=50 max=", "/v1/tags/café/media/recent count=33 min=50 max=200"}
+	if strings.Join(queries, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(queries, "\n"), strings.Join(want, "\n"))
+	}
+	if evilHits.Load() != 0 {
+		t.Errorf("the host named in next_url got %d requests", evilHits.Load())
+	}
+}
+
+func TestClientRefusesRedirectToAnotherHost(t *testing.T) {
+	var otherHits atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/v1", nil)
+	_, err := c.page(context.Background(), query{tag: "x", count: 33})
+	if !errors.Is(err, ErrRedirect) || !errors.Is(err, ErrPermanent) {
+		t.Fatalf("page error = %v, want ErrRedirect and ErrPermanent", err)
+	}
+	if strings.Contains(err.Error(), secretToken) {
+		t.Fatalf("error contains the token: %v", err)
+	}
+	if otherHits.Load() != 0 {
+		t.Fatalf("the other host got %d requests (with the token)", otherHits.Load())
+	}
+}
+
+func TestClientErrorsNeverContainTheToken(t *testing.T) {
+	cases := []struct {
+		name  string
+		serve func(t *testing.T) string // returns the base URL
+		class error
+	}{
+		{"a refused connection", func(t *testing.T) string {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			return "http://" + addr + "/v1"
+		}, ErrTransient},
+		{"a timeout", func(t *testing.T) string {
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			}))
+			t.Cleanup(func() { close(release); srv.Close() })
+			return srv.URL + "/v1"
+		}, ErrTransient},
+		{"a connection closed mid-body", func(t *testing.T) string {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Length", "5000")
+				w.WriteHeader(200)
+				fmt.Fprint(w, okPage[:40])
+				conn, _, _ := http.NewResponseController(w).Hijack()
+				conn.Close()
+			}))
+			t.Cleanup(srv.Close)
+			return srv.URL + "/v1"
+		}, ErrTransient},
+		{"a TLS server without a trusted CA", func(t *testing.T) string {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+			srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			return srv.URL + "/v1"
+		}, ErrTransient},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestClient(t, tc.serve(t), func(c *Config) { c.RequestTimeout = 200 * time.Millisecond; c.MaxAttempts = 2 })
+			_, err := c.page(context.Background(), query{tag: "x", min: "1", count: 33})
+			if !errors.Is(err, tc.class) {
+				t.Fatalf("page error = %v, want %v", err, tc.class)
+			}
+			if strings.Contains(err.Error(), secretToken) || strings.Contains(fmt.Sprintf("%+v %#v", err, err), secretToken) {
+				t.Fatalf("error contains the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2017, 4, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name, header string
+		want         time.Duration
+	}{
+		{"absent is zero", "", 0},
+		{"delay seconds", "120", 2 * time.Minute},
+		{"an HTTP date", "Sat, 01 Apr 2017 12:00:30 GMT", 30 * time.Second},
+		{"a date in the past is zero", "Sat, 01 Apr 2017 11:00:00 GMT", 0},
+		{"garbage is zero", "soon", 0},
+		{"negative is zero", "-5", 0},
+		{"a huge value is capped at an hour", "99999999", time.Hour},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := retryAfter(tc.header, now); got != tc.want {
+				t.Errorf("retryAfter(%q) = %s, want %s", tc.header, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRetryAfterParksTheToken checks that a rate-limit answer with Retry-After parks that token for at least that
+// long while another token carries on.
+func TestRetryAfterParksTheToken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Query().Get("access_token") == secretToken {
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(429)
+			fmt.Fprint(w, `{"code":429,"error_type":"OAuthRateLimitException","error_message":"slow down"}`)
+			return
+		}
+		fmt.Fprint(w, okPage)
+	}))
+	defer srv.Close()
+	c := newTestClient(t, srv.URL+"/v1", func(c *Config) {
+		c.Tokens = []Token{{Value: secretToken}, {Value: "second-token", ClientID: true}}
+	})
+	for range 5 {
+		if _, err := c.page(context.Background(), query{tag: "x", count: 33}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := c.pool.status()
+	if until := time.Until(st[0].ParkedUntil); until < 59*time.Minute {
+		t.Errorf("token 0 parked for %s, want about the Retry-After hour", until)
+	}
+	if !st[1].ParkedUntil.IsZero() {
+		t.Errorf("token 1 is parked, want it in use")
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	tok := []Token{{Value: "t1"}}
+	cases := []struct {
+		name  string
+		cfg   Config
+		field string // "" = valid
+		is    error
+	}{
+		{"https to any host is accepted", Config{BaseURL: "https://api.instagram.com/v1", Tokens: tok}, "", nil},
+		{"plain http to loopback is accepted", Config{BaseURL: "http://127.0.0.1:8080/v1", Tokens: tok}, "", nil},
+		{"plain http to localhost is accepted", Config{BaseURL: "http://localhost:8080/v1", Tokens: tok}, "", nil},
+		{"plain http elsewhere needs the opt-in", Config{BaseURL: "http://api.example.com/v1", Tokens: tok}, "BaseURL", ErrConfig},
+		{"plain http elsewhere with the opt-in is accepted", Config{BaseURL: "http://api.example.com/v1", AllowInsecureHTTP: true, Tokens: tok}, "", nil},
+		{"a missing base URL is refused", Config{Tokens: tok}, "BaseURL", ErrConfig},
+		{"a base URL with a query is refused", Config{BaseURL: "https://h/v1?access_token=x", Tokens: tok}, "BaseURL", ErrConfig},
+		{"an ftp base URL is refused", Config{BaseURL: "ftp://h/v1", Tokens: tok}, "BaseURL", ErrConfig},
+		{"no tokens is refused", Config{BaseURL: "https://h/v1"}, "", ErrNoTokens},
+		{"an empty token is refused", Config{BaseURL: "https://h/v1", Tokens: []Token{{}}}, "Tokens[0]", ErrConfig},
+		{"a duplicate token is refused", Config{BaseURL: "https://h/v1", Tokens: []Token{{Value: "a"}, {Value: "a"}}}, "Tokens[1]", ErrConfig},
+		{"a negative token budget is refused", Config{BaseURL: "https://h/v1", Tokens: []Token{{Value: "a", RequestsPerHour: -1}}}, "Tokens[0].RequestsPerHour", ErrConfig},
+		{"a page size above 33 is refused", Config{BaseURL: "https://h/v1", Tokens: tok, PageSize: 50}, "PageSize", ErrConfig},
+		{"a negative catch-up limit is refused", Config{BaseURL: "https://h/v1", Tokens: tok, CatchUpPages: -1}, "CatchUpPages", ErrConfig},
+		{"MaxInterval below MinInterval is refused", Config{BaseURL: "https://h/v1", Tokens: tok, MinInterval: time.Minute, MaxInterval: time.Second}, "MaxInterval", ErrConfig},
+		{"a tag with a slash is refused", Config{BaseURL: "https://h/v1", Tokens: tok, Tags: []string{"ok", "a/b"}}, "Tags[1]", ErrInvalidTag},
+		{"an empty tag is refused", Config{BaseURL: "https://h/v1", Tokens: tok, Tags: []string{""}}, "Tags[0]", ErrInvalidTag},
+		{"an unknown start is refused", Config{BaseURL: "https://h/v1", Tokens: tok, Start: 7}, "Start", ErrConfig},
+		{"a CA file that does not exist is refused", Config{BaseURL: "https://h/v1", Tokens: tok, CAFile: "/nonexistent/ca.pem"}, "CAFile", ErrConfig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg, &memPublisher{}, checkpoint.NewMemory(), nil, nil)
+			if tc.is == nil {
+				if err != nil {
+					t.Fatalf("New = %v, want success", err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.is) {
+				t.Fatalf("New = %v, want %v", err, tc.is)
+			}
+			if tc.field != "" && !strings.Contains(err.Error(), "Config."+tc.field) {
+				t.Errorf("error %q does not name Config.%s", err, tc.field)
+			}
+		})
+	}
+	if _, err := New(Config{BaseURL: "https://h/v1", Tokens: tok}, nil, checkpoint.NewMemory(), nil, nil); !errors.Is(err, ErrConfig) {
+		t.Errorf("New without a publisher = %v, want ErrConfig", err)
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := Config{BaseURL: "https://h/v1/", Tokens: []Token{{Value: "a"}, {Value: "b"}}}.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"BaseURL loses its trailing slash", cfg.BaseURL, "https://h/v1"},
+		{"RequestsPerHour", cfg.RequestsPerHour, 5000},
+		{"RateWindow", cfg.RateWindow, time.Hour},
+		{"PageSize", cfg.PageSize, 33},
+		{"CatchUpPages", cfg.CatchUpPages, 20},
+		{"BackfillPages", cfg.BackfillPages, 20},
+		{"MinInterval", cfg.MinInterval, 2 * time.Second},
+		{"MaxInterval", cfg.MaxInterval, 5 * time.Minute},
+		{"RequestTimeout", cfg.RequestTimeout, 15 * time.Second},
+		{"RecentIDs", cfg.RecentIDs, 200},
+		{"Workers", cfg.Workers, 4},
+		{"Source", cfg.Source, "/tagstream"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+// newTestPoller builds a Poller for unit tests against base.
+func newTestPoller(t *testing.T, base string, mut func(*Config)) *Poller {
+	t.Helper()
+	cfg := Config{BaseURL: base, Tokens: []Token{{Value: secretToken}}, BackoffInitial: time.Millisecond,
+		BackoffMax: 5 * time.Millisecond}
+	if mut != nil {
+		mut(&cfg)
+	}
+	p, err := New(cfg, &memPublisher{}, checkpoint.NewMemory(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestTokensNeverLeak runs the poller through faults, a revoked token and rate limits with debug logging, then
+// scans the logs, the statuses, the errors and the metrics for any token.
+func TestTokensNeverLeak(t *testing.T) {
+	srvTokens := []string{"leak-check-token-AAAA", "leak-check-token-BBBB"}
+	tags := []string{"leak_a", "leak_b"}
+	sim := startSimWithTags(t, srvTokens, tags)
+	cfg := testConfig(sim, srvTokens, tags)
+	cfg.Tokens = append(cfg.Tokens, Token{Value: "leak-check-unknown-CCCC"}) // rejected: retired
+	cfg.MaxAttempts = 2
+	reg := prometheus.NewRegistry()
+	logs := &syncBuffer{}
+	pub := &memPublisher{}
+	p, err := New(cfg, pub, checkpoint.NewMemory(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	sim.SetFaults(faultsEverywhere())
+	for i := range 20 {
+		sim.Post(tags[i%2], 3)
+		time.Sleep(10 * time.Millisecond)
+	}
+	waitFor(t, "errors to be logged", 20*time.Second, func() bool { return strings.Contains(logs.String(), "retrying") })
+	pub.setFail(fmt.Errorf("broker says no to %s", "nobody"))
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	haystacks := map[string]string{
+		"logs":         logs.String(),
+		"metrics":      rec.Body.String(),
+		"tag status":   fmt.Sprintf("%+v", p.Status()),
+		"token status": fmt.Sprintf("%+v", p.TokenStatus()),
+	}
+	if !strings.Contains(haystacks["metrics"], "tagstream_requests_total") {
+		t.Fatalf("metrics output lacks tagstream_requests_total")
+	}
+	for where, text := range haystacks {
+		for _, tok := range append(srvTokens, "leak-check-unknown-CCCC") {
+			if strings.Contains(text, tok) {
+				t.Errorf("%s contain the token %q", where, tok)
+			}
+		}
+	}
+}

@@ -1,0 +1,104 @@
+// Package poller finds every new media under many Instagram v1 tags, once, as soon as a pool of rate-limited tokens
+// allows, and hands each to a Publisher as a CloudEvents event without ever moving a tag's cursor past media the
+// publisher has not acknowledged.
+//
+// # Parts
+//
+//   - client.go: the one HTTP boundary. Requests are built on Config.BaseURL (https, except loopback or
+//     AllowInsecureHTTP; TLS 1.2 minimum; an extra CA from CAFile) as
+//     {base}/tags/{tag}/media/recent?count=33&min_tag_id=C[&max_tag_id=M]; a server's next_url is never followed
+//     (it embeds a token and a host) and redirects to another host or scheme are refused. Answers are decoded with
+//     schema.DecodePage and classified: rate limited (429, or 503 with the API's envelope: the seed's answer),
+//     token invalid (OAuthAccessTokenException), permanent (other 4xx: not retried) and transient (5xx, an HTML
+//     503, network errors, resets, truncated bodies, timeouts: retried with backoff within the same poll, up to
+//     MaxAttempts). After a few transient failures in a row with no success the API counts as down and the whole
+//     client backs off: one probe request per growing, jittered delay until one succeeds. Tokens never appear in
+//     errors or logs: a *url.Error's URL is rebuilt without its query, and tokens are named by index and fingerprint.
+//   - tokenpool.go: a token bucket per token (burst 3, refilled at RequestsPerHour per RateWindow), corrected from
+//     X-Ratelimit-Limit and X-Ratelimit-Remaining. A rate-limit answer parks the token for a full-jitter delay drawn
+//     from its own exponential backoff (cenkalti/backoff/v4, MaxElapsedTime 0), or for Retry-After (seconds or an
+//     HTTP date) when longer; a rejected token is retired (logged once, counted) and the rest go on. Tokens sit in
+//     a heap by the time they are next ready, so taking one costs O(log tokens); when none is ready a request
+//     waits on a timer, never spins. The pool's sustainable rate (the sum of the live tokens' rates) is the
+//     scheduler's budget.
+//   - tag.go: cursor, diff and catch-up per tag (below).
+//   - scheduler.go: when each tag is polled (below).
+//   - poller.go: Config, New, Run, AddTag, RemoveTag, Status, TokenStatus; a dispatcher hands due tags to a fixed
+//     pool of Config.Workers goroutines (not one goroutine per tag).
+//   - metrics.go: the tagstream_* Prometheus metrics; labels never carry a tag or a token.
+//
+// # Order of work for one tag
+//
+// Fetch every new page, normalize, publish the batch (oldest first), wait until the publisher acknowledged every
+// event, and only then write the tag's checkpoint.State. A crash or a failed publish in between leaves the old
+// state, so the next poll fetches and publishes the same media again (event ids are deterministic, so brokers and
+// consumers drop the repeat). The state is read from the checkpoint store at the start of every poll; only a few
+// scheduling numbers per tag stay in memory.
+//
+// # Cursor and diff
+//
+// State.Cursor is the cursor of the newest media published (the min_tag_id of the first page of the walk that
+// published it). A poll asks for media newer than it and walks older pages with max_tag_id set to the previous
+// page's next_max_tag_id until a page has no next_url. Cursors are opaque strings, stored and sent back verbatim,
+// never compared. An upstream whose min_tag_id is inclusive returns the media at the cursor again; that media, and
+// every repeat across pages or polls, is removed by id: State.Recent keeps the ids of the last RecentIDs media
+// published (the last one is the media at the cursor), and one walk removes repeats among its own pages. The
+// created_time of a media is never used as a cursor (late-tagged media carry an old one at the head of the feed).
+//
+// # Catch-up
+//
+// One walk reads at most L+1 pages, L = CatchUpPages (the extra page is slack for an inclusive boundary media and
+// for pages that shift). When the new media span more, the poll publishes nothing (newer media must not go out
+// before older ones of the same tag) and records in State.Segments the cursor of the oldest media of page L: the
+// lower, not yet located part of the backlog lies between State.Cursor and that cursor. The following polls work
+// on the oldest segment (the last element): they walk from the segment's cursor down toward State.Cursor; a walk
+// that again needs more than L+1 pages appends the lower end of its page L as a new, older segment; a walk that
+// reaches State.Cursor publishes its media oldest first, moves State.Cursor to the newest of them and drops the
+// segment. Because every segment spans exactly L pages when it is found, the walk that publishes it always fits
+// in L+1 pages, so the work always progresses. When the segments are used up the next poll walks from the head
+// again. Every part of a deep backlog is therefore read about twice (once to locate it, once to publish it),
+// memory stays bounded by L+1 pages, and a crash at any point resumes from the stored segments. While segments
+// remain the tag is polled every MinInterval (the token pool still bounds the total request rate).
+//
+// # Gaps
+//
+// An upstream with limited retention (the simulator's Config.Retention) stops serving the oldest media: a walk
+// then ends before it reaches State.Cursor, and nothing in the answer says so. After a walk that could have
+// overrun retention (more than one page, a full page, any catch-up walk, or an inclusive upstream whose boundary
+// media did not come back) the poller asks for the one media just older than State.Cursor. If the API serves
+// none although older media were seen before, the media between the cursor and the walk may be lost: the poller
+// publishes a gap marker (schema.NewGap, Missing -1 = unknown) before the walk's media and counts
+// tagstream_gaps_total. Nothing is lost silently. (Limits: a gap is only detected when the boundary was cut, so
+// an exclusive upstream that cuts more than one page of media while the walk covers less than a full page goes
+// unseen — the retention of a real API is far larger than a page; and a cut exactly at the cursor reports a gap
+// that lost nothing.)
+//
+// # First start
+//
+// A tag without a checkpoint starts at the head by default (StartNow): its first poll stores the current head as
+// the cursor (or an empty cursor for an empty feed, meaning "everything that appears is new") and publishes
+// nothing. StartBackfill publishes the newest BackfillPages pages first: in one poll when BackfillPages <=
+// CatchUpPages, otherwise by storing the lower end of the backfill as the cursor and letting catch-up work it off.
+//
+// # Scheduling
+//
+// Each tag's posting rate r is estimated from what its polls find at the head: decayed sums of media found and
+// seconds elapsed, with a time constant covering about 20 media (10 minutes for a busy tag, so the estimate follows
+// a change within minutes; up to 6 hours for a quiet one), restarted by a burst, shrunk toward the mean rate of all
+// tags while a tag has little history, and taken as a lower bound when a walk was cut at CatchUpPages. The budget
+// B is the pool's sustainable request rate, less 10 % for retries, divided by the average requests a poll costs.
+// Poll frequencies follow the square-root rule, which minimises the mean time from post to hand-off: f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that the frequencies sum to B;
+// lo = max(1/MaxInterval, r/(0.8·PageSize)) keeps quiet tags polled (the floor) and hot tags within one page per
+// poll. If the floors alone need more than B, every tag is polled at its floor times B/Σlo (slowed by the same
+// factor; tagstream_schedule_overload shows the factor and one log line says so), so no tag starves. Next-poll
+// times sit in a heap; a tag's deterministic jitter (a hash of its name) spreads first polls and offsets equal
+// intervals. A dispatch costs O(log tags); λ is recomputed about once a second in O(tags) per bisection step.
+//
+// # Shutdown and failures
+//
+// Run returns when its context ends: fetching stops at once, publishes in flight get Config.ShutdownTimeout to
+// finish, and cursors only move after an acknowledgement. A failed poll (API down, publisher error, checkpoint
+// error) leaves the cursor where it was and is retried with a per-tag backoff; when the API comes back nothing is
+// skipped because the cursor never moved. Run returns an error wrapping ErrAllTokensRetired when the API rejected
+// every token.
+package poller

@@ -1,0 +1,330 @@
+package poller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
+	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
+)
+
+// memPublisher is an in-memory Publisher that records every acknowledged event and can be told to fail or stall.
+type memPublisher struct {
+	mu     sync.Mutex
+	events []*schema.Event
+	calls  int
+	fail   error         // when set, Publish returns it (nothing recorded)
+	stall  chan struct{} // when set, Publish blocks until it is closed or ctx ends
+}
+
+var errPublishDown = errors.New("test publisher: broker unavailable")
+
+func (m *memPublisher) Publish(ctx context.Context, events []*schema.Event) error {
+	m.mu.Lock()
+	m.calls++
+	fail, stall := m.fail, m.stall
+	m.mu.Unlock()
+	if stall != nil {
+		select {
+		case <-stall:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if fail != nil {
+		return fail
+	}
+	m.mu.Lock()
+	m.events = append(m.events, events...)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memPublisher) setFail(err error) {
+	m.mu.Lock()
+	m.fail = err
+	m.mu.Unlock()
+}
+
+func (m *memPublisher) snapshot() []*schema.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.events)
+}
+
+// mediaCount counts the media events published per media id.
+func (m *memPublisher) mediaCount() map[string]int {
+	out := make(map[string]int)
+	for _, e := range m.snapshot() {
+		if e.Data != nil {
+			out[e.Data.MediaID]++
+		}
+	}
+	return out
+}
+
+func (m *memPublisher) gaps() []*schema.Event {
+	var out []*schema.Event
+	for _, e := range m.snapshot() {
+		if e.Gap != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startSim starts a simulator that serves plain HTTP on loopback (or HTTPS when cfg says so) with a one-second
+// rate-limit window, and closes it at the end of the test.
+func startSim(t *testing.T, cfg testenv.Config) *testenv.Server {
+	t.Helper()
+	if cfg.TimeScale == 0 {
+		cfg.TimeScale = 3600
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = 7
+	}
+	srv, err := testenv.New(cfg)
+	if err != nil {
+		t.Fatalf("testenv.New: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatalf("testenv.Start: %v", err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return srv
+}
+
+// testConfig is a fast configuration against srv: small intervals and backoffs, a one-second rate window.
+func testConfig(srv *testenv.Server, tokens []string, tags []string) Config {
+	cfg := Config{
+		BaseURL:        srv.URL(),
+		CAFile:         srv.CAFile(),
+		RateWindow:     time.Second,
+		Tags:           tags,
+		MinInterval:    20 * time.Millisecond,
+		MaxInterval:    200 * time.Millisecond,
+		RequestTimeout: 2 * time.Second,
+		BackoffInitial: 5 * time.Millisecond,
+		BackoffMax:     100 * time.Millisecond,
+		MaxAttempts:    4,
+	}
+	for _, tok := range tokens {
+		cfg.Tokens = append(cfg.Tokens, Token{Value: tok})
+	}
+	return cfg
+}
+
+// running is a Poller running in the background.
+type running struct {
+	p      *Poller
+	pub    *memPublisher
+	store  checkpoint.Store
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startPoller builds and runs a Poller; the test's cleanup stops it.
+func startPoller(t *testing.T, cfg Config, store checkpoint.Store) *running {
+	t.Helper()
+	if store == nil {
+		store = checkpoint.NewMemory()
+		t.Cleanup(func() { _ = store.Close() })
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pub := &memPublisher{}
+	p, err := New(cfg, pub, store, logger, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{p: p, pub: pub, store: store, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("poller log (tail):\n%s", tail(logs.String(), 4000))
+		}
+	})
+	return r
+}
+
+// stop cancels Run and returns its error (once; later calls return nil).
+func (r *running) stop() error {
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if !ok {
+			return nil
+		}
+		close(r.done)
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("Run did not return within 30s of cancel")
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// waitFor polls cond until it holds or the deadline passes (a safety net, not a timing assertion).
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitStarted waits until every tag of the poller has a committed checkpoint.
+func waitStarted(t *testing.T, r *running, tags []string) {
+	t.Helper()
+	waitFor(t, "every tag's first poll", 20*time.Second, func() bool {
+		for _, tag := range tags {
+			if _, ok, _ := r.store.Get(context.Background(), tag); !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// expected returns the ground-truth media of tags that became visible at or after since and were not deleted.
+func expected(srv *testenv.Server, tags []string, since time.Time) map[string]testenv.Truth {
+	want := make(map[string]testenv.Truth)
+	for _, tr := range srv.GroundTruth() {
+		if !slices.Contains(tags, tr.Tag) || tr.VisibleAt.Before(since) || !tr.DeletedAt.IsZero() {
+			continue
+		}
+		want[tr.MediaID] = tr
+	}
+	return want
+}
+
+// checkExactlyOnce waits until every wanted media was published and then checks that each was published exactly
+// once, that nothing else (besides allowed ids) was, and that each tag's media went out in feed order.
+func checkExactlyOnce(t *testing.T, srv *testenv.Server, pub *memPublisher, want map[string]testenv.Truth,
+	allowed func(id string) bool, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d media to be published", len(want)), timeout, func() bool {
+		got := pub.mediaCount()
+		for id := range want {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	got := pub.mediaCount()
+	for id, n := range got {
+		_, wanted := want[id]
+		switch {
+		case n > 1:
+			t.Errorf("media %s published %d times, want once", id, n)
+		case !wanted && (allowed == nil || !allowed(id)):
+			t.Errorf("media %s published but not expected", id)
+		}
+	}
+	checkOrder(t, srv, pub)
+}
+
+// checkOrder checks that each tag's media events went out in the order the media appeared in the feed.
+func checkOrder(t *testing.T, srv *testenv.Server, pub *memPublisher) {
+	t.Helper()
+	seq := make(map[string]int)
+	for i, tr := range srv.GroundTruth() {
+		seq[tr.MediaID] = i
+	}
+	last := make(map[string]int)
+	for _, e := range pub.snapshot() {
+		if e.Data == nil {
+			continue
+		}
+		s, ok := seq[e.Data.MediaID]
+		if !ok {
+			t.Errorf("published media %s is not in the ground truth", e.Data.MediaID)
+			continue
+		}
+		if prev, ok := last[e.Subject]; ok && s < prev {
+			t.Errorf("tag %s: media %s published after a newer one", e.Subject, e.Data.MediaID)
+		}
+		last[e.Subject] = s
+	}
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
+
+// counterValue reads a counter or gauge.
+func counterValue(t *testing.T, c prometheus.Metric) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatalf("read metric: %v", err)
+	}
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	t.Fatalf("metric is neither a counter nor a gauge")
+	return 0
+}
+
+// startSimWithTags starts a plain-HTTP simulator with tokens and empty tags.
+func startSimWithTags(t *testing.T, tokens, tags []string) *testenv.Server {
+	t.Helper()
+	cfg := testenv.Config{PlainHTTP: true, Tokens: tokens}
+	for _, tag := range tags {
+		cfg.Tags = append(cfg.Tags, testenv.TagConfig{Name: tag})
+	}
+	return startSim(t, cfg)
+}
+
+// faultsEverywhere injects every kind of fault now and then.
+func faultsEverywhere() testenv.Faults {
+	return testenv.Faults{Down503Envelope: 0.1, Down503HTML: 0.1, Error500: 0.1, RateLimit429: 0.1, Reset: 0.05,
+		Truncated: 0.1}
+}
+
+type dtoMetric = dto.Metric

@@ -1,0 +1,96 @@
+package poller
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the poller's Prometheus collectors. No label carries a tag or a token: tokens are labelled by their
+// index in Config.Tokens.
+type metrics struct {
+	polls           prometheus.Counter
+	requests        *prometheus.CounterVec
+	published       prometheus.Counter
+	postToPublish   prometheus.Histogram
+	budgetRemaining *prometheus.GaugeVec
+	parked          prometheus.Gauge
+	retired         prometheus.Counter
+	catchupPages    prometheus.Counter
+	gaps            prometheus.Counter
+	overload        prometheus.Gauge
+	publishSeconds  prometheus.Histogram
+	apiDown         prometheus.Gauge
+}
+
+// Request outcomes, the values of the outcome label of tagstream_requests_total.
+const (
+	outcomeOK           = "ok"
+	outcomeRateLimited  = "rate_limited"
+	outcomeTokenInvalid = "token_invalid"
+	outcomePermanent    = "permanent"
+	outcomeTransient    = "transient"
+)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		polls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_polls_total", Help: "Polls of a tag started.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagstream_requests_total", Help: "Requests to the API by outcome.",
+		}, []string{"outcome"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_media_published_total", Help: "Media events acknowledged by the publisher.",
+		}),
+		postToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tagstream_post_to_publish_seconds",
+			Help:    "Time from a media's created_time to the publisher's acknowledgement (late-tagged media inflate it).",
+			Buckets: prometheus.ExponentialBuckets(0.5, 2, 16),
+		}),
+		budgetRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_token_budget_remaining", Help: "Last X-Ratelimit-Remaining seen per token (by index).",
+		}, []string{"token"}),
+		parked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tagstream_tokens_parked", Help: "Tokens parked after a rate-limit answer.",
+		}),
+		retired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_tokens_retired_total", Help: "Tokens retired because the API rejected them.",
+		}),
+		catchupPages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_catchup_pages_total", Help: "Pages fetched beyond the first page of a poll.",
+		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_gaps_total", Help: "Gap markers published: the API could no longer serve part of a backlog.",
+		}),
+		overload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tagstream_schedule_overload",
+			Help: "Demand of the polling floors over the budget when above 1 (every tag is slowed by this factor); 0 otherwise.",
+		}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tagstream_publish_seconds", Help: "Duration of one Publish call (a tag's batch).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}),
+		apiDown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tagstream_api_down", Help: "1 while the whole client backs off because every request fails.",
+		}),
+	}
+	for _, o := range []string{outcomeOK, outcomeRateLimited, outcomeTokenInvalid, outcomePermanent, outcomeTransient} {
+		m.requests.WithLabelValues(o)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.budgetRemaining,
+		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("poller: metrics already registered (one Poller per registry): %w", err)
+			}
+			return nil, fmt.Errorf("poller: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,376 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
+	"github.com/tagstream/tagstream/schema"
+)
+
+// gapReason is the Reason of the gap markers the poller publishes.
+const gapReason = "the API no longer serves the media between these cursors (retention or deletion); they were not published"
+
+// poll runs one poll of ts and reports it to the scheduler. Errors are logged here, once.
+func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
+	p.m.polls.Inc()
+	requests := 0
+	o, err := p.pollTag(ctx, commitCtx, ts.name, &requests)
+	o.err = err
+	now := p.cfg.Clock()
+	p.mu.Lock()
+	p.reqPerPoll = 0.995*p.reqPerPoll + 0.005*float64(max(1, requests))
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: the poll was cut short; nothing moved.
+		p.sched.requeue(ts)
+		p.mu.Unlock()
+		return err
+	}
+	p.sched.done(ts, o, now)
+	first := ts.fails == 1
+	p.mu.Unlock()
+	p.signal()
+	if err != nil {
+		level := p.log.Debug
+		if first {
+			level = p.log.Warn
+		}
+		level("poll failed; the cursor did not move", "tag", ts.name, "err", err)
+	}
+	return err
+}
+
+// pollTag polls one tag: a first poll, a catch-up step on the oldest backlog segment, or a walk from the head.
+func (p *Poller) pollTag(ctx, commitCtx context.Context, tag string, requests *int) (observation, error) {
+	st, ok, err := p.store.Get(commitCtx, tag)
+	if err != nil {
+		return observation{}, fmt.Errorf("poller: tag %q: read checkpoint: %w", tag, err)
+	}
+	switch {
+	case !ok:
+		return p.firstPoll(ctx, commitCtx, tag, requests)
+	case len(st.Segments) > 0:
+		return p.catchUp(ctx, commitCtx, tag, st, requests)
+	}
+	return p.pollHead(ctx, commitCtx, tag, st, requests)
+}
+
+// walked is the result of a walk down a tag's feed.
+type walked struct {
+	items       []*schema.Media // new media, newest first, without repeats or known ids
+	cursors     []string        // the min_tag_id of the page each item came from
+	batch       map[string]bool // ids of every media returned
+	head        string          // min_tag_id of the first page: the cursor of the newest media returned
+	oldest      string          // next_max_tag_id of the last non-empty page: the cursor of the oldest media returned
+	split       string          // next_max_tag_id after page splitAt: where an incomplete walk's backlog is split
+	complete    bool            // the last page said nothing older remains within the bounds
+	pages       int
+	fetched     int // media returned, repeats included
+	sawBoundary bool
+}
+
+// walk fetches pages of tag newer than min (exclusive; "" = none) and older than max (exclusive; "" = the head),
+// newest first, following next_max_tag_id on the configured base URL (never next_url), until a page says nothing
+// older remains or maxPages pages were read. keep collects the media not in known; boundary is the id of the media
+// at min, whose return marks an inclusive upstream. split records the lower end after splitAt pages.
+func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, splitAt int, keep bool, known map[string]bool,
+	boundary string, requests *int) (walked, error) {
+	w := walked{batch: make(map[string]bool)}
+	for {
+		page, err := p.client.page(ctx, query{tag: tag, min: min, max: max, count: p.cfg.PageSize, probes: requests})
+		if err != nil {
+			return w, err
+		}
+		w.pages++
+		if w.pages > 1 {
+			p.m.catchupPages.Inc()
+		}
+		pg := page.Pagination
+		pageCursor := firstOf(pg.MinTagID, pg.NextMinID)
+		if w.pages == 1 {
+			w.head = pageCursor
+		}
+		for i := range page.Media {
+			m := &page.Media[i]
+			if boundary != "" && m.ID == boundary {
+				w.sawBoundary = true
+			}
+			if w.batch[m.ID] {
+				continue // a repeat across pages (an inclusive max_tag_id, or a shifted page)
+			}
+			w.batch[m.ID] = true
+			if keep && !known[m.ID] {
+				w.items = append(w.items, m)
+				w.cursors = append(w.cursors, pageCursor)
+			}
+		}
+		w.fetched += len(page.Media)
+		next := firstOf(pg.NextMaxTagID, pg.NextMaxID)
+		if len(page.Media) > 0 && next != "" {
+			w.oldest = next
+			if w.pages <= splitAt {
+				w.split = next
+			}
+		}
+		if pg.NextURL == "" || len(page.Media) == 0 || next == "" || next == max {
+			w.complete = true
+			return w, nil
+		}
+		if w.pages >= maxPages {
+			return w, nil
+		}
+		max = next
+	}
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// firstPoll starts a tag that has no checkpoint: at the head (StartNow) or with a backfill.
+func (p *Poller) firstPoll(ctx, commitCtx context.Context, tag string, requests *int) (observation, error) {
+	if p.cfg.Start == StartNow {
+		w, err := p.walk(ctx, tag, "", "", 1, 1, true, nil, "", requests)
+		if err != nil {
+			return observation{}, err
+		}
+		st := checkpoint.State{Cursor: w.head, Recent: p.recent(nil, w.items)}
+		if err := p.commit(commitCtx, tag, st); err != nil {
+			return observation{}, err
+		}
+		p.log.Debug("tag started at the head", "tag", tag)
+		return observation{head: true, cursor: st.Cursor}, nil
+	}
+	n := p.cfg.BackfillPages
+	keep := n <= p.cfg.CatchUpPages
+	w, err := p.walk(ctx, tag, "", "", n, n, keep, nil, "", requests)
+	if err != nil {
+		return observation{}, err
+	}
+	if keep {
+		st := checkpoint.State{Cursor: w.head}
+		o := observation{head: true}
+		return p.publish(commitCtx, tag, st, w, nil, o)
+	}
+	// A deep backfill: remember where it starts and let the catch-up machinery work it off oldest first.
+	st := checkpoint.State{}
+	if !w.complete {
+		st.Cursor = w.oldest
+	}
+	if err := p.commit(commitCtx, tag, st); err != nil {
+		return observation{}, err
+	}
+	return observation{backlog: true, cursor: st.Cursor}, nil
+}
+
+// pollHead walks from the head down to the committed cursor. A backlog deeper than CatchUpPages is not published
+// now: its lower end becomes the first catch-up segment.
+func (p *Poller) pollHead(ctx, commitCtx context.Context, tag string, st checkpoint.State, requests *int) (observation, error) {
+	known := recentSet(st.Recent)
+	w, err := p.walk(ctx, tag, st.Cursor, "", p.cfg.CatchUpPages+1, p.cfg.CatchUpPages, true, known,
+		lastOf(st.Recent), requests)
+	if err != nil {
+		return observation{}, err
+	}
+	if w.sawBoundary && st.Cursor != "" {
+		p.inclusive.Store(true)
+	}
+	o := observation{head: true, found: len(w.items), cursor: st.Cursor}
+	if !w.complete {
+		st.Segments = append(st.Segments[:0:0], w.split)
+		if err := p.commit(commitCtx, tag, st); err != nil {
+			return observation{}, err
+		}
+		p.log.Debug("backlog deeper than CatchUpPages: catching up", "tag", tag, "pages", w.pages)
+		o.truncated, o.backlog, o.segments = true, true, 1
+		return o, nil
+	}
+	probe := st.Cursor != "" && !w.sawBoundary &&
+		(p.inclusive.Load() || w.pages > 1 || w.fetched >= p.cfg.PageSize)
+	return p.finish(ctx, commitCtx, tag, st, w, known, probe, requests, o)
+}
+
+// catchUp works on the oldest backlog segment: the media between the committed cursor and the segment's upper
+// cursor. When that walk does not reach the cursor either, its lower end becomes a new, older segment.
+func (p *Poller) catchUp(ctx, commitCtx context.Context, tag string, st checkpoint.State, requests *int) (observation, error) {
+	known := recentSet(st.Recent)
+	seg := st.Segments[len(st.Segments)-1]
+	w, err := p.walk(ctx, tag, st.Cursor, seg, p.cfg.CatchUpPages+1, p.cfg.CatchUpPages, true, known,
+		lastOf(st.Recent), requests)
+	if err != nil {
+		return observation{}, err
+	}
+	if w.sawBoundary && st.Cursor != "" {
+		p.inclusive.Store(true)
+	}
+	o := observation{backlog: true, cursor: st.Cursor}
+	if !w.complete {
+		st.Segments = append(slices.Clone(st.Segments), w.split)
+		if err := p.commit(commitCtx, tag, st); err != nil {
+			return observation{}, err
+		}
+		o.segments = len(st.Segments)
+		return o, nil
+	}
+	st.Segments = slices.Clone(st.Segments[:len(st.Segments)-1])
+	if w.oldest == "" && len(w.items) == 0 {
+		w.oldest = seg // for the gap marker's ToCursor
+	}
+	return p.finish(ctx, commitCtx, tag, st, w, known, st.Cursor != "" && !w.sawBoundary, requests, o)
+}
+
+// finish completes a walk that reached the committed cursor: it checks for a gap when asked to, publishes the new
+// media oldest first (after a gap marker, if any), and commits the new state once the publisher acknowledged.
+func (p *Poller) finish(ctx, commitCtx context.Context, tag string, st checkpoint.State, w walked, known map[string]bool,
+	probe bool, requests *int, o observation) (observation, error) {
+	var gap *schema.Event
+	if probe {
+		missing, err := p.probeGap(ctx, tag, st, requests)
+		if err != nil {
+			return observation{}, err
+		}
+		if missing {
+			gap = schema.NewGap(tag, p.cfg.Source, schema.Gap{
+				FromCursor: st.Cursor, ToCursor: firstOf(w.oldest, w.head), Missing: -1, Reason: gapReason, DetectedAt: p.cfg.Clock(),
+			})
+			p.log.Warn("gap: the API no longer serves part of the backlog", "tag", tag)
+			if len(w.items) == 0 {
+				// Nothing older than the walk's lower end is served any more: everything the API still has is
+				// new, which is what an empty cursor means.
+				st.Cursor = ""
+			}
+		}
+	}
+	if len(w.items) > 0 && w.head != "" {
+		st.Cursor = w.head
+	} else if len(w.items) == 0 && gap == nil {
+		if w.head != "" && o.head && w.head != st.Cursor {
+			st.Cursor = w.head // only known media up to the head: skip them next time
+		} else if !o.backlog {
+			o.cursor = st.Cursor
+			return o, nil // nothing new, nothing to commit
+		}
+	}
+	return p.publish(commitCtx, tag, st, w, gap, o)
+}
+
+// probeGap reports whether the API no longer serves anything older than the committed cursor: it asks for the one
+// media just older than the cursor. When the API returns none although media older than the cursor were seen
+// before, the feed was cut above the cursor (retention), so media between the cursor and the walk may be gone: a
+// gap. (When exactly the media at and below the cursor were dropped and nothing newer, this reports a gap that
+// lost nothing; the marker says Missing -1, unknown.)
+func (p *Poller) probeGap(ctx context.Context, tag string, st checkpoint.State, requests *int) (bool, error) {
+	if st.Cursor == "" || len(st.Recent) < 2 {
+		return false, nil
+	}
+	page, err := p.client.page(ctx, query{tag: tag, max: st.Cursor, count: 1, probes: requests})
+	if err != nil {
+		return false, err
+	}
+	return len(page.Media) == 0, nil
+}
+
+// publish hands the walk's media (and a gap marker) to the publisher oldest first and commits st, with the ids
+// added to the recent set, after the publisher acknowledged them all.
+func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w walked, gap *schema.Event,
+	o observation) (observation, error) {
+	fetched := p.cfg.Clock()
+	events := make([]*schema.Event, 0, len(w.items)+1)
+	if gap != nil {
+		events = append(events, gap)
+	}
+	var newest time.Time
+	skipped := 0
+	for i := len(w.items) - 1; i >= 0; i-- {
+		ev, err := schema.Normalize(w.items[i], schema.Sighting{
+			Tag: tag, Cursor: w.cursors[i], Source: p.cfg.Source, FetchedAt: fetched, AttachRaw: p.cfg.AttachRaw,
+		})
+		if err != nil {
+			skipped++
+			continue
+		}
+		if ev.Time.After(newest) {
+			newest = ev.Time
+		}
+		events = append(events, ev)
+	}
+	if skipped > 0 {
+		p.log.Warn("media without an id skipped", "tag", tag, "count", skipped)
+	}
+	if len(events) > 0 {
+		start := time.Now()
+		err := p.pub.Publish(ctx, events)
+		p.m.publishSeconds.Observe(time.Since(start).Seconds())
+		if err != nil {
+			return observation{}, fmt.Errorf("poller: tag %q: publish %d events: %w", tag, len(events), err)
+		}
+		ack := p.cfg.Clock()
+		for _, e := range events {
+			if e.Gap != nil {
+				p.m.gaps.Inc()
+				o.gaps++
+				continue
+			}
+			o.published++
+			p.m.published.Inc()
+			if !e.Time.IsZero() {
+				p.m.postToPublish.Observe(max(0, ack.Sub(e.Time).Seconds()))
+			}
+		}
+	}
+	st.Recent = p.recent(st.Recent, w.items)
+	if err := p.commit(ctx, tag, st); err != nil {
+		return observation{}, err
+	}
+	o.cursor, o.segments, o.newest = st.Cursor, len(st.Segments), newest
+	o.backlog = len(st.Segments) > 0 || (o.backlog && !o.head)
+	return o, nil
+}
+
+// commit persists st.
+func (p *Poller) commit(ctx context.Context, tag string, st checkpoint.State) error {
+	st.Updated = p.cfg.Clock()
+	if err := p.store.Put(ctx, tag, st); err != nil {
+		return fmt.Errorf("poller: tag %q: write checkpoint: %w", tag, err)
+	}
+	return nil
+}
+
+// recent returns old followed by the ids of items (given newest first) oldest first, keeping the newest RecentIDs.
+// The last id is always the media at the committed cursor.
+func (p *Poller) recent(old []string, items []*schema.Media) []string {
+	out := make([]string, 0, min(p.cfg.RecentIDs, len(old)+len(items)))
+	total := len(old) + len(items)
+	skip := max(0, total-p.cfg.RecentIDs)
+	for i, id := range old {
+		if i >= skip {
+			out = append(out, id)
+		}
+	}
+	for i := len(items) - 1; i >= 0; i-- {
+		if len(old)+(len(items)-1-i) >= skip {
+			out = append(out, items[i].ID)
+		}
+	}
+	return out
+}
+
+func recentSet(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+func lastOf(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[len(ids)-1]
+}
