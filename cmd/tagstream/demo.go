@@ -1,0 +1,486 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"golang.org/x/term"
+
+	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/testenv"
+)
+
+const demoHelp = `
+Run the whole pipeline on this machine with nothing installed: the Instagram v1 API simulator (HTTPS, several
+tags posting at skewed Poisson rates, bursts of a few pages and a sprinkle of faults), an embedded NATS JetStream
+server, several generated tokens, and a consumer that reads every event back. A live view shows per tag the
+events, rate and time from post to event, the budget left per token and a few sample events (a plain line every
+few seconds when stdout is not a terminal). At the end (--duration, or Ctrl-C) it stops posting, lets the
+pipeline catch up and prints a summary checked against the simulator's ground truth: events, missing,
+duplicates, latency. Exit status 1 when an event is missing.
+
+--nats-url points it at an external NATS server (JetStream enabled); --sink kafka --kafka-brokers at Kafka.`
+
+// demoTag is one tag of the demo workload: a skewed spread of posting rates.
+type demoTag struct {
+	name string
+	rate float64 // media per second
+}
+
+var demoTags = []demoTag{
+	{"sunset", 2.5}, {"coffee", 1.2}, {"nofilter", 0.6}, {"travel", 0.3},
+	{"foodporn", 0.15}, {"catsofinstagram", 0.08}, {"berlin", 0.04}, {"rainbow", 0.02},
+}
+
+type demoOptions struct {
+	duration        time.Duration
+	sink            string
+	natsURL         string
+	kafkaBrokers    string
+	kafkaTopic      string
+	subjectPrefix   string
+	tokens          int
+	requestsPerHour int
+	rateScale       float64
+	seed            int64
+	faults          bool
+	bursts          bool
+	metricsAddr     string
+	plain           bool
+	interval        time.Duration
+	drain           time.Duration
+	logLevel        string
+}
+
+func runDemo(c *cli, args []string) int {
+	fs := c.newFlagSet("demo", "[flags]", demoHelp)
+	var o demoOptions
+	fs.DurationVar(&o.duration, "duration", 0, "how long the workload runs (0 = until Ctrl-C)")
+	fs.StringVar(&o.sink, "sink", "jetstream", "jetstream (embedded server unless --nats-url) or kafka (needs --kafka-brokers)")
+	fs.StringVar(&o.natsURL, "nats-url", "", "an external NATS server with JetStream instead of the embedded one")
+	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", "", "Kafka brokers host:port, comma-separated, for --sink kafka")
+	fs.StringVar(&o.kafkaTopic, "kafka-topic", "tagstream.demo", "Kafka topic for --sink kafka (created if missing)")
+	fs.StringVar(&o.subjectPrefix, "subject-prefix", "tagstream.demo", "NATS subject prefix of the demo's events")
+	fs.IntVar(&o.tokens, "tokens", 4, "how many tokens the simulator issues and the pool uses")
+	fs.IntVar(&o.requestsPerHour, "requests-per-hour", 5000, "budget per token")
+	fs.Float64Var(&o.rateScale, "rate-scale", 1, "multiplies every tag's posting rate")
+	fs.Int64Var(&o.seed, "seed", 0, "simulator seed (0 = random)")
+	fs.BoolVar(&o.faults, "faults", true, "inject occasional API faults (500, HTML 503, 429, resets, truncated bodies)")
+	fs.BoolVar(&o.bursts, "bursts", true, "post occasional bursts of several pages to one tag")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz, /readyz and /status here too")
+	fs.BoolVar(&o.plain, "plain", false, "print a plain line every few seconds even on a terminal")
+	fs.DurationVar(&o.interval, "refresh", 0, "refresh interval of the view (default 500ms on a terminal, 5s otherwise)")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long the end of the demo waits for the last events")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "level of the pipeline's log: debug, info, warn, error")
+	if code, stop := c.parseFlags(fs, args); stop {
+		return code
+	}
+	if err := o.validate(); err != nil {
+		return c.configFailure(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d := &demo{c: c, o: o}
+	code, err := d.run(ctx)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "tagstream demo: %v\n", err)
+	}
+	return code
+}
+
+func (o *demoOptions) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &config.Error{Key: key, Origin: "--" + key, Problem: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case o.duration < 0:
+		return bad("duration", "must not be negative")
+	case o.sink != config.SinkJetStream && o.sink != config.SinkKafka:
+		return bad("sink", "%q: the demo runs with jetstream or kafka", o.sink)
+	case o.sink == config.SinkKafka && o.kafkaBrokers == "":
+		return bad("kafka-brokers", "--sink kafka needs --kafka-brokers")
+	case o.tokens < 1 || o.tokens > 1000:
+		return bad("tokens", "%d is out of range 1..1000", o.tokens)
+	case o.requestsPerHour < 10:
+		return bad("requests-per-hour", "%d is below 10", o.requestsPerHour)
+	case o.rateScale <= 0 || o.rateScale > 1000 || math.IsNaN(o.rateScale):
+		return bad("rate-scale", "%v is out of range (0, 1000]", o.rateScale)
+	case o.interval < 0:
+		return bad("refresh", "must not be negative")
+	case o.drain <= 0:
+		return bad("drain", "must be positive")
+	}
+	switch o.logLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log-level", "%q is not one of debug, info, warn, error", o.logLevel)
+	}
+	return nil
+}
+
+// demo holds the running pieces.
+type demo struct {
+	c     *cli
+	o     demoOptions
+	sim   *testenv.Server
+	ns    *server.Server
+	nc    *nats.Conn
+	cfg   *config.Config
+	pipe  *pipeline
+	stats *demoStats
+	view  *demoView
+	logs  *logRing
+}
+
+func randomToken() string {
+	b := make([]byte, 20)
+	rand.Read(b)
+	return fmt.Sprintf("%d.%s", 1000000+mrand.IntN(9000000), hex.EncodeToString(b))
+}
+
+// run runs the demo and returns the exit status.
+func (d *demo) run(ctx context.Context) (int, error) {
+	o := d.o
+	tmp, err := os.MkdirTemp("", "tagstream-demo-")
+	if err != nil {
+		return exitFailure, err
+	}
+	defer os.RemoveAll(tmp)
+	if o.seed == 0 {
+		o.seed = mrand.Int64N(1 << 40)
+		d.o.seed = o.seed
+	}
+	stateDir := filepath.Join(tmp, "state") // the simulator is new each time: so are the cursors
+
+	// Logs: on a terminal they go to a ring shown in the view, elsewhere to stderr.
+	tty := !o.plain && isTerminal(d.c.stdout)
+	var logW io.Writer = d.c.stderr
+	if tty {
+		d.logs = newLogRing(5)
+		logW = d.logs
+	}
+	logger := newLogger(logW, "text", o.logLevel)
+
+	// 1. The simulator, with every tag still and a cursor style that is opaque and inclusive.
+	tokens := make([]string, o.tokens)
+	creds := make([]config.Credential, o.tokens)
+	for i := range tokens {
+		tokens[i] = randomToken()
+		creds[i] = config.Credential{Value: tokens[i]}
+	}
+	var tagCfgs []testenv.TagConfig
+	var tags []string
+	for _, t := range demoTags {
+		tagCfgs = append(tagCfgs, testenv.TagConfig{Name: t.name, Initial: 40})
+		tags = append(tags, t.name)
+	}
+	d.sim, err = testenv.New(testenv.Config{
+		CertDir:         filepath.Join(tmp, "sim"),
+		Tokens:          tokens,
+		RequestsPerHour: o.requestsPerHour,
+		Cursors:         testenv.CursorOpaque,
+		InclusiveMin:    true,
+		Seed:            o.seed,
+		Tags:            tagCfgs,
+		Logger:          logger.With("component", "simulator"),
+	})
+	if err != nil {
+		return exitFailure, fmt.Errorf("simulator: %w", err)
+	}
+	if err := d.sim.Start(); err != nil {
+		return exitFailure, fmt.Errorf("simulator: %w", err)
+	}
+	defer d.sim.Close()
+
+	// 2. The broker: an embedded JetStream server unless one was given.
+	natsURL := o.natsURL
+	if o.sink == config.SinkJetStream && natsURL == "" {
+		d.ns, err = startEmbeddedNATS(filepath.Join(tmp, "nats"))
+		if err != nil {
+			return exitFailure, err
+		}
+		defer d.ns.Shutdown()
+		natsURL = d.ns.ClientURL()
+	}
+
+	// 3. The configuration, validated like run's.
+	cfg := config.Defaults()
+	cfg.APIURL = d.sim.URL()
+	cfg.CAFile = d.sim.CAFile()
+	cfg.Tags = tags
+	cfg.Credentials = creds
+	cfg.RequestsPerHour = o.requestsPerHour
+	cfg.MinInterval = time.Second
+	cfg.MaxInterval = 5 * time.Second
+	cfg.RequestTimeout = 5 * time.Second
+	cfg.Sink = o.sink
+	cfg.NATSURL = natsURL
+	cfg.SubjectPrefix = o.subjectPrefix
+	cfg.Stream = "TAGSTREAM_DEMO"
+	cfg.KafkaBrokers = splitComma(o.kafkaBrokers)
+	cfg.KafkaTopic = o.kafkaTopic
+	cfg.KafkaCreateTopic = true
+	cfg.StateDir = stateDir
+	cfg.MetricsAddr = o.metricsAddr
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.Source = "/tagstream/demo"
+	if err := config.Validate(&cfg, config.GroupAll, config.Needs{Tags: true, Tokens: true}); err != nil {
+		return exitUsage, err
+	}
+	if err := config.CheckReachable(ctx, &cfg); err != nil {
+		return exitUsage, err
+	}
+	d.cfg = &cfg
+	red := newRedactor(&cfg)
+
+	// 4. The pipeline and the consumer that reads every event back.
+	d.stats = newDemoStats(tags)
+	pipe, err := newPipeline(ctx, &cfg, logger, pipelineOptions{stdout: io.Discard})
+	if err != nil {
+		if ctx.Err() != nil {
+			return exitOK, nil
+		}
+		return exitFailure, errors.New(red.String(err.Error()))
+	}
+	d.pipe = pipe
+	consumeCtx, stopConsumer := context.WithCancel(context.Background())
+	defer stopConsumer()
+	consumerDone, err := startDemoConsumer(consumeCtx, &cfg, pipe, d.stats, logger)
+	if err != nil {
+		pipe.close()
+		return exitFailure, errors.New(red.String(err.Error()))
+	}
+	runCtx, stopPipeline := context.WithCancel(context.Background())
+	defer stopPipeline()
+	pipeEnded := make(chan struct{})
+	var pipeErr error
+	go func() {
+		pipeErr = pipe.run(runCtx)
+		close(pipeEnded)
+	}()
+
+	d.view = &demoView{w: d.c.stdout, tty: tty, d: d, start: time.Now()}
+	interval := o.interval
+	if interval == 0 {
+		interval = 5 * time.Second
+		if tty {
+			interval = 500 * time.Millisecond
+		}
+	}
+
+	// 5. Wait until every tag had its first poll (its cursor is set at the head), then start posting.
+	d.view.phase = "waiting for the first poll of every tag"
+	if err := d.waitFirstPolls(ctx, pipeEnded, &pipeErr); err != nil {
+		stopPipeline()
+		<-pipeEnded
+		if ctx.Err() != nil {
+			return exitOK, nil
+		}
+		return exitFailure, errors.New(red.String(err.Error()))
+	}
+	workStart := time.Now()
+	d.stats.setWorkStart(workStart)
+	for _, t := range demoTags {
+		d.sim.SetRate(t.name, t.rate*o.rateScale)
+	}
+	if o.faults {
+		d.sim.SetFaults(testenv.Faults{Error500: 0.01, Down503HTML: 0.005, RateLimit429: 0.005, Reset: 0.005, Truncated: 0.005})
+	}
+	workCtx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		workCtx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	burstsDone := make(chan struct{})
+	go func() {
+		defer close(burstsDone)
+		if o.bursts {
+			d.burstLoop(workCtx, o.seed)
+		}
+	}()
+
+	// 6. The live view until the end of the workload.
+	d.view.phase = "running"
+	d.view.loop(workCtx, interval, pipeEnded)
+	<-burstsDone
+	interrupted := ctx.Err() != nil
+
+	// 7. Stop posting and faults, let the pipeline catch up, then stop it cleanly.
+	for _, t := range demoTags {
+		d.sim.SetRate(t.name, 0)
+	}
+	d.sim.SetFaults(testenv.Faults{})
+	workEnd := time.Now()
+	d.stats.setWorkEnd(workEnd)
+	d.view.phase = "posting stopped; waiting for the last events"
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), o.drain)
+	if interrupted {
+		// A second Ctrl-C during the drain ends it at once.
+		var cancel context.CancelFunc
+		drainCtx, cancel = signal.NotifyContext(drainCtx, os.Interrupt, syscall.SIGTERM)
+		defer cancel()
+	}
+	d.drain(drainCtx, interval)
+	cancelDrain()
+	stopPipeline()
+	<-pipeEnded
+	stopConsumer()
+	<-consumerDone
+	d.stats.resolve(d.sim.GroundTruth())
+
+	// 8. The summary.
+	d.view.final()
+	sum := d.stats.summary(d.sim.GroundTruth())
+	d.printSummary(sum, workEnd.Sub(workStart))
+	if pipeErr != nil {
+		return exitFailure, fmt.Errorf("pipeline: %s", red.String(pipeErr.Error()))
+	}
+	if sum.missing > 0 {
+		return exitFailure, nil
+	}
+	return exitOK, nil
+}
+
+// waitFirstPolls waits until every tag has been polled successfully once (its cursor is at the head).
+func (d *demo) waitFirstPolls(ctx context.Context, pipeEnded <-chan struct{}, pipeErr *error) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(60 * time.Second)
+	for {
+		done := 0
+		for _, s := range d.pipe.poller.Status() {
+			if !s.LastPoll.IsZero() && s.Cursor != "" {
+				done++
+			}
+		}
+		if done == len(d.cfg.Tags) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-pipeEnded:
+			err := *pipeErr
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return fmt.Errorf("pipeline ended before the first polls: %w", err)
+		case <-deadline:
+			return fmt.Errorf("only %d of %d tags were polled within a minute", done, len(d.cfg.Tags))
+		case <-t.C:
+		}
+	}
+}
+
+// burstLoop posts a burst of one to four pages to a random tag every 15-30 seconds, and now and then a media
+// tagged late (an old photo at the head of the feed).
+func (d *demo) burstLoop(ctx context.Context, seed int64) {
+	r := mrand.New(mrand.NewPCG(uint64(seed), 7))
+	for {
+		wait := time.Duration(15+r.IntN(16)) * time.Second
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		tag := demoTags[r.IntN(len(demoTags))].name
+		n := 20 + r.IntN(110)
+		d.sim.Post(tag, n)
+		d.sim.PostLate(demoTags[r.IntN(len(demoTags))].name, time.Duration(1+r.IntN(300))*24*time.Hour)
+		d.view.note(fmt.Sprintf("burst: %d media posted to #%s at once", n, tag))
+	}
+}
+
+// drain waits until every media posted during the workload was consumed, or ctx ends.
+func (d *demo) drain(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	last := time.Time{}
+	for {
+		truth := d.sim.GroundTruth()
+		d.stats.resolve(truth)
+		if d.stats.summary(truth).missing == 0 {
+			return
+		}
+		if time.Since(last) >= interval {
+			d.view.render()
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (d *demo) printSummary(s demoSummary, workload time.Duration) {
+	w := d.c.stdout
+	fmt.Fprintf(w, "\nSummary (workload %s, seed %d, sink %s):\n", workload.Round(time.Second), d.o.seed, d.pipe.sink.name)
+	fmt.Fprintf(w, "  events consumed      %d (of %d media posted during the workload)\n", s.consumed, s.expected)
+	fmt.Fprintf(w, "  missing              %d\n", s.missing)
+	fmt.Fprintf(w, "  duplicates           %d\n", s.duplicates)
+	fmt.Fprintf(w, "  gap markers          %d\n", s.gaps)
+	fmt.Fprintf(w, "  post to event        p50 %s  p95 %s  max %s\n", fmtDur(s.p50), fmtDur(s.p95), fmtDur(s.max))
+	st := d.sim.Stats()
+	var outcomes []string
+	for _, k := range sortedKeys(st.ByOutcome) {
+		outcomes = append(outcomes, fmt.Sprintf("%s %d", k, st.ByOutcome[k]))
+	}
+	fmt.Fprintf(w, "  API requests         %d (%s)\n", st.Requests, strings.Join(outcomes, ", "))
+	if s.missing > 0 {
+		fmt.Fprintf(w, "  MISSING media ids    %s\n", strings.Join(s.missingIDs, " "))
+	}
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// startEmbeddedNATS starts an in-process nats-server with JetStream on a free loopback port.
+func startEmbeddedNATS(dir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		Host:      "127.0.0.1",
+		Port:      -1,
+		JetStream: true,
+		StoreDir:  dir,
+		NoLog:     true,
+		NoSigs:    true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats: not ready within 10s")
+	}
+	return ns, nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled makes TestMain build the binary with the race detector too when the tests run with -race.
+const raceEnabled = true

@@ -1,0 +1,203 @@
+// Package config loads, layers and validates the settings of the tagstream command.
+//
+// A setting has one name that is used everywhere: the key in the YAML file (api-url), the command-line flag
+// (--api-url) and the environment variable (TAGSTREAM_API_URL). Values are layered in this order, later wins:
+// built-in defaults, the YAML file (--config or TAGSTREAM_CONFIG), TAGSTREAM_* environment variables, flags.
+//
+// Access tokens are never a flag value or a config key: they come from the file named by tokens-file (one per
+// line) or from the TAGSTREAM_TOKENS environment variable. See docs/configuration.md.
+//
+// Every problem is reported as a *Error naming the setting, where the value came from and what is wrong; the
+// command turns it into exit status 2.
+package config
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// ErrInvalid is wrapped by every *Error, so errors.Is(err, ErrInvalid) tells a configuration problem apart from
+// a runtime failure.
+var ErrInvalid = errors.New("config: invalid configuration")
+
+// Error is one configuration problem: the setting (Key), where its value came from (Origin, such as
+// "tagstream.yaml line 4", "TAGSTREAM_TAGS" or "--tags"), and what is wrong.
+type Error struct {
+	Key     string
+	Origin  string
+	Problem string
+	Err     error // optional underlying cause
+}
+
+// Error returns a single line that names the key, the origin and the problem.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("config: ")
+	b.WriteString(e.Key)
+	if e.Origin != "" {
+		b.WriteString(" (")
+		b.WriteString(e.Origin)
+		b.WriteString(")")
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Problem)
+	return b.String()
+}
+
+// Unwrap returns ErrInvalid and the underlying cause, if any.
+func (e *Error) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrInvalid, e.Err}
+	}
+	return []error{ErrInvalid}
+}
+
+// Sink names where events go.
+const (
+	SinkJetStream = "jetstream"
+	SinkNATS      = "nats"
+	SinkKafka     = "kafka"
+	SinkFile      = "file"
+	SinkStdout    = "stdout"
+)
+
+// Checkpoint stores.
+const (
+	StoreBolt        = "bolt"
+	StoreJetStreamKV = "jetstream-kv"
+	StoreMemory      = "memory"
+)
+
+// Credential is one entry of the tokens file: an access token, or a client id (ClientID true) for
+// unauthenticated calls. Its String method never prints the value.
+type Credential struct {
+	Value    string
+	ClientID bool
+}
+
+// String returns a redacted description; the value itself is never printed.
+func (c Credential) String() string {
+	if c.ClientID {
+		return "client_id:<redacted>"
+	}
+	return "<redacted>"
+}
+
+// GoString is the same as String, so %#v does not print the value either.
+func (c Credential) GoString() string { return c.String() }
+
+// Config holds every setting of the command. Its zero value is not useful; Defaults returns the documented
+// defaults, and Load builds a validated Config.
+type Config struct {
+	// Upstream API.
+	APIURL            string
+	AllowInsecureHTTP bool
+	CAFile            string
+	Tags              []string
+	TokensFile        string
+	AllowSharedTokens bool // accept a tokens file readable by group or others (warned)
+	RequestsPerHour   int
+	PageSize          int
+	CatchUpPages      int
+	Start             string // "now" or "backfill"
+	BackfillPages     int
+	MinInterval       time.Duration
+	MaxInterval       time.Duration
+	RequestTimeout    time.Duration
+	Source            string
+	AttachRaw         bool
+
+	// Sink.
+	Sink            string
+	NATSURL         string
+	NATSCredsFile   string
+	NATSNKeyFile    string
+	NATSName        string
+	SubjectPrefix   string
+	Stream          string
+	CreateStream    bool
+	StreamStorage   string // "file" or "memory"
+	Replicas        int
+	DuplicateWindow time.Duration
+
+	KafkaBrokers           []string
+	KafkaTopic             string
+	KafkaCompression       string // none, snappy, lz4, zstd
+	KafkaKey               string // tag or id
+	KafkaAcks              string // all (the only supported value)
+	KafkaContentMode       string // binary or structured
+	KafkaCreateTopic       bool
+	KafkaPartitions        int
+	KafkaReplicationFactor int
+	KafkaSASLMechanism     string // "", plain, scram-sha-256, scram-sha-512
+	KafkaSASLUser          string
+	KafkaTLS               bool
+	KafkaCertFile          string
+	KafkaKeyFile           string
+
+	DeadLetter string // Kafka topic, NATS subject or file path, depending on the sink; "" = off
+	Output     string // the file sink's path
+
+	// Local state and operations.
+	StateDir        string
+	CheckpointStore string // bolt, jetstream-kv, memory
+	KVBucket        string
+	MetricsAddr     string
+	LogFormat       string // text or json
+	LogLevel        string // debug, info, warn, error
+	ShutdownTimeout time.Duration
+	ConnectTimeout  time.Duration
+	SkipBrokerCheck bool
+
+	// Secrets from the environment only (never flags or file keys).
+	Credentials       []Credential
+	NATSUser          string
+	NATSPassword      string
+	NATSToken         string
+	KafkaSASLPassword string
+
+	// ConfigFile is the YAML file that was read, "" when none.
+	ConfigFile string
+	// Warnings collects non-fatal remarks found while loading (a shared tokens file, for instance).
+	Warnings []string
+}
+
+// Defaults returns the documented default settings.
+func Defaults() Config {
+	return Config{
+		APIURL:                 "https://api.instagram.com/v1",
+		RequestsPerHour:        5000,
+		PageSize:               33,
+		CatchUpPages:           20,
+		Start:                  "now",
+		BackfillPages:          1,
+		MinInterval:            2 * time.Second,
+		MaxInterval:            5 * time.Minute,
+		RequestTimeout:         15 * time.Second,
+		Source:                 "/tagstream",
+		Sink:                   SinkJetStream,
+		NATSURL:                "nats://127.0.0.1:4222",
+		NATSName:               "tagstream",
+		SubjectPrefix:          "tagstream.media",
+		Stream:                 "TAGSTREAM",
+		CreateStream:           true,
+		StreamStorage:          "file",
+		Replicas:               1,
+		DuplicateWindow:        2 * time.Minute,
+		KafkaTopic:             "tagstream.media",
+		KafkaCompression:       "none",
+		KafkaKey:               "tag",
+		KafkaAcks:              "all",
+		KafkaContentMode:       "binary",
+		KafkaPartitions:        1,
+		KafkaReplicationFactor: 1,
+		StateDir:               "tagstream-state",
+		CheckpointStore:        StoreBolt,
+		KVBucket:               "tagstream_cursors",
+		LogFormat:              "text",
+		LogLevel:               "info",
+		ShutdownTimeout:        10 * time.Second,
+		ConnectTimeout:         3 * time.Second,
+	}
+}

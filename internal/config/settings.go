@@ -1,0 +1,217 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Group selects which settings a subcommand accepts.
+type Group uint
+
+// Setting groups.
+const (
+	GroupAPI   Group = 1 << iota // upstream API, tags, tokens, polling
+	GroupSink                    // broker or file sink
+	GroupState                   // checkpoint store
+	GroupOps                     // metrics, logging, shutdown
+	GroupAll   = GroupAPI | GroupSink | GroupState | GroupOps
+)
+
+type kind int
+
+const (
+	kindString kind = iota
+	kindInt
+	kindBool
+	kindDuration
+	kindList
+)
+
+// setting describes one named setting: its key/flag name, kind, help text and where it lives in Config.
+type setting struct {
+	name  string
+	group Group
+	kind  kind
+	usage string
+	str   func(*Config) *string
+	num   func(*Config) *int
+	flag  func(*Config) *bool
+	dur   func(*Config) *time.Duration
+	list  func(*Config) *[]string
+}
+
+// EnvName returns the environment variable that carries the setting name.
+func EnvName(name string) string {
+	return "TAGSTREAM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func (s *setting) set(c *Config, v string) error {
+	switch s.kind {
+	case kindString:
+		*s.str(c) = strings.TrimSpace(v)
+	case kindInt:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*s.num(c) = n
+	case kindBool:
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*s.flag(c) = b
+	case kindDuration:
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (examples: 500ms, 2s, 5m, 1h)", v)
+		}
+		*s.dur(c) = d
+	case kindList:
+		*s.list(c) = splitList(v)
+	}
+	return nil
+}
+
+func (s *setting) get(c *Config) string {
+	switch s.kind {
+	case kindString:
+		return *s.str(c)
+	case kindInt:
+		return strconv.Itoa(*s.num(c))
+	case kindBool:
+		return strconv.FormatBool(*s.flag(c))
+	case kindDuration:
+		return s.dur(c).String()
+	case kindList:
+		return strings.Join(*s.list(c), ",")
+	}
+	return ""
+}
+
+// splitList splits a comma- or newline-separated list, trimming spaces. Empty items are kept so that
+// validation can report them ("a,,b" names an empty tag).
+func splitList(v string) []string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	parts := strings.FieldsFunc(v, func(r rune) bool { return r == '\n' })
+	var out []string
+	for _, p := range parts {
+		for _, q := range strings.Split(p, ",") {
+			out = append(out, strings.TrimSpace(q))
+		}
+	}
+	return out
+}
+
+func str(name string, g Group, usage string, f func(*Config) *string) *setting {
+	return &setting{name: name, group: g, kind: kindString, usage: usage, str: f}
+}
+func num(name string, g Group, usage string, f func(*Config) *int) *setting {
+	return &setting{name: name, group: g, kind: kindInt, usage: usage, num: f}
+}
+func boolean(name string, g Group, usage string, f func(*Config) *bool) *setting {
+	return &setting{name: name, group: g, kind: kindBool, usage: usage, flag: f}
+}
+func dur(name string, g Group, usage string, f func(*Config) *time.Duration) *setting {
+	return &setting{name: name, group: g, kind: kindDuration, usage: usage, dur: f}
+}
+func list(name string, g Group, usage string, f func(*Config) *[]string) *setting {
+	return &setting{name: name, group: g, kind: kindList, usage: usage, list: f}
+}
+
+// settings is the one table of every file key, flag and environment variable.
+var settings = []*setting{
+	// Upstream API.
+	str("api-url", GroupAPI, "base URL of the Instagram v1 API (https; http only for loopback or with allow-insecure-http)", func(c *Config) *string { return &c.APIURL }),
+	boolean("allow-insecure-http", GroupAPI, "allow a plain-http api-url on a non-loopback host (tokens travel in clear)", func(c *Config) *bool { return &c.AllowInsecureHTTP }),
+	str("ca-file", GroupAPI|GroupSink, "PEM file of an extra CA to trust (the API and, with TLS, the broker)", func(c *Config) *string { return &c.CAFile }),
+	list("tags", GroupAPI, "comma-separated tags to follow, without '#'", func(c *Config) *[]string { return &c.Tags }),
+	str("tokens-file", GroupAPI, "file with one access token per line ('client_id:' prefix for a client id, '#' comments); or set TAGSTREAM_TOKENS", func(c *Config) *string { return &c.TokensFile }),
+	boolean("allow-shared-tokens-file", GroupAPI, "accept a tokens file that group or others can read (only a warning)", func(c *Config) *bool { return &c.AllowSharedTokens }),
+	num("requests-per-hour", GroupAPI, "request budget of each token per hour", func(c *Config) *int { return &c.RequestsPerHour }),
+	num("page-size", GroupAPI, "media asked per page (the API serves at most 33)", func(c *Config) *int { return &c.PageSize }),
+	num("catch-up-pages", GroupAPI, "most pages fetched for one tag in one poll; a deeper backlog is worked off over several polls", func(c *Config) *int { return &c.CatchUpPages }),
+	str("start", GroupAPI, "first start of a tag without a cursor: now (publish only what comes next) or backfill", func(c *Config) *string { return &c.Start }),
+	num("backfill-pages", GroupAPI, "pages of existing media published on first start with start=backfill", func(c *Config) *int { return &c.BackfillPages }),
+	dur("min-interval", GroupAPI, "shortest time between two polls of one tag", func(c *Config) *time.Duration { return &c.MinInterval }),
+	dur("max-interval", GroupAPI, "longest time between two polls of one tag (floor for quiet tags)", func(c *Config) *time.Duration { return &c.MaxInterval }),
+	dur("request-timeout", GroupAPI, "timeout of one API request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
+	str("source", GroupAPI, "CloudEvents source attribute of published events", func(c *Config) *string { return &c.Source }),
+	boolean("attach-raw", GroupAPI, "include the raw upstream media object in each event", func(c *Config) *bool { return &c.AttachRaw }),
+
+	// Sink.
+	str("sink", GroupSink, "where events go: jetstream, nats (core, at-most-once), kafka, file or stdout", func(c *Config) *string { return &c.Sink }),
+	str("nats-url", GroupSink|GroupState, "NATS server URL(s), comma-separated", func(c *Config) *string { return &c.NATSURL }),
+	str("nats-creds-file", GroupSink|GroupState, "NATS credentials (.creds) file", func(c *Config) *string { return &c.NATSCredsFile }),
+	str("nats-nkey-file", GroupSink|GroupState, "NATS nkey seed file", func(c *Config) *string { return &c.NATSNKeyFile }),
+	str("nats-name", GroupSink|GroupState, "NATS connection name", func(c *Config) *string { return &c.NATSName }),
+	str("subject-prefix", GroupSink, "NATS subject prefix; each tag publishes to <prefix>.<encoded tag>", func(c *Config) *string { return &c.SubjectPrefix }),
+	str("stream", GroupSink, "JetStream stream that stores the events", func(c *Config) *string { return &c.Stream }),
+	boolean("create-stream", GroupSink, "create the stream when no stream covers <subject-prefix>.>", func(c *Config) *bool { return &c.CreateStream }),
+	str("stream-storage", GroupSink, "storage of a created stream: file or memory", func(c *Config) *string { return &c.StreamStorage }),
+	num("replicas", GroupSink|GroupState, "replicas of a created stream or KV bucket", func(c *Config) *int { return &c.Replicas }),
+	dur("duplicate-window", GroupSink, "duplicate window of a created stream", func(c *Config) *time.Duration { return &c.DuplicateWindow }),
+	list("kafka-brokers", GroupSink, "Kafka bootstrap brokers host:port, comma-separated", func(c *Config) *[]string { return &c.KafkaBrokers }),
+	str("kafka-topic", GroupSink, "Kafka topic of the events", func(c *Config) *string { return &c.KafkaTopic }),
+	str("kafka-compression", GroupSink, "Kafka compression: none, snappy, lz4 or zstd", func(c *Config) *string { return &c.KafkaCompression }),
+	str("kafka-key", GroupSink, "Kafka message key: tag (keeps per-tag order) or id", func(c *Config) *string { return &c.KafkaKey }),
+	str("kafka-acks", GroupSink, "Kafka acknowledgements: all (the only value: every in-sync replica stores the event)", func(c *Config) *string { return &c.KafkaAcks }),
+	str("kafka-content-mode", GroupSink, "CloudEvents Kafka binding: binary (ce_ headers) or structured", func(c *Config) *string { return &c.KafkaContentMode }),
+	boolean("kafka-create-topic", GroupSink, "create the topic when it does not exist", func(c *Config) *bool { return &c.KafkaCreateTopic }),
+	num("kafka-partitions", GroupSink, "partitions of a created topic", func(c *Config) *int { return &c.KafkaPartitions }),
+	num("kafka-replication-factor", GroupSink, "replication factor of a created topic", func(c *Config) *int { return &c.KafkaReplicationFactor }),
+	str("kafka-sasl-mechanism", GroupSink, "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (password from TAGSTREAM_KAFKA_SASL_PASSWORD)", func(c *Config) *string { return &c.KafkaSASLMechanism }),
+	str("kafka-sasl-user", GroupSink, "Kafka SASL user name", func(c *Config) *string { return &c.KafkaSASLUser }),
+	boolean("kafka-tls", GroupSink, "connect to Kafka over TLS (trusting ca-file in addition to the system roots)", func(c *Config) *bool { return &c.KafkaTLS }),
+	str("kafka-cert-file", GroupSink, "client certificate (PEM) for Kafka TLS", func(c *Config) *string { return &c.KafkaCertFile }),
+	str("kafka-key-file", GroupSink, "client key (PEM) for Kafka TLS", func(c *Config) *string { return &c.KafkaKeyFile }),
+	str("dead-letter", GroupSink, "where events the broker refuses go: a Kafka topic or a NATS subject (a stream must cover it); empty = off", func(c *Config) *string { return &c.DeadLetter }),
+	str("output", GroupSink, "path of the NDJSON file for sink=file", func(c *Config) *string { return &c.Output }),
+
+	// State.
+	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db)", func(c *Config) *string { return &c.StateDir }),
+	str("checkpoint-store", GroupState, "cursor store: bolt (file in state-dir), jetstream-kv or memory (lost on exit)", func(c *Config) *string { return &c.CheckpointStore }),
+	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
+
+	// Operations.
+	str("metrics-addr", GroupOps, "listen address of /metrics, /healthz, /readyz and /status (empty = off)", func(c *Config) *string { return &c.MetricsAddr }),
+	str("log-format", GroupOps, "log format: text or json", func(c *Config) *string { return &c.LogFormat }),
+	str("log-level", GroupOps, "log level: debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+	dur("shutdown-timeout", GroupOps, "how long a stop may take to flush and save cursors", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+	dur("connect-timeout", GroupSink|GroupOps, "timeout of the start-up reachability checks (broker dial)", func(c *Config) *time.Duration { return &c.ConnectTimeout }),
+	boolean("skip-broker-check", GroupSink, "do not dial the broker during validation", func(c *Config) *bool { return &c.SkipBrokerCheck }),
+}
+
+var settingByName = func() map[string]*setting {
+	m := make(map[string]*setting, len(settings))
+	for _, s := range settings {
+		m[s.name] = s
+	}
+	return m
+}()
+
+// secret environment variables: read only from the environment, never printed.
+const (
+	EnvTokens            = "TAGSTREAM_TOKENS"
+	EnvConfig            = "TAGSTREAM_CONFIG"
+	EnvNATSUser          = "TAGSTREAM_NATS_USER"
+	EnvNATSPassword      = "TAGSTREAM_NATS_PASSWORD"
+	EnvNATSToken         = "TAGSTREAM_NATS_TOKEN"
+	EnvKafkaSASLPassword = "TAGSTREAM_KAFKA_SASL_PASSWORD"
+)
+
+// Keys returns the names of all settings in a group, in table order (for documentation and tests).
+func Keys(g Group) []string {
+	var out []string
+	for _, s := range settings {
+		if s.group&g != 0 {
+			out = append(out, s.name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,544 @@
+package config
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+type validator struct {
+	c      *Config
+	origin map[string]string
+	groups Group
+	needs  Needs
+}
+
+func (v *validator) fail(key, format string, args ...any) error {
+	return &Error{Key: key, Origin: originOf(v.origin, key), Problem: fmt.Sprintf(format, args...)}
+}
+
+func (v *validator) oneOf(key, val string, allowed ...string) error {
+	for _, a := range allowed {
+		if val == a {
+			return nil
+		}
+	}
+	return v.fail(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+}
+
+// validate checks every setting of the loader's groups. It returns the first problem.
+func (v *validator) validate() error {
+	c := v.c
+	if v.groups&GroupAPI != 0 {
+		if err := v.api(); err != nil {
+			return err
+		}
+	}
+	if c.CAFile != "" && v.groups&(GroupAPI|GroupSink) != 0 {
+		if err := checkCAFile(c.CAFile); err != nil {
+			return v.fail("ca-file", "%v", err)
+		}
+	}
+	if v.groups&GroupSink != 0 {
+		if err := v.sink(); err != nil {
+			return err
+		}
+	}
+	if v.groups&GroupState != 0 {
+		if err := v.state(); err != nil {
+			return err
+		}
+	}
+	if v.groups&GroupOps != 0 {
+		if err := v.ops(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *validator) api() error {
+	c := v.c
+	u, err := ParseAPIURL(c.APIURL, c.AllowInsecureHTTP)
+	if err != nil {
+		return v.fail("api-url", "%v", err)
+	}
+	c.APIURL = u
+	if v.needs.Tags && len(c.Tags) == 0 {
+		return v.fail("tags", "no tags to follow; give at least one (--tags coffee,tea)")
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tags {
+		if err := ValidateTag(t); err != nil {
+			return v.fail("tags", "tag %d: %v", i+1, err)
+		}
+		if seen[t] {
+			return v.fail("tags", "tag %q is listed twice", t)
+		}
+		seen[t] = true
+	}
+	if v.needs.Tokens && len(c.Credentials) == 0 {
+		origin := "no tokens-file and no " + EnvTokens
+		if c.TokensFile != "" {
+			origin = c.TokensFile + " holds no token"
+		}
+		return &Error{Key: "tokens-file", Origin: originOf(v.origin, "tokens-file"), Problem: "no tokens: " + origin + "; put one access token per line in a file readable only by you and pass --tokens-file"}
+	}
+	if c.RequestsPerHour < 1 || c.RequestsPerHour > 1_000_000 {
+		return v.fail("requests-per-hour", "%d is out of range 1..1000000", c.RequestsPerHour)
+	}
+	if c.PageSize < 1 || c.PageSize > 33 {
+		return v.fail("page-size", "%d is out of range 1..33 (the API serves at most 33)", c.PageSize)
+	}
+	if c.CatchUpPages < 1 || c.CatchUpPages > 10_000 {
+		return v.fail("catch-up-pages", "%d is out of range 1..10000", c.CatchUpPages)
+	}
+	if err := v.oneOf("start", c.Start, "now", "backfill"); err != nil {
+		return err
+	}
+	if c.BackfillPages < 0 || (c.Start == "backfill" && c.BackfillPages < 1) {
+		return v.fail("backfill-pages", "%d: start=backfill needs at least 1 page", c.BackfillPages)
+	}
+	if c.MinInterval <= 0 {
+		return v.fail("min-interval", "%s must be positive", c.MinInterval)
+	}
+	if c.MaxInterval < c.MinInterval {
+		return v.fail("max-interval", "%s is shorter than min-interval %s", c.MaxInterval, c.MinInterval)
+	}
+	if c.RequestTimeout <= 0 {
+		return v.fail("request-timeout", "%s must be positive", c.RequestTimeout)
+	}
+	if strings.TrimSpace(c.Source) == "" || strings.ContainsAny(c.Source, " \t\r\n") {
+		return v.fail("source", "%q must be a non-empty URI reference without spaces", c.Source)
+	}
+	return nil
+}
+
+func (v *validator) sink() error {
+	c := v.c
+	if err := v.oneOf("sink", c.Sink, SinkJetStream, SinkNATS, SinkKafka, SinkFile, SinkStdout); err != nil {
+		return err
+	}
+	if c.ConnectTimeout <= 0 {
+		return v.fail("connect-timeout", "%s must be positive", c.ConnectTimeout)
+	}
+	switch c.Sink {
+	case SinkJetStream, SinkNATS:
+		if err := v.nats(); err != nil {
+			return err
+		}
+		if err := ValidateSubject(c.SubjectPrefix); err != nil {
+			return v.fail("subject-prefix", "%v", err)
+		}
+		if c.Sink == SinkJetStream {
+			if err := validateStreamName(c.Stream); err != nil {
+				return v.fail("stream", "%v", err)
+			}
+			if err := v.oneOf("stream-storage", c.StreamStorage, "file", "memory"); err != nil {
+				return err
+			}
+			if c.Replicas < 1 || c.Replicas > 5 {
+				return v.fail("replicas", "%d is out of range 1..5", c.Replicas)
+			}
+			if c.DuplicateWindow <= 0 {
+				return v.fail("duplicate-window", "%s must be positive", c.DuplicateWindow)
+			}
+		}
+		if c.DeadLetter != "" {
+			if err := ValidateSubject(c.DeadLetter); err != nil {
+				return v.fail("dead-letter", "%v", err)
+			}
+			if c.DeadLetter == c.SubjectPrefix || strings.HasPrefix(c.DeadLetter, c.SubjectPrefix+".") {
+				return v.fail("dead-letter", "%q is inside subject-prefix %q: dead letters would look like events", c.DeadLetter, c.SubjectPrefix)
+			}
+		}
+	case SinkKafka:
+		if len(c.KafkaBrokers) == 0 {
+			return v.fail("kafka-brokers", "sink=kafka needs at least one broker host:port")
+		}
+		for _, b := range c.KafkaBrokers {
+			if err := validateHostPort(b); err != nil {
+				return v.fail("kafka-brokers", "%q: %v", b, err)
+			}
+		}
+		if err := ValidateTopic(c.KafkaTopic); err != nil {
+			return v.fail("kafka-topic", "%v", err)
+		}
+		if err := v.oneOf("kafka-compression", c.KafkaCompression, "none", "snappy", "lz4", "zstd", "gzip"); err != nil {
+			return err
+		}
+		if err := v.oneOf("kafka-key", c.KafkaKey, "tag", "id"); err != nil {
+			return err
+		}
+		if c.KafkaAcks != "all" {
+			return v.fail("kafka-acks", "%q: only all is supported (an event counts as published once every in-sync replica has it)", c.KafkaAcks)
+		}
+		if err := v.oneOf("kafka-content-mode", c.KafkaContentMode, "binary", "structured"); err != nil {
+			return err
+		}
+		if c.KafkaPartitions < 1 {
+			return v.fail("kafka-partitions", "%d must be at least 1", c.KafkaPartitions)
+		}
+		if c.KafkaReplicationFactor < 1 {
+			return v.fail("kafka-replication-factor", "%d must be at least 1", c.KafkaReplicationFactor)
+		}
+		if err := v.oneOf("kafka-sasl-mechanism", c.KafkaSASLMechanism, "", "plain", "scram-sha-256", "scram-sha-512"); err != nil {
+			return err
+		}
+		if c.KafkaSASLMechanism != "" {
+			if c.KafkaSASLUser == "" {
+				return v.fail("kafka-sasl-user", "kafka-sasl-mechanism %s needs a user", c.KafkaSASLMechanism)
+			}
+			if c.KafkaSASLPassword == "" {
+				return &Error{Key: "kafka-sasl-mechanism", Origin: originOf(v.origin, "kafka-sasl-mechanism"), Problem: "SASL needs a password in " + EnvKafkaSASLPassword}
+			}
+		}
+		if (c.KafkaCertFile == "") != (c.KafkaKeyFile == "") {
+			return v.fail("kafka-cert-file", "kafka-cert-file and kafka-key-file go together")
+		}
+		for _, k := range []struct{ key, path string }{{"kafka-cert-file", c.KafkaCertFile}, {"kafka-key-file", c.KafkaKeyFile}} {
+			if k.path != "" {
+				if _, err := os.Stat(k.path); err != nil {
+					return v.fail(k.key, "cannot read %s: %s", k.path, describeFileErr(err))
+				}
+			}
+		}
+		if c.DeadLetter != "" {
+			if err := ValidateTopic(c.DeadLetter); err != nil {
+				return v.fail("dead-letter", "%v", err)
+			}
+			if c.DeadLetter == c.KafkaTopic {
+				return v.fail("dead-letter", "%q is the events topic itself", c.DeadLetter)
+			}
+		}
+	case SinkFile:
+		if c.Output == "" {
+			return v.fail("output", "sink=file needs an output path")
+		}
+		if err := checkParentDir(c.Output); err != nil {
+			return v.fail("output", "%v", err)
+		}
+		fallthrough
+	case SinkStdout:
+		if c.DeadLetter != "" {
+			return v.fail("dead-letter", "sink=%s never refuses an event; dead-letter applies to jetstream, nats and kafka", c.Sink)
+		}
+	}
+	return nil
+}
+
+func (v *validator) nats() error {
+	c := v.c
+	if _, err := ParseNATSURLs(c.NATSURL); err != nil {
+		return v.fail("nats-url", "%v", err)
+	}
+	for _, k := range []struct{ key, path string }{{"nats-creds-file", c.NATSCredsFile}, {"nats-nkey-file", c.NATSNKeyFile}} {
+		if k.path != "" {
+			if _, err := os.Stat(k.path); err != nil {
+				return v.fail(k.key, "cannot read %s: %s", k.path, describeFileErr(err))
+			}
+		}
+	}
+	if c.NATSCredsFile != "" && c.NATSNKeyFile != "" {
+		return v.fail("nats-nkey-file", "use nats-creds-file or nats-nkey-file, not both")
+	}
+	return nil
+}
+
+func (v *validator) state() error {
+	c := v.c
+	if err := v.oneOf("checkpoint-store", c.CheckpointStore, StoreBolt, StoreJetStreamKV, StoreMemory); err != nil {
+		return err
+	}
+	switch c.CheckpointStore {
+	case StoreBolt:
+		if strings.TrimSpace(c.StateDir) == "" {
+			return v.fail("state-dir", "checkpoint-store=bolt needs a directory")
+		}
+		st, err := os.Stat(c.StateDir)
+		switch {
+		case err == nil && !st.IsDir():
+			return v.fail("state-dir", "%s exists and is not a directory", c.StateDir)
+		case err == nil:
+			if err := checkWritable(c.StateDir); err != nil {
+				return v.fail("state-dir", "%v", err)
+			}
+		case !os.IsNotExist(err):
+			return v.fail("state-dir", "%s: %s", c.StateDir, describeFileErr(err))
+		default:
+			if err := checkParentDir(c.StateDir); err != nil {
+				return v.fail("state-dir", "cannot be created: %v", err)
+			}
+			if err := checkWritable(filepath.Dir(filepath.Clean(c.StateDir))); err != nil {
+				return v.fail("state-dir", "%s cannot be created: %v", c.StateDir, err)
+			}
+		}
+	case StoreJetStreamKV:
+		if v.groups&GroupSink == 0 || (c.Sink != SinkJetStream && c.Sink != SinkNATS) {
+			if _, err := ParseNATSURLs(c.NATSURL); err != nil {
+				return v.fail("nats-url", "%v", err)
+			}
+		}
+		if c.KVBucket == "" || strings.ContainsFunc(c.KVBucket, func(r rune) bool {
+			return !(r == '-' || r == '_' || r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r)))
+		}) {
+			return v.fail("kv-bucket", "%q must be letters, digits, '-' or '_'", c.KVBucket)
+		}
+	}
+	return nil
+}
+
+func (v *validator) ops() error {
+	c := v.c
+	if c.MetricsAddr != "" {
+		if err := validateListenAddr(c.MetricsAddr); err != nil {
+			return v.fail("metrics-addr", "%q: %v", c.MetricsAddr, err)
+		}
+	}
+	if err := v.oneOf("log-format", c.LogFormat, "text", "json"); err != nil {
+		return err
+	}
+	if err := v.oneOf("log-level", strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"); err != nil {
+		return err
+	}
+	if c.ShutdownTimeout <= 0 {
+		return v.fail("shutdown-timeout", "%s must be positive", c.ShutdownTimeout)
+	}
+	return nil
+}
+
+// ParseAPIURL checks an API base URL and returns it without a trailing slash. Plain http is accepted for a
+// loopback host, or anywhere when insecure is true.
+func ParseAPIURL(raw string, insecure bool) (string, error) {
+	if strings.TrimSpace(raw) == "" {
+		return "", fmt.Errorf("empty URL")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !insecure && !isLoopback(u.Hostname()) {
+			return "", fmt.Errorf("%q uses plain http on a non-loopback host: tokens would travel in clear (use https, or set allow-insecure-http)", raw)
+		}
+	default:
+		return "", fmt.Errorf("%q must start with https://", raw)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "", fmt.Errorf("%q has no host", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q has an invalid port", raw)
+		}
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("the URL must not carry a user name or password")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("the URL must not carry a query or fragment (tokens come from tokens-file)")
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// ParseNATSURLs checks a comma-separated list of NATS URLs and returns them.
+func ParseNATSURLs(raw string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(raw, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "://") {
+			s = "nats://" + s
+		}
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a URL", s)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("%q: scheme must be nats, tls, ws or wss", s)
+		}
+		if u.Hostname() == "" {
+			return nil, fmt.Errorf("%q has no host", s)
+		}
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("%q has an invalid port", s)
+			}
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no NATS URL given")
+	}
+	return out, nil
+}
+
+// ValidateTag checks one tag: non-empty, at most 100 characters, Unicode letters, digits, marks and '_'
+// only (what Instagram accepted; no leading '#').
+func ValidateTag(t string) error {
+	switch {
+	case t == "":
+		return fmt.Errorf("empty tag")
+	case strings.HasPrefix(t, "#"):
+		return fmt.Errorf("%q: write the tag without '#'", t)
+	case !utf8.ValidString(t):
+		return fmt.Errorf("%q is not valid UTF-8", t)
+	case utf8.RuneCountInString(t) > 100:
+		return fmt.Errorf("%q is longer than 100 characters", t)
+	}
+	for _, r := range t {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r) || r == '_') {
+			return fmt.Errorf("%q contains %q: tags hold only letters, digits and '_'", t, r)
+		}
+	}
+	return nil
+}
+
+// ValidateSubject checks a literal NATS subject (no wildcards).
+func ValidateSubject(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty subject")
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return fmt.Errorf("%q has an empty token (leading, trailing or double '.')", s)
+		}
+		if tok == "*" || tok == ">" {
+			return fmt.Errorf("%q must not contain wildcards", s)
+		}
+		if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }) {
+			return fmt.Errorf("%q contains a space, control character or wildcard", s)
+		}
+	}
+	return nil
+}
+
+func validateStreamName(s string) error {
+	if s == "" {
+		return fmt.Errorf("empty stream name")
+	}
+	if strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\'
+	}) {
+		return fmt.Errorf("%q must not contain spaces, '.', '*', '>', '/' or '\\'", s)
+	}
+	return nil
+}
+
+// ValidateTopic checks a Kafka topic name.
+func ValidateTopic(t string) error {
+	if t == "" || t == "." || t == ".." {
+		return fmt.Errorf("%q is not a valid topic name", t)
+	}
+	if len(t) > 249 {
+		return fmt.Errorf("topic name longer than 249 characters")
+	}
+	for _, r := range t {
+		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return fmt.Errorf("%q: topic names hold only letters, digits, '.', '_' and '-'", t)
+		}
+	}
+	return nil
+}
+
+func validateHostPort(hp string) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("expected host:port")
+	}
+	if host == "" {
+		return fmt.Errorf("no host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}
+
+func validateListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("expected host:port or :port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}
+
+func checkCAFile(path string) error {
+	data, err := readSmallFile(path, 4<<20)
+	if err != nil {
+		return err
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return nil
+}
+
+// checkParentDir reports whether the directory that would hold path exists.
+func checkParentDir(path string) error {
+	dir := filepath.Dir(filepath.Clean(path))
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("directory %s: %s", dir, describeFileErr(err))
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// readSmallFile reads a regular file of at most limit bytes; a device, a directory or a larger file is refused
+// (reading /dev/zero as a CA bundle must not hang the command).
+func readSmallFile(path string, limit int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %s", path, describeFileErr(err))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %s", path, describeFileErr(err))
+	}
+	return data, nil
+}
+
+// checkWritable reports whether a file can be created in dir, by creating and removing one.
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".tagstream-write-check-*")
+	if err != nil {
+		return fmt.Errorf("directory %s is not writable: %s", dir, describeFileErr(err))
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
