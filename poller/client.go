@@ -112,7 +112,7 @@ func newClient(cfg Config, pool *tokenPool, log *slog.Logger, m *metrics) (*clie
 		m:           m,
 	}
 	c.http = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
-	c.health = health{bo: newBackoff(cfg.BackoffInitial, cfg.BackoffMax), now: cfg.Clock, log: log, m: m}
+	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), now: cfg.Clock, log: log, m: m}
 	return c, nil
 }
 
@@ -405,6 +405,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // downAfter is how many transient failures in a row, with no success in between, mean the API is down.
 const downAfter = 4
+
+// maxProbeInterval caps the delay between two probes while the API is down. A probe is one request, so probing
+// every few seconds costs little budget, while a minute-long cap (BackoffMax) would leave tagstream idle for up
+// to a minute after the API came back.
+const maxProbeInterval = 8 * time.Second
 
 // health backs off the whole client while the API is down: after downAfter transient failures in a row, requests
 // pass one at a time, each after a growing, jittered delay (a probe); the first success ends it and everything

@@ -108,6 +108,9 @@ func (c ConnConfig) Options(logger *slog.Logger) ([]nats.Option, error) {
 		nats.ReconnectBufSize(c.ReconnectBufSize),
 		nats.CustomReconnectDelay(reconnectDelay(c.ReconnectWait, c.MaxReconnectWait)),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil || nc.IsClosed() {
+				return // a deliberate Close: nothing went wrong
+			}
 			logger.Warn("nats disconnected", "server", nc.ConnectedUrlRedacted(), "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -41,12 +43,17 @@ func (s *sink) Close() error {
 // earlier (nil: one is opened for the NATS sinks). stdout is the writer of sink=stdout.
 func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.Writer, logger *slog.Logger, reg prometheus.Registerer) (*sink, error) {
 	s := &sink{ready: func(context.Context) error { return nil }}
+	dead, err := defaultDeadLetter(cfg, s, logger)
+	if err != nil {
+		return nil, err
+	}
 	switch cfg.Sink {
 	case config.SinkJetStream, config.SinkNATS:
 		if nc == nil {
 			var err error
 			nc, err = publisher.Connect(ctx, natsConnConfig(cfg), logger)
 			if err != nil {
+				s.Close()
 				return nil, err
 			}
 			s.close = append(s.close, func() error { nc.Close(); return nil })
@@ -59,7 +66,7 @@ func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.
 			return nil
 		}
 		if cfg.Sink == config.SinkNATS {
-			p, err := publisher.NewNATS(nc, publisher.NATSConfig{SubjectPrefix: cfg.SubjectPrefix, DeadLetterSubject: cfg.DeadLetter}, logger, reg)
+			p, err := publisher.NewNATS(nc, publisher.NATSConfig{SubjectPrefix: cfg.SubjectPrefix, DeadLetterSubject: cfg.DeadLetter, DeadLetter: dead}, logger, reg)
 			if err != nil {
 				s.Close()
 				return nil, err
@@ -79,6 +86,7 @@ func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.
 			Replicas:          cfg.Replicas,
 			DuplicateWindow:   cfg.DuplicateWindow,
 			DeadLetterSubject: cfg.DeadLetter,
+			DeadLetter:        dead,
 		}, logger, reg)
 		if err != nil {
 			s.Close()
@@ -98,6 +106,7 @@ func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.
 			TLS:               publisher.TLSConfig{Enable: cfg.KafkaTLS, CertFile: cfg.KafkaCertFile, KeyFile: cfg.KafkaKeyFile},
 			SASL:              publisher.SASLConfig{Mechanism: strings.ToUpper(cfg.KafkaSASLMechanism), Username: cfg.KafkaSASLUser, Password: cfg.KafkaSASLPassword},
 			DeadLetterTopic:   cfg.DeadLetter,
+			DeadLetter:        dead,
 		}
 		if kc.TLS.Enable || kc.TLS.CertFile != "" {
 			kc.TLS.CAFile = cfg.CAFile
@@ -110,6 +119,7 @@ func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.
 		}
 		p, err := publisher.NewKafka(ctx, kc, logger, reg)
 		if err != nil {
+			s.Close()
 			return nil, err
 		}
 		s.pub, s.name = p, "kafka topic "+cfg.KafkaTopic
@@ -129,4 +139,38 @@ func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.
 		s.pub, s.name = publisher.NewFile(stdout, publisher.FileConfig{}, logger, reg), "stdout"
 		return s, nil
 	}
+}
+
+// DeadLetterFile is the file, inside the state directory, that receives the events a broker refuses for good
+// (too large, rejected) when no dead-letter topic or subject is configured. Dropping them would lose data
+// silently; blocking would stop their tag forever.
+const DeadLetterFile = "dead-letters.ndjson"
+
+// defaultDeadLetter returns the dead-letter file destination for the broker sinks when the dead-letter key is
+// empty and a state directory is configured, or nil (the publisher then uses the configured topic or subject, or,
+// with neither, logs and drops, which the start-up log says).
+func defaultDeadLetter(cfg *config.Config, s *sink, logger *slog.Logger) (publisher.DeadLetter, error) {
+	switch cfg.Sink {
+	case config.SinkJetStream, config.SinkNATS, config.SinkKafka:
+	default:
+		return nil, nil
+	}
+	if cfg.DeadLetter != "" {
+		return nil, nil
+	}
+	if strings.TrimSpace(cfg.StateDir) == "" {
+		logger.Warn("no dead-letter destination: events the broker refuses will be logged and dropped; set dead-letter or state-dir")
+		return nil, nil
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state-dir: %w", err)
+	}
+	path := filepath.Join(cfg.StateDir, DeadLetterFile)
+	d, err := publisher.OpenDeadLetterFile(path)
+	if err != nil {
+		return nil, err
+	}
+	s.close = append(s.close, d.Close)
+	logger.Info("dead letters go to a file", "path", path)
+	return d, nil
 }

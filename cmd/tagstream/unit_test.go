@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +177,46 @@ func TestCommandLineInProcess(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
 				t.Errorf("stdout %q, stderr %q", out.String(), errb.String())
+			}
+		})
+	}
+}
+
+func TestDefaultDeadLetterIsAFileInTheStateDir(t *testing.T) {
+	discard := slog.New(slog.DiscardHandler)
+	tests := []struct {
+		name     string
+		sink     string
+		dead     string
+		stateDir bool
+		wantFile bool
+	}{
+		{name: "a broker sink with no dead-letter key writes refused events to the state dir", sink: config.SinkKafka, stateDir: true, wantFile: true},
+		{name: "jetstream likewise", sink: config.SinkJetStream, stateDir: true, wantFile: true},
+		{name: "a configured dead-letter subject wins", sink: config.SinkJetStream, dead: "tagstream.dead", stateDir: true},
+		{name: "the file sink never refuses an event", sink: config.SinkFile, stateDir: true},
+		{name: "no state dir leaves the publisher's own default", sink: config.SinkKafka},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config.Defaults()
+			cfg.Sink, cfg.DeadLetter, cfg.StateDir = tt.sink, tt.dead, ""
+			if tt.stateDir {
+				cfg.StateDir = filepath.Join(t.TempDir(), "state")
+			}
+			s := &sink{}
+			d, err := defaultDeadLetter(&cfg, s, discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if (d != nil) != tt.wantFile {
+				t.Fatalf("dead-letter destination = %v, want a file: %v", d, tt.wantFile)
+			}
+			if tt.wantFile {
+				if _, err := os.Stat(filepath.Join(cfg.StateDir, DeadLetterFile)); err != nil {
+					t.Fatalf("dead-letter file: %v", err)
+				}
 			}
 		})
 	}

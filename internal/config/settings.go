@@ -170,7 +170,7 @@ var settings = []*setting{
 	boolean("kafka-tls", GroupSink, "connect to Kafka over TLS (trusting ca-file in addition to the system roots)", func(c *Config) *bool { return &c.KafkaTLS }),
 	str("kafka-cert-file", GroupSink, "client certificate (PEM) for Kafka TLS", func(c *Config) *string { return &c.KafkaCertFile }),
 	str("kafka-key-file", GroupSink, "client key (PEM) for Kafka TLS", func(c *Config) *string { return &c.KafkaKeyFile }),
-	str("dead-letter", GroupSink, "where events the broker refuses go: a Kafka topic or a NATS subject (a stream must cover it); empty = off", func(c *Config) *string { return &c.DeadLetter }),
+	str("dead-letter", GroupSink, "where events the broker refuses go: a Kafka topic or a NATS subject (a stream must cover it); empty = the file dead-letters.ndjson in state-dir", func(c *Config) *string { return &c.DeadLetter }),
 	str("output", GroupSink, "path of the NDJSON file for sink=file", func(c *Config) *string { return &c.Output }),
 
 	// State.
