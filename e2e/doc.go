@@ -1,0 +1,16 @@
+// Package e2e holds tagstream's end-to-end and fault tests against real brokers: the project's API simulator
+// (testenv, in-process, HTTPS) feeds the built tagstream binary, which publishes to a real Apache Kafka broker or a
+// real nats-server with JetStream; a consumer then reads everything back and compares it with the simulator's ground
+// truth (every media present, per-tag order, no duplicates on JetStream, field values equal to the source) and
+// reports the time from post to event.
+//
+// The tests run only when TAGSTREAM_INTEGRATION is set (scripts/test.sh sets it after starting the brokers); then
+// TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN and TAGSTREAM_KAFKA_HOME must be set too, or
+// the package fails naming the missing variable. Each JetStream test starts its own nats-server process from
+// TAGSTREAM_NATS_SERVER_BIN (so that it can be killed and restarted); Kafka tests use TAGSTREAM_KAFKA_BROKERS with a
+// topic of their own, except the broker-restart test, which starts a private Kafka from TAGSTREAM_KAFKA_HOME so
+// that restarting it cannot disturb other packages' tests.
+//
+//	. /tmp/tagstream-brokers/env && go test -race -count=1 ./e2e/
+//	TAGSTREAM_E2E_RACE=0   builds the binary without the race detector
+package e2e
