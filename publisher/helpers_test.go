@@ -20,7 +20,7 @@ import (
 	"github.com/tagstream/tagstream/schema"
 )
 
-const cassette = "/work/shared/fixtures/instagram-v1/elixtagram__tags_ts_media_recent__2015-09-29T2006.cassette.json"
+const cassette = "../testdata/instagram-v1/elixtagram__tags_ts_media_recent__2015-09-29T2006.cassette.json"
 
 // fixtureEvents returns the normalized media of the recorded #ts page (realistic 1-2 KB events).
 func fixtureEvents(tb testing.TB) []*schema.Event {

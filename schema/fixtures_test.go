@@ -22,7 +22,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // fixtureDir holds the recorded v1 traffic shared by the project.
-const fixtureDir = "../../shared/fixtures/instagram-v1"
+const fixtureDir = "../testdata/instagram-v1"
 
 // fetchedAt is the fixed fetch time of every golden event.
 var fetchedAt = time.Date(2026, 11, 30, 4, 0, 0, 123456789, time.UTC)

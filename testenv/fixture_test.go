@@ -11,7 +11,7 @@ import (
 )
 
 // fixtureDir holds the recorded responses (see SOURCES.md there).
-const fixtureDir = "../../shared/fixtures/instagram-v1"
+const fixtureDir = "../testdata/instagram-v1"
 
 // shape maps a JSON path ("caption.from.id", "users_in_photo[].position.x") to the JSON kinds seen there.
 type shape map[string]map[string]bool
