@@ -65,20 +65,29 @@
 // An upstream with limited retention (the simulator's Config.Retention) stops serving the oldest media: a walk
 // then ends before it reaches State.Cursor, and nothing in the answer says so. After a walk that could have
 // overrun retention (more than one page, a full page, any catch-up walk, or an inclusive upstream whose boundary
-// media did not come back) the poller asks for the one media just older than State.Cursor. If the API serves
-// none although older media were seen before, the media between the cursor and the walk may be lost: the poller
+// media did not come back) the poller asks for the media just below the walk's last page. Any media there that
+// the walk did not return is the media at the cursor or an older one: the feed still reaches the cursor. If there
+// is none, the media at the cursor was dropped too and the media between it and the walk may be lost: the poller
 // publishes a gap marker (schema.NewGap, Missing -1 = unknown) before the walk's media and counts
-// tagstream_gaps_total. Nothing is lost silently. (Limits: a gap is only detected when the boundary was cut, so
-// an exclusive upstream that cuts more than one page of media while the walk covers less than a full page goes
-// unseen — the retention of a real API is far larger than a page; and a cut exactly at the cursor reports a gap
-// that lost nothing.)
+// tagstream_gaps_total. Nothing is lost silently. (Limits: with an empty cursor — a tag that started on an empty
+// feed and has published nothing, or right after a gap that left nothing — there is nothing to compare with, so a
+// cut goes unseen; an exclusive upstream whose retention is smaller than a page can cut the cursor while the walk
+// stays under a full page, which goes unseen; a cut exactly at the cursor, or a user's deletion of the oldest
+// media of the tag, reports a gap that lost nothing.)
 //
 // # First start
 //
 // A tag without a checkpoint starts at the head by default (StartNow): its first poll stores the current head as
 // the cursor (or an empty cursor for an empty feed, meaning "everything that appears is new") and publishes
 // nothing. StartBackfill publishes the newest BackfillPages pages first: in one poll when BackfillPages <=
-// CatchUpPages, otherwise by storing the lower end of the backfill as the cursor and letting catch-up work it off.
+// CatchUpPages, otherwise by storing as the cursor the cursor of the media just below the backfill (with its id in
+// State.Recent, for an inclusive upstream) and letting catch-up work it off.
+//
+// # Odd pagination
+//
+// A page whose next_url says more remains but that lacks next_max_tag_id (and next_max_id) is walked on with the
+// max_tag_id read out of next_url (the URL itself is never requested); when it names none the poll fails rather
+// than skip the rest. An empty page that still has a next_url is walked past, not taken for the end.
 //
 // # Scheduling
 //

@@ -14,6 +14,7 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	published       prometheus.Counter
 	postToPublish   prometheus.Histogram
+	seenToPublish   prometheus.Histogram
 	budgetRemaining *prometheus.GaugeVec
 	parked          prometheus.Gauge
 	retired         prometheus.Counter
@@ -45,9 +46,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tagstream_media_published_total", Help: "Media events acknowledged by the publisher.",
 		}),
 		postToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "tagstream_post_to_publish_seconds",
-			Help:    "Time from a media's created_time to the publisher's acknowledgement (late-tagged media inflate it).",
+			Name: "tagstream_post_to_publish_seconds",
+			Help: "Time from a media's created_time (the upstream's clock) to the publisher's acknowledgement: " +
+				"polling delay included, but inflated by late-tagged media (tagged long after creation) and clock skew.",
 			Buckets: prometheus.ExponentialBuckets(0.5, 2, 16),
+		}),
+		seenToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tagstream_seen_to_publish_seconds",
+			Help: "Time from when the poller received the page holding a media (in the poll that published it) to " +
+				"the publisher's acknowledgement: the poller's own delay, polling interval excluded, immune to " +
+				"late tagging and clock skew.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}),
 		budgetRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tagstream_token_budget_remaining", Help: "Last X-Ratelimit-Remaining seen per token (by index).",
@@ -82,7 +91,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.budgetRemaining,
+	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.seenToPublish,
+		m.budgetRemaining,
 		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -175,7 +175,8 @@ type TagStatus struct {
 	Tag          string
 	Cursor       string    // committed cursor as last seen by this process ("" before the first commit)
 	Segments     int       // catch-up segments located but not yet published
-	LastPoll     time.Time // end of the last poll; zero before the first
+	LastPoll     time.Time // end of the last successful poll; zero before the first
+	LastAttempt  time.Time // end of the last poll, successful or not (LastError says how it ended)
 	NextPoll     time.Time // when the tag is due; zero while a poll is in flight
 	RateEstimate float64   // estimated posting rate, media per second
 	Lag          time.Duration
@@ -458,6 +459,9 @@ func (p *Poller) Status() []TagStatus {
 		}
 		if ts.lastPoll != 0 {
 			s.LastPoll = time.Unix(0, ts.lastPoll)
+		}
+		if ts.lastTry != 0 {
+			s.LastAttempt = time.Unix(0, ts.lastTry)
 		}
 		if ts.hidx >= 0 {
 			s.NextPoll = time.Unix(0, ts.due)

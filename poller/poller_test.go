@@ -302,6 +302,13 @@ func TestPublisherFailureKeepsCursor(t *testing.T) {
 	if n := len(r.pub.snapshot()); n != 0 {
 		t.Fatalf("%d events recorded while the publisher failed", n)
 	}
+	// LastPoll is the last successful poll; LastAttempt moves on with the failing ones.
+	for _, st := range r.p.Status() {
+		if st.LastPoll.IsZero() || st.LastError == "" || !st.LastAttempt.After(st.LastPoll) {
+			t.Errorf("status while failing: LastPoll %v, LastAttempt %v, LastError %q; want a successful poll "+
+				"before a later failed attempt", st.LastPoll, st.LastAttempt, st.LastError)
+		}
+	}
 	r.pub.setFail(nil)
 	checkExactlyOnce(t, srv, r.pub, expected(srv, tags, since), nil, 20*time.Second)
 	after, _, _ := r.store.Get(context.Background(), "pubfail")

@@ -28,7 +28,8 @@ type tagState struct {
 	cursor    string // last committed cursor seen by this process (for Status)
 	lastErr   string
 	due       int64 // unix nanos
-	lastPoll  int64
+	lastPoll  int64 // end of the last successful poll (unix nanos)
+	lastTry   int64 // end of the last poll, successful or not
 	lastHead  int64 // when the head of the feed was last read (rate estimation)
 	newest    int64 // created time of the newest media published (for Lag)
 	cnt, dur  float64
@@ -216,11 +217,12 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Time) {
 		return
 	}
 	n := now.UnixNano()
-	ts.lastPoll = n
+	ts.lastTry = n
 	if o.err != nil {
 		ts.lastErr = o.err.Error()
 		ts.fails = min(ts.fails+1, 16)
 	} else {
+		ts.lastPoll = n // only a successful poll counts: a tag failing for hours must not look fresh
 		ts.lastErr = ""
 		ts.fails = 0
 		ts.cursor = o.cursor

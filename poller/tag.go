@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
 
@@ -61,10 +62,14 @@ func (p *Poller) pollTag(ctx, commitCtx context.Context, tag string, requests *i
 type walked struct {
 	items       []*schema.Media // new media, newest first, without repeats or known ids
 	cursors     []string        // the min_tag_id of the page each item came from
+	seen        []time.Time     // when the page each item came from was received
 	batch       map[string]bool // ids of every media returned
-	head        string          // min_tag_id of the first page: the cursor of the newest media returned
+	head        string          // min_tag_id of the first non-empty page: the cursor of the newest media returned
 	oldest      string          // next_max_tag_id of the last non-empty page: the cursor of the oldest media returned
 	split       string          // next_max_tag_id after page splitAt: where an incomplete walk's backlog is split
+	upper       string          // the walk's max_tag_id bound ("" = the head)
+	lastMin     string          // min_tag_id of the last non-empty page: the cursor of its newest media
+	lastCount   int             // media on that page
 	complete    bool            // the last page said nothing older remains within the bounds
 	pages       int
 	fetched     int // media returned, repeats included
@@ -77,7 +82,7 @@ type walked struct {
 // at min, whose return marks an inclusive upstream. split records the lower end after splitAt pages.
 func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, splitAt int, keep bool, known map[string]bool,
 	boundary string, requests *int) (walked, error) {
-	w := walked{batch: make(map[string]bool)}
+	w := walked{batch: make(map[string]bool), upper: max}
 	for {
 		page, err := p.client.page(ctx, query{tag: tag, min: min, max: max, count: p.cfg.PageSize, probes: requests})
 		if err != nil {
@@ -89,8 +94,9 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 		}
 		pg := page.Pagination
 		pageCursor := firstOf(pg.MinTagID, pg.NextMinID)
-		if w.pages == 1 {
-			w.head = pageCursor
+		seenAt := p.cfg.Clock()
+		if w.head == "" {
+			w.head = pageCursor // the first page, or the first non-empty one after empty pages
 		}
 		for i := range page.Media {
 			m := &page.Media[i]
@@ -104,17 +110,35 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 			if keep && !known[m.ID] {
 				w.items = append(w.items, m)
 				w.cursors = append(w.cursors, pageCursor)
+				w.seen = append(w.seen, seenAt)
 			}
 		}
 		w.fetched += len(page.Media)
+		if len(page.Media) > 0 {
+			w.lastMin, w.lastCount = pageCursor, len(page.Media)
+		}
 		next := firstOf(pg.NextMaxTagID, pg.NextMaxID)
-		if len(page.Media) > 0 && next != "" {
-			w.oldest = next
+		if next == "" && pg.NextURL != "" {
+			// More remains but the cursor fields are missing: read max_tag_id out of next_url (never request it;
+			// it names a host and embeds a token). Treating the walk as complete here would move the cursor past
+			// media never fetched.
+			next = maxFromNextURL(pg.NextURL)
+			if next == "" {
+				return w, fmt.Errorf("poller: tag %q: page %d says more media remain but names no cursor to reach them",
+					tag, w.pages)
+			}
+		}
+		if next != "" {
+			if len(page.Media) > 0 {
+				w.oldest = next
+			}
 			if w.pages <= splitAt {
 				w.split = next
 			}
 		}
-		if pg.NextURL == "" || len(page.Media) == 0 || next == "" || next == max {
+		// An empty page that still says more remains (next_url) is walked past, not taken for the end: that
+		// would skip the media below it for good.
+		if pg.NextURL == "" || next == "" || next == max {
 			w.complete = true
 			return w, nil
 		}
@@ -123,6 +147,17 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 		}
 		max = next
 	}
+}
+
+// maxFromNextURL returns the max_tag_id (or max_id) of a next_url, "" when it has none or does not parse. The
+// URL embeds a token: it is never logged or put in an error.
+func maxFromNextURL(next string) string {
+	u, err := url.Parse(next)
+	if err != nil {
+		return ""
+	}
+	q := u.Query()
+	return firstOf(q.Get("max_tag_id"), q.Get("max_id"))
 }
 
 func firstOf(a, b string) string {
@@ -152,15 +187,45 @@ func (p *Poller) firstPoll(ctx, commitCtx context.Context, tag string, requests 
 	if err != nil {
 		return observation{}, err
 	}
+	if !keep && w.complete && w.pages <= p.cfg.CatchUpPages {
+		// The whole feed turned out to fit in one publishing poll: walk it again keeping the media and publish it
+		// now. Starting from an empty cursor instead would leave nothing to detect a retention cut against
+		// until the first publish (see Gaps).
+		if w, err = p.walk(ctx, tag, "", "", p.cfg.CatchUpPages, p.cfg.CatchUpPages, true, nil, "", requests); err != nil {
+			return observation{}, err
+		}
+		if !w.complete {
+			// It grew beyond one poll's worth meanwhile: everything it holds is still the backfill, so start
+			// from the bottom (the empty cursor) and let catch-up work it off.
+			if err := p.commit(commitCtx, tag, checkpoint.State{}); err != nil {
+				return observation{}, err
+			}
+			return observation{backlog: true}, nil
+		}
+		keep = true
+	}
 	if keep {
 		st := checkpoint.State{Cursor: w.head}
 		o := observation{head: true}
 		return p.publish(commitCtx, tag, st, w, nil, o)
 	}
 	// A deep backfill: remember where it starts and let the catch-up machinery work it off oldest first.
+	//
+	// The cursor must sit just below the backfill, not on its oldest media: w.oldest is the cursor OF the oldest
+	// media of page n, and an exclusive min_tag_id would never return that media again (the backfill lost one
+	// media). So ask for the one media just older than page n and start at its cursor, with its id in Recent: an
+	// inclusive upstream returns it again and the id removes it, exactly like StartNow's head. When nothing
+	// older is served any more, the empty cursor means "everything still served is new".
 	st := checkpoint.State{}
 	if !w.complete {
-		st.Cursor = w.oldest
+		below, err := p.client.page(ctx, query{tag: tag, max: w.oldest, count: 1, probes: requests})
+		if err != nil {
+			return observation{}, err
+		}
+		if len(below.Media) > 0 {
+			st.Cursor = firstOf(below.Pagination.MinTagID, below.Pagination.NextMinID)
+			st.Recent = []string{below.Media[0].ID}
+		}
 	}
 	if err := p.commit(commitCtx, tag, st); err != nil {
 		return observation{}, err
@@ -230,7 +295,7 @@ func (p *Poller) finish(ctx, commitCtx context.Context, tag string, st checkpoin
 	probe bool, requests *int, o observation) (observation, error) {
 	var gap *schema.Event
 	if probe {
-		missing, err := p.probeGap(ctx, tag, st, requests)
+		missing, err := p.probeGap(ctx, tag, st, w, requests)
 		if err != nil {
 			return observation{}, err
 		}
@@ -259,20 +324,40 @@ func (p *Poller) finish(ctx, commitCtx context.Context, tag string, st checkpoin
 	return p.publish(commitCtx, tag, st, w, gap, o)
 }
 
-// probeGap reports whether the API no longer serves anything older than the committed cursor: it asks for the one
-// media just older than the cursor. When the API returns none although media older than the cursor were seen
-// before, the feed was cut above the cursor (retention), so media between the cursor and the walk may be gone: a
-// gap. (When exactly the media at and below the cursor were dropped and nothing newer, this reports a gap that
-// lost nothing; the marker says Missing -1, unknown.)
-func (p *Poller) probeGap(ctx context.Context, tag string, st checkpoint.State, requests *int) (bool, error) {
-	if st.Cursor == "" || len(st.Recent) < 2 {
+// probeGap reports whether the API may have dropped media between the committed cursor and the lowest media of a
+// complete walk w down to it (retention): it asks for the media just below the walk's last page (or below the
+// walk's upper bound when the walk found nothing). Any media there that the walk did not return is the media at
+// the cursor or an older one, so the feed still reaches the cursor and nothing in between was cut. No such media
+// means the media at the cursor is gone too: a gap. (When exactly the media at the cursor was dropped and nothing
+// newer, or the user deleted it and nothing older exists, this reports a gap that lost nothing; the marker says
+// Missing -1, unknown.)
+//
+// An earlier version asked for the media just older than the cursor and trusted the answer only when State.Recent
+// proved that one had existed (two ids or more): with RecentIDs 1, or a tag that had published a single media,
+// the probe never ran and a retention cut lost media silently.
+func (p *Poller) probeGap(ctx context.Context, tag string, st checkpoint.State, w walked, requests *int) (bool, error) {
+	if st.Cursor == "" {
 		return false, nil
 	}
-	page, err := p.client.page(ctx, query{tag: tag, max: st.Cursor, count: 1, probes: requests})
+	below, count := w.lastMin, min(w.lastCount+1, 33)
+	if below == "" {
+		// The walk found nothing between the cursor and its upper bound. A head walk that found nothing lost
+		// nothing; a catch-up walk asks for the media just below its segment.
+		if w.upper == "" {
+			return false, nil
+		}
+		below, count = w.upper, 1
+	}
+	page, err := p.client.page(ctx, query{tag: tag, max: below, count: count, probes: requests})
 	if err != nil {
 		return false, err
 	}
-	return len(page.Media) == 0, nil
+	for i := range page.Media {
+		if !w.batch[page.Media[i].ID] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // publish hands the walk's media (and a gap marker) to the publisher oldest first and commits st, with the ids
@@ -281,8 +366,10 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 	o observation) (observation, error) {
 	fetched := p.cfg.Clock()
 	events := make([]*schema.Event, 0, len(w.items)+1)
+	seen := make([]time.Time, 0, len(w.items)+1) // parallel to events: when the media's page was received
 	if gap != nil {
 		events = append(events, gap)
+		seen = append(seen, time.Time{})
 	}
 	var newest time.Time
 	skipped := 0
@@ -298,6 +385,7 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 			newest = ev.Time
 		}
 		events = append(events, ev)
+		seen = append(seen, w.seen[i])
 	}
 	if skipped > 0 {
 		p.log.Warn("media without an id skipped", "tag", tag, "count", skipped)
@@ -310,7 +398,7 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 			return observation{}, fmt.Errorf("poller: tag %q: publish %d events: %w", tag, len(events), err)
 		}
 		ack := p.cfg.Clock()
-		for _, e := range events {
+		for i, e := range events {
 			if e.Gap != nil {
 				p.m.gaps.Inc()
 				o.gaps++
@@ -320,6 +408,9 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 			p.m.published.Inc()
 			if !e.Time.IsZero() {
 				p.m.postToPublish.Observe(max(0, ack.Sub(e.Time).Seconds()))
+			}
+			if !seen[i].IsZero() {
+				p.m.seenToPublish.Observe(max(0, ack.Sub(seen[i]).Seconds()))
 			}
 		}
 	}
