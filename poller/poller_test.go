@@ -220,7 +220,7 @@ func TestTokenRevokedMidRun(t *testing.T) {
 	if c := strings.Count(logs, "token retired"); c != 1 {
 		t.Errorf("the retirement was logged %d times, want once", c)
 	}
-	if !strings.Contains(logs, fingerprint("revoke-this-token-2")) {
+	if !strings.Contains(logs, Fingerprint("revoke-this-token-2")) {
 		t.Errorf("the retirement log does not name the token's fingerprint")
 	}
 }

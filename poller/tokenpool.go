@@ -52,9 +52,9 @@ type tokenPool struct {
 	m       *metrics
 }
 
-// fingerprint is the first 8 hex digits of the SHA-256 of a token: enough to tell tokens apart in logs, useless to
-// recover one.
-func fingerprint(value string) string {
+// Fingerprint is the first 8 hex digits of the SHA-256 of a token: enough to tell tokens apart in logs, status and
+// metrics, useless to recover one. It is what TokenStatus.Fingerprint holds.
+func Fingerprint(value string) string {
 	sum := sha256.Sum256([]byte(value))
 	return hex.EncodeToString(sum[:4])
 }
@@ -79,7 +79,7 @@ func newTokenPool(cfg Config, log *slog.Logger, m *metrics) *tokenPool {
 			idx:       i,
 			value:     t.Value,
 			clientID:  t.ClientID,
-			fp:        fingerprint(t.Value),
+			fp:        Fingerprint(t.Value),
 			limit:     limit,
 			remaining: -1,
 			last:      now,

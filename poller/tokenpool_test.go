@@ -212,11 +212,11 @@ func TestAcquireWaitsForContext(t *testing.T) {
 }
 
 func TestFingerprintHidesTheToken(t *testing.T) {
-	fp := fingerprint("IGQVJYeUk4NFZAWbnRrZAHBQ")
+	fp := Fingerprint("IGQVJYeUk4NFZAWbnRrZAHBQ")
 	if len(fp) != 8 || strings.Contains("IGQVJYeUk4NFZAWbnRrZAHBQ", fp) {
 		t.Errorf("fingerprint %q: want 8 hex digits unrelated to the token", fp)
 	}
-	if fingerprint("a") == fingerprint("b") {
+	if Fingerprint("a") == Fingerprint("b") {
 		t.Errorf("different tokens share a fingerprint")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/publisher"
 	"github.com/tagstream/tagstream/schema"
 )
@@ -98,9 +99,9 @@ func checkAPI(ctx context.Context, cfg *config.Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("GET %s: read body: %s", endpoint, httpProblem(err))
 	}
-	who := fmt.Sprintf("token 1 (fingerprint %s)", fingerprint(cred.Value))
+	who := fmt.Sprintf("token 1 (fingerprint %s)", poller.Fingerprint(cred.Value))
 	if cred.ClientID {
-		who = fmt.Sprintf("client id 1 (fingerprint %s)", fingerprint(cred.Value))
+		who = fmt.Sprintf("client id 1 (fingerprint %s)", poller.Fingerprint(cred.Value))
 	}
 	budget := "no rate-limit headers"
 	if lim, rem := resp.Header.Get("X-Ratelimit-Limit"), resp.Header.Get("X-Ratelimit-Remaining"); lim != "" || rem != "" {

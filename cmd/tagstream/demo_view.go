@@ -182,8 +182,8 @@ func (v *demoView) final() {
 func pollIntervals(d *demo) map[string]string {
 	out := map[string]string{}
 	for _, s := range d.pipe.poller.Status() {
-		if !s.LastPoll.IsZero() && s.NextPoll.After(s.LastPoll) {
-			out[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastPoll))
+		if !s.LastAttempt.IsZero() && s.NextPoll.After(s.LastAttempt) {
+			out[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastAttempt))
 		} else {
 			out[s.Tag] = "-"
 		}

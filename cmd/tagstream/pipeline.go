@@ -331,7 +331,7 @@ func (p *pipeline) report() status.Report {
 	}
 	for _, t := range p.poller.Status() {
 		r.Tags = append(r.Tags, status.TagStatus{
-			Tag: t.Tag, Cursor: t.Cursor, Segments: t.Segments, LastPoll: t.LastPoll, NextPoll: t.NextPoll,
+			Tag: t.Tag, Cursor: t.Cursor, Segments: t.Segments, LastPoll: t.LastPoll, LastAttempt: t.LastAttempt, NextPoll: t.NextPoll,
 			RateEstimate: t.RateEstimate, LagSeconds: t.Lag.Seconds(), Published: t.Published, Gaps: t.Gaps,
 			LastError: t.LastError,
 		})

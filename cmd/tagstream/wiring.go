@@ -1,10 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,12 +65,6 @@ func natsConnConfig(cfg *config.Config) publisher.ConnConfig {
 		}
 	}
 	return cc
-}
-
-// fingerprint is a short, stable, non-reversible name for a credential, safe to print.
-func fingerprint(value string) string {
-	sum := sha256.Sum256([]byte(value))
-	return hex.EncodeToString(sum[:4])
 }
 
 // redactor removes every credential value from text that may have passed through an error (a *url.Error

@@ -28,6 +28,7 @@ type TagStatus struct {
 	Cursor       string    `json:"cursor"`
 	Segments     int       `json:"catch_up_segments"`
 	LastPoll     time.Time `json:"last_poll,omitzero"`
+	LastAttempt  time.Time `json:"last_attempt,omitzero"` // the last poll, successful or not; LastPoll is the last successful one
 	NextPoll     time.Time `json:"next_poll,omitzero"`
 	RateEstimate float64   `json:"rate_per_second"`
 	LagSeconds   float64   `json:"lag_seconds"`
