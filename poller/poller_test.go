@@ -177,6 +177,8 @@ func TestFaultStorms(t *testing.T) {
 				srv.Post(tags[i%2], 1+i%4)
 				time.Sleep(10 * time.Millisecond)
 			}
+			// The faults are random: make sure several were served before judging how they were counted.
+			waitForFaults(t, srv, 3, 30*time.Second)
 			srv.Post(tags[0], 45) // deeper than one poll may go: catch-up under faults
 			want := expected(srv, tags, since)
 			checkExactlyOnce(t, srv, r.pub, want, nil, 60*time.Second)
@@ -187,6 +189,28 @@ func TestFaultStorms(t *testing.T) {
 			}
 			srv.SetFaults(testenv.Faults{})
 		})
+	}
+}
+
+// waitForFaults waits until the simulator has served at least n injected faults (the poller keeps polling on its
+// own), so that a test about how faults are handled never passes or fails on a run that drew none.
+func waitForFaults(t *testing.T, srv *testenv.Server, n int64, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var faults int64
+		for outcome, c := range srv.Stats().ByOutcome {
+			if strings.HasPrefix(outcome, "fault_") {
+				faults += c
+			}
+		}
+		if faults >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the simulator served %d injected faults in %v, want at least %d", faults, timeout, n)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
