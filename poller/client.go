@@ -365,21 +365,33 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // redact removes the credential from err: a *url.Error carries the whole request URL (query included), so it is
-// rebuilt with the endpoint alone; any other message that still contains the secret is replaced by a plain one.
+// rebuilt with the endpoint alone; any other message that still contains the secret, as is or query-escaped (the
+// form a URL echoed by the server carries), is replaced by a plain one.
 func redact(err error, secret, endpoint string) error {
 	if err == nil {
 		return nil
 	}
+	escaped := url.QueryEscape(secret)
+	scrub := func(msg string) (string, bool) {
+		if secret == "" {
+			return msg, false
+		}
+		out := strings.ReplaceAll(msg, secret, "REDACTED")
+		if escaped != secret {
+			out = strings.ReplaceAll(out, escaped, "REDACTED")
+		}
+		return out, out != msg
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		inner := ue.Err
-		if strings.Contains(inner.Error(), secret) {
-			inner = errors.New(strings.ReplaceAll(inner.Error(), secret, "REDACTED"))
+		if msg, changed := scrub(inner.Error()); changed {
+			inner = errors.New(msg)
 		}
 		err = &url.Error{Op: ue.Op, URL: endpoint + "?REDACTED", Err: inner}
 	}
-	if secret != "" && strings.Contains(err.Error(), secret) {
-		return redactedError{msg: strings.ReplaceAll(err.Error(), secret, "REDACTED")}
+	if msg, changed := scrub(err.Error()); changed {
+		return redactedError{msg: msg}
 	}
 	return err
 }

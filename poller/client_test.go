@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -233,6 +234,40 @@ func TestClientErrorsNeverContainTheToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRedactRemovesTheTokenInEveryForm(t *testing.T) {
+	const secret = "tok+en/with&odd=chars"
+	const endpoint = "https://api.example/v1/tags/x/media/recent"
+	escaped := url.QueryEscape(secret)
+	cases := []struct {
+		name string
+		err  error
+	}{
+		{"a message holding the token as is", errors.New("the access_token " + secret + " is invalid")},
+		{"a message holding the token query-escaped", errors.New("GET /v1/tags/x?access_token=" + escaped + " failed")},
+		{"a *url.Error whose cause echoes the escaped token", &url.Error{Op: "Get",
+			URL: endpoint + "?access_token=" + escaped, Err: errors.New("bad answer to access_token=" + escaped)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+" loses it", func(t *testing.T) {
+			got := redact(tc.err, secret, endpoint)
+			for _, form := range []string{secret, escaped} {
+				if strings.Contains(got.Error(), form) {
+					t.Fatalf("redact kept %q: %v", form, got)
+				}
+			}
+			if !strings.Contains(got.Error(), "REDACTED") {
+				t.Fatalf("redact does not say what it removed: %v", got)
+			}
+		})
+	}
+	t.Run("a message without the token is returned as is", func(t *testing.T) {
+		err := errors.New("connection refused")
+		if got := redact(err, secret, endpoint); got != err {
+			t.Fatalf("redact(%v) = %v, want the same error", err, got)
+		}
+	})
 }
 
 func TestRetryAfter(t *testing.T) {

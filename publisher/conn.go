@@ -207,10 +207,11 @@ func redactURLs(urls []string) string {
 	return strings.Join(out, ",")
 }
 
-// redactErr replaces an error whose text holds a secret of cfg by a neutral one that keeps errors.Is working
-// through the sentinel nats errors.
+// redactErr replaces an error whose text holds a secret of cfg by one with every such secret masked, that keeps
+// errors.Is working through the sentinel nats errors.
 func redactErr(err error, cfg ConnConfig) error {
 	msg := err.Error()
+	redacted := msg
 	secrets := []string{cfg.Password, cfg.Token}
 	for _, u := range cfg.URLs {
 		if pu, perr := url.Parse(u); perr == nil && pu.User != nil {
@@ -221,11 +222,14 @@ func redactErr(err error, cfg ConnConfig) error {
 		}
 	}
 	for _, s := range secrets {
-		if s != "" && strings.Contains(msg, s) {
-			return &redactedError{msg: strings.ReplaceAll(msg, s, "<redacted>"), err: errors.Unwrap(err)}
+		if s != "" {
+			redacted = strings.ReplaceAll(redacted, s, "<redacted>")
 		}
 	}
-	return err
+	if redacted == msg {
+		return err
+	}
+	return &redactedError{msg: redacted, err: errors.Unwrap(err)}
 }
 
 type redactedError struct {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
 
@@ -129,6 +131,45 @@ func TestConnectAuthenticates(t *testing.T) {
 			if strings.Contains(err.Error(), secret) {
 				t.Fatalf("error shows %q: %v", secret, err)
 			}
+		}
+	})
+}
+
+func TestRedactErrMasksEverySecret(t *testing.T) {
+	cfg := ConnConfig{
+		URLs:     []string{"nats://someone:url-pass-3@127.0.0.1:4222"},
+		Password: "pw-secret-1",
+		Token:    "tok-secret-2",
+	}
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{"an error that holds one secret", errors.New("auth failed for pw-secret-1")},
+		{"an error that holds the password and the token", errors.New("auth failed: pw-secret-1 / tok-secret-2")},
+		{"an error that holds the token and the URL password", fmt.Errorf("dial %s with tok-secret-2: %w",
+			"nats://someone:url-pass-3@127.0.0.1:4222", nats.ErrAuthorization)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" shows none of them", func(t *testing.T) {
+			got := redactErr(tt.err, cfg)
+			for _, secret := range []string{"pw-secret-1", "tok-secret-2", "url-pass-3"} {
+				if strings.Contains(got.Error(), secret) {
+					t.Fatalf("redacted error shows %q: %v", secret, got)
+				}
+			}
+			if !strings.Contains(got.Error(), "<redacted>") {
+				t.Fatalf("redacted error does not say what it masked: %v", got)
+			}
+			if errors.Is(tt.err, nats.ErrAuthorization) && !errors.Is(got, nats.ErrAuthorization) {
+				t.Fatalf("redaction lost the nats sentinel: %v", got)
+			}
+		})
+	}
+	t.Run("an error without a secret is returned as is", func(t *testing.T) {
+		err := errors.New("connection refused")
+		if got := redactErr(err, cfg); got != err {
+			t.Fatalf("redactErr(%v) = %v, want the same error", err, got)
 		}
 	})
 }

@@ -269,17 +269,6 @@ func (s *scanner) skip() {
 	}
 }
 
-// skipRaw consumes one value and returns its exact bytes.
-func (s *scanner) skipRaw() []byte {
-	s.ws()
-	start := s.i
-	s.skip()
-	if s.err != nil {
-		return nil
-	}
-	return s.b[start:s.i]
-}
-
 func (s *scanner) literal(lit string) {
 	if len(s.b)-s.i < len(lit) {
 		s.fail("unexpected end of input (truncated body) while reading %s", lit)

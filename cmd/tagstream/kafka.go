@@ -16,13 +16,20 @@ import (
 	"github.com/tagstream/tagstream/publisher"
 )
 
-// kafkaTLS returns the TLS config for Kafka, or nil when kafka-tls is off and no client certificate is set.
-func kafkaTLS(cfg *config.Config) (*tls.Config, error) {
+// kafkaTLSConfig maps the settings onto the publisher's TLS options for Kafka. ca-file is used for Kafka only when
+// kafka-tls is on or a client certificate is set, so that a CA given for the API does not force TLS on a plain
+// broker.
+func kafkaTLSConfig(cfg *config.Config) publisher.TLSConfig {
 	t := publisher.TLSConfig{Enable: cfg.KafkaTLS, CertFile: cfg.KafkaCertFile, KeyFile: cfg.KafkaKeyFile}
 	if t.Enable || t.CertFile != "" {
 		t.CAFile = cfg.CAFile
 	}
-	return t.Build()
+	return t
+}
+
+// kafkaTLS returns the TLS config for Kafka, or nil when kafka-tls is off and no client certificate is set.
+func kafkaTLS(cfg *config.Config) (*tls.Config, error) {
+	return kafkaTLSConfig(cfg).Build()
 }
 
 // kafkaSASL returns the SASL mechanism, or nil when none is configured.

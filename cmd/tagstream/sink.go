@@ -103,13 +103,10 @@ func openSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, stdout io.
 			Partitions:        cfg.KafkaPartitions,
 			ReplicationFactor: cfg.KafkaReplicationFactor,
 			DialTimeout:       cfg.ConnectTimeout,
-			TLS:               publisher.TLSConfig{Enable: cfg.KafkaTLS, CertFile: cfg.KafkaCertFile, KeyFile: cfg.KafkaKeyFile},
+			TLS:               kafkaTLSConfig(cfg),
 			SASL:              publisher.SASLConfig{Mechanism: strings.ToUpper(cfg.KafkaSASLMechanism), Username: cfg.KafkaSASLUser, Password: cfg.KafkaSASLPassword},
 			DeadLetterTopic:   cfg.DeadLetter,
 			DeadLetter:        dead,
-		}
-		if kc.TLS.Enable || kc.TLS.CertFile != "" {
-			kc.TLS.CAFile = cfg.CAFile
 		}
 		if cfg.KafkaKey == "id" {
 			kc.Key = publisher.KeyMediaID
