@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tagstream/tagstream/poller/checkpoint"
@@ -73,6 +74,7 @@ type walked struct {
 	complete    bool            // the last page said nothing older remains within the bounds
 	pages       int
 	fetched     int // media returned, repeats included
+	noID        int // media returned without an id: they cannot be published, de-duplicated or remembered
 	sawBoundary bool
 }
 
@@ -100,6 +102,12 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 		}
 		for i := range page.Media {
 			m := &page.Media[i]
+			if strings.TrimSpace(m.ID) == "" {
+				// Without an id a media can be neither an event (its id derives from the media id) nor a member
+				// of the recent set, where "" would switch off the boundary check of every later poll.
+				w.noID++
+				continue
+			}
 			if boundary != "" && m.ID == boundary {
 				w.sawBoundary = true
 			}
@@ -387,8 +395,8 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 		events = append(events, ev)
 		seen = append(seen, w.seen[i])
 	}
-	if skipped > 0 {
-		p.log.Warn("media without an id skipped", "tag", tag, "count", skipped)
+	if skipped += w.noID; skipped > 0 {
+		p.log.Warn("media without an id skipped: the API sent media that cannot be identified", "tag", tag, "count", skipped)
 	}
 	if len(events) > 0 {
 		start := time.Now()

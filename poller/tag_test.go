@@ -52,6 +52,13 @@ func TestWalkOddPagination(t *testing.T) {
 			wantIDs: []string{"4_1"}, wantHead: "40", wantMax: []string{"", "45"},
 		},
 		{
+			name: "media without an id are left out of the walk, so they never reach the recent set",
+			pages: map[string]answer{
+				"": {`[{"id":"5_1"},{"caption":null},{"id":""},{"id":"  "},{"id":"4_1"}]`, `"min_tag_id":"50"`},
+			},
+			wantIDs: []string{"5_1", "4_1"}, wantHead: "50", wantMax: []string{""},
+		},
+		{
 			name: "a next_url that names no cursor fails the poll instead of skipping the rest",
 			pages: map[string]answer{
 				"": {`[{"id":"5_1"}]`, `"min_tag_id":"50","next_url":"https://h/x?access_token=TOKEN"`},

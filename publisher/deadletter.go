@@ -1,7 +1,6 @@
 package publisher
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -127,7 +126,6 @@ func appendJSONString(dst []byte, s string) []byte {
 type FileDeadLetter struct {
 	mu sync.Mutex
 	f  *os.File
-	w  *bufio.Writer
 }
 
 // OpenDeadLetterFile opens (creating or appending to) the dead-letter file at path.
@@ -136,7 +134,7 @@ func OpenDeadLetterFile(path string) (*FileDeadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: open dead-letter file: %w", err)
 	}
-	return &FileDeadLetter{f: f, w: bufio.NewWriter(f)}, nil
+	return &FileDeadLetter{f: f}, nil
 }
 
 // DeadLetter writes one line per letter and fsyncs the file.
@@ -146,16 +144,15 @@ func (d *FileDeadLetter) DeadLetter(_ context.Context, letters []Letter) error {
 	if d.f == nil {
 		return fmt.Errorf("publisher: dead-letter file: %w", ErrClosed)
 	}
+	// The whole batch goes in one write: a failed write leaves nothing half-buffered to be flushed later, and the
+	// next call starts afresh (a sticky bufio.Writer error would stall the tag until restart).
 	var buf []byte
 	now := time.Now()
 	for _, l := range letters {
-		buf = AppendLetter(buf[:0], l, l.Event.AppendJSON(nil), 0, now)
+		buf = AppendLetter(buf, l, l.Event.AppendJSON(nil), 0, now)
 		buf = append(buf, '\n')
-		if _, err := d.w.Write(buf); err != nil {
-			return fmt.Errorf("publisher: write dead-letter file: %w", err)
-		}
 	}
-	if err := d.w.Flush(); err != nil {
+	if _, err := d.f.Write(buf); err != nil {
 		return fmt.Errorf("publisher: write dead-letter file: %w", err)
 	}
 	if err := d.f.Sync(); err != nil {
@@ -164,17 +161,14 @@ func (d *FileDeadLetter) DeadLetter(_ context.Context, letters []Letter) error {
 	return nil
 }
 
-// Close flushes and closes the file. Further DeadLetter calls return ErrClosed.
+// Close closes the file (every DeadLetter call already wrote and synced its batch). Further DeadLetter calls return ErrClosed.
 func (d *FileDeadLetter) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.f == nil {
 		return nil
 	}
-	err := d.w.Flush()
-	if cerr := d.f.Close(); err == nil {
-		err = cerr
-	}
+	err := d.f.Close()
 	d.f = nil
 	if err != nil {
 		return fmt.Errorf("publisher: close dead-letter file: %w", err)

@@ -10,7 +10,8 @@ import (
 type TLSConfig struct {
 	// Enable turns TLS on. It is implied by any of the file fields.
 	Enable bool
-	// CAFile is a PEM bundle of the certificate authorities to trust. Empty means the system roots.
+	// CAFile is a PEM bundle of extra certificate authorities to trust, added to the system roots. Empty means the
+	// system roots alone.
 	CAFile string
 	// CertFile and KeyFile are the PEM client certificate and key, for mutual TLS. Both or neither.
 	CertFile, KeyFile string
@@ -36,7 +37,12 @@ func (c TLSConfig) build(field string) (*tls.Config, error) {
 		if err != nil {
 			return nil, configError(field+".CAFile", "%v", err)
 		}
-		pool := x509.NewCertPool()
+		// The file adds to the system's roots, as the API client does with the same ca-file setting: a private CA
+		// for one server must not break a broker whose certificate a public CA signed.
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, configError(field+".CAFile", "%s holds no PEM certificate", c.CAFile)
 		}
