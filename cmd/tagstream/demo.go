@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"golang.org/x/term"
 
 	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/internal/pipeline"
 	"github.com/tagstream/tagstream/testenv"
 )
 
@@ -48,7 +48,7 @@ var demoTags = []demoTag{
 
 type demoOptions struct {
 	duration        time.Duration
-	sink            string
+	sink            string // jetstream or kafka
 	natsURL         string
 	kafkaBrokers    string
 	kafkaTopic      string
@@ -109,9 +109,9 @@ func (o *demoOptions) validate() error {
 	switch {
 	case o.duration < 0:
 		return bad("duration", "must not be negative")
-	case o.sink != config.SinkJetStream && o.sink != config.SinkKafka:
+	case config.SinkKind(o.sink) != config.SinkJetStream && config.SinkKind(o.sink) != config.SinkKafka:
 		return bad("sink", "%q: the demo runs with jetstream or kafka", o.sink)
-	case o.sink == config.SinkKafka && o.kafkaBrokers == "":
+	case config.SinkKind(o.sink) == config.SinkKafka && o.kafkaBrokers == "":
 		return bad("kafka-brokers", "--sink kafka needs --kafka-brokers")
 	case o.tokens < 1 || o.tokens > 1000:
 		return bad("tokens", "%d is out of range 1..1000", o.tokens)
@@ -138,9 +138,8 @@ type demo struct {
 	o     demoOptions
 	sim   *testenv.Server
 	ns    *server.Server
-	nc    *nats.Conn
 	cfg   *config.Config
-	pipe  *pipeline
+	pipe  *pipeline.Pipeline
 	stats *demoStats
 	view  *demoView
 	logs  *logRing
@@ -208,7 +207,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 
 	// 2. The broker: an embedded JetStream server unless one was given.
 	natsURL := o.natsURL
-	if o.sink == config.SinkJetStream && natsURL == "" {
+	if config.SinkKind(o.sink) == config.SinkJetStream && natsURL == "" {
 		d.ns, err = startEmbeddedNATS(filepath.Join(tmp, "nats"))
 		if err != nil {
 			return exitFailure, err
@@ -227,7 +226,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	cfg.MinInterval = time.Second
 	cfg.MaxInterval = 5 * time.Second
 	cfg.RequestTimeout = 5 * time.Second
-	cfg.Sink = o.sink
+	cfg.Sink = config.SinkKind(o.sink)
 	cfg.NATSURL = natsURL
 	cfg.SubjectPrefix = o.subjectPrefix
 	cfg.Stream = "TAGSTREAM_DEMO"
@@ -245,33 +244,41 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		return exitUsage, err
 	}
 	d.cfg = &cfg
-	red := newRedactor(&cfg)
+	red := cfg.Redactor()
 
-	// 4. The pipeline and the consumer that reads every event back.
+	// 4. The pipeline; once it polls, the consumer that reads every event back (before anything is published:
+	// the first poll of each tag only sets its cursor).
 	d.stats = newDemoStats(tags)
-	pipe, err := newPipeline(ctx, &cfg, logger, pipelineOptions{stdout: io.Discard})
+	pipe, err := pipeline.New(ctx, &cfg, pipeline.Deps{Logger: logger, Version: Version(), Stdout: io.Discard})
 	if err != nil {
-		if ctx.Err() != nil {
-			return exitOK, nil
-		}
 		return exitFailure, errors.New(red.String(err.Error()))
 	}
 	d.pipe = pipe
-	consumeCtx, stopConsumer := context.WithCancel(context.Background())
-	defer stopConsumer()
-	consumerDone, err := startDemoConsumer(consumeCtx, &cfg, pipe, d.stats, logger)
-	if err != nil {
-		pipe.close()
-		return exitFailure, errors.New(red.String(err.Error()))
-	}
 	runCtx, stopPipeline := context.WithCancel(context.Background())
 	defer stopPipeline()
 	pipeEnded := make(chan struct{})
 	var pipeErr error
 	go func() {
-		pipeErr = pipe.run(runCtx)
+		pipeErr = pipe.Run(runCtx)
 		close(pipeEnded)
 	}()
+	select {
+	case <-pipe.Started():
+	case <-pipeEnded:
+		return exitFailure, fmt.Errorf("pipeline: %s", red.String(fmt.Sprint(pipeErr)))
+	case <-ctx.Done():
+		stopPipeline()
+		<-pipeEnded
+		return exitOK, nil
+	}
+	consumeCtx, stopConsumer := context.WithCancel(context.Background())
+	defer stopConsumer()
+	consumerDone, err := d.startConsumer(consumeCtx, logger)
+	if err != nil {
+		stopPipeline()
+		<-pipeEnded
+		return exitFailure, errors.New(red.String(err.Error()))
+	}
 
 	d.view = &demoView{w: d.c.stdout, tty: tty, d: d, start: time.Now()}
 	interval := o.interval
@@ -363,7 +370,7 @@ func (d *demo) waitFirstPolls(ctx context.Context, pipeEnded <-chan struct{}, pi
 	deadline := time.After(60 * time.Second)
 	for {
 		done := 0
-		for _, s := range d.pipe.poller.Status() {
+		for _, s := range d.pipe.TagStatus() {
 			if !s.LastPoll.IsZero() && s.Cursor != "" {
 				done++
 			}
@@ -431,7 +438,7 @@ func (d *demo) drain(ctx context.Context, interval time.Duration) {
 
 func (d *demo) printSummary(s demoSummary, workload time.Duration) {
 	w := d.c.stdout
-	fmt.Fprintf(w, "\nSummary (workload %s, seed %d, sink %s):\n", workload.Round(time.Second), d.o.seed, d.pipe.sink.name)
+	fmt.Fprintf(w, "\nSummary (workload %s, seed %d, sink %s):\n", workload.Round(time.Second), d.o.seed, d.pipe.SinkName())
 	fmt.Fprintf(w, "  events consumed      %d (of %d media posted during the workload)\n", s.consumed, s.expected)
 	fmt.Fprintf(w, "  missing              %d\n", s.missing)
 	fmt.Fprintf(w, "  duplicates           %d\n", s.duplicates)
@@ -446,16 +453,6 @@ func (d *demo) printSummary(s demoSummary, workload time.Duration) {
 	if s.missing > 0 {
 		fmt.Fprintf(w, "  MISSING media ids    %s\n", strings.Join(s.missingIDs, " "))
 	}
-}
-
-func splitComma(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // startEmbeddedNATS starts an in-process nats-server with JetStream on a free loopback port.

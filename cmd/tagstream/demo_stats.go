@@ -3,19 +3,13 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/segmentio/kafka-go"
-
-	"github.com/tagstream/tagstream/internal/config"
-	"github.com/tagstream/tagstream/publisher"
+	"github.com/tagstream/tagstream/internal/consume"
+	"github.com/tagstream/tagstream/internal/pipeline"
 	"github.com/tagstream/tagstream/testenv"
 )
 
@@ -68,16 +62,12 @@ func newDemoStats(tags []string) *demoStats {
 func (s *demoStats) setWorkStart(t time.Time) { s.mu.Lock(); s.workStart = t; s.mu.Unlock() }
 func (s *demoStats) setWorkEnd(t time.Time)   { s.mu.Lock(); s.workEnd = t; s.mu.Unlock() }
 
-// add records one consumed event: a structured JSON body, or Kafka binary mode (ce_ headers, data as body).
-func (s *demoStats) add(body []byte, headers map[string]string, at time.Time) {
-	var e tailEvent
-	if id := headers["ce_id"]; id != "" {
-		e = tailEvent{ID: id, Type: headers["ce_type"], Subject: headers["ce_subject"], Time: headers["ce_time"], Data: body}
-	} else if err := json.Unmarshal(body, &e); err != nil {
+// add records one consumed event (received at m.ReceivedAt); a record that is not an event is ignored.
+func (s *demoStats) add(m consume.Message) {
+	e := m.Event
+	if e == nil {
 		return
 	}
-	var d tailData
-	json.Unmarshal(e.Data, &d)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.eventIDs[e.ID] {
@@ -85,25 +75,25 @@ func (s *demoStats) add(body []byte, headers map[string]string, at time.Time) {
 		return
 	}
 	s.eventIDs[e.ID] = true
-	line := prettyLine(e, body)
-	s.samples = append(s.samples, line)
+	s.samples = append(s.samples, prettyLine(m))
 	if len(s.samples) > 3 {
 		s.samples = s.samples[len(s.samples)-3:]
 	}
-	if d.MediaID == "" {
+	if e.Data == nil {
 		s.gaps++
 		return
 	}
+	id := e.Data.MediaID
 	s.total++
-	s.consumed[d.MediaID] = at
-	s.tagOf[d.MediaID] = e.Subject
+	s.consumed[id] = m.ReceivedAt
+	s.tagOf[id] = e.Subject
 	ts := s.perTag[e.Subject]
 	if ts == nil {
 		ts = &demoTagStats{}
 		s.perTag[e.Subject] = ts
 	}
 	ts.events++
-	s.pending = append(s.pending, d.MediaID)
+	s.pending = append(s.pending, id)
 }
 
 // resolve computes the post-to-event time of consumed media whose VisibleAt the ground truth now knows.
@@ -233,89 +223,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// startDemoConsumer starts reading every new event of the pipeline's sink into stats. The returned channel is
+// startConsumer starts reading every new event of the pipeline's sink into the stats. The returned channel is
 // closed when the consumer has stopped (after ctx ends).
-func startDemoConsumer(ctx context.Context, cfg *config.Config, p *pipeline, stats *demoStats, logger *slog.Logger) (<-chan struct{}, error) {
-	done := make(chan struct{})
-	switch cfg.Sink {
-	case config.SinkJetStream:
-		js, err := jetstream.New(p.sink.nc)
-		if err != nil {
-			return nil, err
-		}
-		jsp, ok := p.sink.pub.(*publisher.JetStream)
-		if !ok {
-			return nil, errors.New("demo: the sink is not a JetStream publisher")
-		}
-		cons, err := js.OrderedConsumer(ctx, jsp.Stream(), jetstream.OrderedConsumerConfig{
-			FilterSubjects: []string{cfg.SubjectPrefix + ".>"},
-			DeliverPolicy:  jetstream.DeliverNewPolicy,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("demo consumer: %w", err)
-		}
-		cc, err := cons.Consume(func(m jetstream.Msg) {
-			stats.add(m.Data(), nil, time.Now())
-		})
-		if err != nil {
-			return nil, fmt.Errorf("demo consumer: %w", err)
-		}
-		go func() {
-			defer close(done)
-			<-ctx.Done()
-			cc.Drain()
-			<-cc.Closed()
-		}()
-		return done, nil
-	case config.SinkKafka:
-		_, parts, _, err := kafkaTopicInfo(ctx, cfg, cfg.KafkaTopic)
-		if err != nil {
-			return nil, fmt.Errorf("demo consumer: %w", err)
-		}
-		dialer, err := kafkaDialer(cfg)
-		if err != nil {
-			return nil, err
-		}
-		var wg sync.WaitGroup
-		for part := range parts {
-			r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, Partition: part,
-				Dialer: dialer, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
-			// Resolve the end of the partition now, before the pipeline publishes anything.
-			conn, err := dialer.DialLeader(ctx, "tcp", cfg.KafkaBrokers[0], cfg.KafkaTopic, part)
-			if err != nil {
-				r.Close()
-				return nil, fmt.Errorf("demo consumer: %w", err)
-			}
-			end, err := conn.ReadLastOffset()
-			conn.Close()
-			if err != nil {
-				r.Close()
-				return nil, fmt.Errorf("demo consumer: %w", err)
-			}
-			if err := r.SetOffset(end); err != nil {
-				r.Close()
-				return nil, err
-			}
-			wg.Go(func() {
-				defer r.Close()
-				for {
-					m, err := r.ReadMessage(ctx)
-					if err != nil {
-						if ctx.Err() == nil {
-							logger.Warn("demo consumer", "partition", part, "err", err)
-						}
-						return
-					}
-					h := map[string]string{}
-					for _, x := range m.Headers {
-						h[x.Key] = string(x.Value)
-					}
-					stats.add(m.Value, h, time.Now())
-				}
-			})
-		}
-		go func() { wg.Wait(); close(done) }()
-		return done, nil
+func (d *demo) startConsumer(ctx context.Context, logger *slog.Logger) (<-chan struct{}, error) {
+	cons, err := pipeline.NewConsumer(ctx, d.cfg, pipeline.ConsumerOptions{Logger: logger})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("demo: no consumer for sink %s", cfg.Sink)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cons.Close()
+		for {
+			m, err := cons.Next(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				logger.Warn("demo consumer", "err", err)
+				continue
+			}
+			d.stats.add(m)
+		}
+	}()
+	return done, nil
 }

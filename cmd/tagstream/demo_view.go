@@ -68,7 +68,7 @@ func (v *demoView) render() {
 	rates := d.stats.rates(now)
 	events, dups, gaps := d.stats.totals()
 	sum := d.stats.summary(nil)
-	tokens := d.pipe.poller.TokenStatus()
+	tokens := d.pipe.TokenStatus()
 	elapsed := now.Sub(v.start).Round(time.Second)
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -104,7 +104,7 @@ func (v *demoView) render() {
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "\x1b[1mtagstream demo\x1b[0m  %s  %s\n", elapsed, v.phase)
-	fmt.Fprintf(&b, "API %s  ->  %s\n", d.cfg.APIURL, d.pipe.sink.name)
+	fmt.Fprintf(&b, "API %s  ->  %s\n", d.cfg.APIURL, d.pipe.SinkName())
 	fmt.Fprintf(&b, "events %d  rate %.1f/s  duplicates %d  gaps %d  post->event p50 %s  p95 %s\n\n",
 		events, total, dups, gaps, fmtDur(sum.p50), fmtDur(sum.p95))
 	fmt.Fprintf(&b, "\x1b[1m%-18s %9s %8s %8s %8s %8s %10s\x1b[0m\n", "TAG", "POSTED/s", "EVENTS", "RATE/s", "P50", "P95", "POLL EVERY")
@@ -181,7 +181,7 @@ func (v *demoView) final() {
 // pollIntervals returns, per tag, the time between its last poll and the next one, as a hint of the schedule.
 func pollIntervals(d *demo) map[string]string {
 	out := map[string]string{}
-	for _, s := range d.pipe.poller.Status() {
+	for _, s := range d.pipe.TagStatus() {
 		if !s.LastAttempt.IsZero() && s.NextPoll.After(s.LastAttempt) {
 			out[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastAttempt))
 		} else {

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/redact"
 )
 
 // ErrInvalid is wrapped by every *Error, so errors.Is(err, ErrInvalid) tells a configuration problem apart from
@@ -53,20 +55,42 @@ func (e *Error) Unwrap() []error {
 	return []error{ErrInvalid}
 }
 
-// Sink names where events go.
+// SinkKind names where events go: the value of the sink setting.
+type SinkKind string
+
+// The sinks.
 const (
-	SinkJetStream = "jetstream"
-	SinkNATS      = "nats"
-	SinkKafka     = "kafka"
-	SinkFile      = "file"
-	SinkStdout    = "stdout"
+	SinkJetStream SinkKind = "jetstream"
+	SinkNATS      SinkKind = "nats"
+	SinkKafka     SinkKind = "kafka"
+	SinkFile      SinkKind = "file"
+	SinkStdout    SinkKind = "stdout"
 )
 
-// Checkpoint stores.
+// UsesNATS reports whether the sink publishes over a NATS connection (jetstream and nats).
+func (k SinkKind) UsesNATS() bool { return k == SinkJetStream || k == SinkNATS }
+
+// IsBroker reports whether the sink is a broker that can refuse an event for good (jetstream, nats and kafka),
+// so that dead letters apply to it.
+func (k SinkKind) IsBroker() bool { return k.UsesNATS() || k == SinkKafka }
+
+// StoreKind names the checkpoint store: the value of the checkpoint-store setting.
+type StoreKind string
+
+// The checkpoint stores.
 const (
-	StoreBolt        = "bolt"
-	StoreJetStreamKV = "jetstream-kv"
-	StoreMemory      = "memory"
+	StoreBolt        StoreKind = "bolt"
+	StoreJetStreamKV StoreKind = "jetstream-kv"
+	StoreMemory      StoreKind = "memory"
+)
+
+// The files tagstream keeps in state-dir.
+const (
+	// CheckpointFile is the bbolt cursor store of checkpoint-store=bolt.
+	CheckpointFile = "checkpoints.db"
+	// DeadLetterFile receives the events a broker refuses for good (too large, rejected) when dead-letter is
+	// empty: dropping them would lose data silently, blocking would stop their tag forever.
+	DeadLetterFile = "dead-letters.ndjson"
 )
 
 // Credential is one entry of the tokens file: an access token, or a client id (ClientID true) for
@@ -79,9 +103,9 @@ type Credential struct {
 // String returns a redacted description; the value itself is never printed.
 func (c Credential) String() string {
 	if c.ClientID {
-		return "client_id:<redacted>"
+		return clientIDPrefix + redact.Placeholder
 	}
-	return "<redacted>"
+	return redact.Placeholder
 }
 
 // GoString is the same as String, so %#v does not print the value either.
@@ -109,13 +133,13 @@ type Config struct {
 	AttachRaw         bool
 
 	// Sink.
-	Sink            string
+	Sink            SinkKind
 	NATSURL         string
 	NATSCredsFile   string
 	NATSNKeyFile    string
 	NATSName        string
 	SubjectPrefix   string
-	Stream          string
+	Stream          string // "" = the stream that covers <subject-prefix>.>, or one named TAGSTREAM created when none does
 	CreateStream    bool
 	StreamStorage   string // "file" or "memory"
 	Replicas        int
@@ -141,7 +165,7 @@ type Config struct {
 
 	// Local state and operations.
 	StateDir        string
-	CheckpointStore string // bolt, jetstream-kv, memory
+	CheckpointStore StoreKind
 	KVBucket        string
 	MetricsAddr     string
 	LogFormat       string // text or json
@@ -163,6 +187,24 @@ type Config struct {
 	Warnings []string
 }
 
+// NeedsNATS reports whether the configuration needs a NATS connection: a NATS sink or the JetStream KV
+// checkpoint store.
+func (c *Config) NeedsNATS() bool {
+	return c.Sink.UsesNATS() || c.CheckpointStore == StoreJetStreamKV
+}
+
+// Secrets returns every secret value of the configuration (credentials and broker passwords), for a redactor.
+func (c *Config) Secrets() []string {
+	var out []string
+	for _, cr := range c.Credentials {
+		out = append(out, cr.Value)
+	}
+	return append(out, c.NATSPassword, c.NATSToken, c.KafkaSASLPassword)
+}
+
+// Redactor returns the redactor of the configuration's secrets.
+func (c *Config) Redactor() *redact.Redactor { return redact.New(c.Secrets()...) }
+
 // Defaults returns the documented default settings.
 func Defaults() Config {
 	return Config{
@@ -180,7 +222,6 @@ func Defaults() Config {
 		NATSURL:                "nats://127.0.0.1:4222",
 		NATSName:               "tagstream",
 		SubjectPrefix:          "tagstream.media",
-		Stream:                 "TAGSTREAM",
 		CreateStream:           true,
 		StreamStorage:          "file",
 		Replicas:               1,

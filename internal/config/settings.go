@@ -145,14 +145,14 @@ var settings = []*setting{
 	boolean("attach-raw", GroupAPI, "include the raw upstream media object in each event", func(c *Config) *bool { return &c.AttachRaw }),
 
 	// Sink.
-	str("sink", GroupSink, "where events go: jetstream, nats (core, at-most-once), kafka, file or stdout", func(c *Config) *string { return &c.Sink }),
+	str("sink", GroupSink, "where events go: jetstream, nats (core, at-most-once), kafka, file or stdout", func(c *Config) *string { return (*string)(&c.Sink) }),
 	str("nats-url", GroupSink|GroupState, "NATS server URL(s), comma-separated", func(c *Config) *string { return &c.NATSURL }),
 	str("nats-creds-file", GroupSink|GroupState, "NATS credentials (.creds) file", func(c *Config) *string { return &c.NATSCredsFile }),
 	str("nats-nkey-file", GroupSink|GroupState, "NATS nkey seed file", func(c *Config) *string { return &c.NATSNKeyFile }),
 	str("nats-name", GroupSink|GroupState, "NATS connection name", func(c *Config) *string { return &c.NATSName }),
 	str("subject-prefix", GroupSink, "NATS subject prefix; each tag publishes to <prefix>.<encoded tag>", func(c *Config) *string { return &c.SubjectPrefix }),
-	str("stream", GroupSink, "JetStream stream that stores the events", func(c *Config) *string { return &c.Stream }),
-	boolean("create-stream", GroupSink, "create the stream when no stream covers <subject-prefix>.>", func(c *Config) *bool { return &c.CreateStream }),
+	str("stream", GroupSink, "JetStream stream that stores the events; empty: the stream that covers <subject-prefix>.> (one named TAGSTREAM is created when none does)", func(c *Config) *string { return &c.Stream }),
+	boolean("create-stream", GroupSink, "create the stream when it does not exist (the named stream, or TAGSTREAM when no stream covers <subject-prefix>.>); off: a missing stream is a configuration error", func(c *Config) *bool { return &c.CreateStream }),
 	str("stream-storage", GroupSink, "storage of a created stream: file or memory", func(c *Config) *string { return &c.StreamStorage }),
 	num("replicas", GroupSink|GroupState, "replicas of a created stream or KV bucket", func(c *Config) *int { return &c.Replicas }),
 	dur("duplicate-window", GroupSink, "duplicate window of a created stream", func(c *Config) *time.Duration { return &c.DuplicateWindow }),
@@ -175,7 +175,7 @@ var settings = []*setting{
 
 	// State.
 	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db)", func(c *Config) *string { return &c.StateDir }),
-	str("checkpoint-store", GroupState, "cursor store: bolt (file in state-dir), jetstream-kv or memory (lost on exit)", func(c *Config) *string { return &c.CheckpointStore }),
+	str("checkpoint-store", GroupState, "cursor store: bolt (file in state-dir), jetstream-kv or memory (lost on exit)", func(c *Config) *string { return (*string)(&c.CheckpointStore) }),
 	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
 
 	// Operations.
@@ -183,8 +183,8 @@ var settings = []*setting{
 	str("log-format", GroupOps, "log format: text or json", func(c *Config) *string { return &c.LogFormat }),
 	str("log-level", GroupOps, "log level: debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 	dur("shutdown-timeout", GroupOps, "how long a stop may take to flush and save cursors", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
-	dur("connect-timeout", GroupSink|GroupOps, "timeout of the start-up reachability checks (broker dial)", func(c *Config) *time.Duration { return &c.ConnectTimeout }),
-	boolean("skip-broker-check", GroupSink, "do not dial the broker during validation", func(c *Config) *bool { return &c.SkipBrokerCheck }),
+	dur("connect-timeout", GroupSink|GroupOps, "timeout of one broker connect attempt (run retries with backoff until the broker answers; check and tail report it)", func(c *Config) *time.Duration { return &c.ConnectTimeout }),
+	boolean("skip-broker-check", GroupSink, "tail and demo: do not dial the broker before starting (run never dials during validation)", func(c *Config) *bool { return &c.SkipBrokerCheck }),
 }
 
 var settingByName = func() map[string]*setting {

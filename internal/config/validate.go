@@ -4,14 +4,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 )
 
 type validator struct {
@@ -62,7 +60,19 @@ func (v *validator) validate() error {
 			return err
 		}
 	}
+	v.warn()
 	return nil
+}
+
+// warn adds the remarks about settings that are valid but probably not what was meant.
+func (v *validator) warn() {
+	c := v.c
+	if v.groups&GroupSink != 0 && v.groups&GroupState != 0 && c.Sink.IsBroker() && c.DeadLetter == "" &&
+		c.CheckpointStore == StoreJetStreamKV && strings.TrimSpace(c.StateDir) != "" {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("dead-letter is empty and checkpoint-store is %s: events the broker refuses "+
+			"go to %s, which is lost with the container unless state-dir is on a persistent volume; set dead-letter to a "+
+			"subject or topic", StoreJetStreamKV, filepath.Join(c.StateDir, DeadLetterFile)))
+	}
 }
 
 func (v *validator) api() error {
@@ -77,7 +87,7 @@ func (v *validator) api() error {
 	}
 	seen := map[string]bool{}
 	for i, t := range c.Tags {
-		if err := ValidateTag(t); err != nil {
+		if err := checkTag(t); err != nil {
 			return v.fail("tags", "tag %d: %v", i+1, err)
 		}
 		if seen[t] {
@@ -124,7 +134,7 @@ func (v *validator) api() error {
 
 func (v *validator) sink() error {
 	c := v.c
-	if err := v.oneOf("sink", c.Sink, SinkJetStream, SinkNATS, SinkKafka, SinkFile, SinkStdout); err != nil {
+	if err := v.oneOf("sink", string(c.Sink), string(SinkJetStream), string(SinkNATS), string(SinkKafka), string(SinkFile), string(SinkStdout)); err != nil {
 		return err
 	}
 	if c.ConnectTimeout <= 0 {
@@ -135,12 +145,14 @@ func (v *validator) sink() error {
 		if err := v.nats(); err != nil {
 			return err
 		}
-		if err := ValidateSubject(c.SubjectPrefix); err != nil {
+		if err := checkSubjectPrefix(c.SubjectPrefix); err != nil {
 			return v.fail("subject-prefix", "%v", err)
 		}
 		if c.Sink == SinkJetStream {
-			if err := validateStreamName(c.Stream); err != nil {
-				return v.fail("stream", "%v", err)
+			if c.Stream != "" {
+				if err := checkStreamName(c.Stream); err != nil {
+					return v.fail("stream", "%v", err)
+				}
 			}
 			if err := v.oneOf("stream-storage", c.StreamStorage, "file", "memory"); err != nil {
 				return err
@@ -153,7 +165,7 @@ func (v *validator) sink() error {
 			}
 		}
 		if c.DeadLetter != "" {
-			if err := ValidateSubject(c.DeadLetter); err != nil {
+			if err := checkSubject(c.DeadLetter); err != nil {
 				return v.fail("dead-letter", "%v", err)
 			}
 			if c.DeadLetter == c.SubjectPrefix || strings.HasPrefix(c.DeadLetter, c.SubjectPrefix+".") {
@@ -169,7 +181,7 @@ func (v *validator) sink() error {
 				return v.fail("kafka-brokers", "%q: %v", b, err)
 			}
 		}
-		if err := ValidateTopic(c.KafkaTopic); err != nil {
+		if err := checkTopic(c.KafkaTopic); err != nil {
 			return v.fail("kafka-topic", "%v", err)
 		}
 		if err := v.oneOf("kafka-compression", c.KafkaCompression, "none", "snappy", "lz4", "zstd", "gzip"); err != nil {
@@ -212,7 +224,7 @@ func (v *validator) sink() error {
 			}
 		}
 		if c.DeadLetter != "" {
-			if err := ValidateTopic(c.DeadLetter); err != nil {
+			if err := checkTopic(c.DeadLetter); err != nil {
 				return v.fail("dead-letter", "%v", err)
 			}
 			if c.DeadLetter == c.KafkaTopic {
@@ -255,7 +267,7 @@ func (v *validator) nats() error {
 
 func (v *validator) state() error {
 	c := v.c
-	if err := v.oneOf("checkpoint-store", c.CheckpointStore, StoreBolt, StoreJetStreamKV, StoreMemory); err != nil {
+	if err := v.oneOf("checkpoint-store", string(c.CheckpointStore), string(StoreBolt), string(StoreJetStreamKV), string(StoreMemory)); err != nil {
 		return err
 	}
 	switch c.CheckpointStore {
@@ -282,7 +294,7 @@ func (v *validator) state() error {
 			}
 		}
 	case StoreJetStreamKV:
-		if v.groups&GroupSink == 0 || (c.Sink != SinkJetStream && c.Sink != SinkNATS) {
+		if v.groups&GroupSink == 0 || !c.Sink.UsesNATS() {
 			if _, err := ParseNATSURLs(c.NATSURL); err != nil {
 				return v.fail("nats-url", "%v", err)
 			}
@@ -328,7 +340,7 @@ func ParseAPIURL(raw string, insecure bool) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !insecure && !isLoopback(u.Hostname()) {
+		if !insecure && !isLoopbackHost(u.Hostname()) {
 			return "", fmt.Errorf("%q uses plain http on a non-loopback host: tokens would travel in clear (use https, or set allow-insecure-http)", raw)
 		}
 	default:
@@ -349,14 +361,6 @@ func ParseAPIURL(raw string, insecure bool) (string, error) {
 		return "", fmt.Errorf("the URL must not carry a query or fragment (tokens come from tokens-file)")
 	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 // ParseNATSURLs checks a comma-separated list of NATS URLs and returns them.
@@ -393,74 +397,6 @@ func ParseNATSURLs(raw string) ([]string, error) {
 		return nil, fmt.Errorf("no NATS URL given")
 	}
 	return out, nil
-}
-
-// ValidateTag checks one tag: non-empty, at most 100 characters, Unicode letters, digits, marks and '_'
-// only (what Instagram accepted; no leading '#').
-func ValidateTag(t string) error {
-	switch {
-	case t == "":
-		return fmt.Errorf("empty tag")
-	case strings.HasPrefix(t, "#"):
-		return fmt.Errorf("%q: write the tag without '#'", t)
-	case !utf8.ValidString(t):
-		return fmt.Errorf("%q is not valid UTF-8", t)
-	case utf8.RuneCountInString(t) > 100:
-		return fmt.Errorf("%q is longer than 100 characters", t)
-	}
-	for _, r := range t {
-		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.M, r) || r == '_') {
-			return fmt.Errorf("%q contains %q: tags hold only letters, digits and '_'", t, r)
-		}
-	}
-	return nil
-}
-
-// ValidateSubject checks a literal NATS subject (no wildcards).
-func ValidateSubject(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty subject")
-	}
-	for _, tok := range strings.Split(s, ".") {
-		if tok == "" {
-			return fmt.Errorf("%q has an empty token (leading, trailing or double '.')", s)
-		}
-		if tok == "*" || tok == ">" {
-			return fmt.Errorf("%q must not contain wildcards", s)
-		}
-		if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }) {
-			return fmt.Errorf("%q contains a space, control character or wildcard", s)
-		}
-	}
-	return nil
-}
-
-func validateStreamName(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty stream name")
-	}
-	if strings.ContainsFunc(s, func(r rune) bool {
-		return r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\'
-	}) {
-		return fmt.Errorf("%q must not contain spaces, '.', '*', '>', '/' or '\\'", s)
-	}
-	return nil
-}
-
-// ValidateTopic checks a Kafka topic name.
-func ValidateTopic(t string) error {
-	if t == "" || t == "." || t == ".." {
-		return fmt.Errorf("%q is not a valid topic name", t)
-	}
-	if len(t) > 249 {
-		return fmt.Errorf("topic name longer than 249 characters")
-	}
-	for _, r := range t {
-		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return fmt.Errorf("%q: topic names hold only letters, digits, '.', '_' and '-'", t)
-		}
-	}
-	return nil
 }
 
 func validateHostPort(hp string) error {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tagstream/tagstream/internal/consume"
+	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
+)
+
+func TestClipWidth(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		width int
+		want  string
+	}{
+		{"a short line is kept", "hello", 10, "hello"},
+		{"a long line is cut", "hello world", 5, "hello\x1b[0m"},
+		{"escape sequences take no room", "\x1b[1mbold\x1b[0m", 4, "\x1b[1mbold\x1b[0m"},
+		{"wide characters take two cells", "東京東京", 5, "東京\x1b[0m"},
+		{"combining marks take none", "e\u0301e\u0301", 2, "e\u0301e\u0301"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := clipWidth(tt.in, tt.width); got != tt.want {
+				t.Errorf("clipWidth(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDemoStatsComparesWithTheGroundTruth(t *testing.T) {
+	start := time.Now()
+	s := newDemoStats([]string{"a", "b"})
+	s.setWorkStart(start)
+	media := func(id, tag, mediaID string, at time.Duration) consume.Message {
+		return consume.Message{ReceivedAt: start.Add(at), Event: &schema.Event{ID: id, Type: schema.MediaEventType, Subject: tag,
+			Data: &schema.MediaData{MediaID: mediaID}}}
+	}
+	s.add(media("e1", "a", "m1", 2*time.Second))
+	s.add(media("e1", "a", "m1", 3*time.Second)) // a duplicate
+	s.add(media("e2", "b", "m2", 4*time.Second))
+	s.add(media("e3", "b", "m3", 5*time.Second))
+	s.add(consume.Message{Event: &schema.Event{ID: "g1", Type: schema.GapEventType, Subject: "b", Gap: &schema.GapData{Missing: -1}}})
+	s.add(consume.Message{JSON: []byte("garbage"), Err: consume.ErrNotEvent})
+	truth := []testenv.Truth{
+		{Tag: "a", MediaID: "old", VisibleAt: start.Add(-time.Minute)}, // before the workload: not expected
+		{Tag: "a", MediaID: "m1", VisibleAt: start.Add(time.Second)},
+		{Tag: "b", MediaID: "m2", VisibleAt: start.Add(time.Second)},
+		{Tag: "b", MediaID: "m3", VisibleAt: start.Add(time.Second)},
+		{Tag: "b", MediaID: "m4", VisibleAt: start.Add(time.Second)}, // never consumed
+		{Tag: "b", MediaID: "m5", VisibleAt: start.Add(time.Second), DeletedAt: start.Add(time.Second)},
+	}
+	s.resolve(truth)
+	sum := s.summary(truth)
+	if sum.consumed != 3 || sum.expected != 4 || sum.missing != 1 || sum.duplicates != 1 || sum.gaps != 1 {
+		t.Errorf("summary = %+v", sum)
+	}
+	if sum.p50 != 3*time.Second || sum.max != 4*time.Second {
+		t.Errorf("latencies p50 %s max %s, want 3s and 4s", sum.p50, sum.max)
+	}
+	if len(sum.missingIDs) != 1 || sum.missingIDs[0] != "b/m4" {
+		t.Errorf("missing ids = %v", sum.missingIDs)
+	}
+}
+
+func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("the demo runs for several seconds")
+	}
+	r := run(t, nil, "demo", "--duration", "4s", "--seed", "7", "--rate-scale", "4", "--refresh", "1s")
+	if r.code != 0 {
+		t.Fatalf("demo exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	for _, w := range []string{"Summary", "missing              0", "duplicates           0", "post to event", "budget-left=", "sink jetstream stream TAGSTREAM_DEMO"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("demo output does not contain %q:\n%s", w, r.stdout)
+		}
+	}
+	var consumed, posted int
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, "events consumed") {
+			fmt.Sscanf(strings.TrimSpace(l), "events consumed %d (of %d", &consumed, &posted)
+		}
+	}
+	if consumed == 0 || consumed != posted {
+		t.Errorf("demo consumed %d of %d posted media", consumed, posted)
+	}
+}

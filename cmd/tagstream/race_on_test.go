@@ -1,6 +1,0 @@
-//go:build race
-
-package main
-
-// raceEnabled makes TestMain build the binary with the race detector too when the tests run with -race.
-const raceEnabled = true

@@ -1,0 +1,220 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/publisher"
+)
+
+// CheckResult is the outcome of one check of Check.
+type CheckResult struct {
+	// Name is "api", "sink" or "state".
+	Name string
+	// Detail says what the check found when it passed.
+	Detail string
+	// Err says why the check failed; nil when it passed. It wraps ErrUnreachable when a broker could not be
+	// reached. Neither text holds a secret.
+	Err error
+}
+
+// Unreachable reports whether the check failed only because a broker could not be reached.
+func (r CheckResult) Unreachable() bool { return errors.Is(r.Err, ErrUnreachable) }
+
+// Check reaches what run would use, with the same settings and the same probes, and publishes, creates and
+// locks nothing: the API (one request with the first token), the broker (server, then the stream or topic run
+// would publish to) and the checkpoint store (the bolt file is only looked at: a running tagstream holds its
+// lock). deps.Logger and deps.Version are used; a nil logger discards.
+func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	red := cfg.Redactor()
+	clean := func(name, detail string, err error) CheckResult {
+		r := CheckResult{Name: name, Detail: red.String(detail)}
+		if err != nil {
+			if unreachable(err) && !errors.Is(err, ErrUnreachable) {
+				err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+			}
+			r.Err = red.Error(err)
+		}
+		return r
+	}
+	detail, err := probeAPI(ctx, pollerConfig(cfg, deps.RateWindow), deps.Version)
+	out := []CheckResult{clean("api", detail, err)}
+	detail, err = checkSink(ctx, cfg, logger)
+	out = append(out, clean("sink", detail, err))
+	detail, err = checkState(ctx, cfg, logger)
+	return append(out, clean("state", detail, err))
+}
+
+// checkSink reaches the broker and reads the metadata of what run would publish to, or checks the output.
+func checkSink(ctx context.Context, cfg *config.Config, logger *slog.Logger) (string, error) {
+	switch cfg.Sink {
+	case config.SinkJetStream, config.SinkNATS:
+		nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+		if err != nil {
+			return "", err
+		}
+		defer nc.Close()
+		rtt, err := nc.RTT()
+		if err != nil {
+			return "", fmt.Errorf("nats %s: %w", nc.ConnectedUrlRedacted(), err)
+		}
+		server := fmt.Sprintf("nats server %s (%s, version %s, rtt %s)", nc.ConnectedServerName(), nc.ConnectedUrlRedacted(), nc.ConnectedServerVersion(), rtt.Round(time.Microsecond))
+		if cfg.Sink == config.SinkNATS {
+			return server + "; core NATS publishes are at-most-once", nil
+		}
+		jc := jetStreamConfig(cfg)
+		pr, err := probeJetStream(ctx, nc, jc)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", server, err)
+		}
+		if pr.Create {
+			return fmt.Sprintf("%s; no stream covers %s.> yet: run creates stream %s on %s.>", server, jc.SubjectPrefix, pr.Stream, jc.SubjectPrefix), nil
+		}
+		return fmt.Sprintf("%s; stream %s covers %s.> (%d messages, duplicate window %s)", server, pr.Stream, jc.SubjectPrefix, pr.Msgs, pr.Duplicates), nil
+	case config.SinkKafka:
+		kc := kafkaConfig(cfg)
+		pr, err := probeKafka(ctx, kc)
+		if err != nil {
+			return "", fmt.Errorf("kafka: %w", err)
+		}
+		switch {
+		case pr.TopicMissing && kc.CreateTopic:
+			return fmt.Sprintf("kafka cluster of %d brokers; topic %s does not exist yet: run creates it", pr.Brokers, kc.Topic), nil
+		case pr.TopicMissing:
+			return "", fmt.Errorf("kafka cluster of %d brokers: topic %s does not exist and kafka-create-topic is off: %w", pr.Brokers, kc.Topic, publisher.ErrTopicNotFound)
+		}
+		return fmt.Sprintf("kafka cluster of %d brokers; topic %s has %d partitions", pr.Brokers, kc.Topic, pr.Partitions), nil
+	case config.SinkFile:
+		return fmt.Sprintf("events will be appended to %s", cfg.Output), nil
+	default:
+		return "events will be written to stdout", nil
+	}
+}
+
+// jetStreamProbe is what the server says of the stream a JetStream publisher would use.
+type jetStreamProbe struct {
+	Stream     string        // the stream found, or the one run would create
+	Create     bool          // no stream exists yet: run creates Stream
+	Msgs       uint64        // messages in the stream
+	Duplicates time.Duration // its duplicate window
+}
+
+// probeJetStream finds the stream the publisher of jc would publish to, as NewJetStream does, without creating
+// it. It fails with publisher.ErrNoStream when run would fail for the same reason.
+//
+// publisher.ProbeJetStream(ctx, nc, jc) replaces this function once the publisher exports it.
+func probeJetStream(ctx context.Context, nc *nats.Conn, jc publisher.JetStreamConfig) (jetStreamProbe, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return jetStreamProbe{}, err
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return jetStreamProbe{}, fmt.Errorf("JetStream is not available: %w", err)
+	}
+	filter := jc.SubjectPrefix + ".>"
+	name := jc.Stream
+	if name == "" {
+		name, err = js.StreamNameBySubject(ctx, filter)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound) && jc.CreateStream:
+			return jetStreamProbe{Stream: publisher.DefaultStreamName, Create: true}, nil
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return jetStreamProbe{}, fmt.Errorf("no stream covers %s and create-stream is off: %w", filter, publisher.ErrNoStream)
+		case err != nil:
+			return jetStreamProbe{}, fmt.Errorf("look up the stream of %s: %w", filter, err)
+		}
+	}
+	st, err := js.Stream(ctx, name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound) && jc.CreateStream:
+		return jetStreamProbe{Stream: name, Create: true}, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return jetStreamProbe{}, fmt.Errorf("stream %s does not exist and create-stream is off: %w", name, publisher.ErrNoStream)
+	case err != nil:
+		return jetStreamProbe{}, fmt.Errorf("stream %s: %w", name, err)
+	}
+	info := st.CachedInfo()
+	covered := false
+	for _, s := range info.Config.Subjects {
+		covered = covered || subjectCovers(s, filter)
+	}
+	if !covered {
+		return jetStreamProbe{}, fmt.Errorf("stream %s listens on %q, which does not cover %s: %w", name, info.Config.Subjects, filter, publisher.ErrNoStream)
+	}
+	return jetStreamProbe{Stream: name, Msgs: info.State.Msgs, Duplicates: info.Config.Duplicates}, nil
+}
+
+// checkState describes the checkpoint store without opening it (a running tagstream holds its lock).
+func checkState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (string, error) {
+	switch cfg.CheckpointStore {
+	case config.StoreMemory:
+		return "memory store: cursors are lost on exit", nil
+	case config.StoreJetStreamKV:
+		nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+		if err != nil {
+			return "", err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return "", err
+		}
+		kv, err := js.KeyValue(ctx, cfg.KVBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Sprintf("KV bucket %s does not exist yet: run creates it", cfg.KVBucket), nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("KV bucket %s: %w", cfg.KVBucket, err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return "", fmt.Errorf("KV bucket %s: %w", cfg.KVBucket, err)
+		}
+		return fmt.Sprintf("KV bucket %s holds %d values", cfg.KVBucket, st.Values()), nil
+	default:
+		path := filepath.Join(cfg.StateDir, config.CheckpointFile)
+		st, err := os.Stat(path)
+		switch {
+		case err == nil:
+			return fmt.Sprintf("checkpoint file %s (%d bytes)", path, st.Size()), nil
+		case errors.Is(err, os.ErrNotExist):
+			return fmt.Sprintf("checkpoint file %s does not exist yet: run creates it (first start: %s)", path, cfg.Start), nil
+		default:
+			return "", fmt.Errorf("checkpoint file %s: %s", path, strings.TrimPrefix(err.Error(), "stat "+path+": "))
+		}
+	}
+}
+
+// subjectCovers reports whether every subject that filter matches is matched by pattern too.
+func subjectCovers(pattern, filter string) bool {
+	pt, ft := strings.Split(pattern, "."), strings.Split(filter, ".")
+	for i, p := range pt {
+		switch {
+		case p == ">":
+			return i < len(ft)
+		case i >= len(ft):
+			return false
+		case p == "*":
+			if ft[i] == ">" {
+				return false
+			}
+		case p != ft[i]:
+			return false
+		}
+	}
+	return len(pt) == len(ft)
+}

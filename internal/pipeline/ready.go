@@ -1,0 +1,122 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tagstream/tagstream/internal/status"
+	"github.com/tagstream/tagstream/poller"
+)
+
+// pollerReadier is implemented by a poller that can tell whether the API answers and its checkpoint store works.
+type pollerReadier interface{ Ready() error }
+
+// checks are the readiness conditions of /readyz: the broker answers, a token is usable, the checkpoint store
+// answers (and, when the poller can tell, the API answers).
+func (p *Pipeline) checks() []status.Check {
+	cs := []status.Check{
+		{Name: "broker", Func: p.brokerReady},
+		{Name: "tokens", Func: func(context.Context) error {
+			pl := p.currentPoller()
+			if pl == nil {
+				return errors.New("poller not started")
+			}
+			return usableToken(pl.TokenStatus(), time.Now())
+		}},
+		{Name: "checkpoint-store", Func: p.storeReady},
+	}
+	if _, ok := any((*poller.Poller)(nil)).(pollerReadier); ok {
+		cs = append(cs, status.Check{Name: "poller", Func: func(context.Context) error {
+			pl := p.currentPoller()
+			if pl == nil {
+				return errors.New("not started")
+			}
+			return p.red.Error(any(pl).(pollerReadier).Ready())
+		}})
+	}
+	return cs
+}
+
+// brokerReady says whether the sink's broker answers; before it was reached, why it was not.
+func (p *Pipeline) brokerReady(ctx context.Context) error {
+	p.mu.Lock()
+	s, dialErr, closed, started := p.sink, p.dialErr, p.closed, p.poller != nil
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return errors.New("closed")
+	case dialErr != nil && !started:
+		return fmt.Errorf("cannot reach %s: %s", p.brokerAddr(), p.describe(dialErr))
+	case s == nil:
+		return errors.New("not connected yet")
+	}
+	return p.red.Error(s.ready(ctx))
+}
+
+// storeReady reads a key of a tag that is never polled: cheap for any number of tags.
+func (p *Pipeline) storeReady(ctx context.Context) error {
+	p.mu.Lock()
+	store, dialErr, closed := p.store, p.dialErr, p.closed
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return errors.New("closed")
+	case store == nil && dialErr != nil:
+		return fmt.Errorf("not open: cannot reach %s", p.brokerAddr())
+	case store == nil:
+		return errors.New("not open")
+	}
+	_, _, err := store.Get(ctx, "_tagstream_readyz")
+	return p.red.Error(err)
+}
+
+// usableToken returns nil when at least one token is neither retired nor parked.
+func usableToken(ts []poller.TokenStatus, now time.Time) error {
+	retired, parked := 0, 0
+	var until time.Time
+	for _, t := range ts {
+		switch {
+		case t.Retired:
+			retired++
+		case t.ParkedUntil.After(now):
+			parked++
+			if until.IsZero() || t.ParkedUntil.Before(until) {
+				until = t.ParkedUntil
+			}
+		default:
+			return nil
+		}
+	}
+	if len(ts) == 0 {
+		return errors.New("no tokens")
+	}
+	if parked > 0 {
+		return fmt.Errorf("%d tokens parked (first back at %s), %d retired", parked, until.UTC().Format(time.RFC3339), retired)
+	}
+	return fmt.Errorf("all %d tokens retired", retired)
+}
+
+// report builds the /status body.
+func (p *Pipeline) report() status.Report {
+	r := status.Report{Version: p.deps.Version, Sink: p.SinkName()}
+	pl := p.currentPoller()
+	if pl == nil {
+		return r
+	}
+	for _, t := range pl.Status() {
+		r.Tags = append(r.Tags, status.TagStatus{
+			Tag: t.Tag, Cursor: t.Cursor, Segments: t.Segments, LastPoll: t.LastPoll, LastAttempt: t.LastAttempt, NextPoll: t.NextPoll,
+			RateEstimate: t.RateEstimate, LagSeconds: t.Lag.Seconds(), Published: t.Published, Gaps: t.Gaps,
+			LastError: t.LastError,
+		})
+	}
+	for _, t := range pl.TokenStatus() {
+		r.Tokens = append(r.Tokens, status.TokenStatus{
+			Index: t.Index, Fingerprint: t.Fingerprint, ClientID: t.ClientID, Limit: t.Limit, Remaining: t.Remaining,
+			ParkedUntil: t.ParkedUntil, Retired: t.Retired,
+		})
+	}
+	return r
+}
