@@ -19,7 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tagstream/tagstream/internal/redact"
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
+	"github.com/tagstream/tagstream/schema"
 )
 
 const secretToken = "s3cr3t-access-token-42"
@@ -236,10 +239,11 @@ func TestClientErrorsNeverContainTheToken(t *testing.T) {
 	}
 }
 
-func TestRedactRemovesTheTokenInEveryForm(t *testing.T) {
+func TestCleanRemovesTheTokenInEveryForm(t *testing.T) {
 	const secret = "tok+en/with&odd=chars"
-	const endpoint = "https://api.example/v1/tags/x/media/recent"
 	escaped := url.QueryEscape(secret)
+	c := newTestClient(t, "https://api.example/v1", func(c *Config) { c.Tokens = []Token{{Value: secret}} })
+	endpoint := c.endpoint("x")
 	cases := []struct {
 		name string
 		err  error
@@ -248,24 +252,35 @@ func TestRedactRemovesTheTokenInEveryForm(t *testing.T) {
 		{"a message holding the token query-escaped", errors.New("GET /v1/tags/x?access_token=" + escaped + " failed")},
 		{"a *url.Error whose cause echoes the escaped token", &url.Error{Op: "Get",
 			URL: endpoint + "?access_token=" + escaped, Err: errors.New("bad answer to access_token=" + escaped)}},
+		{"an API error whose message echoes the token", &schema.APIError{HTTPStatus: 400, Code: 400,
+			Type: "APIError", Message: "unknown token " + secret}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" loses it", func(t *testing.T) {
-			got := redact(tc.err, secret, endpoint)
+			got := c.clean(tc.err, "x")
 			for _, form := range []string{secret, escaped} {
 				if strings.Contains(got.Error(), form) {
-					t.Fatalf("redact kept %q: %v", form, got)
+					t.Fatalf("clean kept %q: %v", form, got)
 				}
 			}
-			if !strings.Contains(got.Error(), "REDACTED") {
-				t.Fatalf("redact does not say what it removed: %v", got)
+			if !strings.Contains(got.Error(), redact.Placeholder) {
+				t.Fatalf("clean does not say what it removed: %v", got)
 			}
 		})
 	}
+	t.Run("a *url.Error keeps only the endpoint", func(t *testing.T) {
+		got := c.clean(&url.Error{Op: "Get", URL: endpoint + "?count=33&access_token=" + escaped, Err: io.EOF}, "x")
+		if got.Error() != `Get "`+endpoint+`": EOF` {
+			t.Fatalf("clean = %q", got)
+		}
+		if !errors.Is(got, io.EOF) {
+			t.Fatalf("clean lost the cause")
+		}
+	})
 	t.Run("a message without the token is returned as is", func(t *testing.T) {
 		err := errors.New("connection refused")
-		if got := redact(err, secret, endpoint); got != err {
-			t.Fatalf("redact(%v) = %v, want the same error", err, got)
+		if got := c.clean(err, "x"); got != err {
+			t.Fatalf("clean(%v) = %v, want the same error", err, got)
 		}
 	})
 }
@@ -349,7 +364,7 @@ func TestTokensNeverLeak(t *testing.T) {
 	cfg.Tokens = append(cfg.Tokens, Token{Value: "leak-check-unknown-CCCC"}) // rejected: retired
 	cfg.MaxAttempts = 2
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	pub := &memPublisher{}
 	p, err := New(cfg, pub, checkpoint.NewMemory(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
 	if err != nil {

@@ -46,6 +46,8 @@ var (
 	ErrInvalidTag = schema.ErrInvalidTag
 	// ErrRunning is returned by Run when the poller is already running.
 	ErrRunning = errors.New("poller: already running")
+	// ErrNotRunning is wrapped by the error of Ready while Run is not running.
+	ErrNotRunning = errors.New("poller: not running")
 )
 
 // TagStatus is a snapshot of one tag's polling state.
@@ -84,6 +86,7 @@ type Poller struct {
 	m      *metrics
 	pool   *tokenPool
 	client *client
+	writes storeHealth
 
 	mu    sync.Mutex
 	sched *scheduler
@@ -133,6 +136,7 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		wake:       make(chan struct{}, 1),
 		reqPerPoll: 1,
 	}
+	p.writes = storeHealth{now: cfg.Clock, red: cl.red, log: logger, m: m}
 	now, budget := cfg.Clock(), p.budgetLocked()
 	for _, t := range cfg.Tags {
 		p.sched.add(t, now, budget)
@@ -196,6 +200,23 @@ func (p *Poller) Status() []TagStatus {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Ready returns nil when the poller can make progress, and otherwise an error that says why: it wraps ErrNotRunning
+// when Run is not running, ErrAllTokensRetired when the API rejected every token, ErrAPIDown while the API is
+// considered down (since when, and the last failure, with its URL and no credential) and ErrCheckpointWrites while
+// the checkpoint store fails writes (since when, and the last error). It is safe for concurrent use and cheap
+// enough for a readiness probe.
+func (p *Poller) Ready() error {
+	var errs []error
+	if !p.running.Load() {
+		errs = append(errs, ErrNotRunning)
+	}
+	if p.pool.live() == 0 {
+		errs = append(errs, ErrAllTokensRetired)
+	}
+	errs = append(errs, p.client.health.ready(), p.writes.ready())
+	return errors.Join(errs...)
 }
 
 // TokenStatus returns a snapshot of every token, in configuration order. It never contains a token.
