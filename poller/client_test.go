@@ -159,24 +159,106 @@ func TestClientNeverFollowsNextURL(t *testing.T) {
 	}
 }
 
-func TestClientRefusesRedirectToAnotherHost(t *testing.T) {
-	var otherHits atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
-	defer other.Close()
+// TestClientRefusesEveryRedirect checks that no redirect is followed: one to another host would carry the token
+// there, and one to the same host drops the query, so the request arrives without its credential and the
+// answer ("missing client_id") would retire a good client id.
+func TestClientRefusesEveryRedirect(t *testing.T) {
+	cases := []struct {
+		name     string
+		clientID bool
+		target   func(other, self string, r *http.Request) string
+		host     func(other, self string) string // the host the error must name
+	}{
+		{"a redirect to another host is refused", false,
+			func(other, _ string, r *http.Request) string { return other + r.URL.RequestURI() },
+			func(other, _ string) string { return other }},
+		{"a redirect to the same host without the query is refused and retires nothing", true,
+			func(_, _ string, r *http.Request) string { return r.URL.Path },
+			func(_, self string) string { return self + " (the same host)" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var otherHits, bare atomic.Int32
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
+			defer other.Close()
+			var self string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.RawQuery == "" {
+					bare.Add(1) // the redirected request: no credential
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(400)
+					fmt.Fprint(w, `{"meta":{"error_type":"OAuthParameterException","code":400,"error_message":"Missing client_id or access_token URL parameter."}}`)
+					return
+				}
+				http.Redirect(w, r, tc.target(other.URL, self, r), http.StatusFound)
+			}))
+			defer srv.Close()
+			self = srv.URL
+			c := newTestClient(t, srv.URL+"/v1", func(c *Config) { c.Tokens[0].ClientID = tc.clientID })
+			_, err := c.page(context.Background(), query{tag: "x", count: 33})
+			if !errors.Is(err, ErrRedirect) || !errors.Is(err, ErrPermanent) {
+				t.Fatalf("page error = %v, want ErrRedirect and ErrPermanent", err)
+			}
+			if want := "HTTP 302 to " + tc.host(other.URL, self); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			if strings.Contains(err.Error(), secretToken) {
+				t.Fatalf("error contains the token: %v", err)
+			}
+			if otherHits.Load() != 0 || bare.Load() != 0 {
+				t.Fatalf("the redirect was followed: %d requests elsewhere, %d without a credential", otherHits.Load(), bare.Load())
+			}
+			if st := c.pool.status(); st[0].Retired {
+				t.Fatalf("the token was retired")
+			}
+		})
+	}
+}
+
+// TestNoFragmentOfAnEchoedToken has the API echo the token in an error message across the 300-byte cut of
+// schema.APIError: no 8-byte piece of the token may survive in the error, the logs, the status or Ready.
+func TestNoFragmentOfAnEchoedToken(t *testing.T) {
+	const token = "echoed-token-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusFound)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(500)
+		msg := strings.Repeat("x", 270) + "bad token " + r.URL.Query().Get("access_token") + " at the cut"
+		fmt.Fprintf(w, `{"meta":{"error_type":"APIError","code":500,"error_message":%q}}`, msg)
 	}))
 	defer srv.Close()
-	c := newTestClient(t, srv.URL+"/v1", nil)
-	_, err := c.page(context.Background(), query{tag: "x", count: 33})
-	if !errors.Is(err, ErrRedirect) || !errors.Is(err, ErrPermanent) {
-		t.Fatalf("page error = %v, want ErrRedirect and ErrPermanent", err)
+	cfg := Config{BaseURL: srv.URL + "/v1", Tokens: []Token{{Value: token}}, Tags: []string{"echo"},
+		MinInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, BackoffInitial: time.Millisecond,
+		BackoffMax: 5 * time.Millisecond, MaxAttempts: 2}
+	r := startPoller(t, cfg, nil)
+	var ready error
+	testkit.Eventually(t, 20*time.Second, "the API to count as down", func() bool {
+		ready = r.p.Ready()
+		return errors.Is(ready, ErrAPIDown)
+	})
+	testkit.Eventually(t, 20*time.Second, "a failed poll in the status", func() bool {
+		st := r.p.Status()
+		return len(st) == 1 && st[0].LastError != ""
+	})
+	_, probeErr := Probe(context.Background(), cfg)
+	if probeErr == nil {
+		t.Fatal("Probe succeeded against a failing API")
 	}
-	if strings.Contains(err.Error(), secretToken) {
-		t.Fatalf("error contains the token: %v", err)
+	haystacks := map[string]string{
+		"Ready":  ready.Error(),
+		"status": r.p.Status()[0].LastError,
+		"logs":   r.logs.String(),
+		"Probe":  probeErr.Error(),
 	}
-	if otherHits.Load() != 0 {
-		t.Fatalf("the other host got %d requests (with the token)", otherHits.Load())
+	if !strings.Contains(haystacks["status"], "bad token "+redact.Placeholder) {
+		t.Errorf("the status does not show the redacted echo: %s", haystacks["status"])
+	}
+	for where, text := range haystacks {
+		for i := 0; i+8 <= len(token); i++ {
+			if frag := token[i : i+8]; strings.Contains(text, frag) {
+				t.Errorf("%s holds %q, a fragment of the token: %s", where, frag, text)
+				break
+			}
+		}
 	}
 }
 
