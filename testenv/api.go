@@ -291,6 +291,10 @@ func (s *Server) handle(rq *apiRequest, now time.Time) {
 	s.count(outcomeOK)
 }
 
+// RequestsPerHour returns the limit of each credential per simulated hour (Config.RequestsPerHour after
+// defaults), the value of every X-Ratelimit-Limit header.
+func (s *Server) RequestsPerHour() int { return s.cfg.RequestsPerHour }
+
 // RateWindow returns the real duration of the simulated hour over which each credential's Config.RequestsPerHour
 // requests are counted: one hour divided by Config.TimeScale (at least 1 ns). The X-Ratelimit headers count per
 // this window, so a client that paces itself from them must use it as its hour: for tagstream,
