@@ -241,7 +241,7 @@ func TestNextURLCarriesTheCallersOwnCredential(t *testing.T) {
 			}
 			q := u.Query()
 			if q.Get(tc.key) != tc.value || q.Get("count") != "2" || q.Get("max_tag_id") != p.pag["next_max_tag_id"] {
-				t.Errorf("next_url query %v lacks the caller's %s, count or max_tag_id", redact(q), tc.key)
+				t.Errorf("next_url query %v lacks the caller's %s, count or max_tag_id", withoutCredentials(q), tc.key)
 			}
 		})
 	}

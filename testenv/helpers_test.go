@@ -129,7 +129,7 @@ func recent(t *testing.T, s *Server, tag string, params url.Values) page {
 	t.Helper()
 	a := get(t, s, "/tags/"+tag+"/media/recent", params)
 	if a.status != http.StatusOK {
-		t.Fatalf("recent %s %v: status %d body %.300s", tag, redact(params), a.status, a.body)
+		t.Fatalf("recent %s %v: status %d body %.300s", tag, withoutCredentials(params), a.status, a.body)
 	}
 	e := decode(t, a)
 	var p page
@@ -155,8 +155,8 @@ func (p page) ids() []string {
 	return out
 }
 
-// redact drops credentials from params for messages.
-func redact(v url.Values) string {
+// withoutCredentials drops credentials from params for messages.
+func withoutCredentials(v url.Values) string {
 	c := url.Values{}
 	for k, vs := range v {
 		if k == "access_token" || k == "client_id" {
