@@ -48,8 +48,9 @@ type KVConfig struct {
 // wrapping ErrConflict that names the tag and both revisions; the store keeps its old revision, so every later
 // Put fails too until a Get adopts the current one. Delete is a compare-and-set purge in the same way when the
 // store holds a revision, and an unconditional purge when it holds none. Calls on one tag are serialised within a
-// store, so concurrent goroutines of one process never conflict with each other. This is the fencing primitive
-// that lets one instance own a tag: see ErrConflict for what a caller does on a conflict.
+// store, so concurrent calls on one store never conflict with each other; two stores conflict even within one
+// process. This is the fencing primitive that lets one instance own a tag: see ErrConflict for what a caller does
+// on a conflict, and Revision for the revision a store holds.
 //
 // A JetStreamKV is safe for concurrent use; it does not own the NATS connection, and Close does not close it.
 type JetStreamKV struct {
@@ -125,7 +126,12 @@ func (j *JetStreamKV) Bucket() string { return j.bucket }
 // tag was never read by this store, was missing when read, or was deleted by it). The next Put of tag succeeds
 // only if the bucket still holds this revision (0: only if the key is missing or deleted).
 func (j *JetStreamKV) Revision(tag string) uint64 {
-	tr := j.tagRev(tag)
+	j.revsMu.Lock()
+	tr, ok := j.revs[tag]
+	j.revsMu.Unlock()
+	if !ok {
+		return 0
+	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return tr.rev
