@@ -14,11 +14,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 
+	"github.com/tagstream/tagstream/internal/redact"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -28,20 +28,22 @@ var (
 	ErrRateLimited = errors.New("poller: rate limited")
 	// ErrTokenInvalid: the API rejected the token (OAuthAccessTokenException); the token is retired.
 	ErrTokenInvalid = errors.New("poller: token invalid")
-	// ErrPermanent: a 4xx answer other than rate limiting, or a refused redirect; retrying cannot help.
+	// ErrPermanent: a 4xx answer other than rate limiting, a refused redirect or an oversized body; retrying
+	// cannot help.
 	ErrPermanent = errors.New("poller: permanent error")
 	// ErrTransient: a 5xx answer, an HTML error page, a network error, a reset, a truncated or malformed body or
 	// a timeout; the request is retried with backoff.
 	ErrTransient = errors.New("poller: transient error")
-	// ErrRedirect is wrapped (with ErrPermanent) when the API redirects to another host or scheme.
-	ErrRedirect = errors.New("poller: redirect to another host refused")
+	// ErrRedirect is wrapped (with ErrPermanent) when the API answers with a redirect. Every redirect is refused,
+	// to the same host too: following one drops or exposes the query that carries the credential.
+	ErrRedirect = errors.New("poller: redirect refused")
 )
 
 // maxBody bounds the body of one answer (a page of 33 media is about 100 KiB).
 const maxBody = 16 << 20
 
-// FetchError is the error of one request to the API. It never contains a token: the request URL it may hold has
-// its credential replaced by "REDACTED".
+// FetchError is the error of one request to the API. It never contains a token: the request URL it may hold is
+// the endpoint without its query, and every credential in the cause is replaced by redact.Placeholder.
 type FetchError struct {
 	Tag        string
 	Token      int           // index of the token used, -1 when none
@@ -81,6 +83,7 @@ type client struct {
 	base        string
 	http        *http.Client
 	pool        *tokenPool
+	red         *redact.Redactor // knows every token of the pool
 	timeout     time.Duration
 	maxAttempts int
 	boInitial   time.Duration
@@ -100,9 +103,14 @@ func newClient(cfg Config, pool *tokenPool, log *slog.Logger, m *metrics) (*clie
 		}
 		rt = tr
 	}
+	secrets := make([]string, len(cfg.Tokens))
+	for i, t := range cfg.Tokens {
+		secrets[i] = t.Value
+	}
 	c := &client{
 		base:        cfg.BaseURL,
 		pool:        pool,
+		red:         redact.New(secrets...),
 		timeout:     cfg.RequestTimeout,
 		maxAttempts: cfg.MaxAttempts,
 		boInitial:   cfg.BackoffInitial,
@@ -111,7 +119,7 @@ func newClient(cfg Config, pool *tokenPool, log *slog.Logger, m *metrics) (*clie
 		log:         log,
 		m:           m,
 	}
-	c.http = &http.Client{Transport: rt, CheckRedirect: checkRedirect}
+	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
 	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), now: cfg.Clock, log: log, m: m}
 	return c, nil
 }
@@ -145,17 +153,9 @@ func newTransport(cfg Config) (*http.Transport, error) {
 	}, nil
 }
 
-// checkRedirect refuses a redirect to another host or scheme, and more than three redirects.
-func checkRedirect(req *http.Request, via []*http.Request) error {
-	first := via[0].URL
-	if !strings.EqualFold(req.URL.Host, first.Host) || req.URL.Scheme != first.Scheme {
-		return fmt.Errorf("%w (to %s://%s)", ErrRedirect, req.URL.Scheme, req.URL.Host)
-	}
-	if len(via) >= 3 {
-		return fmt.Errorf("%w: more than 3 redirects", ErrRedirect)
-	}
-	return nil
-}
+// refuseRedirects makes the HTTP client hand back every redirect answer instead of following it: a redirect,
+// even to the same host, drops or exposes the query that carries the credential, so send refuses it.
+func refuseRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // endpoint is the URL of a tag's recent media without a query.
 func (c *client) endpoint(tag string) string {
@@ -212,7 +212,7 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 			return nil, fe
 		}
 		c.m.requests.WithLabelValues(outcomeTransient).Inc()
-		c.health.failure()
+		c.health.failure(c.endpoint(q.tag), fe.Err)
 		attempts++
 		if attempts >= c.maxAttempts {
 			return nil, fe
@@ -231,8 +231,23 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 	}
 }
 
-// once sends one request with tok and classifies the answer.
-func (c *client) once(ctx context.Context, tok *token, q query) (*schema.Page, error) {
+// answer is what one request got back: the HTTP status and rate-limit headers (when an answer came) and the
+// decoded page (on success).
+type answer struct {
+	status           int // 0 when no answer came
+	limit, remaining int // X-Ratelimit-Limit and X-Ratelimit-Remaining, -1 when absent
+	retryAfter       time.Duration
+	contentType      string
+	page             *schema.Page
+}
+
+// errBodyTooLarge is the cause of an answer larger than maxBody.
+var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
+
+// send makes one request for q with tok and decodes the answer. It is the one place where a request is built and
+// sent, for polls and for Probe alike. Its errors are raw: a *url.Error holds the request URL with the credential,
+// and a server may echo the credential in its message, so callers pass them through clean.
+func (c *client) send(ctx context.Context, tok *token, q query) (answer, error) {
 	v := make(url.Values, 4)
 	v.Set("count", strconv.Itoa(q.count))
 	if q.min != "" {
@@ -246,47 +261,94 @@ func (c *client) once(ctx context.Context, tok *token, q query) (*schema.Page, e
 	} else {
 		v.Set("access_token", tok.value)
 	}
-	endpoint := c.endpoint(q.tag)
-	fail := func(class error, status int, err error) *FetchError {
-		return &FetchError{Tag: q.tag, Token: tok.idx, Class: class, Status: status, Err: redact(err, tok.value, endpoint)}
-	}
-
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+v.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(q.tag)+"?"+v.Encode(), nil)
 	if err != nil {
-		return nil, fail(ErrPermanent, 0, err)
+		return answer{}, err
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if errors.Is(err, ErrRedirect) {
-			return nil, fail(ErrPermanent, 0, err)
-		}
-		return nil, fail(ErrTransient, 0, err)
+		return answer{}, err
 	}
 	defer resp.Body.Close()
-	c.pool.observe(tok, headerInt(resp.Header, "X-Ratelimit-Limit"), headerInt(resp.Header, "X-Ratelimit-Remaining"))
+	a := answer{
+		status:      resp.StatusCode,
+		limit:       headerInt(resp.Header, "X-Ratelimit-Limit"),
+		remaining:   headerInt(resp.Header, "X-Ratelimit-Remaining"),
+		retryAfter:  retryAfter(resp.Header.Get("Retry-After"), c.now()),
+		contentType: resp.Header.Get("Content-Type"),
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return a, redirectError(req.URL, resp)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, fail(ErrTransient, resp.StatusCode, fmt.Errorf("read body: %w", err))
+		return a, fmt.Errorf("read body: %w", err)
 	}
 	if len(body) > maxBody {
-		return nil, fail(ErrPermanent, resp.StatusCode, fmt.Errorf("body larger than %d bytes", maxBody))
+		return a, errBodyTooLarge
 	}
-	page, err := schema.DecodePage(resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	if err == nil {
-		return page, nil
-	}
-	class := classify(err)
-	var ae *schema.APIError
-	if class == ErrPermanent && errors.As(err, &ae) && rejectsCredential(ae, tok.clientID) {
-		class = ErrTokenInvalid
-	}
-	fe := fail(class, resp.StatusCode, err)
-	fe.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.now())
-	return nil, fe
+	a.page, err = schema.DecodePage(resp.StatusCode, a.contentType, body)
+	return a, err
 }
+
+// userAgent is the User-Agent of every request.
+const userAgent = "tagstream-poller"
+
+// redirectError describes a refused redirect by its status and the host it pointed to (never the whole Location,
+// whose query may carry the credential).
+func redirectError(from *url.URL, resp *http.Response) error {
+	loc, err := resp.Location()
+	switch {
+	case errors.Is(err, http.ErrNoLocation):
+		return fmt.Errorf("%w: HTTP %d without a Location", ErrRedirect, resp.StatusCode)
+	case err != nil:
+		return fmt.Errorf("%w: HTTP %d to an unreadable Location", ErrRedirect, resp.StatusCode)
+	}
+	where := loc.Scheme + "://" + loc.Host
+	if strings.EqualFold(loc.Host, from.Host) && loc.Scheme == from.Scheme {
+		where += " (the same host)"
+	}
+	return fmt.Errorf("%w: HTTP %d to %s; the API must answer at its base URL", ErrRedirect, resp.StatusCode, where)
+}
+
+// once sends one request with tok and classifies a failure as a *FetchError.
+func (c *client) once(ctx context.Context, tok *token, q query) (*schema.Page, error) {
+	a, err := c.send(ctx, tok, q)
+	if a.status != 0 {
+		c.pool.observe(tok, a.limit, a.remaining)
+	}
+	if err == nil {
+		return a.page, nil
+	}
+	return nil, &FetchError{Tag: q.tag, Token: tok.idx, Class: classify(err, tok.clientID), Status: a.status,
+		RetryAfter: a.retryAfter, Err: c.clean(err, q.tag)}
+}
+
+// clean removes every credential from an error of send. A *url.Error carries the whole request URL (query and
+// credential included): it is rebuilt with the endpoint alone. An API error's message comes from the server, which
+// may echo the credential: it is redacted before it is cut to its display length (cutting first could leave a
+// fragment of the token that no longer matches). Whatever else still holds a credential, as is or escaped, is
+// redacted last; errors.Is keeps working on the result.
+func (c *client) clean(err error, tag string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue == err {
+		err = &url.Error{Op: ue.Op, URL: c.endpoint(tag), Err: ue.Err}
+	}
+	if ae, ok := err.(*schema.APIError); ok {
+		cp := *ae
+		cp.Type = c.red.String(cp.Type)
+		cp.Message = c.red.Truncate(cp.Message, maxMessage-len("…"))
+		err = &cp
+	}
+	return c.red.Error(err)
+}
+
+// maxMessage is the most bytes of a server's error message an error shows (schema.APIError cuts longer ones).
+const maxMessage = 300
 
 // rejectsCredential reports whether a permanent API error is about the credential rather than the request: a
 // token without the scope the endpoint needs (OAuthPermissionsException), or an unknown client id
@@ -302,15 +364,18 @@ func rejectsCredential(ae *schema.APIError, clientID bool) bool {
 	return false
 }
 
-// classify maps a DecodePage error to a class. A 503 with the API's own envelope is the seed's rate-limit answer;
-// a 503 with an HTML body is a load balancer's fault page, not a rate limit.
-func classify(err error) error {
+// classify maps an error of send to a class. A 503 with the API's own envelope is the seed's rate-limit answer;
+// a 503 with an HTML body is a load balancer's fault page, not a rate limit. A redirect and an oversized body are
+// permanent; an API error about the credential (see rejectsCredential) means the token is invalid.
+func classify(err error, clientID bool) error {
 	var ae *schema.APIError
 	var nj *schema.NonJSONError
 	switch {
+	case errors.Is(err, ErrRedirect), errors.Is(err, errBodyTooLarge):
+		return ErrPermanent
 	case errors.As(err, &ae):
 		switch {
-		case ae.TokenInvalid():
+		case ae.TokenInvalid(), ae.HTTPStatus >= 400 && ae.HTTPStatus < 500 && rejectsCredential(ae, clientID):
 			return ErrTokenInvalid
 		case ae.RateLimited(), ae.HTTPStatus == http.StatusServiceUnavailable:
 			return ErrRateLimited
@@ -329,7 +394,7 @@ func classify(err error) error {
 		}
 		return ErrTransient
 	}
-	return ErrTransient // malformed or truncated JSON
+	return ErrTransient // a network error, a timeout, a malformed or truncated body
 }
 
 // headerInt parses an integer header; -1 when absent or invalid.
@@ -364,42 +429,6 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), time.Hour)
 }
 
-// redact removes the credential from err: a *url.Error carries the whole request URL (query included), so it is
-// rebuilt with the endpoint alone; any other message that still contains the secret, as is or query-escaped (the
-// form a URL echoed by the server carries), is replaced by a plain one.
-func redact(err error, secret, endpoint string) error {
-	if err == nil {
-		return nil
-	}
-	escaped := url.QueryEscape(secret)
-	scrub := func(msg string) (string, bool) {
-		if secret == "" {
-			return msg, false
-		}
-		out := strings.ReplaceAll(msg, secret, "REDACTED")
-		if escaped != secret {
-			out = strings.ReplaceAll(out, escaped, "REDACTED")
-		}
-		return out, out != msg
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		inner := ue.Err
-		if msg, changed := scrub(inner.Error()); changed {
-			inner = errors.New(msg)
-		}
-		err = &url.Error{Op: ue.Op, URL: endpoint + "?REDACTED", Err: inner}
-	}
-	if msg, changed := scrub(err.Error()); changed {
-		return redactedError{msg: msg}
-	}
-	return err
-}
-
-type redactedError struct{ msg string }
-
-func (e redactedError) Error() string { return e.msg }
-
 // sleep waits for d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
@@ -413,72 +442,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// downAfter is how many transient failures in a row, with no success in between, mean the API is down.
-const downAfter = 4
-
-// maxProbeInterval caps the delay between two probes while the API is down. A probe is one request, so probing
-// every few seconds costs little budget, while a minute-long cap (BackoffMax) would leave tagstream idle for up
-// to a minute after the API came back.
-const maxProbeInterval = 8 * time.Second
-
-// health backs off the whole client while the API is down: after downAfter transient failures in a row, requests
-// pass one at a time, each after a growing, jittered delay (a probe); the first success ends it and everything
-// goes on from where it stopped (cursors never moved).
-type health struct {
-	mu    sync.Mutex
-	fails int
-	until time.Time
-	down  bool
-	bo    *backoff.ExponentialBackOff
-	now   func() time.Time
-	log   *slog.Logger
-	m     *metrics
-}
-
-// wait returns when a request may be sent: at once while the API is up, one probe per backoff delay while down.
-func (h *health) wait(ctx context.Context) error {
-	for {
-		h.mu.Lock()
-		now := h.now()
-		if !now.Before(h.until) {
-			if h.down {
-				h.until = now.Add(fullJitter(h.bo.NextBackOff()))
-			}
-			h.mu.Unlock()
-			return ctx.Err()
-		}
-		d := h.until.Sub(now)
-		h.mu.Unlock()
-		if err := sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-}
-
-func (h *health) success() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.fails = 0
-	if h.down {
-		h.down = false
-		h.until = time.Time{}
-		h.bo.Reset()
-		h.m.apiDown.Set(0)
-		h.log.Info("api reachable again")
-	}
-}
-
-func (h *health) failure() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.fails++
-	if h.fails < downAfter || h.down {
-		return
-	}
-	h.down = true
-	h.until = h.now().Add(fullJitter(h.bo.NextBackOff()))
-	h.m.apiDown.Set(1)
-	h.log.Warn("api looks down: backing off the whole client", "failures_in_a_row", h.fails)
 }

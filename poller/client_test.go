@@ -19,7 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tagstream/tagstream/internal/redact"
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
+	"github.com/tagstream/tagstream/schema"
 )
 
 const secretToken = "s3cr3t-access-token-42"
@@ -156,24 +159,106 @@ func TestClientNeverFollowsNextURL(t *testing.T) {
 	}
 }
 
-func TestClientRefusesRedirectToAnotherHost(t *testing.T) {
-	var otherHits atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
-	defer other.Close()
+// TestClientRefusesEveryRedirect checks that no redirect is followed: one to another host would carry the token
+// there, and one to the same host drops the query, so the request arrives without its credential and the
+// answer ("missing client_id") would retire a good client id.
+func TestClientRefusesEveryRedirect(t *testing.T) {
+	cases := []struct {
+		name     string
+		clientID bool
+		target   func(other, self string, r *http.Request) string
+		host     func(other, self string) string // the host the error must name
+	}{
+		{"a redirect to another host is refused", false,
+			func(other, _ string, r *http.Request) string { return other + r.URL.RequestURI() },
+			func(other, _ string) string { return other }},
+		{"a redirect to the same host without the query is refused and retires nothing", true,
+			func(_, _ string, r *http.Request) string { return r.URL.Path },
+			func(_, self string) string { return self + " (the same host)" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var otherHits, bare atomic.Int32
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
+			defer other.Close()
+			var self string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.RawQuery == "" {
+					bare.Add(1) // the redirected request: no credential
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(400)
+					fmt.Fprint(w, `{"meta":{"error_type":"OAuthParameterException","code":400,"error_message":"Missing client_id or access_token URL parameter."}}`)
+					return
+				}
+				http.Redirect(w, r, tc.target(other.URL, self, r), http.StatusFound)
+			}))
+			defer srv.Close()
+			self = srv.URL
+			c := newTestClient(t, srv.URL+"/v1", func(c *Config) { c.Tokens[0].ClientID = tc.clientID })
+			_, err := c.page(context.Background(), query{tag: "x", count: 33})
+			if !errors.Is(err, ErrRedirect) || !errors.Is(err, ErrPermanent) {
+				t.Fatalf("page error = %v, want ErrRedirect and ErrPermanent", err)
+			}
+			if want := "HTTP 302 to " + tc.host(other.URL, self); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			if strings.Contains(err.Error(), secretToken) {
+				t.Fatalf("error contains the token: %v", err)
+			}
+			if otherHits.Load() != 0 || bare.Load() != 0 {
+				t.Fatalf("the redirect was followed: %d requests elsewhere, %d without a credential", otherHits.Load(), bare.Load())
+			}
+			if st := c.pool.status(); st[0].Retired {
+				t.Fatalf("the token was retired")
+			}
+		})
+	}
+}
+
+// TestNoFragmentOfAnEchoedToken has the API echo the token in an error message across the 300-byte cut of
+// schema.APIError: no 8-byte piece of the token may survive in the error, the logs, the status or Ready.
+func TestNoFragmentOfAnEchoedToken(t *testing.T) {
+	const token = "echoed-token-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusFound)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(500)
+		msg := strings.Repeat("x", 270) + "bad token " + r.URL.Query().Get("access_token") + " at the cut"
+		fmt.Fprintf(w, `{"meta":{"error_type":"APIError","code":500,"error_message":%q}}`, msg)
 	}))
 	defer srv.Close()
-	c := newTestClient(t, srv.URL+"/v1", nil)
-	_, err := c.page(context.Background(), query{tag: "x", count: 33})
-	if !errors.Is(err, ErrRedirect) || !errors.Is(err, ErrPermanent) {
-		t.Fatalf("page error = %v, want ErrRedirect and ErrPermanent", err)
+	cfg := Config{BaseURL: srv.URL + "/v1", Tokens: []Token{{Value: token}}, Tags: []string{"echo"},
+		MinInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, BackoffInitial: time.Millisecond,
+		BackoffMax: 5 * time.Millisecond, MaxAttempts: 2}
+	r := startPoller(t, cfg, nil)
+	var ready error
+	testkit.Eventually(t, 20*time.Second, "the API to count as down", func() bool {
+		ready = r.p.Ready()
+		return errors.Is(ready, ErrAPIDown)
+	})
+	testkit.Eventually(t, 20*time.Second, "a failed poll in the status", func() bool {
+		st := r.p.Status()
+		return len(st) == 1 && st[0].LastError != ""
+	})
+	_, probeErr := Probe(context.Background(), cfg)
+	if probeErr == nil {
+		t.Fatal("Probe succeeded against a failing API")
 	}
-	if strings.Contains(err.Error(), secretToken) {
-		t.Fatalf("error contains the token: %v", err)
+	haystacks := map[string]string{
+		"Ready":  ready.Error(),
+		"status": r.p.Status()[0].LastError,
+		"logs":   r.logs.String(),
+		"Probe":  probeErr.Error(),
 	}
-	if otherHits.Load() != 0 {
-		t.Fatalf("the other host got %d requests (with the token)", otherHits.Load())
+	if !strings.Contains(haystacks["status"], "bad token "+redact.Placeholder) {
+		t.Errorf("the status does not show the redacted echo: %s", haystacks["status"])
+	}
+	for where, text := range haystacks {
+		for i := 0; i+8 <= len(token); i++ {
+			if frag := token[i : i+8]; strings.Contains(text, frag) {
+				t.Errorf("%s holds %q, a fragment of the token: %s", where, frag, text)
+				break
+			}
+		}
 	}
 }
 
@@ -236,10 +321,11 @@ func TestClientErrorsNeverContainTheToken(t *testing.T) {
 	}
 }
 
-func TestRedactRemovesTheTokenInEveryForm(t *testing.T) {
+func TestCleanRemovesTheTokenInEveryForm(t *testing.T) {
 	const secret = "tok+en/with&odd=chars"
-	const endpoint = "https://api.example/v1/tags/x/media/recent"
 	escaped := url.QueryEscape(secret)
+	c := newTestClient(t, "https://api.example/v1", func(c *Config) { c.Tokens = []Token{{Value: secret}} })
+	endpoint := c.endpoint("x")
 	cases := []struct {
 		name string
 		err  error
@@ -248,24 +334,35 @@ func TestRedactRemovesTheTokenInEveryForm(t *testing.T) {
 		{"a message holding the token query-escaped", errors.New("GET /v1/tags/x?access_token=" + escaped + " failed")},
 		{"a *url.Error whose cause echoes the escaped token", &url.Error{Op: "Get",
 			URL: endpoint + "?access_token=" + escaped, Err: errors.New("bad answer to access_token=" + escaped)}},
+		{"an API error whose message echoes the token", &schema.APIError{HTTPStatus: 400, Code: 400,
+			Type: "APIError", Message: "unknown token " + secret}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" loses it", func(t *testing.T) {
-			got := redact(tc.err, secret, endpoint)
+			got := c.clean(tc.err, "x")
 			for _, form := range []string{secret, escaped} {
 				if strings.Contains(got.Error(), form) {
-					t.Fatalf("redact kept %q: %v", form, got)
+					t.Fatalf("clean kept %q: %v", form, got)
 				}
 			}
-			if !strings.Contains(got.Error(), "REDACTED") {
-				t.Fatalf("redact does not say what it removed: %v", got)
+			if !strings.Contains(got.Error(), redact.Placeholder) {
+				t.Fatalf("clean does not say what it removed: %v", got)
 			}
 		})
 	}
+	t.Run("a *url.Error keeps only the endpoint", func(t *testing.T) {
+		got := c.clean(&url.Error{Op: "Get", URL: endpoint + "?count=33&access_token=" + escaped, Err: io.EOF}, "x")
+		if got.Error() != `Get "`+endpoint+`": EOF` {
+			t.Fatalf("clean = %q", got)
+		}
+		if !errors.Is(got, io.EOF) {
+			t.Fatalf("clean lost the cause")
+		}
+	})
 	t.Run("a message without the token is returned as is", func(t *testing.T) {
 		err := errors.New("connection refused")
-		if got := redact(err, secret, endpoint); got != err {
-			t.Fatalf("redact(%v) = %v, want the same error", err, got)
+		if got := c.clean(err, "x"); got != err {
+			t.Fatalf("clean(%v) = %v, want the same error", err, got)
 		}
 	})
 }
@@ -324,85 +421,6 @@ func TestRetryAfterParksTheToken(t *testing.T) {
 	}
 }
 
-func TestConfigValidation(t *testing.T) {
-	tok := []Token{{Value: "t1"}}
-	cases := []struct {
-		name  string
-		cfg   Config
-		field string // "" = valid
-		is    error
-	}{
-		{"https to any host is accepted", Config{BaseURL: "https://api.instagram.com/v1", Tokens: tok}, "", nil},
-		{"plain http to loopback is accepted", Config{BaseURL: "http://127.0.0.1:8080/v1", Tokens: tok}, "", nil},
-		{"plain http to localhost is accepted", Config{BaseURL: "http://localhost:8080/v1", Tokens: tok}, "", nil},
-		{"plain http elsewhere needs the opt-in", Config{BaseURL: "http://api.example.com/v1", Tokens: tok}, "BaseURL", ErrConfig},
-		{"plain http elsewhere with the opt-in is accepted", Config{BaseURL: "http://api.example.com/v1", AllowInsecureHTTP: true, Tokens: tok}, "", nil},
-		{"a missing base URL is refused", Config{Tokens: tok}, "BaseURL", ErrConfig},
-		{"a base URL with a query is refused", Config{BaseURL: "https://h/v1?access_token=x", Tokens: tok}, "BaseURL", ErrConfig},
-		{"an ftp base URL is refused", Config{BaseURL: "ftp://h/v1", Tokens: tok}, "BaseURL", ErrConfig},
-		{"no tokens is refused", Config{BaseURL: "https://h/v1"}, "", ErrNoTokens},
-		{"an empty token is refused", Config{BaseURL: "https://h/v1", Tokens: []Token{{}}}, "Tokens[0]", ErrConfig},
-		{"a duplicate token is refused", Config{BaseURL: "https://h/v1", Tokens: []Token{{Value: "a"}, {Value: "a"}}}, "Tokens[1]", ErrConfig},
-		{"a negative token budget is refused", Config{BaseURL: "https://h/v1", Tokens: []Token{{Value: "a", RequestsPerHour: -1}}}, "Tokens[0].RequestsPerHour", ErrConfig},
-		{"a page size above 33 is refused", Config{BaseURL: "https://h/v1", Tokens: tok, PageSize: 50}, "PageSize", ErrConfig},
-		{"a negative catch-up limit is refused", Config{BaseURL: "https://h/v1", Tokens: tok, CatchUpPages: -1}, "CatchUpPages", ErrConfig},
-		{"MaxInterval below MinInterval is refused", Config{BaseURL: "https://h/v1", Tokens: tok, MinInterval: time.Minute, MaxInterval: time.Second}, "MaxInterval", ErrConfig},
-		{"a tag with a slash is refused", Config{BaseURL: "https://h/v1", Tokens: tok, Tags: []string{"ok", "a/b"}}, "Tags[1]", ErrInvalidTag},
-		{"an empty tag is refused", Config{BaseURL: "https://h/v1", Tokens: tok, Tags: []string{""}}, "Tags[0]", ErrInvalidTag},
-		{"an unknown start is refused", Config{BaseURL: "https://h/v1", Tokens: tok, Start: 7}, "Start", ErrConfig},
-		{"a CA file that does not exist is refused", Config{BaseURL: "https://h/v1", Tokens: tok, CAFile: "/nonexistent/ca.pem"}, "CAFile", ErrConfig},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(tc.cfg, &memPublisher{}, checkpoint.NewMemory(), nil, nil)
-			if tc.is == nil {
-				if err != nil {
-					t.Fatalf("New = %v, want success", err)
-				}
-				return
-			}
-			if !errors.Is(err, tc.is) {
-				t.Fatalf("New = %v, want %v", err, tc.is)
-			}
-			if tc.field != "" && !strings.Contains(err.Error(), "Config."+tc.field) {
-				t.Errorf("error %q does not name Config.%s", err, tc.field)
-			}
-		})
-	}
-	if _, err := New(Config{BaseURL: "https://h/v1", Tokens: tok}, nil, checkpoint.NewMemory(), nil, nil); !errors.Is(err, ErrConfig) {
-		t.Errorf("New without a publisher = %v, want ErrConfig", err)
-	}
-}
-
-func TestConfigDefaults(t *testing.T) {
-	cfg, err := Config{BaseURL: "https://h/v1/", Tokens: []Token{{Value: "a"}, {Value: "b"}}}.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checks := []struct {
-		name      string
-		got, want any
-	}{
-		{"BaseURL loses its trailing slash", cfg.BaseURL, "https://h/v1"},
-		{"RequestsPerHour", cfg.RequestsPerHour, 5000},
-		{"RateWindow", cfg.RateWindow, time.Hour},
-		{"PageSize", cfg.PageSize, 33},
-		{"CatchUpPages", cfg.CatchUpPages, 20},
-		{"BackfillPages", cfg.BackfillPages, 20},
-		{"MinInterval", cfg.MinInterval, 2 * time.Second},
-		{"MaxInterval", cfg.MaxInterval, 5 * time.Minute},
-		{"RequestTimeout", cfg.RequestTimeout, 15 * time.Second},
-		{"RecentIDs", cfg.RecentIDs, 200},
-		{"Workers", cfg.Workers, 4},
-		{"Source", cfg.Source, "/tagstream"},
-	}
-	for _, c := range checks {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
-		}
-	}
-}
-
 // newTestPoller builds a Poller for unit tests against base.
 func newTestPoller(t *testing.T, base string, mut func(*Config)) *Poller {
 	t.Helper()
@@ -428,7 +446,7 @@ func TestTokensNeverLeak(t *testing.T) {
 	cfg.Tokens = append(cfg.Tokens, Token{Value: "leak-check-unknown-CCCC"}) // rejected: retired
 	cfg.MaxAttempts = 2
 	reg := prometheus.NewRegistry()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	pub := &memPublisher{}
 	p, err := New(cfg, pub, checkpoint.NewMemory(), slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), reg)
 	if err != nil {

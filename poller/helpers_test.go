@@ -1,11 +1,9 @@
 package poller
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
@@ -85,24 +84,6 @@ func (m *memPublisher) gaps() []*schema.Event {
 	return out
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startSim starts a simulator that serves plain HTTP on loopback (or HTTPS when cfg says so) with a one-second
 // rate-limit window, and closes it at the end of the test.
 func startSim(t *testing.T, cfg testenv.Config) *testenv.Server {
@@ -149,7 +130,7 @@ type running struct {
 	p      *Poller
 	pub    *memPublisher
 	store  checkpoint.Store
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -161,7 +142,7 @@ func startPoller(t *testing.T, cfg Config, store checkpoint.Store) *running {
 		store = checkpoint.NewMemory()
 		t.Cleanup(func() { _ = store.Close() })
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	pub := &memPublisher{}
 	p, err := New(cfg, pub, store, logger, nil)
@@ -291,8 +272,6 @@ func checkOrder(t *testing.T, srv *testenv.Server, pub *memPublisher) {
 		last[e.Subject] = s
 	}
 }
-
-var _ io.Writer = (*syncBuffer)(nil)
 
 // counterValue reads a counter or gauge.
 func counterValue(t *testing.T, c prometheus.Metric) float64 {

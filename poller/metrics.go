@@ -23,6 +23,9 @@ type metrics struct {
 	overload        prometheus.Gauge
 	publishSeconds  prometheus.Histogram
 	apiDown         prometheus.Gauge
+
+	checkpointWriteFailures prometheus.Counter
+	checkpointStoreFailing  prometheus.Gauge
 }
 
 // Request outcomes, the values of the outcome label of tagstream_requests_total.
@@ -84,6 +87,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		apiDown: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tagstream_api_down", Help: "1 while the whole client backs off because every request fails.",
 		}),
+		checkpointWriteFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_checkpoint_write_failures_total",
+			Help: "Checkpoint writes that failed (each is retried alone; acknowledged media are not published again).",
+		}),
+		checkpointStoreFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tagstream_checkpoint_store_failing",
+			Help: "1 while the last checkpoint write failed, 0 otherwise.",
+		}),
 	}
 	for _, o := range []string{outcomeOK, outcomeRateLimited, outcomeTokenInvalid, outcomePermanent, outcomeTransient} {
 		m.requests.WithLabelValues(o)
@@ -93,7 +104,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.seenToPublish,
 		m.budgetRemaining,
-		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown} {
+		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown,
+		m.checkpointWriteFailures, m.checkpointStoreFailing} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -6,15 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -38,123 +32,6 @@ func (f PublisherFunc) Publish(ctx context.Context, events []*schema.Event) erro
 	return f(ctx, events)
 }
 
-// Token is one credential of the pool: an access_token or, when ClientID is set, a client_id sent as the client_id
-// parameter instead.
-type Token struct {
-	// Value is the secret. It is never logged, put in an error, a metric or a status: the pool refers to a token by
-	// its index in Config.Tokens and a short fingerprint (a hash prefix).
-	Value string
-	// RequestsPerHour is this token's budget per Config.RateWindow; 0 means Config.RequestsPerHour. An
-	// X-Ratelimit-Limit header from the API overrides it.
-	RequestsPerHour int
-	// ClientID sends the value as client_id instead of access_token.
-	ClientID bool
-}
-
-// StartFrom says where a tag without a checkpoint starts.
-type StartFrom int
-
-const (
-	// StartNow (the default) makes a tag's first poll set the cursor to the current head of its feed and publish
-	// nothing: only media that appear after the first poll are published.
-	StartNow StartFrom = iota
-	// StartBackfill publishes about Config.BackfillPages pages of existing media (oldest first) and goes on from
-	// there. Up to CatchUpPages pages are published exactly; a larger backfill is worked off by the catch-up
-	// machinery and starts just after the oldest media of page BackfillPages.
-	StartBackfill
-)
-
-// String returns "now" or "backfill".
-func (s StartFrom) String() string {
-	switch s {
-	case StartNow:
-		return "now"
-	case StartBackfill:
-		return "backfill"
-	}
-	return fmt.Sprintf("StartFrom(%d)", int(s))
-}
-
-// Config configures a Poller. The zero value of every field means the documented default; New resolves the defaults
-// and validates the result once.
-type Config struct {
-	// BaseURL is the API root, e.g. "https://api.instagram.com/v1". It must be https, except for a loopback host
-	// (127.0.0.0/8, ::1, localhost) or when AllowInsecureHTTP is set. Required.
-	BaseURL string
-	// AllowInsecureHTTP permits a plain http BaseURL on a non-loopback host.
-	AllowInsecureHTTP bool
-	// CAFile is a PEM file of extra certificate authorities to trust besides the system pool. TLS 1.2 is the
-	// minimum version in every case.
-	CAFile string
-	// Tokens is the credential pool. At least one is required (ErrNoTokens).
-	Tokens []Token
-	// RequestsPerHour is the default budget of a token per RateWindow; default 5000.
-	RequestsPerHour int
-	// RateWindow is the window that RequestsPerHour and the API's X-Ratelimit-Limit refer to; default one hour.
-	// Tests against a simulator with a TimeScale set it to the scaled hour.
-	RateWindow time.Duration
-	// Tags are polled from the start; more can be added with AddTag.
-	Tags []string
-	// PageSize is the count asked for per page; default 33 (the API's maximum for tag media).
-	PageSize int
-	// CatchUpPages is the most pages one poll publishes at once; default 20. A walk may read one more page (the
-	// slack that an inclusive boundary media and page shifts need) before it gives up; a larger backlog is worked
-	// off over the following polls without moving the cursor past unpublished media (see the package
-	// documentation).
-	CatchUpPages int
-	// Start says where a tag without a checkpoint starts; default StartNow.
-	Start StartFrom
-	// BackfillPages is how many pages StartBackfill publishes; default (and 0) means CatchUpPages.
-	BackfillPages int
-	// MinInterval is the shortest time between two polls of one tag; default 2s.
-	MinInterval time.Duration
-	// MaxInterval is the longest time between two polls of one tag (the floor for quiet tags); default 5m.
-	// Under overload every interval is stretched by the same factor, so it may then be exceeded (see
-	// the metric tagstream_schedule_overload).
-	MaxInterval time.Duration
-	// RequestTimeout bounds one HTTP request, body included; default 15s.
-	RequestTimeout time.Duration
-	// MaxAttempts is how often one request is tried on transient failures (5xx, network errors, truncated
-	// bodies, timeouts) within a poll before the poll gives up (the cursor stays); default 6.
-	MaxAttempts int
-	// BackoffInitial and BackoffMax shape every exponential backoff of the poller (transient retries, parked
-	// tokens, the whole client while the API is down); defaults 500ms and 60s. Delays are drawn with full jitter.
-	BackoffInitial time.Duration
-	BackoffMax     time.Duration
-	// Workers is the number of polls in flight at once; default 2 per token, at least 4 and at most 256.
-	Workers int
-	// ShutdownTimeout is how long Run lets in-flight publishes finish after its context ends before it cancels
-	// them; default 10s. Fetching stops at once.
-	ShutdownTimeout time.Duration
-	// Source is the CloudEvents source of the events; default schema.DefaultSource.
-	Source string
-	// AttachRaw attaches the upstream media object to each event.
-	AttachRaw bool
-	// RecentIDs is how many recent media ids per tag are kept in the checkpoint to remove repeats; default 200.
-	RecentIDs int
-	// Transport, when set, replaces the HTTP transport built from CAFile (tests and benchmarks use an in-process
-	// RoundTripper). Redirects are still refused by the poller's client.
-	Transport http.RoundTripper
-	// Clock returns the current time; nil means time.Now.
-	Clock func() time.Time
-}
-
-// Defaults of Config.
-const (
-	DefaultRequestsPerHour = 5000
-	DefaultRateWindow      = time.Hour
-	DefaultPageSize        = 33
-	DefaultCatchUpPages    = 20
-	DefaultMinInterval     = 2 * time.Second
-	DefaultMaxInterval     = 5 * time.Minute
-	DefaultRequestTimeout  = 15 * time.Second
-	DefaultMaxAttempts     = 6
-	DefaultBackoffInitial  = 500 * time.Millisecond
-	DefaultBackoffMax      = 60 * time.Second
-	DefaultShutdownTimeout = 10 * time.Second
-	DefaultRecentIDs       = 200
-)
-
 // Errors of the poller. Errors returned by New wrap ErrConfig; fetch errors are *FetchError values that wrap one of
 // ErrRateLimited, ErrTokenInvalid, ErrPermanent or ErrTransient.
 var (
@@ -164,10 +41,13 @@ var (
 	ErrNoTokens = errors.New("poller: no tokens configured")
 	// ErrAllTokensRetired is wrapped by the error Run returns when the API rejected every token.
 	ErrAllTokensRetired = errors.New("poller: every token is retired")
-	// ErrInvalidTag is returned by AddTag (and New) for a tag that cannot be polled.
-	ErrInvalidTag = errors.New("poller: invalid tag")
+	// ErrInvalidTag is wrapped by the errors of AddTag (and New) for a tag that cannot be polled. It is
+	// schema.ErrInvalidTag: the poller applies the one rule for a tag, schema.ValidateTag.
+	ErrInvalidTag = schema.ErrInvalidTag
 	// ErrRunning is returned by Run when the poller is already running.
 	ErrRunning = errors.New("poller: already running")
+	// ErrNotRunning is wrapped by the error of Ready while Run is not running.
+	ErrNotRunning = errors.New("poller: not running")
 )
 
 // TagStatus is a snapshot of one tag's polling state.
@@ -206,6 +86,7 @@ type Poller struct {
 	m      *metrics
 	pool   *tokenPool
 	client *client
+	writes storeHealth
 
 	mu    sync.Mutex
 	sched *scheduler
@@ -255,6 +136,7 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		wake:       make(chan struct{}, 1),
 		reqPerPoll: 1,
 	}
+	p.writes = storeHealth{now: cfg.Clock, red: cl.red, log: logger, m: m}
 	now, budget := cfg.Clock(), p.budgetLocked()
 	for _, t := range cfg.Tags {
 		p.sched.add(t, now, budget)
@@ -262,164 +144,10 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 	return p, nil
 }
 
-func (c Config) resolve() (Config, error) {
-	bad := func(field, format string, args ...any) (Config, error) {
-		return Config{}, fmt.Errorf("%w: Config.%s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
-	}
-	if c.BaseURL == "" {
-		return bad("BaseURL", "required")
-	}
-	u, err := url.Parse(c.BaseURL)
-	if err != nil {
-		return bad("BaseURL", "not a URL")
-	}
-	switch {
-	case u.Host == "":
-		return bad("BaseURL", "no host")
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return bad("BaseURL", "must not carry user info, a query or a fragment")
-	case u.Scheme == "https":
-	case u.Scheme == "http":
-		if !c.AllowInsecureHTTP && !isLoopback(u.Hostname()) {
-			return bad("BaseURL", "plain http to a non-loopback host %q needs AllowInsecureHTTP", u.Hostname())
-		}
-	default:
-		return bad("BaseURL", "scheme %q, want https (or http on loopback)", u.Scheme)
-	}
-	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
-	if len(c.Tokens) == 0 {
-		return Config{}, ErrNoTokens
-	}
-	seen := make(map[string]int, len(c.Tokens))
-	c.Tokens = append([]Token(nil), c.Tokens...)
-	for i, t := range c.Tokens {
-		switch {
-		case t.Value == "":
-			return bad(fmt.Sprintf("Tokens[%d]", i), "empty value")
-		case strings.ContainsFunc(t.Value, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
-			return bad(fmt.Sprintf("Tokens[%d]", i), "value contains white space or control characters")
-		case t.RequestsPerHour < 0:
-			return bad(fmt.Sprintf("Tokens[%d].RequestsPerHour", i), "negative")
-		}
-		if j, dup := seen[t.Value]; dup {
-			return bad(fmt.Sprintf("Tokens[%d]", i), "same value as Tokens[%d]", j)
-		}
-		seen[t.Value] = i
-	}
-	type dflt struct {
-		name string
-		v    *int
-		def  int
-	}
-	for _, d := range []dflt{
-		{"RequestsPerHour", &c.RequestsPerHour, DefaultRequestsPerHour},
-		{"PageSize", &c.PageSize, DefaultPageSize},
-		{"CatchUpPages", &c.CatchUpPages, DefaultCatchUpPages},
-		{"MaxAttempts", &c.MaxAttempts, DefaultMaxAttempts},
-		{"RecentIDs", &c.RecentIDs, DefaultRecentIDs},
-		{"BackfillPages", &c.BackfillPages, 0},
-		{"Workers", &c.Workers, 0},
-	} {
-		if *d.v < 0 {
-			return bad(d.name, "negative (%d)", *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
-		}
-	}
-	if c.PageSize > 33 {
-		return bad("PageSize", "%d exceeds the API's maximum of 33", c.PageSize)
-	}
-	if c.BackfillPages == 0 {
-		c.BackfillPages = c.CatchUpPages
-	}
-	if c.Workers == 0 {
-		c.Workers = min(256, max(4, 2*len(c.Tokens)))
-	}
-	type dur struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}
-	for _, d := range []dur{
-		{"RateWindow", &c.RateWindow, DefaultRateWindow},
-		{"MinInterval", &c.MinInterval, DefaultMinInterval},
-		{"MaxInterval", &c.MaxInterval, DefaultMaxInterval},
-		{"RequestTimeout", &c.RequestTimeout, DefaultRequestTimeout},
-		{"BackoffInitial", &c.BackoffInitial, DefaultBackoffInitial},
-		{"BackoffMax", &c.BackoffMax, DefaultBackoffMax},
-		{"ShutdownTimeout", &c.ShutdownTimeout, DefaultShutdownTimeout},
-	} {
-		if *d.v < 0 {
-			return bad(d.name, "negative (%s)", *d.v)
-		}
-		if *d.v == 0 {
-			*d.v = d.def
-		}
-	}
-	if c.MaxInterval < c.MinInterval {
-		return bad("MaxInterval", "%s is shorter than MinInterval %s", c.MaxInterval, c.MinInterval)
-	}
-	if c.BackoffMax < c.BackoffInitial {
-		return bad("BackoffMax", "%s is shorter than BackoffInitial %s", c.BackoffMax, c.BackoffInitial)
-	}
-	switch c.Start {
-	case StartNow, StartBackfill:
-	default:
-		return bad("Start", "unknown value %d", int(c.Start))
-	}
-	if c.Source == "" {
-		c.Source = schema.DefaultSource
-	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
-	tags := make([]string, 0, len(c.Tags))
-	seenTag := make(map[string]bool, len(c.Tags))
-	for i, t := range c.Tags {
-		if err := validTag(t); err != nil {
-			return Config{}, fmt.Errorf("%w: Config.Tags[%d]: %w", ErrConfig, i, err)
-		}
-		if !seenTag[t] {
-			seenTag[t] = true
-			tags = append(tags, t)
-		}
-	}
-	c.Tags = tags
-	return c, nil
-}
-
-// isLoopback reports whether host names the local machine.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// validTag reports why tag cannot be polled: it must be non-empty valid UTF-8 of at most 256 bytes without white
-// space, control characters or the URL delimiters / ? #.
-func validTag(tag string) error {
-	switch {
-	case tag == "":
-		return fmt.Errorf("%w: empty", ErrInvalidTag)
-	case len(tag) > 256:
-		return fmt.Errorf("%w: longer than 256 bytes", ErrInvalidTag)
-	case !utf8.ValidString(tag):
-		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidTag)
-	case strings.ContainsFunc(tag, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' || r == '?' || r == '#'
-	}):
-		return fmt.Errorf("%w: %q contains white space, control characters or / ? #", ErrInvalidTag, tag)
-	}
-	return nil
-}
-
 // AddTag starts polling tag (its first poll is due within about one interval). Adding a tag that is already polled
 // does nothing. It returns an error wrapping ErrInvalidTag for a tag that cannot be polled.
 func (p *Poller) AddTag(tag string) error {
-	if err := validTag(tag); err != nil {
+	if err := schema.ValidateTag(tag); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -472,6 +200,23 @@ func (p *Poller) Status() []TagStatus {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Ready returns nil when the poller can make progress, and otherwise an error that says why: it wraps ErrNotRunning
+// when Run is not running, ErrAllTokensRetired when the API rejected every token, ErrAPIDown while the API is
+// considered down (since when, and the last failure, with its URL and no credential) and ErrCheckpointWrites while
+// the checkpoint store fails writes (since when, and the last error). It is safe for concurrent use and cheap
+// enough for a readiness probe.
+func (p *Poller) Ready() error {
+	var errs []error
+	if !p.running.Load() {
+		errs = append(errs, ErrNotRunning)
+	}
+	if p.pool.live() == 0 {
+		errs = append(errs, ErrAllTokensRetired)
+	}
+	errs = append(errs, p.client.health.ready(), p.writes.ready())
+	return errors.Join(errs...)
 }
 
 // TokenStatus returns a snapshot of every token, in configuration order. It never contains a token.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
@@ -375,7 +376,7 @@ func runScenario(t *testing.T, sc propScenario) {
 	t.Cleanup(func() { _ = mstore.Close() })
 	store := oracleStore{Store: mstore, o: oracle}
 
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	var (
 		runs    []*Poller
 		cancel  context.CancelFunc

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 )
 
@@ -109,7 +110,7 @@ func TestOverloadSlowsEveryTagByTheSameFactor(t *testing.T) {
 
 // TestOverloadIsReported checks the metric and the single log line when the budget cannot cover the floors.
 func TestOverloadIsReported(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	var tags []string
 	for i := range 50 {
 		tags = append(tags, fmt.Sprintf("tag%d", i))

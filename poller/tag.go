@@ -431,15 +431,6 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 	return o, nil
 }
 
-// commit persists st.
-func (p *Poller) commit(ctx context.Context, tag string, st checkpoint.State) error {
-	st.Updated = p.cfg.Clock()
-	if err := p.store.Put(ctx, tag, st); err != nil {
-		return fmt.Errorf("poller: tag %q: write checkpoint: %w", tag, err)
-	}
-	return nil
-}
-
 // recent returns old followed by the ids of items (given newest first) oldest first, keeping the newest RecentIDs.
 // The last id is always the media at the committed cursor.
 func (p *Poller) recent(old []string, items []*schema.Media) []string {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // fakeClock is a settable clock.
@@ -31,7 +33,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // newTestPool builds a pool on a fake clock; each token allows perHour requests an hour.
-func newTestPool(t *testing.T, clock *fakeClock, perHour int, tokens ...string) (*tokenPool, *syncBuffer) {
+func newTestPool(t *testing.T, clock *fakeClock, perHour int, tokens ...string) (*tokenPool, *testkit.SyncBuffer) {
 	t.Helper()
 	cfg := Config{BaseURL: "https://h/v1", RequestsPerHour: perHour, Clock: clock.Now,
 		BackoffInitial: time.Second, BackoffMax: time.Minute}
@@ -43,7 +45,7 @@ func newTestPool(t *testing.T, clock *fakeClock, perHour int, tokens ...string) 
 		t.Fatal(err)
 	}
 	m, _ := newMetrics(nil)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	return newTokenPool(cfg, slog.New(slog.NewTextHandler(logs, nil)), m), logs
 }
 

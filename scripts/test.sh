@@ -39,6 +39,11 @@ fi
 say "go vet ./..."
 go vet ./...
 
+# Era API clients for testenv's TestEraClient* (python-instagram 1.3.2 in a cached venv; scripts/era-clients.sh).
+say "era clients (scripts/era-clients.sh)"
+TAGSTREAM_ERA_PYTHON="$("$REPO/scripts/era-clients.sh")"
+export TAGSTREAM_ERA_PYTHON
+
 BROKERS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tagstream-test.XXXXXX")"
 cleanup() {
 	local rc=$?

@@ -182,7 +182,7 @@ func (s *Server) adminHandler() http.Handler {
 		if in.Revoke != "" {
 			at := in.At
 			if at.IsZero() {
-				at = time.Now().Add(time.Duration(in.In))
+				at = s.clock().Add(time.Duration(in.In))
 			}
 			s.RevokeTokenAt(in.Revoke, at)
 		}
@@ -198,7 +198,7 @@ func (s *Server) adminHandler() http.Handler {
 			RateLimit429: in.RateLimit429, Slow: in.Slow, Reset: in.Reset, Truncated: in.Truncated,
 			SlowDelay: time.Duration(in.SlowDelay),
 		}
-		now := time.Now()
+		now := s.clock()
 		for _, sf := range in.Schedule {
 			at := sf.At
 			if at.IsZero() {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // admin posts a JSON body to an admin route and decodes the answer into out (if not nil).
@@ -70,7 +72,7 @@ func TestAdminEndpointMirrorsTheGoAPI(t *testing.T) {
 			}
 		}},
 		{"rate changes a tag's rate", "/rate", map[string]any{"tag": "adm", "rate": 500}, nil, 200, func(t *testing.T) {
-			eventually(t, "media arrive", func() bool { return len(truthOf(s, "adm")) > 10 })
+			testkit.Eventually(t, waitTimeout, "media arrive", func() bool { return len(truthOf(s, "adm")) > 10 })
 			s.SetRate("adm", 0)
 		}},
 		{"tokens adds a token", "/tokens", map[string]any{"add": "admin-added-token"}, nil, 200, func(t *testing.T) {
@@ -95,7 +97,7 @@ func TestAdminEndpointMirrorsTheGoAPI(t *testing.T) {
 			s.SetFaults(Faults{})
 		}},
 		{"down takes the API down", "/down", map[string]any{"for": 0.2}, nil, 200, func(t *testing.T) {
-			eventually(t, "the API is back", func() bool {
+			testkit.Eventually(t, waitTimeout, "the API is back", func() bool {
 				resp, err := s.Client().Get(s.URL() + "/tags/adm?client_id=client-1")
 				if err != nil {
 					return false
@@ -252,7 +254,7 @@ func TestConfigValidation(t *testing.T) {
 
 func TestTokensNeverAppearInLogsOrStats(t *testing.T) {
 	const secret = "s3cr3t-token-value"
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	cfg := plain(TagConfig{Name: "sec", Initial: 40})
 	cfg.Tokens = []string{secret}
 	cfg.RequestsPerHour = 5

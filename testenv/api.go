@@ -85,13 +85,19 @@ const (
 	epLikes
 )
 
-// route parses an API path. It returns the endpoint and its path argument (tag or media id).
+// jsonSuffix is the format suffix the API accepted after any path ("/v1/tags/coffee/media/recent.json"), as
+// python-instagram and other clients of the time sent it.
+const jsonSuffix = ".json"
+
+// route parses an API path. It returns the endpoint and its path argument (tag or media id). A ".json" suffix on
+// the last segment is ignored: neither tags nor media ids contain a '.', so it never belongs to the argument.
 func route(path string) (endpoint, string) {
 	rest, ok := strings.CutPrefix(path, "/v1/")
 	if !ok {
 		return epUnknown, ""
 	}
 	rest = strings.TrimSuffix(rest, "/")
+	rest = strings.TrimSuffix(rest, jsonSuffix)
 	parts := strings.Split(rest, "/")
 	switch {
 	case len(parts) == 4 && parts[0] == "tags" && parts[2] == "media" && parts[3] == "recent":
@@ -139,7 +145,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			s.replyError(rq, &apiError{status: 500, typ: errAPI, message: "Oops, an error occurred."})
 		}
 	}()
-	now := time.Now()
+	now := s.clock()
 	if s.isDown(now) {
 		s.count(outcomeDown)
 		resetRequest(w)
@@ -186,7 +192,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			s.count(outcomeFaultPrefix + fault)
 			return
 		}
-		now = time.Now()
+		now = s.clock()
 	case FaultTruncated:
 		s.countOnly(outcomeFaultPrefix + fault)
 		rq.truncate = true
@@ -236,7 +242,7 @@ func (s *Server) handle(rq *apiRequest, now time.Time) {
 	ep, arg := route(r.URL.Path)
 	authErr := s.authenticate(rq, now)
 	if rq.cred != nil {
-		ok, remaining, total := rq.cred.take(now, s.cfg.RequestsPerHour, s.window())
+		ok, remaining, total := rq.cred.take(now, s.cfg.RequestsPerHour, s.RateWindow())
 		rq.cred.requests.Add(1)
 		if !ok {
 			rq.cred.limited.Add(1)
@@ -285,8 +291,15 @@ func (s *Server) handle(rq *apiRequest, now time.Time) {
 	s.count(outcomeOK)
 }
 
-// window is the real duration of the one-hour rate-limit window.
-func (s *Server) window() time.Duration {
+// RequestsPerHour returns the limit of each credential per simulated hour (Config.RequestsPerHour after
+// defaults), the value of every X-Ratelimit-Limit header.
+func (s *Server) RequestsPerHour() int { return s.cfg.RequestsPerHour }
+
+// RateWindow returns the real duration of the simulated hour over which each credential's Config.RequestsPerHour
+// requests are counted: one hour divided by Config.TimeScale (at least 1 ns). The X-Ratelimit headers count per
+// this window, so a client that paces itself from them must use it as its hour: for tagstream,
+// poller.Config.RateWindow.
+func (s *Server) RateWindow() time.Duration {
 	w := time.Duration(float64(time.Hour) / s.cfg.TimeScale)
 	if w <= 0 {
 		w = 1
@@ -795,7 +808,7 @@ func (l *downListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.s.isDown(time.Now()) {
+		if l.s.isDown(l.s.clock()) {
 			l.s.count(outcomeDown)
 			resetConn(c)
 			continue

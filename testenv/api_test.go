@@ -99,6 +99,55 @@ func mustUnmarshal(t *testing.T, b []byte, v any) {
 	}
 }
 
+// TestEveryEndpointAcceptsTheJSONSuffix checks the ".json" suffix that the API accepted and python-instagram 1.3.2
+// appends to every path: the answer is the one without it.
+func TestEveryEndpointAcceptsTheJSONSuffix(t *testing.T) {
+	s := start(t, plain(TagConfig{Name: "coffee", Initial: 40}, TagConfig{Name: "json", Initial: 2}, TagConfig{Name: "日本", Initial: 3}))
+	id := newestFirst(s, "coffee")[3]
+	tests := []struct {
+		name   string
+		path   string
+		params url.Values
+	}{
+		{"tag media", "/tags/coffee/media/recent", auth("count", "5")},
+		{"tag media with a cursor", "/tags/coffee/media/recent", auth("count", "33", "max_tag_id", recent(t, s, "coffee", auth("count", "3")).pag["next_max_tag_id"])},
+		{"tag media of a tag of another script", "/tags/" + url.PathEscape("日本") + "/media/recent", auth()},
+		{"tag info", "/tags/coffee", auth()},
+		{"tag info of a tag named json", "/tags/json", auth()},
+		{"tag search", "/tags/search", auth("q", "cof")},
+		{"popular media", "/media/popular", auth()},
+		{"a media by id", "/media/" + id, auth()},
+		{"a media's likes", "/media/" + id + "/likes", auth()},
+		{"an unknown media id", "/media/1_1", auth()},
+		{"a revoked or unknown token", "/tags/coffee", url.Values{"access_token": {"nobody"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+" answers the same with .json", func(t *testing.T) {
+			want := get(t, s, tc.path, tc.params)
+			got := get(t, s, tc.path+".json", tc.params)
+			if got.status != want.status || string(got.body) != string(want.body) {
+				t.Fatalf("%s.json: status %d body %.300s\nwithout .json: status %d body %.300s",
+					tc.path, got.status, got.body, want.status, want.body)
+			}
+		})
+	}
+	t.Run("a like through the suffixed path counts", func(t *testing.T) {
+		if a := call(t, s, http.MethodPost, "/media/"+id+"/likes.json", auth()); a.status != 200 {
+			t.Fatalf("POST likes.json: status %d body %.300s", a.status, a.body)
+		}
+	})
+	t.Run("the suffix anywhere but at the end is not a path", func(t *testing.T) {
+		a := get(t, s, "/tags/coffee.json/media/recent", auth())
+		if e := decode(t, a); a.status != 400 || e.Meta.ErrorType == "" {
+			t.Fatalf("status %d %s; want a 400 error", a.status, e.Meta.ErrorType)
+		}
+		a = get(t, s, "/media/popular.json.json", auth())
+		if e := decode(t, a); a.status != 400 || e.Meta.ErrorType != errNotFound {
+			t.Fatalf("status %d %s; want 400 %s", a.status, e.Meta.ErrorType, errNotFound)
+		}
+	})
+}
+
 func TestWalkingPagesGivesTheWholeFeedNewestFirst(t *testing.T) {
 	for _, style := range []CursorStyle{CursorNumeric, CursorOpaque} {
 		for _, viaNextURL := range []bool{false, true} {
@@ -192,7 +241,7 @@ func TestNextURLCarriesTheCallersOwnCredential(t *testing.T) {
 			}
 			q := u.Query()
 			if q.Get(tc.key) != tc.value || q.Get("count") != "2" || q.Get("max_tag_id") != p.pag["next_max_tag_id"] {
-				t.Errorf("next_url query %v lacks the caller's %s, count or max_tag_id", redact(q), tc.key)
+				t.Errorf("next_url query %v lacks the caller's %s, count or max_tag_id", withoutCredentials(q), tc.key)
 			}
 		})
 	}
@@ -567,12 +616,87 @@ func TestRateLimitHeadersAndOverLimitAnswers(t *testing.T) {
 }
 
 func TestRateLimitWindowSlides(t *testing.T) {
+	clock := newTestClock()
 	cfg := plain(TagConfig{Name: "win", Initial: 1})
 	cfg.RequestsPerHour, cfg.TimeScale = 2, 3600 // the hour passes in a second
-	s := start(t, cfg)
-	refused := func() bool { return get(t, s, "/tags/win", auth()).status == 503 }
-	eventually(t, "the limit is reached", refused)
-	eventually(t, "the window slides and requests are allowed again", func() bool { return !refused() })
+	s := startWithClock(t, cfg, clock)
+	status := func() int { return get(t, s, "/tags/win", auth()).status }
+	for i, want := range []int{200, 200, 503} {
+		if got := status(); got != want {
+			t.Fatalf("request %d: status %d, want %d", i, got, want)
+		}
+		clock.Advance(100 * time.Millisecond)
+	}
+	clock.Advance(s.RateWindow() - 300*time.Millisecond) // the first request is one window old
+	if got := status(); got != 200 {
+		t.Fatalf("after the window slid past the first request: status %d, want 200", got)
+	}
+	if got := status(); got != 503 {
+		t.Fatalf("the second request is still in the window: status %d, want 503", got)
+	}
+}
+
+// TestRateLimitCountsPerHourAtEveryTimeScale runs one simulated hour of a credential, spread over the scaled window:
+// the headers count in per-hour units whatever the scale, the request after the per-hour count is refused within
+// the window, and the window's start frees one request exactly one RateWindow later.
+func TestRateLimitCountsPerHourAtEveryTimeScale(t *testing.T) {
+	tests := []struct {
+		name   string
+		scale  float64
+		window time.Duration
+	}{
+		{"at time scale 1 an hour allows 5000 requests", 1, time.Hour},
+		{"at time scale 3600 a real second is an hour that allows 5000 requests", 3600, time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const perHour = 5000
+			clock := newTestClock()
+			cfg := plain(TagConfig{Name: "hour", Initial: 1})
+			cfg.TimeScale = tc.scale // RequestsPerHour: the default
+			s := startWithClock(t, cfg, clock)
+			if s.RateWindow() != tc.window {
+				t.Fatalf("RateWindow = %v, want %v", s.RateWindow(), tc.window)
+			}
+			step := (tc.window - 1) / perHour // the per-hour count, all inside one window
+			for i := range perHour {
+				a := get(t, s, "/tags/hour", auth())
+				lim, rem := a.header.Get("X-Ratelimit-Limit"), a.header.Get("X-Ratelimit-Remaining")
+				if a.status != 200 || lim != "5000" || rem != strconv.Itoa(perHour-1-i) {
+					t.Fatalf("request %d: status %d, X-Ratelimit-Limit %q, X-Ratelimit-Remaining %q; want 200, 5000, %d",
+						i+1, a.status, lim, rem, perHour-1-i)
+				}
+				clock.Advance(step)
+			}
+			// Now at start + 5000*step, still inside the window that began with the first request.
+			a := get(t, s, "/tags/hour", auth())
+			if e := decode(t, a); a.status != 503 || e.Meta.ErrorType != errOAuthRateLimit ||
+				a.header.Get("X-Ratelimit-Limit") != "5000" || a.header.Get("X-Ratelimit-Remaining") != "0" {
+				t.Fatalf("request 5001 in the window: status %d %s, limit %q, remaining %q; want 503 %s, 5000, 0",
+					a.status, e.Meta.ErrorType, a.header.Get("X-Ratelimit-Limit"), a.header.Get("X-Ratelimit-Remaining"), errOAuthRateLimit)
+			}
+			if !strings.Contains(e0(t, a), "5000 requests per hour") {
+				t.Errorf("over-limit message %q does not state the per-hour limit", e0(t, a))
+			}
+			clock.Advance(tc.window - perHour*step) // exactly one window after the first request
+			if a := get(t, s, "/tags/hour", auth()); a.status != 200 || a.header.Get("X-Ratelimit-Remaining") != "0" {
+				t.Fatalf("one window after the first request: status %d, remaining %q; want 200, 0",
+					a.status, a.header.Get("X-Ratelimit-Remaining"))
+			}
+			if a := get(t, s, "/tags/hour", auth()); a.status != 503 {
+				t.Fatalf("the second request is still in the window: status %d, want 503", a.status)
+			}
+			if st := s.Stats().Credentials[0]; st.Requests != perHour+3 || st.Limited != 2 {
+				t.Errorf("stats: %d requests, %d limited; want %d, 2", st.Requests, st.Limited, perHour+3)
+			}
+		})
+	}
+}
+
+// e0 returns the error message of an error answer.
+func e0(t *testing.T, a answer) string {
+	t.Helper()
+	return decode(t, a).Meta.ErrorMessage
 }
 
 func TestMediaIDsAreUniqueAndWellFormed(t *testing.T) {

@@ -112,8 +112,9 @@ type Config struct {
 	// RequestsPerHour is the limit per token or client id over a sliding window of one (simulated) hour;
 	// default 5000.
 	RequestsPerHour int
-	// TimeScale is how many simulated seconds pass per real second for the rate-limit window; default 1
-	// (3600 makes the window one real second).
+	// TimeScale is how many simulated seconds pass per real second for the rate-limit window, and for nothing
+	// else; default 1. 60 makes the simulated hour (Server.RateWindow) one real minute, 3600 one real second.
+	// X-Ratelimit-Limit and X-Ratelimit-Remaining stay in per-hour units (see the package doc, Limits).
 	TimeScale float64
 	// OverLimit selects the answer over the limit; default Over503.
 	OverLimit OverLimit

@@ -72,7 +72,7 @@ func (s *Server) AddToken(tok string) {
 }
 
 // RevokeToken makes tok answer OAuthAccessTokenException from now on.
-func (s *Server) RevokeToken(tok string) { s.RevokeTokenAt(tok, time.Now()) }
+func (s *Server) RevokeToken(tok string) { s.RevokeTokenAt(tok, s.clock()) }
 
 // RevokeTokenAt makes tok answer OAuthAccessTokenException from at on. An unknown token is registered as revoked.
 func (s *Server) RevokeTokenAt(tok string, at time.Time) {

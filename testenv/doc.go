@@ -13,6 +13,10 @@
 //	GET  /v1/media/{id}
 //	GET, POST, DELETE /v1/media/{id}/likes                          POST with _method=PUT|DELETE is PUT|DELETE
 //
+// Every path may end in ".json" (/v1/tags/{tag}/media/recent.json, /v1/tags/{tag}.json), which the API accepted
+// and python-instagram 1.3.2, the most used client of the time, appended to every request; the answer is the
+// same as without it.
+//
 // Every answer is the envelope {"meta":{"code":...},"data":...}; with callback=name it is wrapped as JSONP,
 // name(...); (the HTTP status stays that of the answer). The headers of the recorded answers are set
 // (Cache-Control, Pragma, Expires, Vary, Content-Language) along with X-Ratelimit-Limit and X-Ratelimit-Remaining.
@@ -56,10 +60,27 @@
 //
 // # Limits
 //
-// Each access token, and each client id used without a token, has its own sliding window of one hour, scaled by
-// Config.TimeScale (3600 makes it one real second), allowing Config.RequestsPerHour requests (default 5000).
-// Every authenticated request counts, errors included; refused requests do not extend the window. Requests with
-// an unknown credential are not counted and carry X-Ratelimit-Remaining equal to the limit.
+// Each access token, and each client id used without a token, has its own sliding window of one simulated hour in
+// which it may make Config.RequestsPerHour requests (default 5000), as the real API allowed per real hour.
+// Config.TimeScale compresses the simulated hour and nothing else: the window lasts one real hour divided by
+// TimeScale (Server.RateWindow; igsim -time-scale 60 makes it one real minute, 3600 one real second). The counts
+// are not scaled, so a client reads the numbers the real API sent, in per-hour units:
+//
+//   - X-Ratelimit-Limit is Config.RequestsPerHour (5000) at every TimeScale.
+//   - X-Ratelimit-Remaining is Config.RequestsPerHour minus the requests the credential made in the last
+//     RateWindow, the answered one included: 4999 on the first request, 0 on the 5000th.
+//   - The next request within the same RateWindow is over the limit: it gets the OverLimit answer with Remaining
+//     0 (Over429Flat sends neither header, as recorded in 2017). A request is allowed again as soon as the oldest
+//     counted one is RateWindow old; refused requests are not counted and do not extend the window.
+//   - Every authenticated request counts, errors included. Requests with an unknown credential are not counted
+//     and carry Remaining equal to the limit. Requests answered by an injected fault (Faults) are not counted
+//     and carry no headers, except Slow and Truncated ones, which are answered (and counted) after the fault.
+//
+// So a compressed hour looks to a client exactly like a real one, except that it lasts RateWindow: a client that
+// paces itself from the headers must be told that its budget refers to RateWindow, not to an hour (tagstream:
+// poller.Config.RateWindow = Server.RateWindow(), which igsim prints at start). A client that assumes an hour
+// spends only 1/TimeScale of its budget; one told a window shorter than RateWindow runs into the limit. Posting
+// rates, slow answers, fault schedules and revocation times are real time, not scaled.
 //
 // # Workload
 //

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 func TestFaultsByProbability(t *testing.T) {
@@ -175,7 +177,7 @@ func TestDownResetsConnectionsThenRecovers(t *testing.T) {
 	} else {
 		r.Body.Close()
 	}
-	eventually(t, "the API is back", func() bool {
+	testkit.Eventually(t, waitTimeout, "the API is back", func() bool {
 		resp, err := s.Client().Get(s.URL() + "/tags/dn?client_id=client-1")
 		if err != nil {
 			return false
@@ -189,13 +191,18 @@ func TestDownResetsConnectionsThenRecovers(t *testing.T) {
 }
 
 func TestRevokeTokenAtTakesEffectAtThatTime(t *testing.T) {
-	cfg := plain(TagConfig{Name: "rv", Initial: 1})
-	s := start(t, cfg)
-	s.RevokeTokenAt(testToken, time.Now().Add(300*time.Millisecond))
-	eventually(t, "the token is revoked", func() bool {
-		e := decode(t, get(t, s, "/tags/rv", auth()))
-		return e.Meta.ErrorType == errOAuthAccessToken
-	})
+	clock := newTestClock()
+	s := startWithClock(t, plain(TagConfig{Name: "rv", Initial: 1}), clock)
+	s.RevokeTokenAt(testToken, clock.Now().Add(time.Minute))
+	errorType := func() string { return decode(t, get(t, s, "/tags/rv", auth())).Meta.ErrorType }
+	clock.Advance(time.Minute - 1)
+	if got := errorType(); got != "" {
+		t.Fatalf("just before the revocation: error %q, want none", got)
+	}
+	clock.Advance(1)
+	if got := errorType(); got != errOAuthAccessToken {
+		t.Fatalf("at the revocation: error %q, want %s", got, errOAuthAccessToken)
+	}
 	if !s.Stats().Credentials[0].Revoked {
 		t.Error("Stats does not show the revocation")
 	}

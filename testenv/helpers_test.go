@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -128,7 +129,7 @@ func recent(t *testing.T, s *Server, tag string, params url.Values) page {
 	t.Helper()
 	a := get(t, s, "/tags/"+tag+"/media/recent", params)
 	if a.status != http.StatusOK {
-		t.Fatalf("recent %s %v: status %d body %.300s", tag, redact(params), a.status, a.body)
+		t.Fatalf("recent %s %v: status %d body %.300s", tag, withoutCredentials(params), a.status, a.body)
 	}
 	e := decode(t, a)
 	var p page
@@ -154,8 +155,8 @@ func (p page) ids() []string {
 	return out
 }
 
-// redact drops credentials from params for messages.
-func redact(v url.Values) string {
+// withoutCredentials drops credentials from params for messages.
+func withoutCredentials(v url.Values) string {
 	c := url.Values{}
 	for k, vs := range v {
 		if k == "access_token" || k == "client_id" {
@@ -200,17 +201,50 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// eventually polls cond every 20 ms until it holds or 15 s pass. It asserts a state that must be reached, not
-// how fast.
-func eventually(t *testing.T, what string, cond func() bool) {
+// waitTimeout bounds testkit.Eventually: a safety net against a hung test, never a timing assertion.
+const waitTimeout = 15 * time.Second
+
+// testClock is a settable clock for the time of API requests (Server.clock).
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{now: time.Date(2015, 7, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+// Now returns the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// startWithClock builds and starts a server whose API requests happen at clock's time.
+func startWithClock(t *testing.T, cfg Config, clock *testClock) *Server {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
 	}
+	s.clock = clock.Now
+	if err := s.Start(); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -41,6 +41,10 @@ type Server struct {
 
 	downUntil atomic.Int64 // unix nanoseconds; 0 = up
 
+	// clock is the time of API requests and of what they depend on (rate-limit windows, revocations, scheduled
+	// faults, Down); time.Now, or a test's clock set before Start. Media are posted in real time.
+	clock func() time.Time
+
 	truthMu sync.Mutex
 
 	statsMu   sync.Mutex
@@ -86,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 		creds:     make(map[string]*credential),
 		byOutcome: make(map[string]int64),
 		conns:     make(map[net.Conn]struct{}),
+		clock:     time.Now,
 	}
 	s.users = make([]wireUser, userPoolSize)
 	for i := range s.users {
@@ -480,7 +485,7 @@ func (s *Server) Down(d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	until := time.Now().Add(d).UnixNano()
+	until := s.clock().Add(d).UnixNano()
 	for {
 		old := s.downUntil.Load()
 		if old >= until || s.downUntil.CompareAndSwap(old, until) {
@@ -513,7 +518,7 @@ func (s *Server) Stats() Stats {
 		st.ByOutcome[k] = v
 	}
 	s.statsMu.Unlock()
-	now := time.Now()
+	now := s.clock()
 	s.credsMu.RLock()
 	for _, c := range s.credList {
 		st.Credentials = append(st.Credentials, CredentialStats{

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"net/url"
 	"strconv"
-	"sync"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 func TestRetentionLeavesGapsForOldCursors(t *testing.T) {
@@ -79,7 +81,7 @@ func TestBurstIsFoundByWalkingBetweenCursors(t *testing.T) {
 }
 
 func TestDeletionShiftsThePageAndIsRecorded(t *testing.T) {
-	var sink syncBuffer
+	var sink testkit.SyncBuffer
 	cfg := plain(TagConfig{Name: "del", Initial: 10})
 	cfg.GroundTruth = &sink
 	s := start(t, cfg)
@@ -110,7 +112,7 @@ func TestDeletionShiftsThePageAndIsRecorded(t *testing.T) {
 	if deleted.DeletedAt.IsZero() {
 		t.Error("ground truth has no DeletedAt")
 	}
-	lines := sink.lines(t)
+	lines := truthLines(t, &sink)
 	if len(lines) != 11 || lines[10].MediaID != victim || lines[10].DeletedAt.IsZero() {
 		t.Errorf("NDJSON has %d lines, last %+v", len(lines), lines[len(lines)-1])
 	}
@@ -180,11 +182,11 @@ func TestSameSeedGivesTheSameMedia(t *testing.T) {
 
 func TestPoissonArrivalsFollowTheRate(t *testing.T) {
 	s := start(t, plain(TagConfig{Name: "live", Rate: 200}, TagConfig{Name: "idle"}))
-	eventually(t, "media arrive at rate 200/s", func() bool { return len(truthOf(s, "live")) >= 20 })
+	testkit.Eventually(t, waitTimeout, "media arrive at rate 200/s", func() bool { return len(truthOf(s, "live")) >= 20 })
 	s.SetRate("idle", 200)
-	eventually(t, "SetRate starts an idle tag", func() bool { return len(truthOf(s, "idle")) >= 5 })
+	testkit.Eventually(t, waitTimeout, "SetRate starts an idle tag", func() bool { return len(truthOf(s, "idle")) >= 5 })
 	s.AddTag(TagConfig{Name: "added", Rate: 200})
-	eventually(t, "a tag added at run time gets media", func() bool { return len(truthOf(s, "added")) >= 5 })
+	testkit.Eventually(t, waitTimeout, "a tag added at run time gets media", func() bool { return len(truthOf(s, "added")) >= 5 })
 	if len(truthOf(s, "nosuch")) != 0 {
 		t.Error("an unknown tag has truth")
 	}
@@ -257,28 +259,11 @@ func TestMediaVarietyCoversTypesAndNulls(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) lines(t *testing.T) []Truth {
+// truthLines decodes the NDJSON ground truth written to b.
+func truthLines(t *testing.T, b *testkit.SyncBuffer) []Truth {
 	t.Helper()
 	var out []Truth
-	sc := bufio.NewScanner(bytes.NewReader([]byte(b.String())))
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	for sc.Scan() {
 		var tr Truth
 		if err := json.Unmarshal(sc.Bytes(), &tr); err != nil {
@@ -290,13 +275,13 @@ func (b *syncBuffer) lines(t *testing.T) []Truth {
 }
 
 func TestGroundTruthNDJSONMatchesGroundTruth(t *testing.T) {
-	var sink syncBuffer
+	var sink testkit.SyncBuffer
 	cfg := plain(TagConfig{Name: "gt1", Initial: 4}, TagConfig{Name: "gt2", Initial: 3})
 	cfg.GroundTruth = &sink
 	s := start(t, cfg)
 	s.Post("gt1", 2)
 	s.PostLate("gt2", time.Hour)
-	lines := sink.lines(t)
+	lines := truthLines(t, &sink)
 	truth := s.GroundTruth()
 	if len(lines) != len(truth) || len(truth) != 10 {
 		t.Fatalf("%d NDJSON lines, %d truths, want 10", len(lines), len(truth))

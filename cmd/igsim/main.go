@@ -8,6 +8,17 @@
 // Example:
 //
 //	IGSIM_TOKENS=devtoken igsim -plain-http -addr 127.0.0.1:8080 -tags 'coffee=0.5,tbt=2:100' -cursors opaque
+//
+// # A compressed hour
+//
+// -time-scale compresses the rate-limit window and nothing else: with -time-scale 60 each token may make
+// -rate-limit requests (default 5000) per real minute instead of per hour. X-Ratelimit-Limit still says 5000 and
+// X-Ratelimit-Remaining counts down from 4999 within the minute, the numbers the real API sent per hour, so a
+// client's pacing reads what it would read from the real API, and must be told that the hour lasts a minute: for
+// tagstream, poller.Config.RateWindow = 1m. igsim prints the window at start ("igsim: limit 5000 requests per
+// 1m0s"). Posting rates (-tags), -slow-delay and -fault-schedule stay in real time.
+//
+//	IGSIM_TOKENS=devtoken igsim -plain-http -time-scale 60 -tags 'coffee=50:1000'   # one simulated hour per minute
 package main
 
 import (
@@ -62,8 +73,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&c.CertDir, "cert-dir", "", "directory for ca.pem (default: a temporary directory removed at exit)")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of accepted access tokens, one per line (also $IGSIM_TOKENS)")
 	clientIDs := fs.String("client-ids", "", "accepted client ids, comma separated (also $IGSIM_CLIENT_IDS)")
-	fs.IntVar(&c.RequestsPerHour, "rate-limit", 5000, "requests per hour per token or client id (sliding window)")
-	fs.Float64Var(&c.TimeScale, "time-scale", 1, "simulated seconds per real second for the rate-limit window")
+	fs.IntVar(&c.RequestsPerHour, "rate-limit", 5000,
+		"requests per simulated hour per token or client id (a sliding window of 1h / -time-scale real time),\n"+
+			"the value of X-Ratelimit-Limit")
+	fs.Float64Var(&c.TimeScale, "time-scale", 1,
+		"simulated seconds per real second, for the rate-limit window only: 60 makes the hour one real minute\n"+
+			"(X-Ratelimit-* keep counting per hour: give the client the scaled window, e.g. tagstream's\n"+
+			"poller RateWindow 1m; igsim prints it at start)")
 	overLimit := fs.String("over-limit", "503", "answer over the limit: 503, 429 or 429flat")
 	cursors := fs.String("cursors", "numeric", "cursor style: numeric or opaque")
 	fs.BoolVar(&c.InclusiveMin, "inclusive-min", false, "min_tag_id also returns the boundary item")
@@ -228,6 +244,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(out, "igsim: CA    %s\n", s.CAFile())
 	}
 	fmt.Fprintf(out, "igsim: admin %s\n", s.AdminURL())
+	fmt.Fprintf(out, "igsim: limit %d requests per %s per token (one simulated hour)\n", s.RequestsPerHour(), s.RateWindow())
 	if tokenFile != "" {
 		fmt.Fprintf(out, "igsim: token %s (generated; pass it as access_token)\n", tokenFile)
 	}

@@ -9,11 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/testenv"
 )
 
@@ -97,63 +98,55 @@ func TestParseReadsTokensFromFileAndEnvironment(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// waitTimeout bounds testkit.Eventually: a safety net against a hung test, never a timing assertion.
+const waitTimeout = 15 * time.Second
+
+// startRun runs igsim with args and env in the background until the test ends, and returns its standard output
+// once it printed every start line (the limit line is the last).
+func startRun(t *testing.T, args []string, env map[string]string, logs io.Writer) *testkit.SyncBuffer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &testkit.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(k string) string { return env[k] }, out, logs) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := testkit.Receive(t, done, waitTimeout, "igsim to stop"); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	testkit.Eventually(t, waitTimeout, "igsim to print its start lines", func() bool { return out.Contains("igsim: limit ") })
+	return out
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// printed returns the rest of the first line of out that starts with prefix.
+func printed(out *testkit.SyncBuffer, prefix string) string {
+	for _, line := range strings.Split(out.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			return rest
+		}
+	}
+	return ""
 }
 
 func TestRunServesUntilCancelledAndNeverPrintsTokens(t *testing.T) {
 	const secret = "never-print-me-123"
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, logs syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-plain-http", "-tags", "coffee=0:5", "-log-level", "debug"},
-			func(k string) string {
-				if k == "IGSIM_TOKENS" {
-					return secret
-				}
-				return ""
-			}, &out, &logs)
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(out.String(), "admin") {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no URLs printed: %q", out.String())
+	var logs testkit.SyncBuffer
+	var out *testkit.SyncBuffer
+	t.Run("it serves with the token from the environment", func(t *testing.T) {
+		out = startRun(t, []string{"-plain-http", "-tags", "coffee=0:5", "-log-level", "debug"},
+			map[string]string{"IGSIM_TOKENS": secret}, &logs)
+		resp, err := http.Get(printed(out, "igsim: API   ") + "/tags/coffee/media/recent?access_token=" + secret)
+		if err != nil {
+			t.Fatal("request failed") // the error would print the token
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	var api string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if rest, ok := strings.CutPrefix(line, "igsim: API   "); ok {
-			api = rest
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("status %d", resp.StatusCode)
 		}
-	}
-	resp, err := http.Get(api + "/tags/coffee/media/recent?access_token=" + secret)
-	if err != nil {
-		cancel()
-		t.Fatal("request failed") // the error would print the token
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("status %d", resp.StatusCode)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run: %v", err)
+	}) // the subtest's cleanup stopped igsim
+	if !strings.Contains(out.String(), "igsim: stopping") {
+		t.Errorf("igsim did not say it stopped: %q", out.String())
 	}
 	if strings.Contains(out.String()+logs.String(), secret) {
 		t.Error("a token was printed")
@@ -161,41 +154,63 @@ func TestRunServesUntilCancelledAndNeverPrintsTokens(t *testing.T) {
 }
 
 func TestRunMakesATokenWhenNoneIsGiven(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-plain-http"}, func(string) string { return "" }, &out, io.Discard) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(out.String(), "token ") {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("no token file printed: %q", out.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	var path string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if rest, ok := strings.CutPrefix(line, "igsim: token "); ok {
-			path, _, _ = strings.Cut(rest, " ")
+	t.Run("it prints the path of a private token file", func(t *testing.T) {
+		out := startRun(t, []string{"-plain-http"}, nil, io.Discard)
+		path, _, _ = strings.Cut(printed(out, "igsim: token "), " ")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := os.Stat(path)
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("token file mode %v", st.Mode().Perm())
-	}
-	tok := strings.TrimSpace(string(b))
-	if strings.Contains(out.String(), tok) {
-		t.Error("the generated token was printed")
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("run: %v", err)
-	}
+		st, _ := os.Stat(path)
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("token file mode %v", st.Mode().Perm())
+		}
+		if tok := strings.TrimSpace(string(b)); tok == "" || strings.Contains(out.String(), tok) {
+			t.Error("the generated token is empty or was printed")
+		}
+	}) // the subtest's cleanup stopped igsim
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("token file left behind: %v", err)
+	}
+}
+
+// TestRunCompressesTheHourWithTimeScale runs the command as a benchmark would, with one simulated hour per real
+// minute: it prints the window, and its headers count in per-hour units within that minute.
+func TestRunCompressesTheHourWithTimeScale(t *testing.T) {
+	const tok = "compressed-hour-token"
+	out := startRun(t, []string{"-plain-http", "-time-scale", "60", "-rate-limit", "40", "-tags", "coffee=0:3"},
+		map[string]string{"IGSIM_TOKENS": tok}, io.Discard)
+	if got := printed(out, "igsim: limit "); got != "40 requests per 1m0s per token (one simulated hour)" {
+		t.Fatalf("limit line %q; want the per-hour limit and the one-minute window", got)
+	}
+	u := printed(out, "igsim: API   ") + "/tags/coffee/media/recent.json?access_token=" + tok
+	// The test's requests take far less than the one-minute window.
+	for i := range 41 {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal("request failed") // the error would print the token
+		}
+		resp.Body.Close()
+		wantStatus, wantRemaining := 200, strconv.Itoa(40-1-i)
+		if i == 40 {
+			wantStatus, wantRemaining = 503, "0"
+		}
+		if lim, rem := resp.Header.Get("X-Ratelimit-Limit"), resp.Header.Get("X-Ratelimit-Remaining"); resp.StatusCode != wantStatus || lim != "40" || rem != wantRemaining {
+			t.Fatalf("request %d: status %d, X-Ratelimit-Limit %q, X-Ratelimit-Remaining %q; want %d, 40, %s",
+				i+1, resp.StatusCode, lim, rem, wantStatus, wantRemaining)
+		}
+	}
+}
+
+func TestHelpExplainsTheTimeScale(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parse([]string{"-h"}, func(string) string { return "" }, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, want := range []string{"-time-scale", "60 makes the hour one real minute", "RateWindow", "-rate-limit", "X-Ratelimit-Limit"} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, help.String())
+		}
 	}
 }

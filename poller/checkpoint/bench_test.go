@@ -20,7 +20,7 @@ func BenchmarkStore(b *testing.B) {
 	const tags = 1000
 	names := make([]string, tags)
 	for i := range names {
-		names[i] = fmt.Sprintf("tag-%04d", i)
+		names[i] = fmt.Sprintf("tag_%04d", i)
 	}
 	for _, f := range factories() {
 		b.Run(f.name, func(b *testing.B) {

@@ -39,7 +39,10 @@ type BoltOptions struct {
 // Bolt is the default Store: a single bbolt file. Every Put and Delete is one transaction that is fsynced before it
 // returns, so a state whose Put returned nil survives kill -9 and a power loss, and a crash in the middle of a Put
 // leaves the previous state. Only one process can open the file at a time (an exclusive flock); OpenBolt fails with
-// ErrLocked when another holds it. A Bolt is safe for concurrent use; writes are serialised.
+// ErrLocked when another holds it. So a Bolt is the only writer of its tags: it needs no revisions, and Put and
+// Delete never return ErrConflict (two instances that must share cursors use JetStreamKV). A Bolt is safe for
+// concurrent use; writes are serialised. Keys that are not valid tags (written under an older, looser tag rule)
+// are skipped by Tags.
 type Bolt struct {
 	path  string
 	db    *bolt.DB
@@ -178,7 +181,9 @@ func (b *Bolt) Tags(ctx context.Context) ([]string, error) {
 	var tags []string
 	err := b.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(boltBucket).ForEach(func(k, _ []byte) error {
-			tags = append(tags, string(k))
+			if checkTag(string(k)) == nil {
+				tags = append(tags, string(k))
+			}
 			return nil
 		})
 	})

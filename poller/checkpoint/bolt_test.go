@@ -39,7 +39,7 @@ func putForever(path string) int {
 	// Continue after what a previous child committed, so the file grows across rounds.
 	start := 0
 	for i := range childTags {
-		if st, ok, err := s.Get(context.Background(), fmt.Sprintf("tag-%d", i)); err == nil && ok {
+		if st, ok, err := s.Get(context.Background(), fmt.Sprintf("tag_%d", i)); err == nil && ok {
 			if n, err := strconv.Atoi(st.Cursor); err == nil && n+1 > start {
 				start = n + 1
 			}
@@ -51,7 +51,7 @@ func putForever(path string) int {
 		for i := range 20 { // some bulk so that commits touch several pages
 			st.Segments = append(st.Segments, fmt.Sprintf("segment-%d-%d", n, i))
 		}
-		if err := s.Put(context.Background(), fmt.Sprintf("tag-%d", n%childTags), st); err != nil {
+		if err := s.Put(context.Background(), fmt.Sprintf("tag_%d", n%childTags), st); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 4
 		}
@@ -112,7 +112,7 @@ func TestBoltSurvivesKill9(t *testing.T) {
 				t.Fatalf("reopen after kill -9: %v", err)
 			}
 			defer s.Close()
-			tag := fmt.Sprintf("tag-%d", last%childTags)
+			tag := fmt.Sprintf("tag_%d", last%childTags)
 			got, ok := mustGet(t, s, tag)
 			if !ok {
 				t.Fatalf("%s missing after kill -9", tag)
@@ -127,8 +127,8 @@ func TestBoltSurvivesKill9(t *testing.T) {
 			}
 			// Every other tag holds some earlier complete state too.
 			for i := range childTags {
-				if st, ok := mustGet(t, s, fmt.Sprintf("tag-%d", i)); ok && st.Recent[0] != "media-"+st.Cursor {
-					t.Fatalf("tag-%d torn: %+v", i, st)
+				if st, ok := mustGet(t, s, fmt.Sprintf("tag_%d", i)); ok && st.Recent[0] != "media-"+st.Cursor {
+					t.Fatalf("tag_%d torn: %+v", i, st)
 				}
 			}
 		})

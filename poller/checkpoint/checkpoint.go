@@ -7,7 +7,9 @@
 //
 //   - Bolt, the default: one bbolt file, every Put is a transaction fsynced on commit, so a State whose Put returned
 //     nil survives kill -9 and power loss.
-//   - JetStreamKV: a NATS JetStream key-value bucket, for deployments that already run NATS.
+//   - JetStreamKV: a NATS JetStream key-value bucket, for deployments that already run NATS. Several instances
+//     can share a bucket: every write is a compare-and-set on the revision this store last read or wrote, so a
+//     second writer of a tag fails with ErrConflict instead of silently overwriting the first (see ErrConflict).
 //   - Memory: a process-local map for tests and for running without a state directory; it forgets everything on
 //     exit.
 //
@@ -21,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tagstream/tagstream/schema"
 )
 
 // State is one tag's persisted polling state. The zero value means "never polled".
@@ -37,15 +41,20 @@ type State struct {
 	Updated time.Time
 }
 
-// Store persists State per tag. Implementations are safe for concurrent use. Tags are arbitrary non-empty strings
-// of at most MaxTagLen bytes (any Unicode, dots, wildcards, spaces); an invalid tag yields ErrInvalidTag.
+// Store persists State per tag. Implementations are safe for concurrent use. A tag is what schema.ValidateTag
+// accepts (the one tag rule: letters, digits, marks and '_' of any script, at most schema.MaxTagRunes
+// characters); any other tag yields an error wrapping both ErrInvalidTag and schema.ErrInvalidTag.
 type Store interface {
-	// Get returns the state of tag and whether one was stored. A missing tag is (State{}, false, nil).
+	// Get returns the state of tag and whether one was stored. A missing tag is (State{}, false, nil). A store
+	// shared by several writers (JetStreamKV) remembers the revision it read: the next Put of tag writes over
+	// that revision only.
 	Get(ctx context.Context, tag string) (State, bool, error)
 	// Put replaces the state of tag. When Put returns nil the state is durable as far as the implementation
-	// promises (see each type).
+	// promises (see each type). A shared store returns an error wrapping ErrConflict when another writer changed
+	// tag since this store last read or wrote it; Memory and Bolt have a single writer and never do.
 	Put(ctx context.Context, tag string, s State) error
-	// Delete removes the state of tag. Deleting a missing tag is not an error.
+	// Delete removes the state of tag. Deleting a missing tag is not an error. A shared store returns an error
+	// wrapping ErrConflict when another writer changed tag since this store last read or wrote it.
 	Delete(ctx context.Context, tag string) error
 	// Tags returns every tag with a stored state, sorted.
 	Tags(ctx context.Context) ([]string, error)
@@ -53,12 +62,21 @@ type Store interface {
 	Close() error
 }
 
-// MaxTagLen is the longest tag, in bytes, that a Store accepts.
-const MaxTagLen = 1024
-
 var (
-	// ErrInvalidTag is returned for an empty tag or one longer than MaxTagLen bytes.
+	// ErrInvalidTag is returned for a tag that schema.ValidateTag refuses; the error wraps schema.ErrInvalidTag
+	// too, with the reason.
 	ErrInvalidTag = errors.New("checkpoint: invalid tag")
+	// ErrConflict is returned by Put and Delete of a store shared by several writers (JetStreamKV) when the tag's
+	// stored revision is not the one this store last read or wrote: another writer (another tagstream instance
+	// on the same bucket) wrote the tag in between, or wrote it first when this store had never read it. The
+	// error names the tag and both revisions; nothing was written.
+	//
+	// It means another writer owns the tag now. A caller stops writing that tag: it does not retry the Put (the
+	// retry fails the same way, by design), stops polling the tag and reports the conflict, since two instances
+	// following one tag publish every media twice. To take a tag over deliberately (after the other instance
+	// stopped), Get it again: the store then writes over the revision it read, and the state read is where
+	// polling resumes.
+	ErrConflict = errors.New("checkpoint: tag written by another writer")
 	// ErrClosed is returned by any call on a closed store.
 	ErrClosed = errors.New("checkpoint: store closed")
 	// ErrLocked is returned by OpenBolt when another process holds the file's lock for longer than the timeout.
@@ -76,12 +94,10 @@ type record struct {
 	State
 }
 
+// checkTag applies the one tag rule, schema.ValidateTag.
 func checkTag(tag string) error {
-	if tag == "" {
-		return fmt.Errorf("%w: empty", ErrInvalidTag)
-	}
-	if len(tag) > MaxTagLen {
-		return fmt.Errorf("%w: %d bytes (max %d)", ErrInvalidTag, len(tag), MaxTagLen)
+	if err := schema.ValidateTag(tag); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTag, err)
 	}
 	return nil
 }

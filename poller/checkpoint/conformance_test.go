@@ -9,19 +9,25 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/schema"
 )
 
-// storeFactory opens a fresh, empty store for one subtest; the store is closed by t.Cleanup.
+// storeFactory opens a fresh, empty store for one subtest; the store is closed by t.Cleanup. openShared, when not
+// nil, opens two writers on one fresh backing store (two instances on one bucket); it is nil for the
+// implementations that have a single writer by construction (Memory lives in one process, Bolt holds an exclusive
+// file lock).
 type storeFactory struct {
-	name string
-	open func(t *testing.T) Store
+	name       string
+	open       func(t *testing.T) Store
+	openShared func(t *testing.T) (a, b Store)
 }
 
 func factories() []storeFactory {
 	return []storeFactory{
-		{"memory", func(t *testing.T) Store { return NewMemory() }},
-		{"bolt", openTestBolt},
-		{"bolt with group commit", func(t *testing.T) Store {
+		{name: "memory", open: func(t *testing.T) Store { return NewMemory() }},
+		{name: "bolt", open: openTestBolt},
+		{name: "bolt with group commit", open: func(t *testing.T) Store {
 			t.Helper()
 			s, err := OpenBolt(t.TempDir()+"/cursors.db", &BoltOptions{GroupCommit: 2 * time.Millisecond})
 			if err != nil {
@@ -29,7 +35,7 @@ func factories() []storeFactory {
 			}
 			return s
 		}},
-		{"jetstream kv", openTestKV},
+		{name: "jetstream kv", open: openTestKV, openShared: openSharedKV},
 	}
 }
 
@@ -42,32 +48,48 @@ func openTestBolt(t *testing.T) Store {
 	return s
 }
 
-// hostileTags are tags that are not valid NATS subjects or KV keys as they are, or that stress encodings.
-func hostileTags() []string {
+// unusualTags are valid tags (schema.ValidateTag) that are not valid NATS KV keys as they are, or that stress an
+// encoding: letters and digits of other scripts, combining marks, 4-byte characters, the longest tags.
+func unusualTags() []string {
 	return []string{
 		"plain",
+		"日本語のタグ",
+		"Ünïcödé_ß",
+		"नमस्ते",     // Devanagari: a virama and a vowel sign are marks
+		"ไทย",        // Thai
+		"café",       // precomposed é
+		"cafe\u0301", // e + combining acute: a different tag
+		"١٢٣_٤٥",     // Arabic-Indic digits
+		"𝒳𝒴𝒵",        // 4-byte letters
+		"ǅemal",      // a titlecase letter
+		"_",
+		"__init__",
+		"tagstream_cursors",
+		strings.Repeat("x", schema.MaxTagRunes),
+		strings.Repeat("é", schema.MaxTagRunes),
+		strings.Repeat("𝒳", schema.MaxTagRunes), // 400 bytes
+	}
+}
+
+// invalidTags are tags that schema.ValidateTag refuses, among them what the store accepted under its old rule.
+func invalidTags() []string {
+	return []string{
+		"",
+		"#coffee",
 		"a.b.c",
 		"*",
 		">",
 		"foo.*.>",
 		"with space",
-		" leading and trailing ",
-		"日本語のタグ",
-		"emoji🎉🔥",
-		"Ünïcödé-ß",
-		"..",
-		".",
-		"a/b\\c",
-		"=",
-		"-",
-		"_",
+		"a-b",
+		"a/b",
+		"emoji🎉",
 		"tab\tand\nnewline",
 		"nul\x00byte",
-		"percent%2Fescaped%",
 		"not utf-8 \xff\xfe",
 		"$KV.tagstream_cursors.x",
-		strings.Repeat("x", MaxTagLen),
-		strings.Repeat("é", MaxTagLen/2),
+		strings.Repeat("y", schema.MaxTagRunes+1),
+		strings.Repeat("é", schema.MaxTagRunes+1),
 	}
 }
 
@@ -118,7 +140,7 @@ func TestStoreConformance(t *testing.T) {
 		run  func(t *testing.T, s Store)
 	}{
 		{"a tag never put is reported as missing", func(t *testing.T, s Store) {
-			st, ok := mustGet(t, s, "nothing-here")
+			st, ok := mustGet(t, s, "nothing_here")
 			if ok || !sameState(st, State{}) {
 				t.Fatalf("Get = %+v, %v; want zero state, false", st, ok)
 			}
@@ -175,7 +197,7 @@ func TestStoreConformance(t *testing.T) {
 			if _, ok := mustGet(t, s, "gone"); ok {
 				t.Fatal("deleted tag is still found")
 			}
-			if err := s.Delete(context.Background(), "never-existed"); err != nil {
+			if err := s.Delete(context.Background(), "never_existed"); err != nil {
 				t.Fatalf("Delete of a missing tag: %v", err)
 			}
 			if tags := mustTags(t, s); !slices.Equal(tags, []string{"kept"}) {
@@ -193,8 +215,8 @@ func TestStoreConformance(t *testing.T) {
 				t.Fatalf("Get = %+v, %v; want the new state", got, ok)
 			}
 		}},
-		{"hostile tags round-trip and are listed sorted", func(t *testing.T, s Store) {
-			tags := hostileTags()
+		{"tags of any script round-trip and are listed sorted", func(t *testing.T, s Store) {
+			tags := unusualTags()
 			for i, tag := range tags {
 				mustPut(t, s, tag, sampleState(i))
 			}
@@ -211,8 +233,8 @@ func TestStoreConformance(t *testing.T) {
 			}
 		}},
 		{"similar tags do not collide", func(t *testing.T, s Store) {
-			// Pairs that a careless encoding (case folding, dropping dots, trimming) would merge.
-			tags := []string{"Tag", "tag", "a.b", "ab", "a_b", "a-b", "a b", "a", "a "}
+			// Tags that a careless encoding (case folding, Unicode normalisation, trimming '_') would merge.
+			tags := []string{"Tag", "tag", "ab", "a_b", "a", "_a", "a_", "ａｂ", "café", "cafe\u0301", "ß", "ss", "ǅ", "ǆ"}
 			for i, tag := range tags {
 				mustPut(t, s, tag, State{Cursor: fmt.Sprint(i)})
 			}
@@ -223,17 +245,23 @@ func TestStoreConformance(t *testing.T) {
 				}
 			}
 		}},
-		{"invalid tags are refused with ErrInvalidTag", func(t *testing.T, s Store) {
-			for _, tag := range []string{"", strings.Repeat("y", MaxTagLen+1)} {
-				if err := s.Put(context.Background(), tag, State{}); !errors.Is(err, ErrInvalidTag) {
-					t.Errorf("Put(len %d) = %v; want ErrInvalidTag", len(tag), err)
+		{"tags the one tag rule refuses are refused with both ErrInvalidTag sentinels", func(t *testing.T, s Store) {
+			invalid := func(err error) bool {
+				return errors.Is(err, ErrInvalidTag) && errors.Is(err, schema.ErrInvalidTag)
+			}
+			for _, tag := range invalidTags() {
+				if err := s.Put(context.Background(), tag, State{}); !invalid(err) {
+					t.Errorf("Put(%.20q) = %v; want checkpoint.ErrInvalidTag and schema.ErrInvalidTag", tag, err)
 				}
-				if _, _, err := s.Get(context.Background(), tag); !errors.Is(err, ErrInvalidTag) {
-					t.Errorf("Get(len %d) = %v; want ErrInvalidTag", len(tag), err)
+				if _, _, err := s.Get(context.Background(), tag); !invalid(err) {
+					t.Errorf("Get(%.20q) = %v; want checkpoint.ErrInvalidTag and schema.ErrInvalidTag", tag, err)
 				}
-				if err := s.Delete(context.Background(), tag); !errors.Is(err, ErrInvalidTag) {
-					t.Errorf("Delete(len %d) = %v; want ErrInvalidTag", len(tag), err)
+				if err := s.Delete(context.Background(), tag); !invalid(err) {
+					t.Errorf("Delete(%.20q) = %v; want checkpoint.ErrInvalidTag and schema.ErrInvalidTag", tag, err)
 				}
+			}
+			if tags := mustTags(t, s); len(tags) != 0 {
+				t.Fatalf("Tags = %q after refused puts; want none", tags)
 			}
 		}},
 		{"a canceled context is refused", func(t *testing.T, s Store) {
@@ -274,7 +302,7 @@ func TestStoreConformance(t *testing.T) {
 				wg.Go(func() {
 					for i := range puts {
 						st := State{Cursor: fmt.Sprintf("%d-%d", w, i)}
-						if err := s.Put(context.Background(), fmt.Sprintf("own-%d", w), st); err != nil {
+						if err := s.Put(context.Background(), fmt.Sprintf("own_%d", w), st); err != nil {
 							errs <- err
 							return
 						}
@@ -295,9 +323,9 @@ func TestStoreConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			for w := range writers {
-				got, _ := mustGet(t, s, fmt.Sprintf("own-%d", w))
+				got, _ := mustGet(t, s, fmt.Sprintf("own_%d", w))
 				if want := fmt.Sprintf("%d-%d", w, puts-1); got.Cursor != want {
-					t.Errorf("own-%d: cursor %q; want %q", w, got.Cursor, want)
+					t.Errorf("own_%d: cursor %q; want %q", w, got.Cursor, want)
 				}
 			}
 			shared, _ := mustGet(t, s, "shared")
@@ -394,5 +422,152 @@ func TestEncodedStateCarriesVersionAndFields(t *testing.T) {
 	got, err := decodeState("t", b)
 	if err != nil || !sameState(got, sampleState(5)) {
 		t.Fatalf("round trip = %+v, %v", got, err)
+	}
+}
+
+// TestSharedStoreWriters checks the compare-and-set contract of the stores that several writers can share: a
+// writer only writes over the revision it last read or wrote, and fails with ErrConflict otherwise.
+func TestSharedStoreWriters(t *testing.T) {
+	ctx := context.Background()
+	conflict := func(t *testing.T, op string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("%s = %v; want ErrConflict", op, err)
+		}
+	}
+	cases := []struct {
+		name string
+		run  func(t *testing.T, a, b Store)
+	}{
+		{"the second writer's put after the first's fails with ErrConflict", func(t *testing.T, a, b Store) {
+			mustGet(t, a, "owned")
+			mustGet(t, b, "owned")
+			mustPut(t, a, "owned", sampleState(1))
+			conflict(t, "second writer's Put", b.Put(ctx, "owned", sampleState(2)))
+			if got, _ := mustGet(t, a, "owned"); !sameState(got, sampleState(1)) {
+				t.Fatalf("state = %+v; the conflicting Put overwrote the first writer's", got)
+			}
+		}},
+		{"a writer whose read is stale fails with ErrConflict", func(t *testing.T, a, b Store) {
+			mustPut(t, a, "owned", sampleState(1))
+			mustGet(t, b, "owned")
+			mustPut(t, a, "owned", sampleState(2))
+			conflict(t, "stale Put", b.Put(ctx, "owned", sampleState(3)))
+			conflict(t, "second stale Put", b.Put(ctx, "owned", sampleState(4)))
+			if got, _ := mustGet(t, a, "owned"); !sameState(got, sampleState(2)) {
+				t.Fatalf("state = %+v; want the first writer's last state", got)
+			}
+		}},
+		{"a writer that never read an existing tag does not overwrite it", func(t *testing.T, a, b Store) {
+			mustPut(t, a, "owned", sampleState(1))
+			conflict(t, "blind Put", b.Put(ctx, "owned", sampleState(2)))
+			if got, _ := mustGet(t, b, "owned"); !sameState(got, sampleState(1)) {
+				t.Fatalf("state = %+v; the blind Put overwrote it", got)
+			}
+		}},
+		{"a writer that gets again takes the tag over and the first one then conflicts", func(t *testing.T, a, b Store) {
+			mustPut(t, a, "owned", sampleState(1))
+			mustGet(t, b, "owned")
+			mustPut(t, a, "owned", sampleState(2))
+			conflict(t, "stale Put", b.Put(ctx, "owned", sampleState(3)))
+			if got, _ := mustGet(t, b, "owned"); !sameState(got, sampleState(2)) {
+				t.Fatalf("Get = %+v; want the first writer's state", got)
+			}
+			mustPut(t, b, "owned", sampleState(4))
+			mustPut(t, b, "owned", sampleState(5))
+			conflict(t, "former owner's Put", a.Put(ctx, "owned", sampleState(6)))
+			if got, _ := mustGet(t, a, "owned"); !sameState(got, sampleState(5)) {
+				t.Fatalf("state = %+v; want the new owner's last state", got)
+			}
+		}},
+		{"a stale delete fails with ErrConflict and keeps the state", func(t *testing.T, a, b Store) {
+			mustPut(t, a, "owned", sampleState(1))
+			mustGet(t, b, "owned")
+			mustPut(t, a, "owned", sampleState(2))
+			conflict(t, "stale Delete", b.Delete(ctx, "owned"))
+			if got, ok := mustGet(t, a, "owned"); !ok || !sameState(got, sampleState(2)) {
+				t.Fatalf("state = %+v, %v; the stale Delete removed it", got, ok)
+			}
+		}},
+		{"a tag deleted by one writer conflicts with the other's put until it reads the deletion", func(t *testing.T, a, b Store) {
+			mustPut(t, a, "owned", sampleState(1))
+			mustGet(t, b, "owned")
+			if err := a.Delete(ctx, "owned"); err != nil {
+				t.Fatalf("Delete: %v", err)
+			}
+			conflict(t, "Put over a deleted tag", b.Put(ctx, "owned", sampleState(2)))
+			if _, ok := mustGet(t, b, "owned"); ok {
+				t.Fatal("the deleted tag is found")
+			}
+			mustPut(t, b, "owned", sampleState(3))
+			if got, _ := mustGet(t, a, "owned"); !sameState(got, sampleState(3)) {
+				t.Fatalf("state = %+v; want the put after the deletion", got)
+			}
+		}},
+		{"the conflict names the tag and both revisions", func(t *testing.T, a, b Store) {
+			mustPut(t, a, "named", sampleState(1))
+			mustGet(t, b, "named")
+			mustPut(t, a, "named", sampleState(2))
+			err := b.Put(ctx, "named", sampleState(3))
+			conflict(t, "stale Put", err)
+			ka, kb := a.(*JetStreamKV), b.(*JetStreamKV)
+			for _, want := range []string{`"named"`, fmt.Sprintf("revision %d", kb.Revision("named")), fmt.Sprintf("revision %d", ka.Revision("named"))} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %s", err, want)
+				}
+			}
+			if ka.Revision("named") <= kb.Revision("named") {
+				t.Errorf("revisions: first writer %d, stale writer %d", ka.Revision("named"), kb.Revision("named"))
+			}
+		}},
+		{"of two writers racing on one read exactly one wins", func(t *testing.T, a, b Store) {
+			for round := range 20 {
+				tag := fmt.Sprintf("race_%d", round)
+				if round%2 == 1 {
+					mustPut(t, a, tag, sampleState(0)) // races over an existing value too
+					mustGet(t, b, tag)
+				}
+				mustGet(t, a, tag)
+				mustGet(t, b, tag)
+				errs := make([]error, 2)
+				var wg sync.WaitGroup
+				for i, s := range []Store{a, b} {
+					wg.Go(func() { errs[i] = s.Put(ctx, tag, sampleState(10+i)) })
+				}
+				wg.Wait()
+				won := -1
+				for i, err := range errs {
+					switch {
+					case err == nil:
+						if won >= 0 {
+							t.Fatalf("round %d: both writers' Puts succeeded", round)
+						}
+						won = i
+					case !errors.Is(err, ErrConflict):
+						t.Fatalf("round %d: writer %d: %v", round, i, err)
+					}
+				}
+				if won < 0 {
+					t.Fatalf("round %d: both writers conflicted: %v", round, errs)
+				}
+				if got, _ := mustGet(t, a, tag); !sameState(got, sampleState(10+won)) {
+					t.Fatalf("round %d: state %+v is not the winner's", round, got)
+				}
+			}
+		}},
+	}
+	for _, f := range factories() {
+		if f.openShared == nil {
+			continue // a single writer by construction: see the implementation's doc
+		}
+		t.Run(f.name, func(t *testing.T) {
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					a, b := f.openShared(t)
+					t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+					tc.run(t, a, b)
+				})
+			}
+		})
 	}
 }

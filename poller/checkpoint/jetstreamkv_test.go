@@ -54,6 +54,20 @@ func openTestKV(t *testing.T) Store {
 	return s
 }
 
+// openSharedKV opens two stores on one bucket, each on its own connection, as two tagstream instances would.
+func openSharedKV(t *testing.T) (a, b Store) {
+	t.Helper()
+	srv := runNATS(t, t.TempDir())
+	open := func(cfg KVConfig) Store {
+		s, err := NewJetStreamKV(context.Background(), connectJS(t, srv.ClientURL()), cfg)
+		if err != nil {
+			t.Fatalf("NewJetStreamKV: %v", err)
+		}
+		return s
+	}
+	return open(KVConfig{}), open(KVConfig{NoCreate: true})
+}
+
 func TestJetStreamKV(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -120,8 +134,8 @@ func TestJetStreamKV(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustPut(t, a, "shared.tag", sampleState(7))
-			got, ok := mustGet(t, b, "shared.tag")
+			mustPut(t, a, "shared_tag", sampleState(7))
+			got, ok := mustGet(t, b, "shared_tag")
 			if !ok || !sameState(got, sampleState(7)) {
 				t.Fatalf("Get via second store = %+v, %v", got, ok)
 			}
@@ -131,7 +145,7 @@ func TestJetStreamKV(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, tag := range hostileTags() {
+			for i, tag := range unusualTags() {
 				mustPut(t, s, tag, sampleState(i))
 			}
 			kv, _ := js.KeyValue(ctx, DefaultKVBucket)
@@ -140,7 +154,7 @@ func TestJetStreamKV(t *testing.T) {
 				t.Fatal(err)
 			}
 			var want []string
-			for _, tag := range hostileTags() {
+			for _, tag := range unusualTags() {
 				want = append(want, KVKey(tag))
 			}
 			slices.Sort(keys)
@@ -156,8 +170,11 @@ func TestJetStreamKV(t *testing.T) {
 			}
 			mustPut(t, s, "real", sampleState(1))
 			kv, _ := js.KeyValue(ctx, DefaultKVBucket)
-			if _, err := kv.Put(ctx, "foreign.key", []byte("x")); err != nil {
-				t.Fatal(err)
+			// A key that is no base64url, and the key of a tag that only the old, looser tag rule accepted.
+			for _, k := range []string{"foreign.key", KVKey("dotted.tag")} {
+				if _, err := kv.Put(ctx, k, []byte(`{"v":1}`)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if tags := mustTags(t, s); !slices.Equal(tags, []string{"real"}) {
 				t.Fatalf("Tags = %q; want [real]", tags)
@@ -231,7 +248,7 @@ func TestKVKeyIsReversibleAndValid(t *testing.T) {
 		}
 		return true
 	}
-	for _, tag := range hostileTags() {
+	for _, tag := range unusualTags() {
 		t.Run(fmt.Sprintf("tag %.20q maps to a valid key", tag), func(t *testing.T) {
 			k := KVKey(tag)
 			if !valid(k) {

@@ -9,7 +9,8 @@ import (
 // Memory is a Store that keeps states in process memory. It encodes values like the durable stores do, so a
 // caller sees the same copies and round-trip behaviour, but everything is lost when the process exits: use it in
 // tests and when tagstream runs without a state directory (`--state-dir ""`), where a restart starts every tag
-// afresh. The zero value is not usable; call NewMemory. A Memory is safe for concurrent use.
+// afresh. It lives in one process, so it is the only writer of its tags and never returns ErrConflict. The zero
+// value is not usable; call NewMemory. A Memory is safe for concurrent use.
 type Memory struct {
 	mu     sync.RWMutex
 	m      map[string][]byte
