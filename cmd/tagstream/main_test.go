@@ -13,6 +13,7 @@ import (
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/pipeline"
 	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/internal/testkit/simkit"
 	"github.com/tagstream/tagstream/testenv"
 )
 
@@ -42,7 +43,7 @@ func run(t *testing.T, env []string, args ...string) result {
 // startSim starts the simulator with the test tokens (two access tokens, one client id) and still tags.
 func startSim(t *testing.T, tags ...string) *testenv.Server {
 	t.Helper()
-	return testkit.StartSim(t, testkit.SimOptions{Tokens: secretTokens[:2], ClientIDs: secretTokens[2:], Tags: tags})
+	return simkit.StartSim(t, simkit.SimOptions{Tokens: secretTokens[:2], ClientIDs: secretTokens[2:], Tags: tags})
 }
 
 func TestHelpAndVersion(t *testing.T) {
@@ -124,7 +125,7 @@ func TestBadConfigurationExitsWithStatusTwo(t *testing.T) {
 		{"an unknown key in the file names the key and its line", common("--config", unknownKey, "--tokens-file", good), nil, []string{"poll-every", "line 3", "unknown key"}},
 		{"a missing config file", common("--config", filepath.Join(dir, "none.yaml")), nil, []string{"config", "no such file"}},
 		{"an unknown flag", common("--token", "x"), nil, []string{"flag provided but not defined: -token"}},
-		{"a bad API URL", []string{"run", "--api-url", "ftp://x/v1", "--tags", "a", "--tokens-file", good, "--sink", "stdout"}, nil, []string{"api-url", "https://"}},
+		{"a bad API URL", []string{"run", "--api-url", "ftp://x/v1", "--tags", "a", "--tokens-file", good, "--sink", "stdout"}, nil, []string{"api-url", "scheme must be https"}},
 		{"plain http to a remote host", []string{"run", "--api-url", "http://api.example.com/v1", "--tags", "a", "--tokens-file", good, "--sink", "stdout"}, nil, []string{"api-url", "plain http"}},
 		{"no tokens", common("--tags", "sunset", "--sink", "stdout"), nil, []string{"tokens-file", "no tokens"}},
 		{"an empty tokens file", common("--tags", "sunset", "--sink", "stdout", "--tokens-file", empty), nil, []string{"tokens-file", "holds no token"}},

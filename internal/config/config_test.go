@@ -199,7 +199,7 @@ func TestLoadRejectsBadSettings(t *testing.T) {
 		{"a file that is not YAML is refused", env{file: "tags: [x\n"}, "config", []string{"not valid YAML"}},
 		{"a missing config file is named", env{args: []string{"--config", "/nonexistent/t.yaml"}}, "config", []string{"no such file"}},
 		{"a key given twice is refused", env{file: base + "tags: x\ntags: y\n"}, "tags", []string{"twice"}},
-		{"a bad URL scheme is refused", env{file: base + "tags: x\napi-url: ftp://example.com/v1\n"}, "api-url", []string{"https://", "line 4"}},
+		{"a bad URL scheme is refused", env{file: base + "tags: x\napi-url: ftp://example.com/v1\n"}, "api-url", []string{"scheme must be https", "line 4"}},
 		{"plain http off loopback is refused", env{file: base + "tags: x\n", args: []string{"--api-url", "http://example.com/v1"}}, "api-url", []string{"plain http", "--api-url"}},
 		{"a URL without host is refused", env{file: base + "tags: x\n", args: []string{"--api-url", "https:///v1"}}, "api-url", []string{"no host"}},
 		{"a URL with a query is refused", env{file: base + "tags: x\n", args: []string{"--api-url", "https://h/v1?access_token=x"}}, "api-url", []string{"query"}},

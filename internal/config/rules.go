@@ -2,9 +2,9 @@ package config
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 
+	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -15,9 +15,20 @@ import (
 // checkTag applies the one tag rule, schema.ValidateTag (at most schema.MaxTagRunes characters).
 func checkTag(t string) error { return schema.ValidateTag(t) }
 
-// The rules below are still local copies until their owners export them: publisher.ValidateTopic,
-// publisher.ValidateSubject, publisher.ValidateSubjectPrefix, publisher.ValidateStreamName and poller.IsLoopback
-// replace them one for one.
+// checkBaseURL applies the one rule for the API base URL and its loopback exception, poller.CheckBaseURL.
+func checkBaseURL(raw string, allowInsecureHTTP bool) error {
+	return poller.CheckBaseURL(raw, allowInsecureHTTP)
+}
+
+// The poller's bounds: catch-up-pages and backfill-pages cannot be larger.
+const (
+	maxCatchUpPages  = poller.MaxCatchUpPages
+	maxBackfillPages = poller.MaxBackfillPages
+)
+
+// The rules below are still local copies until their owner exports them: publisher.ValidateTopic,
+// publisher.ValidateSubject, publisher.ValidateSubjectPrefix and publisher.ValidateStreamName replace them one for
+// one.
 
 // checkSubject checks a literal NATS subject (no wildcards).
 func checkSubject(s string) error {
@@ -68,13 +79,4 @@ func checkTopic(t string) error {
 		}
 	}
 	return nil
-}
-
-// isLoopbackHost reports whether host names the local machine (plain http is accepted there).
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }

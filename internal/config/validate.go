@@ -77,11 +77,10 @@ func (v *validator) warn() {
 
 func (v *validator) api() error {
 	c := v.c
-	u, err := ParseAPIURL(c.APIURL, c.AllowInsecureHTTP)
-	if err != nil {
+	if err := checkBaseURL(c.APIURL, c.AllowInsecureHTTP); err != nil {
 		return v.fail("api-url", "%v", err)
 	}
-	c.APIURL = u
+	c.APIURL = strings.TrimRight(c.APIURL, "/")
 	if v.needs.Tags && len(c.Tags) == 0 {
 		return v.fail("tags", "no tags to follow; give at least one (--tags coffee,tea)")
 	}
@@ -108,14 +107,17 @@ func (v *validator) api() error {
 	if c.PageSize < 1 || c.PageSize > 33 {
 		return v.fail("page-size", "%d is out of range 1..33 (the API serves at most 33)", c.PageSize)
 	}
-	if c.CatchUpPages < 1 || c.CatchUpPages > 10_000 {
-		return v.fail("catch-up-pages", "%d is out of range 1..10000", c.CatchUpPages)
+	if c.CatchUpPages < 1 || c.CatchUpPages > maxCatchUpPages {
+		return v.fail("catch-up-pages", "%d is out of range 1..%d", c.CatchUpPages, maxCatchUpPages)
 	}
 	if err := v.oneOf("start", c.Start, "now", "backfill"); err != nil {
 		return err
 	}
 	if c.BackfillPages < 0 || (c.Start == "backfill" && c.BackfillPages < 1) {
 		return v.fail("backfill-pages", "%d: start=backfill needs at least 1 page", c.BackfillPages)
+	}
+	if c.BackfillPages > maxBackfillPages {
+		return v.fail("backfill-pages", "%d is above the most one first poll walks, %d", c.BackfillPages, maxBackfillPages)
 	}
 	if c.MinInterval <= 0 {
 		return v.fail("min-interval", "%s must be positive", c.MinInterval)
@@ -325,42 +327,6 @@ func (v *validator) ops() error {
 		return v.fail("shutdown-timeout", "%s must be positive", c.ShutdownTimeout)
 	}
 	return nil
-}
-
-// ParseAPIURL checks an API base URL and returns it without a trailing slash. Plain http is accepted for a
-// loopback host, or anywhere when insecure is true.
-func ParseAPIURL(raw string, insecure bool) (string, error) {
-	if strings.TrimSpace(raw) == "" {
-		return "", fmt.Errorf("empty URL")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("%q is not a URL", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !insecure && !isLoopbackHost(u.Hostname()) {
-			return "", fmt.Errorf("%q uses plain http on a non-loopback host: tokens would travel in clear (use https, or set allow-insecure-http)", raw)
-		}
-	default:
-		return "", fmt.Errorf("%q must start with https://", raw)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return "", fmt.Errorf("%q has no host", raw)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("%q has an invalid port", raw)
-		}
-	}
-	if u.User != nil {
-		return "", fmt.Errorf("the URL must not carry a user name or password")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("the URL must not carry a query or fragment (tokens come from tokens-file)")
-	}
-	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // ParseNATSURLs checks a comma-separated list of NATS URLs and returns them.

@@ -34,7 +34,7 @@ func (r CheckResult) Unreachable() bool { return errors.Is(r.Err, ErrUnreachable
 // Check reaches what run would use, with the same settings and the same probes, and publishes, creates and
 // locks nothing: the API (one request with the first token), the broker (server, then the stream or topic run
 // would publish to) and the checkpoint store (the bolt file is only looked at: a running tagstream holds its
-// lock). deps.Logger and deps.Version are used; a nil logger discards.
+// lock). Of deps only Logger is used (nil discards).
 func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 	logger := deps.Logger
 	if logger == nil {
@@ -44,14 +44,15 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 	clean := func(name, detail string, err error) CheckResult {
 		r := CheckResult{Name: name, Detail: red.String(detail)}
 		if err != nil {
-			if unreachable(err) && !errors.Is(err, ErrUnreachable) {
+			// Only a broker's absence is an outage run waits for; an API that cannot be reached is a failure.
+			if name != "api" && unreachable(err) && !errors.Is(err, ErrUnreachable) {
 				err = fmt.Errorf("%w: %w", ErrUnreachable, err)
 			}
 			r.Err = red.Error(err)
 		}
 		return r
 	}
-	detail, err := probeAPI(ctx, pollerConfig(cfg, deps.RateWindow), deps.Version)
+	detail, err := probeAPI(ctx, pollerConfig(cfg, deps.RateWindow))
 	out := []CheckResult{clean("api", detail, err)}
 	detail, err = checkSink(ctx, cfg, logger)
 	out = append(out, clean("sink", detail, err))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/internal/testkit/simkit"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
 )
@@ -39,7 +40,7 @@ type fixture struct {
 func newFixture(t *testing.T, edit func(*config.Config), tags ...string) *fixture {
 	t.Helper()
 	f := &fixture{
-		sim:  testkit.StartSim(t, testkit.SimOptions{Tokens: secretTokens[:2], ClientIDs: secretTokens[2:], Tags: tags}),
+		sim:  simkit.StartSim(t, simkit.SimOptions{Tokens: secretTokens[:2], ClientIDs: secretTokens[2:], Tags: tags}),
 		logs: &testkit.SyncBuffer{},
 	}
 	cfg := config.Defaults()
@@ -444,6 +445,9 @@ func TestCheckReachesTheAPIAndTheBrokerAndChangesNothing(t *testing.T) {
 			c.Sink, c.NATSURL, c.CheckpointStore = config.SinkJetStream, "nats://"+testkit.FreeAddr(t), config.StoreJetStreamKV
 		}, false, []string{"sink", "state"}, true, "no servers available"},
 		{"the file sink needs no broker", nil, false, nil, false, "events will be appended"},
+		{"an API that cannot be reached is a failure, not an outage run waits for", func(c *config.Config) {
+			c.APIURL = "https://" + testkit.FreeAddr(t) + "/v1"
+		}, false, []string{"api"}, false, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

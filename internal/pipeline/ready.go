@@ -10,13 +10,10 @@ import (
 	"github.com/tagstream/tagstream/poller"
 )
 
-// pollerReadier is implemented by a poller that can tell whether the API answers and its checkpoint store works.
-type pollerReadier interface{ Ready() error }
-
 // checks are the readiness conditions of /readyz: the broker answers, a token is usable, the checkpoint store
-// answers (and, when the poller can tell, the API answers).
+// answers, and the poller runs (the API is not down, checkpoint writes succeed).
 func (p *Pipeline) checks() []status.Check {
-	cs := []status.Check{
+	return []status.Check{
 		{Name: "broker", Func: p.brokerReady},
 		{Name: "tokens", Func: func(context.Context) error {
 			pl := p.currentPoller()
@@ -26,17 +23,14 @@ func (p *Pipeline) checks() []status.Check {
 			return usableToken(pl.TokenStatus(), time.Now())
 		}},
 		{Name: "checkpoint-store", Func: p.storeReady},
-	}
-	if _, ok := any((*poller.Poller)(nil)).(pollerReadier); ok {
-		cs = append(cs, status.Check{Name: "poller", Func: func(context.Context) error {
+		{Name: "poller", Func: func(context.Context) error {
 			pl := p.currentPoller()
 			if pl == nil {
 				return errors.New("not started")
 			}
-			return p.red.Error(any(pl).(pollerReadier).Ready())
-		}})
+			return p.red.Error(pl.Ready())
+		}},
 	}
-	return cs
 }
 
 // brokerReady says whether the sink's broker answers; before it was reached, why it was not.
