@@ -33,9 +33,16 @@ type natsServer struct {
 // startNATS starts a nats-server with JetStream from TAGSTREAM_NATS_SERVER_BIN on a free loopback port.
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
+	n := newNATS(t)
+	n.start()
+	return n
+}
+
+// newNATS prepares a nats-server on a free loopback port (chosen now) without starting it.
+func newNATS(t *testing.T) *natsServer {
+	t.Helper()
 	dir := t.TempDir()
 	n := &natsServer{t: t, port: freePort(t), dir: dir, logPath: filepath.Join(dir, "nats-server.log")}
-	n.start()
 	t.Cleanup(func() {
 		if n.proc != nil && n.proc.running() {
 			n.proc.signal(syscall.SIGTERM, 10*time.Second)

@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,11 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/tagstream/tagstream/publisher"
+	"github.com/tagstream/tagstream/internal/consume"
 	"github.com/tagstream/tagstream/schema"
 )
 
-// received is one event read back from a broker.
+// received is one event read back from a broker, as the checker sees it.
 type received struct {
 	Event      *schema.Event
 	Where      string    // "seq 12" (JetStream) or "p1@34" (Kafka partition 1, offset 34)
@@ -31,8 +29,26 @@ type received struct {
 	Subject    string    // NATS subject
 }
 
-// readJetStream reads every message of stream from the first to the last sequence with an ordered consumer.
+// receivedFrom converts a consumed message; live says the consumer ran while the pipeline published, so that
+// its receive time is the event's arrival time.
+func receivedFrom(m consume.Message, live bool) received {
+	r := received{Event: m.Event, Where: m.Where(), Partition: m.Partition, Pos: m.Pos, BrokerTime: m.BrokerTime,
+		Key: m.Key, Subject: m.Subject}
+	if live {
+		r.ConsumedAt = m.ReceivedAt
+	}
+	return r
+}
+
+// readJetStream reads every message of stream from the first to the last sequence.
 func readJetStream(t *testing.T, url, stream string) []received {
+	t.Helper()
+	return readStream(t, url, stream, subjectPrefix, true)
+}
+
+// readStream reads every message of stream under prefix; a stream that does not exist fails the test when
+// mustExist is set, and reads as empty otherwise.
+func readStream(t *testing.T, url, stream, prefix string, mustExist bool) []received {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -46,6 +62,9 @@ func readJetStream(t *testing.T, url, stream string) []received {
 		t.Fatalf("consumer: jetstream: %v", err)
 	}
 	s, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && !mustExist {
+		return nil
+	}
 	if err != nil {
 		t.Fatalf("consumer: stream %s: %v", stream, err)
 	}
@@ -53,161 +72,129 @@ func readJetStream(t *testing.T, url, stream string) []received {
 	if err != nil {
 		t.Fatalf("consumer: stream %s info: %v", stream, err)
 	}
-	last := info.State.LastSeq
 	var out []received
 	if info.State.Msgs == 0 {
 		return out
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	c, err := consume.New(ctx, consume.Config{Kind: consume.JetStream, Conn: nc, SubjectPrefix: prefix, Stream: stream, Start: consume.StartFirst})
 	if err != nil {
-		t.Fatalf("consumer: ordered consumer: %v", err)
+		t.Fatalf("consumer: %v", err)
 	}
+	defer c.Close()
 	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		m, err := c.Next(ctx)
 		if err != nil {
-			t.Fatalf("consumer: after %d messages (stream last seq %d): %v", len(out), last, err)
+			t.Fatalf("consumer: after %d messages (stream last seq %d): %v", len(out), info.State.LastSeq, err)
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			t.Fatalf("consumer: metadata: %v", err)
-		}
-		r := received{
-			Where:      "seq " + strconv.FormatUint(md.Sequence.Stream, 10),
-			Pos:        int64(md.Sequence.Stream),
-			BrokerTime: md.Timestamp,
-			Subject:    msg.Subject(),
-		}
-		ev, err := schema.UnmarshalEvent(msg.Data())
-		if err != nil {
-			t.Errorf("consumer: %s on %s is not an event: %v", r.Where, r.Subject, err)
+		if m.Event == nil {
+			t.Errorf("consumer: %s on %s is not an event: %v", m.Where(), m.Subject, m.Err)
 		} else {
-			r.Event = ev
-			out = append(out, r)
+			out = append(out, receivedFrom(m, false))
 		}
-		if md.Sequence.Stream >= last {
+		if uint64(m.Pos) >= info.State.LastSeq {
 			return out
 		}
 	}
 }
 
-// kafkaConsumer reads every partition of a topic with one kafka-go Reader each, from the first offset, while the
-// pipeline runs, so that the consume time of each event is known.
+// kafkaConsumer reads every partition of a topic from the first offset while the pipeline runs, so that the
+// consume time of each event is known.
 type kafkaConsumer struct {
 	t       *testing.T
 	brokers string
 	topic   string
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	c       *consume.Consumer
+	done    chan struct{}
 
 	mu         sync.Mutex
 	got        []received
-	parts      []int
 	next       map[int]int64 // next offset to read per partition
 	errs       []error       // records that are not events
-	readErrors int           // fetch errors (broker away), retried
+	readErrors int           // fetch errors (broker away); the readers go on
+	arrived    chan struct{} // signalled (without blocking) after each event
 }
 
-// startKafkaConsumer starts one reader per partition of topic.
+// startKafkaConsumer starts reading topic, which has partitions.
 func startKafkaConsumer(t *testing.T, brokers, topic string, partitions []kafka.Partition) *kafkaConsumer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &kafkaConsumer{t: t, brokers: brokers, topic: topic, cancel: cancel, next: map[int]int64{}}
-	for _, p := range partitions {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:         []string{brokers},
-			Topic:           topic,
-			Partition:       p.ID,
-			MinBytes:        1,
-			MaxBytes:        8 << 20,
-			MaxWait:         200 * time.Millisecond,
-			ReadLagInterval: -1,
-			StartOffset:     kafka.FirstOffset,
-		})
-		c.next[p.ID] = 0
-		c.parts = append(c.parts, p.ID)
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			defer r.Close()
-			c.read(ctx, r, p.ID)
-		}()
+	c, err := consume.New(t.Context(), consume.Config{Kind: consume.Kafka, Brokers: []string{brokers}, Topic: topic,
+		Start: consume.StartFirst, MaxWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
 	}
-	t.Cleanup(c.close)
-	return c
+	k := &kafkaConsumer{t: t, brokers: brokers, topic: topic, c: c, done: make(chan struct{}), next: map[int]int64{},
+		arrived: make(chan struct{}, 1)}
+	for _, p := range partitions {
+		k.next[p.ID] = 0
+	}
+	go k.read()
+	t.Cleanup(k.close)
+	return k
 }
 
-func (c *kafkaConsumer) read(ctx context.Context, r *kafka.Reader, partition int) {
+func (k *kafkaConsumer) read() {
+	defer close(k.done)
 	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+		m, err := k.c.Next(context.Background())
+		if errors.Is(err, consume.ErrClosed) {
+			return
+		}
+		k.mu.Lock()
+		switch {
+		case err != nil:
 			// The broker may be away (a restart test): the reader reconnects by itself; count and go on.
-			c.mu.Lock()
-			c.readErrors++
-			c.mu.Unlock()
-			sleepCtx(ctx, 200*time.Millisecond)
-			continue
+			k.readErrors++
+		case m.Event == nil:
+			k.errs = append(k.errs, fmt.Errorf("%s: %w", m.Where(), m.Err))
+			k.next[m.Partition] = m.Pos + 1
+		default:
+			k.got = append(k.got, receivedFrom(m, true))
+			k.next[m.Partition] = m.Pos + 1
 		}
-		now := time.Now()
-		rec := received{
-			Where:      fmt.Sprintf("p%d@%d", partition, m.Offset),
-			Partition:  partition,
-			Pos:        m.Offset,
-			BrokerTime: m.Time,
-			ConsumedAt: now,
-			Key:        string(m.Key),
+		k.mu.Unlock()
+		select {
+		case k.arrived <- struct{}{}:
+		default:
 		}
-		ev, err := kafkaEvent(m)
-		c.mu.Lock()
-		if err != nil {
-			c.errs = append(c.errs, fmt.Errorf("%s: %w", rec.Where, err))
-		} else {
-			rec.Event = ev
-			c.got = append(c.got, rec)
-		}
-		c.next[partition] = m.Offset + 1
-		c.mu.Unlock()
 	}
 }
 
 // finish waits until every partition has been read up to its high watermark (call it after the producer
 // stopped), stops the readers and returns what they read, ordered by partition and offset.
-func (c *kafkaConsumer) finish() []received {
-	t := c.t
+func (k *kafkaConsumer) finish() []received {
+	t := k.t
 	t.Helper()
 	hw := map[int]int64{}
-	for _, p := range c.parts {
-		off, err := lastOffset(c.brokers, c.topic, p)
+	for p := range k.next {
+		off, err := lastOffset(k.brokers, k.topic, p)
 		if err != nil {
 			t.Fatalf("consumer: high watermark of partition %d: %v", p, err)
 		}
 		hw[p] = off
 	}
 	ok := waitFor(60*time.Second, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
+		k.mu.Lock()
+		defer k.mu.Unlock()
 		for p, h := range hw {
-			if c.next[p] < h {
+			if k.next[p] < h {
 				return false
 			}
 		}
 		return true
 	})
-	c.close()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, err := range c.errs {
+	k.close()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, err := range k.errs {
 		t.Errorf("consumer: %v", err)
 	}
-	if c.readErrors > 0 {
-		t.Logf("consumer: %d fetch errors while the broker was away (retried)", c.readErrors)
+	if k.readErrors > 0 {
+		t.Logf("consumer: %d fetch errors while the broker was away (retried)", k.readErrors)
 	}
 	if !ok {
-		t.Fatalf("consumer: did not reach the high watermarks %v within 60 s (at %v)", hw, c.next)
+		t.Fatalf("consumer: did not reach the high watermarks %v within 60 s (at %v)", hw, k.next)
 	}
-	out := append([]received(nil), c.got...)
+	out := append([]received(nil), k.got...)
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Partition != out[j].Partition {
 			return out[i].Partition < out[j].Partition
@@ -217,9 +204,9 @@ func (c *kafkaConsumer) finish() []received {
 	return out
 }
 
-func (c *kafkaConsumer) close() {
-	c.cancel()
-	c.wg.Wait()
+func (k *kafkaConsumer) close() {
+	k.c.Close()
+	<-k.done
 }
 
 // lastOffset returns the high watermark (the offset the next message will get) of one partition.
@@ -233,44 +220,4 @@ func lastOffset(brokers, topic string, partition int) (int64, error) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	return conn.ReadLastOffset()
-}
-
-// kafkaEvent rebuilds the CloudEvent of a Kafka record: structured mode carries it whole in the value; binary mode
-// (tagstream's default) carries the attributes in ce_* headers and the data alone in the value.
-func kafkaEvent(m kafka.Message) (*schema.Event, error) {
-	h := map[string]string{}
-	for _, x := range m.Headers {
-		if _, dup := h[x.Key]; dup {
-			return nil, fmt.Errorf("header %s appears twice", x.Key)
-		}
-		h[x.Key] = string(x.Value)
-	}
-	if h[publisher.HeaderContentType] == "application/cloudevents+json" {
-		return schema.UnmarshalEvent(m.Value)
-	}
-	for _, k := range []string{publisher.HeaderSpecVersion, publisher.HeaderID, publisher.HeaderType, publisher.HeaderSource, publisher.HeaderSubject} {
-		if h[k] == "" {
-			return nil, fmt.Errorf("binary-mode record without header %s", k)
-		}
-	}
-	if !json.Valid(m.Value) {
-		return nil, errors.New("binary-mode value is not JSON")
-	}
-	whole := map[string]any{
-		"specversion":     h[publisher.HeaderSpecVersion],
-		"id":              h[publisher.HeaderID],
-		"type":            h[publisher.HeaderType],
-		"source":          h[publisher.HeaderSource],
-		"subject":         h[publisher.HeaderSubject],
-		"datacontenttype": h[publisher.HeaderContentType],
-		"data":            json.RawMessage(m.Value),
-	}
-	if v := h[publisher.HeaderTime]; v != "" {
-		whole["time"] = v
-	}
-	b, err := json.Marshal(whole)
-	if err != nil {
-		return nil, err
-	}
-	return schema.UnmarshalEvent(b)
 }

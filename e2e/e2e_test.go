@@ -22,13 +22,13 @@ func TestEndToEnd(t *testing.T) {
 			p := newPipeline(t, pipelineOptions{Sink: tc.sink})
 			p.start()
 			ctx := t.Context()
-			sleepCtx(ctx, 5*time.Second)
+			hold(ctx, 5*time.Second)
 			p.sim.Post("coffee", 80) // a burst of more than two pages at once
-			sleepCtx(ctx, 2*time.Second)
+			hold(ctx, 2*time.Second)
 			p.sim.PostLate("東京", 72*time.Hour) // an old photo tagged now lands at the head
 			gone := p.sim.Post("quiet_tag", 3)
 			p.sim.Delete("quiet_tag", gone[1].MediaID) // deleted at once: may or may not be seen
-			sleepCtx(ctx, 8*time.Second)
+			hold(ctx, 8*time.Second)
 			rep := p.finish()
 			if rep.DupByID != 0 || rep.DupByMedia != 0 {
 				t.Errorf("duplicates without any fault: %d by id, %d by media", rep.DupByID, rep.DupByMedia)

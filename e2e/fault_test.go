@@ -36,7 +36,7 @@ func TestKillNineThreeTimes(t *testing.T) {
 				}
 			}
 			for i := range 3 {
-				sleepCtx(ctx, 3*time.Second)
+				hold(ctx, 3*time.Second)
 				// A burst of more than a page (a multi-page walk, one big batch); tagstream is killed the moment
 				// the broker sees the first of it, while the rest of the batch is in flight.
 				w := p.watchArrival("sunset")
@@ -54,7 +54,7 @@ func TestKillNineThreeTimes(t *testing.T) {
 				p.fault("kill -9 of tagstream", at, at)
 				p.start()
 			}
-			sleepCtx(ctx, 3*time.Second)
+			hold(ctx, 3*time.Second)
 			scrape()
 			rep := p.finish()
 			t.Logf("%s after 3 kills: %d repeats by media, %d by id, %d within the kill windows; publisher-reported broker duplicates %v",
@@ -86,7 +86,7 @@ func TestBrokerRestart(t *testing.T) {
 			p := newPipeline(t, o)
 			p.start()
 			ctx := t.Context()
-			sleepCtx(ctx, 4*time.Second)
+			hold(ctx, 4*time.Second)
 			var from time.Time
 			if k != nil {
 				from = k.stop()
@@ -94,7 +94,7 @@ func TestBrokerRestart(t *testing.T) {
 				from = p.nats.kill()
 			}
 			p.sim.Post("coffee", 50) // posted while the broker is away
-			sleepCtx(ctx, 5*time.Second)
+			hold(ctx, 5*time.Second)
 			if !p.ts.proc.running() {
 				t.Fatalf("tagstream exited (status %d) while the broker was away", p.ts.proc.exitCode())
 			}
@@ -104,7 +104,7 @@ func TestBrokerRestart(t *testing.T) {
 				p.nats.start()
 			}
 			p.fault("broker restart", from, time.Now())
-			sleepCtx(ctx, 4*time.Second)
+			hold(ctx, 4*time.Second)
 			p.finish()
 		})
 	}
@@ -167,11 +167,11 @@ func run503Storms(t *testing.T, p *pipeline) {
 	spent := spendToken(t, p.sim, 0)
 	t.Logf("another client spent token #0 with %d requests", spent)
 	limitedBefore := p.sim.credentialStats(t, 0).Limited
-	sleepCtx(ctx, 12*time.Second-time.Since(now))
+	hold(ctx, 12*time.Second-time.Since(now))
 	// Then a storm of random 503s of both kinds and some 429s, while a burst arrives.
 	p.sim.SetFaults(testenv.Faults{Down503HTML: 0.2, Down503Envelope: 0.2, RateLimit429: 0.1})
 	p.sim.Post("sunset", 60)
-	sleepCtx(ctx, 6*time.Second)
+	hold(ctx, 6*time.Second)
 	p.sim.SetFaults(testenv.Faults{})
 	st := p.sim.Stats()
 	t.Logf("simulator outcomes: %v", st.ByOutcome)
@@ -212,14 +212,14 @@ func spendToken(t *testing.T, s *sim, i int) int {
 
 func runRevokedToken(t *testing.T, p *pipeline) {
 	ctx := t.Context()
-	sleepCtx(ctx, 4*time.Second)
+	hold(ctx, 4*time.Second)
 	before := p.sim.Stats()
 	if before.Credentials[0].Requests == 0 {
 		t.Fatalf("token #0 was not used before its revocation; the test would prove nothing")
 	}
 	p.sim.RevokeToken(p.sim.tokens[0])
 	revoked := time.Now()
-	sleepCtx(ctx, 8*time.Second)
+	hold(ctx, 8*time.Second)
 	after := p.sim.Stats()
 	retired, err := p.ts.metric("tagstream_tokens_retired_total")
 	if err != nil {
@@ -248,11 +248,11 @@ func runRevokedToken(t *testing.T, p *pipeline) {
 
 func runAPIDown(t *testing.T, p *pipeline) {
 	ctx := t.Context()
-	sleepCtx(ctx, 3*time.Second)
+	hold(ctx, 3*time.Second)
 	downBefore := p.sim.Stats().ByOutcome["down"]
 	from := time.Now()
 	p.sim.Down(30 * time.Second)
-	sleepCtx(ctx, 30*time.Second)
+	hold(ctx, 30*time.Second)
 	attempts := p.sim.Stats().ByOutcome["down"] - downBefore
 	t.Logf("API down 30 s from %s: %d requests refused meanwhile", from.Format("15:04:05.000"), attempts)
 	if attempts == 0 {

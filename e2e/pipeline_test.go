@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tagstream/tagstream/publisher"
+	"github.com/tagstream/tagstream/internal/consume"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -27,6 +28,7 @@ type pipelineOptions struct {
 	Sim       simOptions
 	KafkaAddr string   // default the shared broker (TAGSTREAM_KAFKA_BROKERS)
 	Extra     []string // more tagstream flags
+	NATSLater bool     // JetStream: prepare the test's nats-server but do not start it (p.nats.start does)
 }
 
 // pipeline is the simulator, the tagstream binary and the broker of one test, and the consumer reading it back.
@@ -50,7 +52,10 @@ func newPipeline(t *testing.T, o pipelineOptions) *pipeline {
 	var sink []string
 	switch o.Sink {
 	case sinkJetStream:
-		p.nats = startNATS(t)
+		p.nats = newNATS(t)
+		if !o.NATSLater {
+			p.nats.start()
+		}
 		sink = []string{"--sink", "jetstream", "--nats-url", p.nats.URL(), "--subject-prefix", subjectPrefix,
 			"--stream", streamName, "--create-stream", "--duplicate-window", "2m"}
 	case sinkKafka:
@@ -65,6 +70,15 @@ func newPipeline(t *testing.T, o pipelineOptions) *pipeline {
 	}
 	p.ts = newTagstream(t, p.sim, tagstreamOptions{Sink: sink, Extra: o.Extra})
 	return p
+}
+
+// launch starts tagstream without waiting until it is ready (JetStream only: no Kafka consumer is started).
+func (p *pipeline) launch() {
+	p.t.Helper()
+	if p.started.IsZero() {
+		p.started = time.Now()
+	}
+	p.ts.launch()
 }
 
 // start starts (or restarts) tagstream; the first start also starts the Kafka consumer once the topic exists.
@@ -234,28 +248,27 @@ func (p *pipeline) watchArrival(tag string) *arrivalWatch {
 	t := p.t
 	t.Helper()
 	w := &arrivalWatch{seen: make(chan struct{}), ids: map[string]bool{}}
-	hit := w.hit
 	switch p.o.Sink {
 	case sinkJetStream:
 		nc, err := nats.Connect(p.nats.URL(), nats.Timeout(2*time.Second))
 		if err != nil {
 			t.Fatalf("watch: connect: %v", err)
 		}
-		_, err = nc.Subscribe(publisher.Subject(subjectPrefix, tag), func(m *nats.Msg) {
-			ev, err := schema.UnmarshalEvent(m.Data)
-			if err == nil {
-				hit(ev)
-			}
-		})
+		c, err := consume.New(t.Context(), consume.Config{Kind: consume.NATS, Conn: nc, OwnConn: true, SubjectPrefix: subjectPrefix, Tags: []string{tag}})
 		if err != nil {
 			nc.Close()
-			t.Fatalf("watch: subscribe: %v", err)
+			t.Fatalf("watch: %v", err)
 		}
-		if err := nc.Flush(); err != nil {
-			nc.Close()
-			t.Fatalf("watch: flush: %v", err)
-		}
-		w.stop = nc.Close
+		go func() {
+			for {
+				m, err := c.Next(context.Background())
+				if errors.Is(err, consume.ErrClosed) {
+					return
+				}
+				w.hit(m.Event)
+			}
+		}()
+		w.stop = func() { c.Close() }
 	default:
 		done := make(chan struct{})
 		go func() {
@@ -263,7 +276,7 @@ func (p *pipeline) watchArrival(tag string) *arrivalWatch {
 			for {
 				p.kafka.mu.Lock()
 				for ; next < len(p.kafka.got); next++ {
-					hit(p.kafka.got[next].Event)
+					w.hit(p.kafka.got[next].Event)
 				}
 				p.kafka.mu.Unlock()
 				select {
@@ -271,7 +284,7 @@ func (p *pipeline) watchArrival(tag string) *arrivalWatch {
 					return
 				case <-w.seen:
 					return
-				case <-time.After(time.Millisecond):
+				case <-p.kafka.arrived:
 				}
 			}
 		}()

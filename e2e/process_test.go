@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/redact"
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -160,6 +163,13 @@ func newTagstream(t *testing.T, s *sim, o tagstreamOptions) *tagstream {
 
 // start starts the binary and waits until /readyz answers 200.
 func (ts *tagstream) start() {
+	ts.t.Helper()
+	ts.launch()
+	ts.waitReady(60 * time.Second)
+}
+
+// launch starts the binary without waiting for anything.
+func (ts *tagstream) launch() {
 	t := ts.t
 	t.Helper()
 	if ts.proc != nil && ts.proc.running() {
@@ -169,29 +179,37 @@ func (ts *tagstream) start() {
 	cmd := exec.Command(binPath, ts.args...)
 	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=0 exitcode=66")
 	ts.proc = startProcess(t, fmt.Sprintf("tagstream run #%d", ts.starts), cmd, ts.logPath)
-	ts.waitReady(60 * time.Second)
+}
+
+// readyz returns the status code and body of /readyz (0 when it does not answer).
+func (ts *tagstream) readyz() (int, string) {
+	client := &http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + ts.metricsAddr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // waitReady polls /readyz until it answers 200; the process exiting first fails the test.
 func (ts *tagstream) waitReady(timeout time.Duration) {
 	t := ts.t
 	t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, timeout, "tagstream to be ready", func() bool {
 		if !ts.proc.running() {
 			t.Fatalf("tagstream exited with status %d before it was ready; log:\n%s", ts.proc.exitCode(), ts.logTail(40))
 		}
-		resp, err := client.Get("http://" + ts.metricsAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("tagstream not ready within %s; log:\n%s", timeout, ts.logTail(40))
+		code, _ := ts.readyz()
+		return code == http.StatusOK
+	})
+}
+
+// logContains reports whether the process log holds s.
+func (ts *tagstream) logContains(s string) bool {
+	b, err := os.ReadFile(ts.logPath)
+	return err == nil && bytes.Contains(b, []byte(s))
 }
 
 // stop sends SIGTERM and requires exit status 0 within 30 seconds.
@@ -270,25 +288,31 @@ func (ts *tagstream) checkEndpointsForTokens() {
 	}
 }
 
-// waitFor polls cond every 100 ms until it is true or timeout passes; it reports whether cond became true.
+// waitFor checks cond every 100 ms until it is true or timeout passes; it reports whether cond became true (the
+// caller decides whether that fails the test, testkit.Eventually fails it at once).
 func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			return cond()
+		case <-tick.C:
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	return true
 }
 
-// sleepCtx sleeps for d unless the test's context ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
+// hold keeps the scenario as it is for d (a workload running, a broker away) unless the test's context ends. It is
+// a duration of the scenario, never a wait for a condition: those use waitFor or testkit.Eventually.
+func hold(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-time.After(d):
+	case <-t.C:
 	}
 }
 
@@ -302,15 +326,8 @@ func (ts *tagstream) logTail(n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return redact(strings.Join(lines, "\n"), ts.sim.secrets())
-}
-
-// redact replaces every secret in s, so that a failing test never prints a token it found.
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		s = strings.ReplaceAll(s, sec, "[REDACTED TOKEN]")
-	}
-	return s
+	// A failing test never prints a token it found.
+	return redact.New(ts.sim.secrets()...).String(strings.Join(lines, "\n"))
 }
 
 // cleanup kills a process still running and checks the whole log: no token, no data race.
