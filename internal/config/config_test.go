@@ -238,6 +238,10 @@ func TestLoadRejectsBadSettings(t *testing.T) {
 		{"a list for a single value", env{file: base + "tags: x\nstart: [now, backfill]\n"}, "start", []string{"not a list"}},
 		{"a file that is a list", env{file: "- a\n- b\n"}, "config", []string{"mapping"}},
 		{"an unknown checkpoint store", env{file: base + "tags: x\ncheckpoint-store: redis\n"}, "checkpoint-store", []string{"not one of"}},
+		{"more catch-up pages than the poller holds", env{file: base + "tags: x\ncatch-up-pages: 1001\n"}, "catch-up-pages", []string{"out of range 1..1000"}},
+		{"more backfill pages than one first poll walks", env{file: base + "tags: x\nstart: backfill\nbackfill-pages: 1001\n"}, "backfill-pages", []string{"1000"}},
+		{"a tag longer than 100 characters", env{file: base + "tags: [" + strings.Repeat("a", 101) + "]\n"}, "tags", []string{"longer than 100 characters"}},
+		{"a stream name with a dot", env{file: "tags: x\ntokens-file: " + good + "\nsink: jetstream\nstream: a.b\n"}, "stream", []string{"must not contain"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,6 +297,50 @@ func TestExampleConfigLoads(t *testing.T) {
 		}
 		if !strings.Contains(string(body), k+":") {
 			t.Errorf("the example config does not mention %s", k)
+		}
+	}
+}
+
+func TestWarningsNameTheKeys(t *testing.T) {
+	good := tokensFile(t, secretToken+"\n", 0o600)
+	base := "tags: x\ntokens-file: " + good + "\n"
+	tests := []struct {
+		name string
+		file string
+		want string // "" = no warning
+	}{
+		{"jetstream-kv with the default dead-letter file is warned about", base + "sink: kafka\nkafka-brokers: k:9092\ncheckpoint-store: jetstream-kv\n",
+			"dead-letter is empty and checkpoint-store is jetstream-kv"},
+		{"a dead-letter subject silences it", base + "sink: jetstream\ncheckpoint-store: jetstream-kv\ndead-letter: tagstream.dead\n", ""},
+		{"the bolt store keeps state-dir on a volume", base + "sink: jetstream\n", ""},
+		{"the file sink has no dead letters", base + "sink: file\noutput: " + filepath.Join(t.TempDir(), "o") + "\ncheckpoint-store: jetstream-kv\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, env{file: tt.file, needs: Needs{Tags: true, Tokens: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(c.Warnings, "\n")
+			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+				t.Errorf("warnings %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestStreamIsNamedOnlyWhenSet(t *testing.T) {
+	good := tokensFile(t, secretToken+"\n", 0o600)
+	for _, tt := range []struct{ file, want string }{
+		{"tags: x\ntokens-file: " + good + "\n", ""},
+		{"tags: x\ntokens-file: " + good + "\nstream: EVENTS\n", "EVENTS"},
+	} {
+		c, err := load(t, env{file: tt.file, needs: Needs{Tags: true, Tokens: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Stream != tt.want {
+			t.Errorf("stream %q, want %q", c.Stream, tt.want)
 		}
 	}
 }

@@ -184,7 +184,7 @@ var settings = []*setting{
 	str("log-level", GroupOps, "log level: debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 	dur("shutdown-timeout", GroupOps, "how long a stop may take to flush and save cursors", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	dur("connect-timeout", GroupSink|GroupOps, "timeout of one broker connect attempt (run retries with backoff until the broker answers; check and tail report it)", func(c *Config) *time.Duration { return &c.ConnectTimeout }),
-	boolean("skip-broker-check", GroupSink, "tail and demo: do not dial the broker before starting (run never dials during validation)", func(c *Config) *bool { return &c.SkipBrokerCheck }),
+	boolean("skip-broker-check", GroupSink, "tail: do not dial the broker before subscribing (run never dials during validation: it waits for the broker)", func(c *Config) *bool { return &c.SkipBrokerCheck }),
 }
 
 var settingByName = func() map[string]*setting {
