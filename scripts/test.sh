@@ -39,6 +39,11 @@ fi
 say "go vet ./..."
 go vet ./...
 
+# promtool for deploy/check (alert rules and dashboard): cached, or extracted from Debian's package (scripts/promtool.sh).
+say "promtool (scripts/promtool.sh)"
+TAGSTREAM_PROMTOOL="$("$REPO/scripts/promtool.sh" --version)"
+export TAGSTREAM_PROMTOOL
+
 BROKERS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tagstream-test.XXXXXX")"
 cleanup() {
 	local rc=$?
