@@ -197,12 +197,16 @@ func fromGatherer(t *testing.T, g prometheus.Gatherer) map[string]*family {
 	return fams
 }
 
-// buildTagstream builds cmd/tagstream into a temporary directory, under a name that no name-based kill of
-// "tagstream" processes on a shared machine matches.
+// buildTagstream builds cmd/tagstream (with -race when the tests run with it) into a temporary directory, under a
+// name that no name-based kill of "tagstream" processes on a shared machine matches.
 func buildTagstream(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ts-deploy-check")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/tagstream/tagstream/cmd/tagstream")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "github.com/tagstream/tagstream/cmd/tagstream")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
