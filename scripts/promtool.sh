@@ -8,7 +8,7 @@
 #   2. the cache: ${TAGSTREAM_CACHE:-$HOME/.cache/tagstream}/promtool/bin/promtool;
 #   3. Debian's `prometheus` package: downloaded with `apt-get download` (apt-get update first when apt knows no
 #      candidate, or when the download fails on stale lists) and only /usr/bin/promtool extracted from it; nothing
-#      is installed, no service is started (about 3 s with fresh lists, 8 s on a fresh machine);
+#      is installed, no service is started (measured: 4 s; 7 s on a fresh machine without package lists);
 #   4. `go install github.com/prometheus/prometheus/cmd/promtool@$TAGSTREAM_PROMTOOL_GO_VERSION` (default below),
 #      for machines without apt: slow (8 min on 2 busy cores, 1.8 GB of modules: it compiles all of Prometheus'
 #      service discovery).
