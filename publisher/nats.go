@@ -39,8 +39,8 @@ func (c NATSConfig) withDefaults() (NATSConfig, error) {
 	if c.SubjectPrefix == "" {
 		c.SubjectPrefix = DefaultSubjectPrefix
 	}
-	if !validSubject(c.SubjectPrefix, false) {
-		return c, configError("SubjectPrefix", "%q is not a valid NATS subject", c.SubjectPrefix)
+	if err := ValidateSubjectPrefix(c.SubjectPrefix); err != nil {
+		return c, configError("SubjectPrefix", "%v", err)
 	}
 	if c.FlushTimeout < 0 {
 		return c, configError("FlushTimeout", "must not be negative, got %v", c.FlushTimeout)
@@ -48,8 +48,10 @@ func (c NATSConfig) withDefaults() (NATSConfig, error) {
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = 5 * time.Second
 	}
-	if c.DeadLetterSubject != "" && !validSubject(c.DeadLetterSubject, false) {
-		return c, configError("DeadLetterSubject", "%q is not a valid NATS subject", c.DeadLetterSubject)
+	if c.DeadLetterSubject != "" {
+		if err := ValidateSubject(c.DeadLetterSubject); err != nil {
+			return c, configError("DeadLetterSubject", "%v", err)
+		}
 	}
 	if err := c.Retry.validate("Retry"); err != nil {
 		return c, err
@@ -144,6 +146,19 @@ func (p *NATS) Publish(ctx context.Context, events []*schema.Event) error {
 	p.metrics.acks.Add(n)
 	p.metrics.published.Add(n)
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// Ready reports whether the publisher can publish now: the connection is up and answers a round trip (a flush).
+// It returns nil, or an error wrapping ErrClosed (the connection is closed) or ErrUnavailable (disconnected,
+// reconnecting, no answer before ctx ends).
+func (p *NATS) Ready(ctx context.Context) error {
+	if err := connReady(p.nc); err != nil {
+		return err
+	}
+	if err := p.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("publisher: nats round trip: %w: %w", ErrUnavailable, err)
+	}
 	return nil
 }
 
