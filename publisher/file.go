@@ -64,6 +64,11 @@ func OpenFile(path string, cfg FileConfig, logger *slog.Logger, reg prometheus.R
 	return p, nil
 }
 
+// Deliver is Publish; a File never dead-letters, so the indexes it returns are always nil (see Deliverer).
+func (p *File) Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error) {
+	return nil, p.Publish(ctx, events)
+}
+
 // Publish writes one line per event and, for a regular file, fsyncs. It returns ErrClosed after Close.
 func (p *File) Publish(ctx context.Context, events []*schema.Event) error {
 	if err := ctx.Err(); err != nil {

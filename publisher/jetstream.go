@@ -115,37 +115,53 @@ func (p *JetStream) Ready(ctx context.Context) error {
 	return nil
 }
 
-// jsItem is one event of a Publish call with its encoded message.
+// jsItem is one event of a Publish call (events[idx]) with its encoded message.
 type jsItem struct {
 	e   *schema.Event
 	msg *nats.Msg
+	idx int
 }
 
 // Publish publishes every event and waits for every PubAck. It returns nil when all are acknowledged (duplicates
 // included) or dead-lettered, ErrClosed (wrapped) when the connection is closed, or a context error (wrapping the
 // last broker error) when ctx ends first.
 func (p *JetStream) Publish(ctx context.Context, events []*schema.Event) error {
+	_, err := p.Deliver(ctx, events)
+	return err
+}
+
+// Deliver is Publish that also says which events went to the dead-letter destination instead of the stream: the
+// indexes into events, ascending (see Deliverer).
+func (p *JetStream) Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	pending := make([]jsItem, len(events))
 	for i, e := range events {
-		pending[i].e = e // encoded on first send, so the server works on the first events while the rest encode
+		pending[i].e, pending[i].idx = e, i // encoded on first send, so the server works on the first events while the rest encode
 	}
 	arena := getArena(len(events) * 2048)
-	err := p.retry.do(ctx, func(ctx context.Context) error {
+	var dead letterBatch
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		// Letters not delivered by an earlier attempt go first: they are part of this batch's outcome.
+		if err := dead.deliver(ctx, p.deadLetter, p.metrics); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
 		var err error
-		pending, err = p.attempt(ctx, pending, arena)
+		pending, err = p.attempt(ctx, pending, arena, &dead)
 		return err
 	})
 	if err != nil {
 		// Messages may still be in the client's hands (awaiting an ack or AckTimeout): leave the buffer to GC.
-		return err
+		return nil, err
 	}
 	putArena(arena) // every message of the batch is resolved: nobody refers to the buffer any more
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
-	return nil
+	return dead.delivered(), nil
 }
 
 // arenas recycles the buffers that hold the encoded events of a Publish call.
@@ -184,9 +200,9 @@ const (
 	itemDeadLetter
 )
 
-// attempt publishes items asynchronously and waits for their acks. It returns the items to retry, in their
-// original order.
-func (p *JetStream) attempt(ctx context.Context, items []jsItem, arena *[]byte) ([]jsItem, error) {
+// attempt publishes items asynchronously and waits for their acks. It hands the items the server will never
+// accept to dead (and delivers them), and returns the items to retry, in their original order.
+func (p *JetStream) attempt(ctx context.Context, items []jsItem, arena *[]byte, dead *letterBatch) ([]jsItem, error) {
 	if p.nc.IsClosed() {
 		return items, permanent(fmt.Errorf("publisher: jetstream: %w", ErrClosed))
 	}
@@ -271,17 +287,16 @@ send:
 		}
 	}
 
-	var letters []Letter
 	for i, st := range status {
 		if st == itemDeadLetter {
-			letters = append(letters, Letter{Event: items[i].e, Reason: reasons[i], Publisher: "jetstream",
+			dead.add(items[i].idx, Letter{Event: items[i].e, Reason: reasons[i], Publisher: "jetstream",
 				Size: msgSize(items[i].msg)})
 		}
 	}
-	dlErr := deliverDeadLetters(ctx, p.deadLetter, p.metrics, letters)
+	dlErr := dead.deliver(ctx, p.deadLetter, p.metrics)
 	var retry []jsItem
 	for i, st := range status {
-		if st == itemRetry || st == itemDeadLetter && dlErr != nil {
+		if st == itemRetry {
 			retry = append(retry, items[i])
 		}
 	}

@@ -127,43 +127,45 @@ func (p *Kafka) Ready(ctx context.Context) error {
 // failures (broker unreachable, leader moving, timeouts) are retried with backoff until ctx ends, writing only
 // the messages not acknowledged yet. It returns ErrClosed (wrapped) after Close.
 func (p *Kafka) Publish(ctx context.Context, events []*schema.Event) error {
+	_, err := p.Deliver(ctx, events)
+	return err
+}
+
+// Deliver is Publish that also says which events went to the dead-letter destination instead of the topic: the
+// indexes into events, ascending (see Deliverer).
+func (p *Kafka) Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	msgs := make([]kafka.Message, len(events))
 	hdrs := make([]kafka.Header, 7*len(events))
 	arena := getArena(len(events) * 2560) // an append that moves it leaves the earlier slices intact
-	var letters []Letter
+	var dead letterBatch
 	pending := make([]int, 0, len(events))
 	for i, e := range events {
 		p.fillMessage(&msgs[i], hdrs[7*i:7*i:7*i+7], e, arena)
 		if n := messageSize(&msgs[i]); n > p.cfg.MaxMessageBytes {
-			letters = append(letters, Letter{Event: e, Publisher: "kafka", Size: n,
+			dead.add(i, Letter{Event: e, Publisher: "kafka", Size: n,
 				Reason: fmt.Sprintf("message too large: %d bytes > MaxMessageBytes %d", n, p.cfg.MaxMessageBytes)})
 			continue
 		}
 		pending = append(pending, i)
 	}
 	isolate := make(map[int]bool) // messages the broker refused in a batch: written alone to find the culprit
-	err := p.retry.do(ctx, func(ctx context.Context) error {
-		if err := deliverDeadLetters(ctx, p.deadLetter, p.metrics, letters); err != nil {
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		// Letters not delivered by an earlier attempt go first: they are part of this batch's outcome.
+		if err := dead.deliver(ctx, p.deadLetter, p.metrics); err != nil {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		letters = nil
 		for {
 			var (
-				err       error
-				retryNow  bool
-				remaining []int
+				err      error
+				retryNow bool
 			)
-			remaining, letters, retryNow, err = p.attempt(ctx, events, msgs, pending, isolate)
-			pending = remaining
-			if len(letters) > 0 {
-				if dlErr := deliverDeadLetters(ctx, p.deadLetter, p.metrics, letters); dlErr != nil {
-					return fmt.Errorf("%w: %w", ErrUnavailable, dlErr)
-				}
-				letters = nil
+			pending, retryNow, err = p.attempt(ctx, events, msgs, pending, isolate, &dead)
+			if dlErr := dead.deliver(ctx, p.deadLetter, p.metrics); dlErr != nil {
+				return fmt.Errorf("%w: %w", ErrUnavailable, dlErr)
 			}
 			if err == nil || !retryNow {
 				return err
@@ -172,19 +174,19 @@ func (p *Kafka) Publish(ctx context.Context, events []*schema.Event) error {
 	})
 	if err != nil {
 		// kafka-go may still hold the messages of a write cut short by ctx: leave the buffer to GC.
-		return err
+		return nil, err
 	}
 	putArena(arena) // every write returned successfully: kafka-go holds no message any more
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
-	return nil
+	return dead.delivered(), nil
 }
 
 // attempt writes the pending messages: the ones not under isolation in one WriteMessages call, then each isolated
-// one alone. It returns the indexes still pending, the letters to dead-letter, and whether the remaining ones
-// should be written again at once (isolation just started) rather than after a backoff.
-func (p *Kafka) attempt(ctx context.Context, events []*schema.Event, msgs []kafka.Message, pending []int, isolate map[int]bool) (remaining []int, letters []Letter, retryNow bool, err error) {
+// one alone. It adds the messages the broker will never accept to dead, and returns the indexes still pending and
+// whether they should be written again at once (isolation just started) rather than after a backoff.
+func (p *Kafka) attempt(ctx context.Context, events []*schema.Event, msgs []kafka.Message, pending []int, isolate map[int]bool, dead *letterBatch) (remaining []int, retryNow bool, err error) {
 	if len(pending) == 0 {
-		return nil, nil, false, nil
+		return nil, false, nil
 	}
 	var group, alone []int
 	for _, i := range pending {
@@ -237,12 +239,12 @@ func (p *Kafka) attempt(ctx context.Context, events []*schema.Event, msgs []kafk
 	}
 	if len(group) > 0 {
 		if err := write(group); err != nil {
-			return pending, nil, false, err
+			return pending, false, err
 		}
 	}
 	for _, i := range alone {
 		if err := write([]int{i}); err != nil {
-			return pending, nil, false, err
+			return pending, false, err
 		}
 	}
 	var lastErr error
@@ -253,7 +255,7 @@ func (p *Kafka) attempt(ctx context.Context, events []*schema.Event, msgs []kafk
 		}
 		if rejected(ferr) {
 			if isolate[i] || len(pending) == 1 {
-				letters = append(letters, Letter{Event: events[i], Publisher: "kafka", Size: messageSize(&msgs[i]),
+				dead.add(i, Letter{Event: events[i], Publisher: "kafka", Size: messageSize(&msgs[i]),
 					Reason: "rejected by the broker: " + ferr.Error()})
 				continue
 			}
@@ -264,9 +266,9 @@ func (p *Kafka) attempt(ctx context.Context, events []*schema.Event, msgs []kafk
 		remaining = append(remaining, i)
 	}
 	if len(remaining) == 0 {
-		return nil, letters, false, nil
+		return nil, false, nil
 	}
-	return remaining, letters, retryNow, fmt.Errorf("publisher: kafka: %d of %d events not acknowledged: %w: %w",
+	return remaining, retryNow, fmt.Errorf("publisher: kafka: %d of %d events not acknowledged: %w: %w",
 		len(remaining), len(pending), ErrUnavailable, lastErr)
 }
 
