@@ -2,7 +2,6 @@ package publisher
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/tagstream/tagstream/internal/redact"
 )
 
 // ConnConfig configures a NATS connection for the JetStream and core NATS publishers. The zero value connects to
@@ -156,7 +157,9 @@ func reconnectDelay(first, maxWait time.Duration) nats.ReconnectDelayHandler {
 	}
 }
 
-// Connect dials NATS as configured. Errors never hold a password or token: URLs are redacted.
+// Connect dials NATS as configured. It fails with ErrConfig for an invalid field or settings the server refused
+// (credentials, certificates), and with ErrUnreachable when no server answers (refused, timed out, ctx ended
+// first): a caller may retry that one. Errors never hold a password, a token or a URL's user info.
 func Connect(ctx context.Context, cfg ConnConfig, logger *slog.Logger) (*nats.Conn, error) {
 	opts, err := cfg.Options(logger)
 	if err != nil {
@@ -172,70 +175,49 @@ func Connect(ctx context.Context, cfg ConnConfig, logger *slog.Logger) (*nats.Co
 		nc, err := nats.Connect(strings.Join(cfg.URLs, ","), opts...)
 		ch <- result{nc, err}
 	}()
+	r := cfg.redactor()
+	urls := make([]string, len(cfg.URLs))
+	for i, u := range cfg.URLs {
+		urls[i] = r.URL(u)
+	}
 	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, fmt.Errorf("publisher: connect to nats %s: %w", redactURLs(cfg.URLs), redactErr(r.err, cfg))
+	case res := <-ch:
+		if res.err != nil {
+			return nil, classifyStart(fmt.Errorf("publisher: connect to nats %s: %w", strings.Join(urls, ","), r.Error(res.err)))
 		}
-		return r.nc, nil
+		return res.nc, nil
 	case <-ctx.Done():
 		go func() {
-			if r := <-ch; r.nc != nil {
-				r.nc.Close()
+			if res := <-ch; res.nc != nil {
+				res.nc.Close()
 			}
 		}()
-		return nil, fmt.Errorf("publisher: connect to nats %s: %w", redactURLs(cfg.URLs), ctx.Err())
+		return nil, classifyStart(fmt.Errorf("publisher: connect to nats %s: %w", strings.Join(urls, ","), ctx.Err()))
 	}
 }
 
-// redactURLs renders urls without user info.
-func redactURLs(urls []string) string {
-	out := make([]string, len(urls))
-	for i, s := range urls {
-		u, err := url.Parse(s)
-		if err != nil || u.User == nil {
-			if strings.Contains(s, "@") {
-				out[i] = "<redacted>"
-			} else {
-				out[i] = s
-			}
-			continue
-		}
-		u.User = url.User("redacted")
-		out[i] = u.String()
-	}
-	return strings.Join(out, ",")
-}
-
-// redactErr replaces an error whose text holds a secret of cfg by one with every such secret masked, that keeps
-// errors.Is working through the sentinel nats errors.
-func redactErr(err error, cfg ConnConfig) error {
-	msg := err.Error()
-	redacted := msg
-	secrets := []string{cfg.Password, cfg.Token}
-	for _, u := range cfg.URLs {
-		if pu, perr := url.Parse(u); perr == nil && pu.User != nil {
+// redactor knows the secrets of c: the password, the token and the user info of every URL.
+func (c ConnConfig) redactor() *redact.Redactor {
+	secrets := []string{c.Password, c.Token}
+	for _, u := range c.URLs {
+		if pu, err := url.Parse(u); err == nil && pu.User != nil {
 			secrets = append(secrets, pu.User.String())
 			if p, ok := pu.User.Password(); ok {
 				secrets = append(secrets, p)
 			}
 		}
 	}
-	for _, s := range secrets {
-		if s != "" {
-			redacted = strings.ReplaceAll(redacted, s, "<redacted>")
-		}
-	}
-	if redacted == msg {
-		return err
-	}
-	return &redactedError{msg: redacted, err: errors.Unwrap(err)}
+	return redact.New(secrets...)
 }
 
-type redactedError struct {
-	msg string
-	err error
+// connReady reports a closed connection (ErrClosed) or one that is not connected now (ErrUnavailable, naming
+// its status: disconnected, reconnecting...).
+func connReady(nc *nats.Conn) error {
+	switch {
+	case nc.IsClosed():
+		return fmt.Errorf("publisher: nats connection: %w", ErrClosed)
+	case !nc.IsConnected():
+		return fmt.Errorf("publisher: nats connection %s: %w", strings.ToLower(nc.Status().String()), ErrUnavailable)
+	}
+	return nil
 }
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }

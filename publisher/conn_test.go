@@ -22,6 +22,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/tagstream/tagstream/internal/redact"
 )
 
 // startNATSWith starts an in-process server with extra options (auth, TLS).
@@ -135,7 +137,7 @@ func TestConnectAuthenticates(t *testing.T) {
 	})
 }
 
-func TestRedactErrMasksEverySecret(t *testing.T) {
+func TestConnRedactorMasksEverySecret(t *testing.T) {
 	cfg := ConnConfig{
 		URLs:     []string{"nats://someone:url-pass-3@127.0.0.1:4222"},
 		Password: "pw-secret-1",
@@ -152,13 +154,13 @@ func TestRedactErrMasksEverySecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" shows none of them", func(t *testing.T) {
-			got := redactErr(tt.err, cfg)
+			got := cfg.redactor().Error(tt.err)
 			for _, secret := range []string{"pw-secret-1", "tok-secret-2", "url-pass-3"} {
 				if strings.Contains(got.Error(), secret) {
 					t.Fatalf("redacted error shows %q: %v", secret, got)
 				}
 			}
-			if !strings.Contains(got.Error(), "<redacted>") {
+			if !strings.Contains(got.Error(), redact.Placeholder) {
 				t.Fatalf("redacted error does not say what it masked: %v", got)
 			}
 			if errors.Is(tt.err, nats.ErrAuthorization) && !errors.Is(got, nats.ErrAuthorization) {
@@ -168,8 +170,8 @@ func TestRedactErrMasksEverySecret(t *testing.T) {
 	}
 	t.Run("an error without a secret is returned as is", func(t *testing.T) {
 		err := errors.New("connection refused")
-		if got := redactErr(err, cfg); got != err {
-			t.Fatalf("redactErr(%v) = %v, want the same error", err, got)
+		if got := cfg.redactor().Error(err); got != err {
+			t.Fatalf("Error(%v) = %v, want the same error", err, got)
 		}
 	})
 }

@@ -9,4 +9,9 @@ var (
 	_ poller.Publisher = (*NATS)(nil)
 	_ poller.Publisher = (*File)(nil)
 	_ poller.Publisher = Publisher(nil)
+
+	_ Deliverer = (*Kafka)(nil)
+	_ Deliverer = (*JetStream)(nil)
+	_ Deliverer = (*NATS)(nil)
+	_ Deliverer = (*File)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -174,6 +175,40 @@ func (d *FileDeadLetter) Close() error {
 		return fmt.Errorf("publisher: close dead-letter file: %w", err)
 	}
 	return nil
+}
+
+// letterBatch holds the letters of one Publish call that are still to be delivered, with the indexes of their
+// events, and the indexes of the events whose letters were delivered. It lives outside the retry loop: letters
+// whose delivery failed, or whose attempt failed later on, are delivered by the next attempt.
+type letterBatch struct {
+	pending []Letter
+	idx     []int
+	done    []int
+}
+
+// add queues the letter of events[i].
+func (b *letterBatch) add(i int, l Letter) {
+	b.pending = append(b.pending, l)
+	b.idx = append(b.idx, i)
+}
+
+// deliver hands the queued letters to d and counts them; on failure they stay queued.
+func (b *letterBatch) deliver(ctx context.Context, d DeadLetter, m *metricSet) error {
+	if len(b.pending) == 0 {
+		return nil
+	}
+	if err := deliverDeadLetters(ctx, d, m, b.pending); err != nil {
+		return err
+	}
+	b.done = append(b.done, b.idx...)
+	b.pending, b.idx = nil, nil
+	return nil
+}
+
+// delivered returns the indexes of the events dead-lettered so far, ascending.
+func (b *letterBatch) delivered() []int {
+	slices.Sort(b.done)
+	return b.done
 }
 
 // deliverDeadLetters hands letters to d and counts them.

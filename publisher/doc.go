@@ -39,6 +39,16 @@ import (
 	"github.com/tagstream/tagstream/schema"
 )
 
+// Deliverer is implemented by every publisher of this package, for callers that count what a Publish call did:
+// Deliver publishes events exactly as Publish does and, when it returns nil, also returns the indexes (into
+// events, ascending) of the events that went to the dead-letter destination rather than to the broker. The
+// others were acknowledged by the broker; tagstream_publisher_published_total counts only those, and
+// tagstream_publisher_dead_letters_total the rest. The poller, which must not import this package, can declare
+// the same one-method interface and use it when its Publisher has it.
+type Deliverer interface {
+	Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error)
+}
+
 // Publisher is what every publisher of this package provides: the poller's Publisher contract plus Close. The
 // command holds the configured publisher as a Publisher. All implementations are safe for concurrent use.
 type Publisher interface {

@@ -28,6 +28,7 @@ type FileConfig struct {
 type File struct {
 	mu      sync.Mutex
 	w       io.Writer
+	path    string // the path of a File from OpenFile, checked by Ready
 	syncer  interface{ Sync() error }
 	closer  io.Closer
 	buf     []byte
@@ -59,8 +60,13 @@ func OpenFile(path string, cfg FileConfig, logger *slog.Logger, reg prometheus.R
 		return nil, fmt.Errorf("publisher: open %s: %w", path, err)
 	}
 	p := NewFile(f, cfg, logger, reg)
-	p.closer = f
+	p.closer, p.path = f, path
 	return p, nil
+}
+
+// Deliver is Publish; a File never dead-letters, so the indexes it returns are always nil (see Deliverer).
+func (p *File) Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error) {
+	return nil, p.Publish(ctx, events)
 }
 
 // Publish writes one line per event and, for a regular file, fsyncs. It returns ErrClosed after Close.
@@ -99,6 +105,25 @@ func (p *File) Publish(ctx context.Context, events []*schema.Event) error {
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
 	if cap(p.buf) > 4<<20 { // do not keep a huge buffer after an unusual batch
 		p.buf = nil
+	}
+	return nil
+}
+
+// Ready reports whether the publisher can write, without writing: it is not closed and, for a File from
+// OpenFile, its path still names the open file, which is writable (permissions, a read-only or full file
+// system). It returns nil, or an error wrapping ErrClosed or ErrUnavailable that names the problem.
+func (p *File) Ready(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("publisher: ndjson file: %w", ErrClosed)
+	}
+	if p.path == "" {
+		return nil
+	}
+	f, _ := p.closer.(*os.File)
+	if err := fileWritable(f, p.path); err != nil {
+		return fmt.Errorf("publisher: ndjson file %s: %w: %w", p.path, ErrUnavailable, err)
 	}
 	return nil
 }

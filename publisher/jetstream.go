@@ -18,94 +18,8 @@ import (
 
 var _ Publisher = (*JetStream)(nil)
 
-// DefaultStreamName is the name of the stream NewJetStream creates when JetStreamConfig.Stream is empty.
-const DefaultStreamName = "TAGSTREAM"
-
 // jsErrHeaderExceedsMaximum is the JetStream error code of a message whose headers exceed the limit.
 const jsErrHeaderExceedsMaximum jetstream.ErrorCode = 10097
-
-// JetStreamConfig configures the JetStream publisher. The zero value means the documented defaults.
-type JetStreamConfig struct {
-	// SubjectPrefix is the subject prefix: events of tag t go to SubjectPrefix + "." + EncodeTag(t). Default
-	// DefaultSubjectPrefix.
-	SubjectPrefix string
-	// Stream names the stream to publish into. Empty means: the first existing stream whose subjects cover
-	// SubjectPrefix + ".>", or, when none does and CreateStream is set, a new stream named DefaultStreamName.
-	Stream string
-	// CreateStream creates the stream when no stream covers the subjects (and the dead-letter subject). Off by
-	// default: NewJetStream then fails with ErrNoStream.
-	CreateStream bool
-	// Storage, Replicas and DuplicateWindow apply to a created stream only. Defaults: file storage, 1 replica,
-	// a duplicate window of 2 minutes (the span within which a re-published event id is dropped).
-	Storage         jetstream.StorageType
-	Replicas        int
-	DuplicateWindow time.Duration
-	// MaxPending bounds the asynchronous publishes waiting for a PubAck, across all concurrent Publish calls;
-	// default 4096. It bounds the publisher's memory while the server is slow.
-	MaxPending int
-	// AckTimeout is how long one PubAck may take before the publish counts as failed and is retried; default 10 s.
-	AckTimeout time.Duration
-	// DeadLetterSubject, when set, receives (as a wrapper JSON, see AppendLetter, with the reason also in the
-	// Tagstream-Dead-Letter-Reason header) the events the server will never accept. A stream must cover it (one
-	// named Stream + "_DEADLETTER" is created when CreateStream is set). Empty means DeadLetter, or Discard.
-	DeadLetterSubject string
-	// DeadLetter overrides DeadLetterSubject with another destination.
-	DeadLetter DeadLetter
-	// Retry is the backoff between publish attempts; only the events not acknowledged are re-published.
-	Retry RetryConfig
-}
-
-func (c JetStreamConfig) withDefaults() (JetStreamConfig, error) {
-	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultSubjectPrefix
-	}
-	if !validSubject(c.SubjectPrefix, false) {
-		return c, configError("SubjectPrefix", "%q is not a valid NATS subject", c.SubjectPrefix)
-	}
-	if strings.ContainsAny(c.Stream, " \t\r\n.*>/\\") {
-		return c, configError("Stream", "%q is not a valid stream name", c.Stream)
-	}
-	switch c.Storage {
-	case jetstream.FileStorage, jetstream.MemoryStorage:
-	default:
-		return c, configError("Storage", "unknown storage type %d", c.Storage)
-	}
-	switch {
-	case c.Replicas < 0 || c.Replicas > 5:
-		return c, configError("Replicas", "must be in [1, 5], got %d", c.Replicas)
-	case c.DuplicateWindow < 0:
-		return c, configError("DuplicateWindow", "must not be negative, got %v", c.DuplicateWindow)
-	case c.MaxPending < 0:
-		return c, configError("MaxPending", "must not be negative, got %d", c.MaxPending)
-	case c.AckTimeout < 0:
-		return c, configError("AckTimeout", "must not be negative, got %v", c.AckTimeout)
-	}
-	if c.DeadLetterSubject != "" {
-		if !validSubject(c.DeadLetterSubject, false) {
-			return c, configError("DeadLetterSubject", "%q is not a valid NATS subject", c.DeadLetterSubject)
-		}
-		if subjectCovers(c.SubjectPrefix+".>", c.DeadLetterSubject) {
-			return c, configError("DeadLetterSubject", "%q lies under SubjectPrefix %q", c.DeadLetterSubject, c.SubjectPrefix)
-		}
-	}
-	if err := c.Retry.validate("Retry"); err != nil {
-		return c, err
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 2 * time.Minute
-	}
-	if c.MaxPending == 0 {
-		c.MaxPending = 4096
-	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = 10 * time.Second
-	}
-	c.Retry = c.Retry.withDefaults()
-	return c, nil
-}
 
 // JetStream publishes events to a JetStream stream with at-least-once delivery: every event is published
 // asynchronously with Nats-Msg-Id set to the event id, and Publish waits for every PubAck. Events not
@@ -120,6 +34,8 @@ type JetStream struct {
 	js         jetstream.JetStream
 	cfg        JetStreamConfig
 	stream     string
+	dlStream   string // the stream of DeadLetterSubject, when the publisher dead-letters there
+	streams    streamResolver
 	deadLetter DeadLetter
 	retry      retrier
 	metrics    *metricSet
@@ -127,8 +43,10 @@ type JetStream struct {
 }
 
 // NewJetStream returns a JetStream publisher on nc (which the caller owns and closes). It finds or creates the
-// stream (see JetStreamConfig.Stream) and fails with ErrNoStream when no stream covers the subjects and
-// CreateStream is off. A nil logger means slog.Default(); a nil reg registers no metrics.
+// stream (see JetStreamConfig.Stream; ProbeJetStream runs the same resolution without creating anything). It
+// fails with ErrConfig for an invalid field or JetStream not enabled, with ErrNoStream when no stream covers the
+// subjects and CreateStream is off (or a stream overlaps them without covering them), and with ErrUnreachable
+// when the server does not answer. A nil logger means slog.Default(); a nil reg registers no metrics.
 func NewJetStream(ctx context.Context, nc *nats.Conn, cfg JetStreamConfig, logger *slog.Logger, reg prometheus.Registerer) (*JetStream, error) {
 	if nc == nil {
 		return nil, configError("nc", "nil *nats.Conn")
@@ -144,22 +62,27 @@ func NewJetStream(ctx context.Context, nc *nats.Conn, cfg JetStreamConfig, logge
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
 		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
 	if err != nil {
-		return nil, fmt.Errorf("publisher: jetstream: %w", err)
+		return nil, classifyStart(fmt.Errorf("publisher: jetstream: %w", err))
 	}
 	m := NewMetrics(reg).forPublisher("jetstream")
 	p := &JetStream{nc: nc, js: js, cfg: cfg, metrics: m, log: logger,
-		retry: retrier{cfg: cfg.Retry, metrics: m, log: logger}}
+		streams: streamResolver{js: js, cfg: cfg, log: logger},
+		retry:   retrier{cfg: cfg.Retry, metrics: m, log: logger}}
+	if err := p.streams.available(ctx); err != nil {
+		return nil, classifyStart(err)
+	}
 	filter := cfg.SubjectPrefix + ".>"
-	p.stream, err = p.ensureStream(ctx, cfg.Stream, DefaultStreamName, filter, "SubjectPrefix")
+	p.stream, err = p.streams.ensure(ctx, cfg.Stream, DefaultStreamName, filter, "SubjectPrefix")
 	if err != nil {
-		return nil, err
+		return nil, classifyStart(err)
 	}
 	switch {
 	case cfg.DeadLetter != nil:
 		p.deadLetter = cfg.DeadLetter
 	case cfg.DeadLetterSubject != "":
-		if _, err := p.ensureStream(ctx, "", p.stream+"_DEADLETTER", cfg.DeadLetterSubject, "DeadLetterSubject"); err != nil {
-			return nil, err
+		p.dlStream, err = p.streams.ensure(ctx, "", p.stream+deadLetterStreamSuffix, cfg.DeadLetterSubject, "DeadLetterSubject")
+		if err != nil {
+			return nil, classifyStart(err)
 		}
 		p.deadLetter = &jetStreamDeadLetter{nc: nc, js: js, subject: cfg.DeadLetterSubject}
 	default:
@@ -175,110 +98,70 @@ func (p *JetStream) Stream() string { return p.stream }
 // SubjectPrefix returns the resolved subject prefix.
 func (p *JetStream) SubjectPrefix() string { return p.cfg.SubjectPrefix }
 
-// ensureStream returns the stream that covers filter: the named one, else the first listed one, else a created
-// one named createName (when CreateStream is on). field names the config field in errors.
-func (p *JetStream) ensureStream(ctx context.Context, name, createName, filter, field string) (string, error) {
-	covers := func(s jetstream.Stream) bool {
-		for _, subj := range s.CachedInfo().Config.Subjects {
-			if subjectCovers(subj, filter) {
-				return true
-			}
-		}
-		return false
+// Ready reports whether the publisher can publish now: the connection is up, and the stream (and the
+// dead-letter stream) still exists and covers the subjects, which a request to the server confirms. It returns
+// nil, or an error wrapping ErrClosed (the connection is closed), ErrUnavailable (disconnected, no answer) or
+// ErrNoStream (the stream was deleted or no longer covers the subjects).
+func (p *JetStream) Ready(ctx context.Context) error {
+	if err := connReady(p.nc); err != nil {
+		return err
 	}
-	if name != "" {
-		s, err := p.js.Stream(ctx, name)
-		switch {
-		case err == nil:
-			if !covers(s) {
-				return "", fmt.Errorf("%w: stream %q listens on %q, which does not cover %q (%s)",
-					ErrNoStream, name, s.CachedInfo().Config.Subjects, filter, field)
-			}
-			return name, nil
-		case !errors.Is(err, jetstream.ErrStreamNotFound):
-			return "", fmt.Errorf("publisher: look up stream %q: %w", name, err)
-		case !p.cfg.CreateStream:
-			return "", fmt.Errorf("%w: stream %q does not exist and CreateStream is off", ErrNoStream, name)
-		}
-		return p.createStream(ctx, name, filter)
+	if err := p.streams.covers(ctx, p.stream, p.cfg.SubjectPrefix+".>"); err != nil {
+		return err
 	}
-	names := p.js.StreamNames(ctx, jetstream.WithStreamListSubject(filter))
-	var found []string
-	for n := range names.Name() {
-		found = append(found, n)
+	if p.dlStream != "" {
+		return p.streams.covers(ctx, p.dlStream, p.cfg.DeadLetterSubject)
 	}
-	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		return "", fmt.Errorf("publisher: list streams for %q: %w", filter, err)
-	}
-	for _, n := range found {
-		s, err := p.js.Stream(ctx, n)
-		if err != nil {
-			return "", fmt.Errorf("publisher: look up stream %q: %w", n, err)
-		}
-		if covers(s) {
-			return n, nil
-		}
-	}
-	if !p.cfg.CreateStream {
-		if len(found) > 0 {
-			return "", fmt.Errorf("%w: streams %q overlap %q but none covers all of it (%s), and CreateStream is off",
-				ErrNoStream, found, filter, field)
-		}
-		return "", fmt.Errorf("%w: no stream listens on %q (%s) and CreateStream is off", ErrNoStream, filter, field)
-	}
-	if len(found) > 0 {
-		return "", fmt.Errorf("%w: streams %q overlap %q without covering it; a new stream would overlap them (%s)",
-			ErrNoStream, found, filter, field)
-	}
-	return p.createStream(ctx, createName, filter)
+	return nil
 }
 
-func (p *JetStream) createStream(ctx context.Context, name, filter string) (string, error) {
-	_, err := p.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{filter},
-		Storage:    p.cfg.Storage,
-		Replicas:   p.cfg.Replicas,
-		Duplicates: p.cfg.DuplicateWindow,
-	})
-	if err != nil {
-		return "", fmt.Errorf("publisher: create stream %q on %q: %w", name, filter, err)
-	}
-	p.log.Info("jetstream stream created", "stream", name, "subjects", filter)
-	return name, nil
-}
-
-// jsItem is one event of a Publish call with its encoded message.
+// jsItem is one event of a Publish call (events[idx]) with its encoded message.
 type jsItem struct {
 	e   *schema.Event
 	msg *nats.Msg
+	idx int
 }
 
 // Publish publishes every event and waits for every PubAck. It returns nil when all are acknowledged (duplicates
 // included) or dead-lettered, ErrClosed (wrapped) when the connection is closed, or a context error (wrapping the
 // last broker error) when ctx ends first.
 func (p *JetStream) Publish(ctx context.Context, events []*schema.Event) error {
+	_, err := p.Deliver(ctx, events)
+	return err
+}
+
+// Deliver is Publish that also says which events went to the dead-letter destination instead of the stream: the
+// indexes into events, ascending (see Deliverer).
+func (p *JetStream) Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	pending := make([]jsItem, len(events))
 	for i, e := range events {
-		pending[i].e = e // encoded on first send, so the server works on the first events while the rest encode
+		pending[i].e, pending[i].idx = e, i // encoded on first send, so the server works on the first events while the rest encode
 	}
 	arena := getArena(len(events) * 2048)
-	err := p.retry.do(ctx, func(ctx context.Context) error {
+	var dead letterBatch
+	err = p.retry.do(ctx, func(ctx context.Context) error {
+		// Letters not delivered by an earlier attempt go first: they are part of this batch's outcome.
+		if err := dead.deliver(ctx, p.deadLetter, p.metrics); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
 		var err error
-		pending, err = p.attempt(ctx, pending, arena)
+		pending, err = p.attempt(ctx, pending, arena, &dead)
 		return err
 	})
 	if err != nil {
 		// Messages may still be in the client's hands (awaiting an ack or AckTimeout): leave the buffer to GC.
-		return err
+		return nil, err
 	}
 	putArena(arena) // every message of the batch is resolved: nobody refers to the buffer any more
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
-	return nil
+	return dead.delivered(), nil
 }
 
 // arenas recycles the buffers that hold the encoded events of a Publish call.
@@ -317,9 +200,9 @@ const (
 	itemDeadLetter
 )
 
-// attempt publishes items asynchronously and waits for their acks. It returns the items to retry, in their
-// original order.
-func (p *JetStream) attempt(ctx context.Context, items []jsItem, arena *[]byte) ([]jsItem, error) {
+// attempt publishes items asynchronously and waits for their acks. It hands the items the server will never
+// accept to dead (and delivers them), and returns the items to retry, in their original order.
+func (p *JetStream) attempt(ctx context.Context, items []jsItem, arena *[]byte, dead *letterBatch) ([]jsItem, error) {
 	if p.nc.IsClosed() {
 		return items, permanent(fmt.Errorf("publisher: jetstream: %w", ErrClosed))
 	}
@@ -404,17 +287,16 @@ send:
 		}
 	}
 
-	var letters []Letter
 	for i, st := range status {
 		if st == itemDeadLetter {
-			letters = append(letters, Letter{Event: items[i].e, Reason: reasons[i], Publisher: "jetstream",
+			dead.add(items[i].idx, Letter{Event: items[i].e, Reason: reasons[i], Publisher: "jetstream",
 				Size: msgSize(items[i].msg)})
 		}
 	}
-	dlErr := deliverDeadLetters(ctx, p.deadLetter, p.metrics, letters)
+	dlErr := dead.deliver(ctx, p.deadLetter, p.metrics)
 	var retry []jsItem
 	for i, st := range status {
-		if st == itemRetry || st == itemDeadLetter && dlErr != nil {
+		if st == itemRetry {
 			retry = append(retry, items[i])
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -338,47 +339,119 @@ func TestJetStreamDeadLettersEventsTheServerRefuses(t *testing.T) {
 	}
 }
 
-func TestNewJetStreamFindsOrCreatesTheStream(t *testing.T) {
+func TestJetStreamStreamResolutionAndProbeAgree(t *testing.T) {
 	tests := []struct {
 		name    string
-		setup   *jetstream.StreamConfig
+		setup   []jetstream.StreamConfig
 		cfg     JetStreamConfig
 		wantErr error
-		stream  string
+		stream  string   // the stream published into
+		create  bool     // created by NewJetStream (the probe says it would be)
+		naming  []string // what the error names
 	}{
-		{"no stream and creation off is a clear error", nil, JetStreamConfig{}, ErrNoStream, ""},
-		{"no stream with creation on creates the default stream", nil, JetStreamConfig{CreateStream: true}, nil, DefaultStreamName},
-		{"an existing covering stream is found without a name",
-			&jetstream.StreamConfig{Name: "EVERYTHING", Subjects: []string{"tagstream.>"}}, JetStreamConfig{}, nil, "EVERYTHING"},
+		{"no stream and creation off is a clear error", nil, JetStreamConfig{}, ErrNoStream, "", false,
+			[]string{`"tagstream.media.>"`, "CreateStream is off"}},
+		{"no stream with creation on creates the default stream", nil, JetStreamConfig{CreateStream: true}, nil,
+			DefaultStreamName, true, nil},
+		{"a stream of another name covering the prefix is used without a name",
+			[]jetstream.StreamConfig{{Name: "MEDIA", Subjects: []string{"tagstream.media.>"}}},
+			JetStreamConfig{CreateStream: true}, nil, "MEDIA", false, nil},
+		{"a wider stream covering the prefix is used without a name",
+			[]jetstream.StreamConfig{{Name: "EVERYTHING", Subjects: []string{"tagstream.>"}}},
+			JetStreamConfig{}, nil, "EVERYTHING", false, nil},
+		{"a stream covering the prefix among other subjects is used without a name",
+			[]jetstream.StreamConfig{{Name: "MIXED", Subjects: []string{"other.x", "tagstream.*.>"}}},
+			JetStreamConfig{}, nil, "MIXED", false, nil},
+		{"a stream that overlaps the prefix without covering it is a clear error, creation on or off",
+			[]jetstream.StreamConfig{{Name: "COFFEE", Subjects: []string{"tagstream.media.coffee"}}},
+			JetStreamConfig{CreateStream: true}, ErrNoStream, "", false,
+			[]string{`"COFFEE"`, `"tagstream.media.coffee"`, `"tagstream.media.>"`}},
+		{"two partial streams are both named",
+			[]jetstream.StreamConfig{{Name: "COFFEE", Subjects: []string{"tagstream.media.coffee"}},
+				{Name: "TEA", Subjects: []string{"tagstream.media.tea"}}},
+			JetStreamConfig{}, ErrNoStream, "", false, []string{`"COFFEE"`, `"TEA"`, `"tagstream.media.tea"`}},
+		{"a stream taking the default name on other subjects is a clear error",
+			[]jetstream.StreamConfig{{Name: DefaultStreamName, Subjects: []string{"elsewhere.>"}}},
+			JetStreamConfig{CreateStream: true}, ErrNoStream, "", false, []string{`"TAGSTREAM"`, `"elsewhere.>"`}},
+		{"a named stream that covers the prefix is used",
+			[]jetstream.StreamConfig{{Name: "MINE", Subjects: []string{"tagstream.>"}}},
+			JetStreamConfig{Stream: "MINE"}, nil, "MINE", false, nil},
 		{"a named stream that does not cover the prefix is refused",
-			&jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"other.>"}}, JetStreamConfig{Stream: "OTHER"}, ErrNoStream, ""},
-		{"a stream covering part of the prefix is refused",
-			&jetstream.StreamConfig{Name: "PART", Subjects: []string{"tagstream.media.sunset"}}, JetStreamConfig{CreateStream: true}, ErrNoStream, ""},
-		{"a missing named stream is created with that name", nil, JetStreamConfig{Stream: "MINE", CreateStream: true}, nil, "MINE"},
+			[]jetstream.StreamConfig{{Name: "OTHER", Subjects: []string{"other.>"}}},
+			JetStreamConfig{Stream: "OTHER"}, ErrNoStream, "", false, []string{`"OTHER"`, `"other.>"`}},
+		{"a missing named stream is created with that name", nil,
+			JetStreamConfig{Stream: "MINE", CreateStream: true}, nil, "MINE", true, nil},
+		{"a missing named stream with creation off is a clear error", nil,
+			JetStreamConfig{Stream: "MINE"}, ErrNoStream, "", false, []string{`"MINE"`}},
+		{"a missing named stream whose subjects another stream holds is a clear error naming both",
+			[]jetstream.StreamConfig{{Name: "EVERYTHING", Subjects: []string{"tagstream.>"}}},
+			JetStreamConfig{Stream: DefaultStreamName, CreateStream: true}, ErrNoStream, "", false,
+			[]string{`"TAGSTREAM"`, `"EVERYTHING"`, `"tagstream.>"`}},
+		{"the dead-letter subject is found in a stream of any name",
+			[]jetstream.StreamConfig{{Name: "EVENTS", Subjects: []string{"tagstream.media.>"}},
+				{Name: "DLQ", Subjects: []string{"tagstream.dlq"}}},
+			JetStreamConfig{DeadLetterSubject: "tagstream.dlq"}, nil, "EVENTS", false, nil},
+		{"a dead-letter subject no stream covers with creation off is a clear error",
+			[]jetstream.StreamConfig{{Name: "EVENTS", Subjects: []string{"tagstream.media.>"}}},
+			JetStreamConfig{DeadLetterSubject: "tagstream.dlq"}, ErrNoStream, "", false, []string{"DeadLetterSubject"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ns := startNATS(t, 0)
-			nc := ns.connect(t)
+			nc := startNATS(t, 0).connect(t)
 			ctx := context.Background()
-			if tt.setup != nil {
-				js, _ := jetstream.New(nc)
-				if _, err := js.CreateStream(ctx, *tt.setup); err != nil {
+			js, _ := jetstream.New(nc)
+			for _, sc := range tt.setup {
+				if _, err := js.CreateStream(ctx, sc); err != nil {
 					t.Fatal(err)
 				}
 			}
+			streams := func() []string {
+				var names []string
+				l := js.StreamNames(ctx)
+				for n := range l.Name() {
+					names = append(names, n)
+				}
+				slices.Sort(names)
+				return names
+			}
+			before := streams()
+
+			probe, perr := ProbeJetStream(ctx, nc, tt.cfg)
+			if after := streams(); !slices.Equal(before, after) {
+				t.Fatalf("the probe changed the streams from %q to %q", before, after)
+			}
 			p, err := NewJetStream(ctx, nc, tt.cfg, testLogger(t), nil)
 			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("NewJetStream = %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, tt.wantErr) || !errors.Is(perr, tt.wantErr) {
+					t.Fatalf("NewJetStream = %v, ProbeJetStream = %v; want both %v", err, perr, tt.wantErr)
+				}
+				if err.Error() != perr.Error() {
+					t.Fatalf("the probe and the constructor disagree:\n%v\n%v", perr, err)
+				}
+				for _, s := range tt.naming {
+					if !strings.Contains(err.Error(), s) {
+						t.Fatalf("error %q does not name %s", err, s)
+					}
 				}
 				return
 			}
-			if err != nil {
-				t.Fatalf("NewJetStream: %v", err)
+			if err != nil || perr != nil {
+				t.Fatalf("NewJetStream = %v, ProbeJetStream = %v", err, perr)
 			}
-			if p.Stream() != tt.stream {
-				t.Fatalf("stream %q, want %q", p.Stream(), tt.stream)
+			t.Cleanup(func() { _ = p.Close() })
+			if p.Stream() != tt.stream || probe.Stream != tt.stream || probe.Create != tt.create {
+				t.Fatalf("publisher on %q, probe %+v; want stream %q, create %v", p.Stream(), probe, tt.stream, tt.create)
+			}
+			if created := !slices.Contains(before, tt.stream); created != tt.create {
+				t.Fatalf("stream %q created = %v, want %v", tt.stream, created, tt.create)
+			}
+			publishOK(t, p, makeEvents("sunset", 0, 3, 10))
+			if got := readStream(t, nc, tt.stream); len(got) != 3 {
+				t.Fatalf("stream %s holds %d messages, want 3", tt.stream, len(got))
+			}
+			again, err := ProbeJetStream(ctx, nc, tt.cfg)
+			if err != nil || again.Stream != tt.stream || again.Create || again.Msgs != 3 || again.Duplicates <= 0 {
+				t.Fatalf("probe after publishing = %+v, %v; want stream %s, 3 messages, a duplicate window", again, err, tt.stream)
 			}
 		})
 	}

@@ -366,13 +366,13 @@ func TestKafkaChecksTheTopicAtStart(t *testing.T) {
 	t.Run("a missing topic is created with the configured partitions", func(t *testing.T) {
 		topic := uniqueTopic(t)
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Topic: topic, CreateTopic: true, Partitions: 3})
-		md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		md, err := p.admin.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 		if err != nil || len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 3 {
 			t.Fatalf("metadata of the created topic: %v %+v, want 3 partitions", err, md)
 		}
-		exists, err := p.topicExists(ctx, topic)
-		if err != nil || !exists {
-			t.Fatalf("created topic not found: %v", err)
+		st, err := p.admin.describe(ctx, topic)
+		if err != nil || st.missing || !st.led {
+			t.Fatalf("created topic not found: %v %+v", err, st)
 		}
 	})
 	t.Run("an unreachable broker fails the start once its context ends", func(t *testing.T) {
@@ -586,13 +586,20 @@ func TestKafkaConfigValidation(t *testing.T) {
 	})
 }
 
-func TestKafkaTLS(t *testing.T) {
+// tlsKafka starts a kfake broker that speaks TLS with a certificate of a private CA, and returns its addresses
+// and the CA file.
+func tlsKafka(t *testing.T) (brokers []string, caFile string) {
+	t.Helper()
 	caFile, certFile, keyFile := writeTestPKI(t, t.TempDir())
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	brokers := fakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	return fakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})), caFile
+}
+
+func TestKafkaTLS(t *testing.T) {
+	brokers, caFile := tlsKafka(t)
 	t.Run("a broker certificate signed by the configured CA is trusted", func(t *testing.T) {
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, TLS: TLSConfig{CAFile: caFile}})
 		publishOK(t, p, makeEvents("tls", 0, 3, 10))

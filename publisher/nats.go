@@ -39,8 +39,8 @@ func (c NATSConfig) withDefaults() (NATSConfig, error) {
 	if c.SubjectPrefix == "" {
 		c.SubjectPrefix = DefaultSubjectPrefix
 	}
-	if !validSubject(c.SubjectPrefix, false) {
-		return c, configError("SubjectPrefix", "%q is not a valid NATS subject", c.SubjectPrefix)
+	if err := ValidateSubjectPrefix(c.SubjectPrefix); err != nil {
+		return c, configError("SubjectPrefix", "%v", err)
 	}
 	if c.FlushTimeout < 0 {
 		return c, configError("FlushTimeout", "must not be negative, got %v", c.FlushTimeout)
@@ -48,8 +48,10 @@ func (c NATSConfig) withDefaults() (NATSConfig, error) {
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = 5 * time.Second
 	}
-	if c.DeadLetterSubject != "" && !validSubject(c.DeadLetterSubject, false) {
-		return c, configError("DeadLetterSubject", "%q is not a valid NATS subject", c.DeadLetterSubject)
+	if c.DeadLetterSubject != "" {
+		if err := ValidateSubject(c.DeadLetterSubject); err != nil {
+			return c, configError("DeadLetterSubject", "%v", err)
+		}
 	}
 	if err := c.Retry.validate("Retry"); err != nil {
 		return c, err
@@ -100,24 +102,34 @@ func NewNATS(nc *nats.Conn, cfg NATSConfig, logger *slog.Logger, reg prometheus.
 // the dead-letter destination. A failed send or flush is retried with backoff until ctx ends; messages already
 // handed to the connection are not sent again (at most once).
 func (p *NATS) Publish(ctx context.Context, events []*schema.Event) error {
+	_, err := p.Deliver(ctx, events)
+	return err
+}
+
+// Deliver is Publish that also says which events went to the dead-letter destination instead of their subject:
+// the indexes into events, ascending (see Deliverer).
+func (p *NATS) Deliver(ctx context.Context, events []*schema.Event) (deadLettered []int, err error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	next := 0
 	var buf []byte
-	err := p.retry.do(ctx, func(ctx context.Context) error {
+	// The letters live outside the attempts: a letter whose delivery failed, or whose attempt failed on a later
+	// message, is delivered by the next attempt (the cursor must not move past an event that was neither
+	// published nor dead-lettered).
+	var dead letterBatch
+	err = p.retry.do(ctx, func(ctx context.Context) error {
 		if p.nc.IsClosed() {
 			return permanent(fmt.Errorf("publisher: nats: %w", ErrClosed))
 		}
-		var letters []Letter
 		for ; next < len(events); next++ {
 			e := events[next]
 			buf = e.AppendJSON(buf[:0])
 			msg := &nats.Msg{Subject: Subject(p.cfg.SubjectPrefix, e.Subject), Data: buf}
 			if err := p.nc.PublishMsg(msg); err != nil {
 				if errors.Is(err, nats.ErrMaxPayload) {
-					letters = append(letters, Letter{Event: e, Publisher: "nats", Size: len(buf),
+					dead.add(next, Letter{Event: e, Publisher: "nats", Size: len(buf),
 						Reason: fmt.Sprintf("message too large: %d bytes > max_payload %d", len(buf), p.nc.MaxPayload())})
 					continue
 				}
@@ -127,8 +139,8 @@ func (p *NATS) Publish(ctx context.Context, events []*schema.Event) error {
 				return fmt.Errorf("publisher: nats publish: %w: %w", ErrUnavailable, err)
 			}
 		}
-		if err := deliverDeadLetters(ctx, p.deadLetter, p.metrics, letters); err != nil {
-			return err
+		if err := dead.deliver(ctx, p.deadLetter, p.metrics); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		fctx, cancel := context.WithTimeout(ctx, p.cfg.FlushTimeout)
 		defer cancel()
@@ -138,12 +150,26 @@ func (p *NATS) Publish(ctx context.Context, events []*schema.Event) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	n := float64(len(events))
+	deadLettered = dead.delivered()
+	n := float64(len(events) - len(deadLettered))
 	p.metrics.acks.Add(n)
 	p.metrics.published.Add(n)
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
+	return deadLettered, nil
+}
+
+// Ready reports whether the publisher can publish now: the connection is up and answers a round trip (a flush).
+// It returns nil, or an error wrapping ErrClosed (the connection is closed) or ErrUnavailable (disconnected,
+// reconnecting, no answer before ctx ends).
+func (p *NATS) Ready(ctx context.Context) error {
+	if err := connReady(p.nc); err != nil {
+		return err
+	}
+	if err := p.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("publisher: nats round trip: %w: %w", ErrUnavailable, err)
+	}
 	return nil
 }
 

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
@@ -100,4 +104,111 @@ func TestNATSReturnsWhenTheContextEndsWhileTheServerIsDown(t *testing.T) {
 	if err := p.Publish(context.Background(), makeEvents("a", 0, 1, 10)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish on a closed connection = %v, want ErrClosed", err)
 	}
+}
+
+// letterRecorder is a DeadLetter that stores letters in memory and fails the first failFirst calls.
+type letterRecorder struct {
+	mu        sync.Mutex
+	failFirst int
+	calls     int
+	letters   []Letter
+}
+
+func (r *letterRecorder) DeadLetter(_ context.Context, letters []Letter) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.calls <= r.failFirst {
+		return errors.New("dead-letter destination down")
+	}
+	r.letters = append(r.letters, letters...)
+	return nil
+}
+
+func (r *letterRecorder) ids() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, l := range r.letters {
+		out = append(out, l.Event.ID)
+	}
+	return out
+}
+
+// TestNATSKeepsDeadLettersAcrossRetries is issue 10.3: the letters of an attempt must survive a failed attempt,
+// so that Publish never returns nil for an event that was neither published nor dead-lettered.
+func TestNATSKeepsDeadLettersAcrossRetries(t *testing.T) {
+	fast := RetryConfig{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
+	t.Run("a letter whose delivery failed is delivered by the next attempt", func(t *testing.T) {
+		ns := startNATS(t, 4096)
+		nc := ns.connect(t)
+		rec := &letterRecorder{failFirst: 1}
+		reg := prometheus.NewRegistry()
+		p, err := NewNATS(nc, NATSConfig{DeadLetter: rec, Retry: fast}, testLogger(t), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events := append(append(makeEvents("a", 0, 1, 10), makeEvents("a", 1, 1, 8000)...), makeEvents("a", 2, 1, 10)...)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		dead, err := p.Deliver(ctx, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rec.ids(); !slices.Equal(got, []string{events[1].ID}) || !slices.Equal(dead, []int{1}) {
+			t.Fatalf("dead letters stored %q, Deliver says %v; want the large event, index 1", got, dead)
+		}
+		if n := counter(t, reg, "tagstream_publisher_published_total", nil); n != 2 {
+			t.Fatalf("published_total = %v, want 2 (the dead letter is not published)", n)
+		}
+	})
+	t.Run("a letter whose attempt failed on a later message is delivered by the next attempt", func(t *testing.T) {
+		ns := startNATS(t, 4096)
+		opts, err := ConnConfig{URLs: []string{ns.url()}, ReconnectWait: 20 * time.Millisecond,
+			MaxReconnectWait: 100 * time.Millisecond, ReconnectBufSize: 2048}.Options(testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := nats.Connect(ns.url(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		rec := &letterRecorder{}
+		reg := prometheus.NewRegistry()
+		p, err := NewNATS(nc, NATSConfig{DeadLetter: rec, Retry: fast}, testLogger(t), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.stop()
+		testkitWaitStatus(t, nc, nats.RECONNECTING)
+		// The large event is refused by the client (max_payload of the last server); the small ones fill the
+		// reconnect buffer until a publish fails, which ends the attempt.
+		events := append(makeEvents("a", 0, 1, 8000), makeEvents("a", 1, 20, 300)...)
+		type result struct {
+			dead []int
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			dead, err := p.Deliver(ctx, events)
+			done <- result{dead, err}
+		}()
+		testkit.Eventually(t, 10*time.Second, "a failed attempt", func() bool {
+			return counter(t, reg, "tagstream_publisher_retries_total", nil) >= 1
+		})
+		ns.start()
+		r := testkit.Receive(t, done, 20*time.Second, "Deliver to return")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := rec.ids(); !slices.Equal(got, []string{events[0].ID}) || !slices.Equal(r.dead, []int{0}) {
+			t.Fatalf("dead letters stored %q, Deliver says %v; want the large event, index 0", got, r.dead)
+		}
+		if n := counter(t, reg, "tagstream_publisher_published_total", nil); n != 20 {
+			t.Fatalf("published_total = %v, want 20", n)
+		}
+	})
 }

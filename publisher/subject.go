@@ -1,8 +1,13 @@
 package publisher
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tagstream/tagstream/schema"
 )
 
 // EncodeTag returns the subject token of tag: one NATS subject token (never empty, never holding '.', '*', '>' or
@@ -128,27 +133,64 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// validSubject reports whether s is a valid NATS subject to publish to (or, with wildcards, a filter):
-// non-empty tokens without white space.
-func validSubject(s string, wildcards bool) bool {
-	if s == "" {
-		return false
+// MaxSubjectBytes is the longest literal NATS subject this package publishes to (an event's subject, a
+// dead-letter subject): 3072 bytes, which leaves room within nats-server's 4096-byte protocol line for the reply
+// inbox and the sizes that a publish carries along with the subject.
+const MaxSubjectBytes = 3072
+
+// MaxSubjectPrefixBytes is the longest subject prefix: the subject of any valid tag under it (the prefix, a '.'
+// and EncodeTag of a tag of schema.MaxTagRunes runes, at most 1 + 12*schema.MaxTagRunes bytes) stays within
+// MaxSubjectBytes.
+const MaxSubjectPrefixBytes = MaxSubjectBytes - 1 - (1 + 12*schema.MaxTagRunes)
+
+// ValidateSubject checks a literal NATS subject to publish to: valid UTF-8 of at most MaxSubjectBytes bytes,
+// made of '.'-separated tokens that are not empty and hold no white space, control character or wildcard ('*',
+// '>'). The error says what is wrong and quotes the subject.
+func ValidateSubject(s string) error {
+	return validateSubject(s, MaxSubjectBytes)
+}
+
+// ValidateSubjectPrefix checks a subject prefix (the part before the tag's token): a literal subject, as
+// ValidateSubject, of at most MaxSubjectPrefixBytes bytes.
+func ValidateSubjectPrefix(prefix string) error {
+	return validateSubject(prefix, MaxSubjectPrefixBytes)
+}
+
+// validateSubject checks s as a literal subject of at most limit bytes.
+func validateSubject(s string, limit int) error {
+	switch {
+	case s == "":
+		return errors.New("empty subject")
+	case len(s) > limit:
+		return fmt.Errorf("subject of %d bytes is longer than %d", len(s), limit)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%q is not valid UTF-8", s)
 	}
 	for tok := range strings.SplitSeq(s, ".") {
 		if tok == "" {
-			return false
+			return fmt.Errorf("%q has an empty token (a leading, trailing or double '.')", s)
 		}
-		if strings.ContainsAny(tok, " \t\r\n\f\v") {
-			return false
+		if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }) {
+			return fmt.Errorf("%q holds a space or control character", s)
 		}
-		if !wildcards && (strings.ContainsAny(tok, "*>")) {
-			return false
-		}
-		if wildcards && strings.ContainsAny(tok, "*>") && tok != "*" && tok != ">" {
-			return false
+		if strings.ContainsAny(tok, "*>") {
+			return fmt.Errorf("%q holds a wildcard ('*' or '>'); a literal subject is needed", s)
 		}
 	}
-	return true
+	return nil
+}
+
+// TagSubject returns the subject of tag under prefix, after checking the tag with schema.ValidateTag (errors
+// wrap schema.ErrInvalidTag) and the prefix with ValidateSubjectPrefix (errors wrap ErrConfig). Use it where a
+// tag from the configuration enters a subject (a consumer's filter); Subject itself encodes any string.
+func TagSubject(prefix, tag string) (string, error) {
+	if err := ValidateSubjectPrefix(prefix); err != nil {
+		return "", configError("SubjectPrefix", "%v", err)
+	}
+	if err := schema.ValidateTag(tag); err != nil {
+		return "", fmt.Errorf("publisher: subject of tag: %w", err)
+	}
+	return Subject(prefix, tag), nil
 }
 
 // subjectCovers reports whether every subject matched by filter (which may hold wildcards) is also matched by

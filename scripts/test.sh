@@ -44,6 +44,11 @@ say "era clients (scripts/era-clients.sh)"
 TAGSTREAM_ERA_PYTHON="$("$REPO/scripts/era-clients.sh")"
 export TAGSTREAM_ERA_PYTHON
 
+# promtool for deploy/check (alert rules and dashboard): cached, or extracted from Debian's package (scripts/promtool.sh).
+say "promtool (scripts/promtool.sh)"
+TAGSTREAM_PROMTOOL="$("$REPO/scripts/promtool.sh" --version)"
+export TAGSTREAM_PROMTOOL
+
 BROKERS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tagstream-test.XXXXXX")"
 cleanup() {
 	local rc=$?
