@@ -221,7 +221,7 @@ func TestLoadRejectsBadSettings(t *testing.T) {
 		{"a page size above the API's maximum", env{file: base + "tags: x\npage-size: 50\n"}, "page-size", []string{"at most 33"}},
 		{"an unknown sink", env{file: base + "tags: x\n", args: []string{"--sink", "redis"}}, "sink", []string{"not one of"}},
 		{"a bad NATS URL", env{file: "tags: x\ntokens-file: " + good + "\nsink: jetstream\nnats-url: http://x:4222\n"}, "nats-url", []string{"scheme"}},
-		{"a subject prefix with a wildcard", env{file: "tags: x\ntokens-file: " + good + "\nsink: nats\nsubject-prefix: a.*\n"}, "subject-prefix", []string{"wildcards"}},
+		{"a subject prefix with a wildcard", env{file: "tags: x\ntokens-file: " + good + "\nsink: nats\nsubject-prefix: a.*\n"}, "subject-prefix", []string{"wildcard"}},
 		{"kafka without brokers", env{file: "tags: x\ntokens-file: " + good + "\nsink: kafka\n"}, "kafka-brokers", []string{"at least one broker"}},
 		{"kafka broker without port", env{file: "tags: x\ntokens-file: " + good + "\nsink: kafka\nkafka-brokers: [kafka1]\n"}, "kafka-brokers", []string{"host:port"}},
 		{"a bad kafka topic", env{file: "tags: x\ntokens-file: " + good + "\nsink: kafka\nkafka-brokers: a:9092\nkafka-topic: 'a topic'\n"}, "kafka-topic", []string{"only letters"}},
@@ -241,7 +241,7 @@ func TestLoadRejectsBadSettings(t *testing.T) {
 		{"more catch-up pages than the poller holds", env{file: base + "tags: x\ncatch-up-pages: 1001\n"}, "catch-up-pages", []string{"out of range 1..1000"}},
 		{"more backfill pages than one first poll walks", env{file: base + "tags: x\nstart: backfill\nbackfill-pages: 1001\n"}, "backfill-pages", []string{"1000"}},
 		{"a tag longer than 100 characters", env{file: base + "tags: [" + strings.Repeat("a", 101) + "]\n"}, "tags", []string{"longer than 100 characters"}},
-		{"a stream name with a dot", env{file: "tags: x\ntokens-file: " + good + "\nsink: jetstream\nstream: a.b\n"}, "stream", []string{"must not contain"}},
+		{"a stream name with a dot", env{file: "tags: x\ntokens-file: " + good + "\nsink: jetstream\nstream: a.b\n"}, "stream", []string{"which stream names must not"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

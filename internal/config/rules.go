@@ -1,10 +1,8 @@
 package config
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/tagstream/tagstream/poller"
+	"github.com/tagstream/tagstream/publisher"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -26,57 +24,15 @@ const (
 	maxBackfillPages = poller.MaxBackfillPages
 )
 
-// The rules below are still local copies until their owner exports them: publisher.ValidateTopic,
-// publisher.ValidateSubject, publisher.ValidateSubjectPrefix and publisher.ValidateStreamName replace them one for
-// one.
+// checkSubject applies the rule for a literal NATS subject, publisher.ValidateSubject.
+func checkSubject(s string) error { return publisher.ValidateSubject(s) }
 
-// checkSubject checks a literal NATS subject (no wildcards).
-func checkSubject(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty subject")
-	}
-	for _, tok := range strings.Split(s, ".") {
-		if tok == "" {
-			return fmt.Errorf("%q has an empty token (leading, trailing or double '.')", s)
-		}
-		if tok == "*" || tok == ">" {
-			return fmt.Errorf("%q must not contain wildcards", s)
-		}
-		if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '>' }) {
-			return fmt.Errorf("%q contains a space, control character or wildcard", s)
-		}
-	}
-	return nil
-}
+// checkSubjectPrefix applies the rule for the events' subject prefix, publisher.ValidateSubjectPrefix (short
+// enough for the subject of any valid tag).
+func checkSubjectPrefix(s string) error { return publisher.ValidateSubjectPrefix(s) }
 
-// checkSubjectPrefix checks the subject prefix of the events (a literal subject).
-func checkSubjectPrefix(s string) error { return checkSubject(s) }
+// checkStreamName applies the rule for a JetStream stream name, publisher.ValidateStreamName.
+func checkStreamName(s string) error { return publisher.ValidateStreamName(s) }
 
-// checkStreamName checks a JetStream stream name.
-func checkStreamName(s string) error {
-	if s == "" {
-		return fmt.Errorf("empty stream name")
-	}
-	if strings.ContainsFunc(s, func(r rune) bool {
-		return r <= ' ' || r == 0x7f || r == '.' || r == '*' || r == '>' || r == '/' || r == '\\'
-	}) {
-		return fmt.Errorf("%q must not contain spaces, '.', '*', '>', '/' or '\\'", s)
-	}
-	return nil
-}
-
-// checkTopic checks a Kafka topic name.
-func checkTopic(t string) error {
-	if t == "" || t == "." || t == ".." {
-		return fmt.Errorf("%q is not a valid topic name", t)
-	}
-	if len(t) > 249 {
-		return fmt.Errorf("topic name longer than 249 characters")
-	}
-	for _, r := range t {
-		if !(r == '.' || r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-			return fmt.Errorf("%q: topic names hold only letters, digits, '.', '_' and '-'", t)
-		}
-	}
-	return nil
-}
+// checkTopic applies the rule for a Kafka topic name, publisher.ValidateTopic (at most publisher.MaxTopicLen).
+func checkTopic(t string) error { return publisher.ValidateTopic(t) }

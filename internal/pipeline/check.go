@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/internal/config"
@@ -78,85 +77,46 @@ func checkSink(ctx context.Context, cfg *config.Config, logger *slog.Logger) (st
 			return server + "; core NATS publishes are at-most-once", nil
 		}
 		jc := jetStreamConfig(cfg)
-		pr, err := probeJetStream(ctx, nc, jc)
+		pr, err := publisher.ProbeJetStream(ctx, nc, jc)
+		if errors.Is(err, publisher.ErrNoStream) && !jc.CreateStream {
+			return "", fmt.Errorf("%s: %w (create-stream is off)", server, err)
+		}
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", server, err)
 		}
+		detail := fmt.Sprintf("%s; stream %s covers %s.> (%d messages, duplicate window %s)", server, pr.Stream, jc.SubjectPrefix, pr.Msgs, pr.Duplicates)
 		if pr.Create {
-			return fmt.Sprintf("%s; no stream covers %s.> yet: run creates stream %s on %s.>", server, jc.SubjectPrefix, pr.Stream, jc.SubjectPrefix), nil
-		}
-		return fmt.Sprintf("%s; stream %s covers %s.> (%d messages, duplicate window %s)", server, pr.Stream, jc.SubjectPrefix, pr.Msgs, pr.Duplicates), nil
-	case config.SinkKafka:
-		kc := kafkaConfig(cfg)
-		pr, err := probeKafka(ctx, kc)
-		if err != nil {
-			return "", fmt.Errorf("kafka: %w", err)
+			detail = fmt.Sprintf("%s; no stream covers %s.> yet: run creates stream %s on %s.>", server, jc.SubjectPrefix, pr.Stream, jc.SubjectPrefix)
 		}
 		switch {
-		case pr.TopicMissing && kc.CreateTopic:
-			return fmt.Sprintf("kafka cluster of %d brokers; topic %s does not exist yet: run creates it", pr.Brokers, kc.Topic), nil
-		case pr.TopicMissing:
-			return "", fmt.Errorf("kafka cluster of %d brokers: topic %s does not exist and kafka-create-topic is off: %w", pr.Brokers, kc.Topic, publisher.ErrTopicNotFound)
+		case pr.DeadLetterCreate:
+			detail += fmt.Sprintf("; run creates stream %s for the dead letters on %s", pr.DeadLetterStream, jc.DeadLetterSubject)
+		case pr.DeadLetterStream != "":
+			detail += fmt.Sprintf("; dead letters go to stream %s", pr.DeadLetterStream)
 		}
-		return fmt.Sprintf("kafka cluster of %d brokers; topic %s has %d partitions", pr.Brokers, kc.Topic, pr.Partitions), nil
+		return detail, nil
+	case config.SinkKafka:
+		kc := kafkaConfig(cfg)
+		pr, err := publisher.ProbeKafka(ctx, kc)
+		switch {
+		case errors.Is(err, publisher.ErrTopicNotFound):
+			return "", fmt.Errorf("kafka cluster of %d brokers: %w (kafka-create-topic is off)", pr.Brokers, err)
+		case err != nil:
+			return "", fmt.Errorf("kafka: %w", err)
+		}
+		detail := fmt.Sprintf("kafka cluster of %d brokers; topic %s has %d partitions", pr.Brokers, kc.Topic, pr.Partitions)
+		if pr.TopicMissing {
+			detail = fmt.Sprintf("kafka cluster of %d brokers; topic %s does not exist yet: run creates it", pr.Brokers, kc.Topic)
+		}
+		if pr.DeadLetterTopicMissing {
+			detail += fmt.Sprintf("; run creates the dead-letter topic %s", kc.DeadLetterTopic)
+		}
+		return detail, nil
 	case config.SinkFile:
 		return fmt.Sprintf("events will be appended to %s", cfg.Output), nil
 	default:
 		return "events will be written to stdout", nil
 	}
-}
-
-// jetStreamProbe is what the server says of the stream a JetStream publisher would use.
-type jetStreamProbe struct {
-	Stream     string        // the stream found, or the one run would create
-	Create     bool          // no stream exists yet: run creates Stream
-	Msgs       uint64        // messages in the stream
-	Duplicates time.Duration // its duplicate window
-}
-
-// probeJetStream finds the stream the publisher of jc would publish to, as NewJetStream does, without creating
-// it. It fails with publisher.ErrNoStream when run would fail for the same reason.
-//
-// publisher.ProbeJetStream(ctx, nc, jc) replaces this function once the publisher exports it.
-func probeJetStream(ctx context.Context, nc *nats.Conn, jc publisher.JetStreamConfig) (jetStreamProbe, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return jetStreamProbe{}, err
-	}
-	if _, err := js.AccountInfo(ctx); err != nil {
-		return jetStreamProbe{}, fmt.Errorf("JetStream is not available: %w", err)
-	}
-	filter := jc.SubjectPrefix + ".>"
-	name := jc.Stream
-	if name == "" {
-		name, err = js.StreamNameBySubject(ctx, filter)
-		switch {
-		case errors.Is(err, jetstream.ErrStreamNotFound) && jc.CreateStream:
-			return jetStreamProbe{Stream: publisher.DefaultStreamName, Create: true}, nil
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return jetStreamProbe{}, fmt.Errorf("no stream covers %s and create-stream is off: %w", filter, publisher.ErrNoStream)
-		case err != nil:
-			return jetStreamProbe{}, fmt.Errorf("look up the stream of %s: %w", filter, err)
-		}
-	}
-	st, err := js.Stream(ctx, name)
-	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound) && jc.CreateStream:
-		return jetStreamProbe{Stream: name, Create: true}, nil
-	case errors.Is(err, jetstream.ErrStreamNotFound):
-		return jetStreamProbe{}, fmt.Errorf("stream %s does not exist and create-stream is off: %w", name, publisher.ErrNoStream)
-	case err != nil:
-		return jetStreamProbe{}, fmt.Errorf("stream %s: %w", name, err)
-	}
-	info := st.CachedInfo()
-	covered := false
-	for _, s := range info.Config.Subjects {
-		covered = covered || subjectCovers(s, filter)
-	}
-	if !covered {
-		return jetStreamProbe{}, fmt.Errorf("stream %s listens on %q, which does not cover %s: %w", name, info.Config.Subjects, filter, publisher.ErrNoStream)
-	}
-	return jetStreamProbe{Stream: name, Msgs: info.State.Msgs, Duplicates: info.Config.Duplicates}, nil
 }
 
 // checkState describes the checkpoint store without opening it (a running tagstream holds its lock).
@@ -198,24 +158,4 @@ func checkState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			return "", fmt.Errorf("checkpoint file %s: %s", path, strings.TrimPrefix(err.Error(), "stat "+path+": "))
 		}
 	}
-}
-
-// subjectCovers reports whether every subject that filter matches is matched by pattern too.
-func subjectCovers(pattern, filter string) bool {
-	pt, ft := strings.Split(pattern, "."), strings.Split(filter, ".")
-	for i, p := range pt {
-		switch {
-		case p == ">":
-			return i < len(ft)
-		case i >= len(ft):
-			return false
-		case p == "*":
-			if ft[i] == ">" {
-				return false
-			}
-		case p != ft[i]:
-			return false
-		}
-	}
-	return len(pt) == len(ft)
 }

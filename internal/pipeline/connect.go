@@ -3,10 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"net"
-	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -153,17 +150,13 @@ func (p *Pipeline) brokerAddr() string {
 }
 
 // unreachable reports whether err means the broker cannot be reached right now (so that trying again later can
-// succeed), as opposed to a broker that answered and refused.
+// succeed), as opposed to a broker that answered and refused: the publisher's classification of its connects and
+// constructors, and for the JetStream KV store (on a connection that was up a moment ago) a request that timed out
+// or a connection lost meanwhile.
 func unreachable(err error) bool {
-	if errors.Is(err, publisher.ErrUnavailable) || errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EHOSTUNREACH) ||
-		errors.Is(err, syscall.ENETUNREACH) {
-		return true
-	}
-	var dnsErr *net.DNSError
-	var opErr *net.OpError
-	return errors.As(err, &dnsErr) || errors.As(err, &opErr) && opErr.Op == "dial"
+	return errors.Is(err, publisher.ErrUnreachable) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrDisconnected) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 // classify turns a failure to build the pipeline into a *config.Error naming the setting when it is a
@@ -188,10 +181,10 @@ func (p *Pipeline) classify(err error) error {
 		key = "tags"
 	case errors.Is(err, checkpoint.ErrLocked):
 		key = "state-dir"
-	case errors.Is(err, publisher.ErrConfig), errors.Is(err, poller.ErrConfig):
-		key = "config"
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):
 		key = "nats-url"
+	case errors.Is(err, publisher.ErrConfig), errors.Is(err, poller.ErrConfig):
+		key = "config"
 	}
 	if key == "" {
 		return p.red.Error(err)

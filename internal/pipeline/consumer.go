@@ -43,7 +43,7 @@ func NewConsumer(ctx context.Context, cfg *config.Config, o ConsumerOptions) (*c
 		cc.Conn, cc.OwnConn = nc, true
 	case config.SinkKafka:
 		kc := kafkaConfig(cfg)
-		d, err := kafkaDialer(kc)
+		d, err := publisher.KafkaDialer(kc)
 		if err != nil {
 			return nil, red.Error(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,23 +22,19 @@ type sink struct {
 	ready func(ctx context.Context) error
 }
 
-// readier is implemented by the publishers that can tell whether their broker answers right now.
-type readier interface {
-	Ready(ctx context.Context) error
-}
-
 // openLocalSink builds the file or stdout publisher; they need no broker.
 func openLocalSink(cfg *config.Config, stdout io.Writer, logger *slog.Logger, reg prometheus.Registerer) (*sink, error) {
-	s := &sink{kind: cfg.Sink, ready: func(context.Context) error { return nil }}
+	s := &sink{kind: cfg.Sink}
 	switch cfg.Sink {
 	case config.SinkFile:
 		p, err := publisher.OpenFile(cfg.Output, publisher.FileConfig{}, logger, reg)
 		if err != nil {
 			return nil, err
 		}
-		s.pub, s.name = p, "file "+cfg.Output
+		s.pub, s.name, s.ready = p, "file "+cfg.Output, p.Ready
 	case config.SinkStdout:
-		s.pub, s.name = publisher.NewFile(stdout, publisher.FileConfig{}, logger, reg), "stdout"
+		p := publisher.NewFile(stdout, publisher.FileConfig{}, logger, reg)
+		s.pub, s.name, s.ready = p, "stdout", p.Ready
 	default:
 		return nil, fmt.Errorf("pipeline: sink %s is not local", cfg.Sink)
 	}
@@ -59,8 +54,7 @@ func openBrokerSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, dead
 		if err != nil {
 			return nil, err
 		}
-		s.pub, s.name = p, "core nats "+cfg.SubjectPrefix+".>"
-		s.ready = natsReady(p, nc)
+		s.pub, s.name, s.ready = p, "core nats "+cfg.SubjectPrefix+".>", p.Ready
 	case config.SinkJetStream:
 		jconf := jetStreamConfig(cfg)
 		jconf.DeadLetter = dead
@@ -68,8 +62,7 @@ func openBrokerSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, dead
 		if err != nil {
 			return nil, err
 		}
-		s.pub, s.name = p, "jetstream stream "+p.Stream()
-		s.ready = natsReady(p, nc)
+		s.pub, s.name, s.ready = p, "jetstream stream "+p.Stream(), p.Ready
 	case config.SinkKafka:
 		kc := kafkaConfig(cfg)
 		kc.DeadLetter = dead
@@ -77,37 +70,9 @@ func openBrokerSink(ctx context.Context, cfg *config.Config, nc *nats.Conn, dead
 		if err != nil {
 			return nil, err
 		}
-		s.pub, s.name = p, "kafka topic "+cfg.KafkaTopic
-		if r, ok := any(p).(readier); ok {
-			s.ready = r.Ready
-		} else {
-			// Until (*publisher.Kafka).Ready exists: a metadata round trip with a dialer built once.
-			d, err := kafkaDialer(kc)
-			if err != nil {
-				p.Close()
-				return nil, err
-			}
-			s.ready = func(ctx context.Context) error {
-				_, err := probeKafkaWith(ctx, d, kc.Brokers, kc.Topic)
-				return err
-			}
-		}
+		s.pub, s.name, s.ready = p, "kafka topic "+cfg.KafkaTopic, p.Ready
 	default:
 		return nil, fmt.Errorf("pipeline: sink %s is not a broker", cfg.Sink)
 	}
 	return s, nil
-}
-
-// natsReady returns the publisher's own readiness check, or, until the publishers have one, the state of the
-// connection.
-func natsReady(p publisher.Publisher, nc *nats.Conn) func(context.Context) error {
-	if r, ok := p.(readier); ok {
-		return r.Ready
-	}
-	return func(context.Context) error {
-		if !nc.IsConnected() {
-			return fmt.Errorf("nats %s", strings.ToLower(nc.Status().String()))
-		}
-		return nil
-	}
 }
