@@ -54,7 +54,9 @@ func (c *Consumer) startJetStream(ctx, rctx context.Context) error {
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || rctx.Err() != nil {
 					return
 				}
-				if !c.push(item{err: fmt.Errorf("consume: read stream %s: %w", c.stream, err)}) {
+				// The ordered consumer recovers from lost heartbeats and resets by itself; a closed connection is
+				// the end.
+				if !c.push(item{err: fmt.Errorf("consume: read stream %s: %w", c.stream, err)}) || errors.Is(err, nats.ErrConnectionClosed) {
 					return
 				}
 				continue

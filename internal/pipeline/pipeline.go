@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -60,7 +61,8 @@ type Deps struct {
 }
 
 // Pipeline is the wired process: checkpoint store, sink, poller and status endpoints. Build it with New, then call
-// Run once; Close releases it when Run is not called. Its methods are safe for concurrent use.
+// Run once (a second call returns an error); Close releases it when Run is not called. Its methods are safe for
+// concurrent use.
 type Pipeline struct {
 	cfg     *config.Config
 	deps    Deps
@@ -71,6 +73,7 @@ type Pipeline struct {
 	dead    publisher.DeadLetter // the default dead-letter file, or nil
 	closers []func() error       // released last by Close, in reverse order
 	started chan struct{}        // closed when polling starts
+	running atomic.Bool          // Run was called
 
 	mu      sync.Mutex
 	sink    *sink
@@ -177,6 +180,9 @@ func (p *Pipeline) openDeadLetterFile() error {
 // broker is still unreachable; a *config.Error when the broker refuses the settings (a stream or topic that must
 // exist, credentials); another error when polling failed (every token retired).
 func (p *Pipeline) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("pipeline: Run called twice")
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if p.status != nil {
 		g.Go(func() error { return p.status.Run(gctx) })
