@@ -1,8 +1,10 @@
-// Package e2e holds tagstream's end-to-end and fault tests against real brokers: the project's API simulator
-// (testenv, in-process, HTTPS) feeds the built tagstream binary, which publishes to a real Apache Kafka broker or a
-// real nats-server with JetStream; a consumer then reads everything back and compares it with the simulator's ground
-// truth (every media present, per-tag order, no duplicates on JetStream, field values equal to the source) and
-// reports the time from post to event.
+// Package e2e holds tagstream's end-to-end, fault and process-level tests against real brokers: the project's API
+// simulator (testenv, in-process, HTTPS) feeds the built tagstream binary, which publishes to a real Apache Kafka
+// broker or a real nats-server with JetStream; a consumer (internal/consume) then reads everything back and compares
+// it with the simulator's ground truth (every media present, per-tag order, no duplicates on JetStream, field values
+// equal to the source) and reports the time from post to event. The process-level tests of the command (signals,
+// restarts on the same state, a broker absent at start-up, tail, the demo, version) run the same binary
+// (cli_test.go); what needs no process of its own is tested in-process in cmd/tagstream and internal/pipeline.
 //
 // The tests run only when TAGSTREAM_INTEGRATION is set (scripts/test.sh sets it after starting the brokers); then
 // TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN and TAGSTREAM_KAFKA_HOME must be set too, or

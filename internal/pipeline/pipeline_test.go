@@ -21,6 +21,7 @@ import (
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/internal/testkit/simkit"
+	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
 )
@@ -503,4 +504,50 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestTheCallersConnectionAndPublisherWrapperAreUsed(t *testing.T) {
+	t.Parallel()
+	ns := testkit.StartNATS(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	f := newFixture(t, func(c *config.Config) {
+		// An address nobody listens on: only Deps.NATSConn can make this work.
+		c.Sink, c.NATSURL, c.CheckpointStore = config.SinkJetStream, "nats://"+testkit.FreeAddr(t), config.StoreJetStreamKV
+	}, "sunset")
+	handedOff := make(chan int, 100)
+	deps := f.deps()
+	deps.NATSConn = nc
+	deps.WrapPublisher = func(next poller.Publisher) poller.Publisher {
+		return poller.PublisherFunc(func(ctx context.Context, events []*schema.Event) error {
+			err := next.Publish(ctx, events)
+			if err == nil {
+				handedOff <- len(events)
+			}
+			return err
+		})
+	}
+	p, err := New(t.Context(), f.cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	r := &running{Pipeline: p, cancel: cancel, done: done}
+	r.waitPolled(t, 1)
+	f.sim.Post("sunset", 4)
+	if n := testkit.Receive(t, handedOff, 30*time.Second, "a hand-off through the wrapper"); n != 4 {
+		t.Errorf("the wrapper saw a batch of %d events, want 4", n)
+	}
+	cancel()
+	if err := testkit.Receive(t, done, 30*time.Second, "the pipeline to stop"); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if !nc.IsConnected() {
+		t.Errorf("the pipeline closed the caller's connection")
+	}
 }
