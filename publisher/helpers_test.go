@@ -67,7 +67,8 @@ func makeEvents(tag string, from, n, captionBytes int) []*schema.Event {
 			SpecVersion: "1.0", ID: schema.EventID(tag, id), Source: schema.DefaultSource,
 			Type: schema.MediaEventType, Subject: tag, Time: created, DataContentType: "application/json",
 			Data: &schema.MediaData{MediaID: id, Type: "image", Tag: tag, CreatedAt: created, FetchedAt: created,
-				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/"},
+				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/",
+				Cursor: fmt.Sprintf("%d", 1000+from+i)},
 		}
 	}
 	return out

@@ -367,10 +367,7 @@ func (d *jetStreamDeadLetter) DeadLetter(ctx context.Context, letters []Letter) 
 	limit := int(d.nc.MaxPayload()) - 1024 // room for the headers
 	now := time.Now()
 	for _, l := range letters {
-		reason := l.Reason
-		if len(reason) > 512 {
-			reason = reason[:512]
-		}
+		reason := clip(l.Reason, 512) // within the room left for headers
 		msg := &nats.Msg{
 			Subject: d.subject,
 			Data:    AppendLetter(nil, l, l.Event.AppendJSON(nil), limit, now),

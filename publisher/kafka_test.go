@@ -260,16 +260,6 @@ func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
 	}
 }
 
-// letterJSON is the dead-letter wrapper as a consumer reads it.
-type letterJSON struct {
-	Reason    string          `json:"reason"`
-	EventID   string          `json:"event_id"`
-	Tag       string          `json:"tag"`
-	Size      int             `json:"size"`
-	Truncated bool            `json:"truncated"`
-	Event     json.RawMessage `json:"event"`
-}
-
 func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 	tests := []struct {
 		name       string
