@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -181,10 +182,18 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 // FileDeadLetter appends dead letters as NDJSON wrapper lines (see AppendLetter, never truncated) to a file and
-// fsyncs it before returning. It is safe for concurrent use.
+// fsyncs it before returning. A failed or short write leaves no partial line: the file is truncated back to the
+// last whole line, so the retried batch starts on a line of its own. It is safe for concurrent use.
 type FileDeadLetter struct {
-	mu sync.Mutex
-	f  *os.File
+	mu    sync.Mutex
+	f     deadLetterFile
+	lines *lineWriter
+}
+
+// deadLetterFile is what FileDeadLetter needs of its file (an *os.File; tests inject one that fails mid-write).
+type deadLetterFile interface {
+	io.WriteCloser
+	Sync() error
 }
 
 // OpenDeadLetterFile opens (creating or appending to) the dead-letter file at path.
@@ -193,7 +202,11 @@ func OpenDeadLetterFile(path string) (*FileDeadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: open dead-letter file: %w", err)
 	}
-	return &FileDeadLetter{f: f}, nil
+	return newFileDeadLetter(f), nil
+}
+
+func newFileDeadLetter(f deadLetterFile) *FileDeadLetter {
+	return &FileDeadLetter{f: f, lines: newLineWriter(f)}
 }
 
 // DeadLetter writes one line per letter and fsyncs the file.
@@ -211,7 +224,7 @@ func (d *FileDeadLetter) DeadLetter(_ context.Context, letters []Letter) error {
 		buf = AppendLetter(buf, l, l.Event.AppendJSON(nil), 0, now)
 		buf = append(buf, '\n')
 	}
-	if _, err := d.f.Write(buf); err != nil {
+	if err := d.lines.write(buf); err != nil {
 		return fmt.Errorf("publisher: write dead-letter file: %w", err)
 	}
 	if err := d.f.Sync(); err != nil {
