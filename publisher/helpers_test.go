@@ -171,11 +171,10 @@ func (ns *natsServer) stop() {
 	}
 }
 
-// restart stops the server and starts it again on the same port and store.
-func (ns *natsServer) restart(down time.Duration) {
+// restart stops the server (its clients see the connection drop) and starts it again on the same port and store.
+func (ns *natsServer) restart() {
 	ns.t.Helper()
 	ns.stop()
-	time.Sleep(down)
 	ns.start()
 }
 
