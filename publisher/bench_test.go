@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -162,15 +163,14 @@ func startNATSProcess(b *testing.B, bin string) string {
 		_ = cmd.Wait()
 	})
 	url := "nats://127.0.0.1:" + strconv.Itoa(port)
-	for range 100 {
-		if nc, err := nats.Connect(url); err == nil {
+	testkit.Eventually(b, 5*time.Second, "nats-server "+bin+" to accept connections on "+url, func() bool {
+		nc, err := nats.Connect(url)
+		if err == nil {
 			nc.Close()
-			return url
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.Fatalf("nats-server %s did not come up on %s", bin, url)
-	return ""
+		return err == nil
+	})
+	return url
 }
 
 func BenchmarkKafka(b *testing.B) {
@@ -205,16 +205,13 @@ func BenchmarkKafka(b *testing.B) {
 				ctx := context.Background()
 				buf := make([]kafka.Message, batch)
 				// Warm up both (connections, metadata of the new topics) outside the measurement.
-				for {
+				testkit.Eventually(b, 30*time.Second, "the raw writer to see the new topic", func() bool {
 					err := w.WriteMessages(ctx, msgs[0])
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) {
+					if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable) {
 						b.Fatal(err)
 					}
-					time.Sleep(50 * time.Millisecond)
-				}
+					return err == nil
+				})
 				if err := p.Publish(ctx, benchEvents(base, "warmup-", 0, 1)); err != nil {
 					b.Fatal(err)
 				}

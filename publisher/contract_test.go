@@ -1,6 +1,15 @@
 package publisher
 
-import "github.com/tagstream/tagstream/poller"
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/poller"
+)
 
 // The publishers satisfy the poller's contract (the poller never imports this package; the check lives here).
 var (
@@ -15,3 +24,48 @@ var (
 	_ Deliverer = (*NATS)(nil)
 	_ Deliverer = (*File)(nil)
 )
+
+// restartStream is a broker outage in the middle of a stream, as every at-least-once publisher must survive it.
+type restartStream struct {
+	tags         []string      // each published by its own goroutine, in order
+	batches      int           // Publish calls per tag
+	perBatch     int           // events per call
+	captionBytes int           // size of each event's caption
+	restartAfter int           // completed Publish calls (all tags together) before restart is called
+	timeout      time.Duration // bound of each Publish call
+}
+
+// run publishes the stream with p, calls restart once restartAfter Publish calls have returned, and fails the test
+// if any Publish call fails (each must ride out the outage by retrying). It returns once every call returned.
+func (rs restartStream) run(t *testing.T, p Publisher, restart func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(rs.tags))
+	progress := make(chan struct{}, len(rs.tags)*rs.batches)
+	for _, tag := range rs.tags {
+		wg.Go(func() {
+			for b := range rs.batches {
+				ctx, cancel := context.WithTimeout(context.Background(), rs.timeout)
+				err := p.Publish(ctx, makeEvents(tag, b*rs.perBatch, rs.perBatch, rs.captionBytes))
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)
+					return
+				}
+				progress <- struct{}{}
+			}
+		})
+	}
+	for i := range rs.restartAfter { // let the stream get going, then take the broker away mid-stream
+		testkit.Receive(t, progress, rs.timeout, fmt.Sprintf("Publish call %d of the stream", i+1))
+	}
+	restart()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// total is the number of events of the stream.
+func (rs restartStream) total() int { return len(rs.tags) * rs.batches * rs.perBatch }

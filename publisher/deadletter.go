@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tagstream/tagstream/schema"
 )
@@ -63,7 +65,7 @@ func deadLetterKind(d DeadLetter) string {
 // discard is the default dead-letter destination: it logs each letter at error level and drops it.
 type discard struct{ log *slog.Logger }
 
-// Discard returns a DeadLetter that logs every letter (event id, tag, reason; never the payload) at error level
+// Discard returns a DeadLetter that logs every letter (event id, tag, media id, cursor, reason; never the payload) at error level
 // and drops it. It is the default of every publisher that has no dead-letter destination configured.
 func Discard(logger *slog.Logger) DeadLetter {
 	if logger == nil {
@@ -74,43 +76,100 @@ func Discard(logger *slog.Logger) DeadLetter {
 
 func (d *discard) DeadLetter(_ context.Context, letters []Letter) error {
 	for _, l := range letters {
+		var mediaID, cursor string
+		if l.Event.Data != nil {
+			mediaID, cursor = l.Event.Data.MediaID, l.Event.Data.Cursor
+		}
 		d.log.Error("event rejected by the broker and dropped (no dead-letter destination configured)",
-			"publisher", l.Publisher, "event_id", l.Event.ID, "tag", l.Event.Subject, "size", l.Size,
-			"reason", l.Reason)
+			"publisher", l.Publisher, "event_id", l.Event.ID, "tag", l.Event.Subject, "media_id", mediaID,
+			"cursor", cursor, "size", l.Size, "reason", l.Reason)
 	}
 	return nil
 }
 
 // AppendLetter appends the dead-letter wrapper JSON of l to dst:
 //
-//	{"reason":"...","publisher":"kafka","event_id":"...","tag":"...","type":"...","size":1234,
-//	 "dead_lettered_at":"2026-01-02T03:04:05Z","truncated":false,"event":{...structured CloudEvent...}}
+//	{"reason":"...","publisher":"kafka","event_id":"...","tag":"...","type":"...","media_id":"...",
+//	 "cursor":"...","link":"...","size":1234,"dead_lettered_at":"2026-01-02T03:04:05Z","truncated":false,
+//	 "event":{...structured CloudEvent...}}
 //
-// eventJSON is the structured-mode event (l.Event.AppendJSON). When limit > 0 and the wrapper would exceed limit
-// bytes, the "event" member is left out and "truncated" is true, so that the letter itself fits the broker.
+// Every letter identifies its media, whatever its size: the event id, tag, media id, cursor (for a gap marker,
+// its from_cursor), link and reason are always there (each cut to maxLetterField bytes). eventJSON is the
+// structured-mode event (l.Event.AppendJSON). When limit > 0 and the letter would exceed limit bytes, only the
+// large fields go: "event" holds the event without its caption, tags, renditions, carousel, users in photo and
+// raw object, and "truncated" is true; when even that does not fit, "event" is left out as well.
 func AppendLetter(dst []byte, l Letter, eventJSON []byte, limit int, now time.Time) []byte {
 	start := len(dst)
+	var mediaID, cursor, link string
+	switch {
+	case l.Event.Data != nil:
+		mediaID, cursor, link = l.Event.Data.MediaID, l.Event.Data.Cursor, l.Event.Data.Link
+	case l.Event.Gap != nil:
+		cursor = l.Event.Gap.FromCursor
+	}
 	dst = append(dst, `{"reason":`...)
-	dst = appendJSONString(dst, l.Reason)
+	dst = appendJSONString(dst, clip(l.Reason, maxLetterField))
 	dst = append(dst, `,"publisher":`...)
-	dst = appendJSONString(dst, l.Publisher)
+	dst = appendJSONString(dst, clip(l.Publisher, maxLetterField))
 	dst = append(dst, `,"event_id":`...)
-	dst = appendJSONString(dst, l.Event.ID)
+	dst = appendJSONString(dst, clip(l.Event.ID, maxLetterField))
 	dst = append(dst, `,"tag":`...)
-	dst = appendJSONString(dst, l.Event.Subject)
+	dst = appendJSONString(dst, clip(l.Event.Subject, maxLetterField))
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, l.Event.Type)
+	dst = appendJSONString(dst, clip(l.Event.Type, maxLetterField))
+	dst = append(dst, `,"media_id":`...)
+	dst = appendJSONString(dst, clip(mediaID, maxLetterField))
+	dst = append(dst, `,"cursor":`...)
+	dst = appendJSONString(dst, clip(cursor, maxLetterField))
+	dst = append(dst, `,"link":`...)
+	dst = appendJSONString(dst, clip(link, maxLetterField))
 	dst = append(dst, `,"size":`...)
 	dst = strconv.AppendInt(dst, int64(l.Size), 10)
 	dst = append(dst, `,"dead_lettered_at":"`...)
 	dst = now.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, '"')
-	if limit > 0 && len(dst)-start+len(`,"truncated":false,"event":}`)+len(eventJSON) > limit {
-		return append(dst, `,"truncated":true}`...)
+	const whole, cut = `,"truncated":false,"event":}`, `,"truncated":true,"event":}`
+	if limit <= 0 || len(dst)-start+len(whole)+len(eventJSON) <= limit {
+		dst = append(dst, `,"truncated":false,"event":`...)
+		dst = append(dst, eventJSON...)
+		return append(dst, '}')
 	}
-	dst = append(dst, `,"truncated":false,"event":`...)
-	dst = append(dst, eventJSON...)
-	return append(dst, '}')
+	if slim := slimEvent(l.Event); slim != nil {
+		if slimJSON := slim.AppendJSON(nil); len(dst)-start+len(cut)+len(slimJSON) <= limit {
+			dst = append(dst, `,"truncated":true,"event":`...)
+			dst = append(dst, slimJSON...)
+			return append(dst, '}')
+		}
+	}
+	return append(dst, `,"truncated":true}`...)
+}
+
+// maxLetterField bounds each string of a letter's wrapper, so that the identifying fields always fit.
+const maxLetterField = 1024
+
+// clip cuts s to n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// slimEvent returns a copy of a media event without its large fields (caption, tags, renditions, carousel,
+// users in photo, raw object), or nil when e has no media data to slim.
+func slimEvent(e *schema.Event) *schema.Event {
+	if e.Data == nil {
+		return nil
+	}
+	c, d := *e, *e.Data
+	d.Caption, d.Tags, d.Carousel, d.UsersInPhoto, d.Raw = "", nil, nil, nil, nil
+	d.Images, d.Videos = schema.Renditions{}, schema.Renditions{}
+	c.Data = &d
+	return &c
 }
 
 // appendJSONString appends s as a JSON string.
@@ -123,10 +182,18 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 // FileDeadLetter appends dead letters as NDJSON wrapper lines (see AppendLetter, never truncated) to a file and
-// fsyncs it before returning. It is safe for concurrent use.
+// fsyncs it before returning. A failed or short write leaves no partial line: the file is truncated back to the
+// last whole line, so the retried batch starts on a line of its own. It is safe for concurrent use.
 type FileDeadLetter struct {
-	mu sync.Mutex
-	f  *os.File
+	mu    sync.Mutex
+	f     deadLetterFile
+	lines *lineWriter
+}
+
+// deadLetterFile is what FileDeadLetter needs of its file (an *os.File; tests inject one that fails mid-write).
+type deadLetterFile interface {
+	io.WriteCloser
+	Sync() error
 }
 
 // OpenDeadLetterFile opens (creating or appending to) the dead-letter file at path.
@@ -135,7 +202,11 @@ func OpenDeadLetterFile(path string) (*FileDeadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: open dead-letter file: %w", err)
 	}
-	return &FileDeadLetter{f: f}, nil
+	return newFileDeadLetter(f), nil
+}
+
+func newFileDeadLetter(f deadLetterFile) *FileDeadLetter {
+	return &FileDeadLetter{f: f, lines: newLineWriter(f)}
 }
 
 // DeadLetter writes one line per letter and fsyncs the file.
@@ -153,7 +224,7 @@ func (d *FileDeadLetter) DeadLetter(_ context.Context, letters []Letter) error {
 		buf = AppendLetter(buf, l, l.Event.AppendJSON(nil), 0, now)
 		buf = append(buf, '\n')
 	}
-	if _, err := d.f.Write(buf); err != nil {
+	if err := d.lines.write(buf); err != nil {
 		return fmt.Errorf("publisher: write dead-letter file: %w", err)
 	}
 	if err := d.f.Sync(); err != nil {

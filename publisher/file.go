@@ -23,11 +23,13 @@ type FileConfig struct {
 }
 
 // File writes events as NDJSON, one structured-mode CloudEvent per line, to a writer (stdout for piping) or a
-// file. Publish writes the whole batch with one Write and, for a regular file, fsyncs it before returning. File is
+// file. Publish writes the whole batch with one Write and, for a regular file, fsyncs it before returning. A
+// failed or short write (disk full, file size limit) leaves no partial line: the file is truncated back to the
+// last whole line (a writer that cannot be truncated gets a newline before the next batch instead). File is
 // safe for concurrent use; lines of concurrent batches never interleave.
 type File struct {
 	mu      sync.Mutex
-	w       io.Writer
+	lines   *lineWriter
 	path    string // the path of a File from OpenFile, checked by Ready
 	syncer  interface{ Sync() error }
 	closer  io.Closer
@@ -43,7 +45,7 @@ func NewFile(w io.Writer, cfg FileConfig, logger *slog.Logger, reg prometheus.Re
 	if logger == nil {
 		logger = slog.Default()
 	}
-	p := &File{w: w, metrics: NewMetrics(reg).forPublisher("file"), log: logger}
+	p := &File{lines: newLineWriter(w), metrics: NewMetrics(reg).forPublisher("file"), log: logger}
 	if f, ok := w.(*os.File); ok && !cfg.NoSync {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			p.syncer = f
@@ -91,7 +93,7 @@ func (p *File) Publish(ctx context.Context, events []*schema.Event) error {
 	p.buf = buf
 	p.metrics.inFlight.Add(float64(len(events)))
 	defer p.metrics.inFlight.Sub(float64(len(events)))
-	if _, err := p.w.Write(buf); err != nil {
+	if err := p.lines.write(buf); err != nil {
 		return fmt.Errorf("publisher: write ndjson: %w", err)
 	}
 	if p.syncer != nil {

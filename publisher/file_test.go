@@ -140,32 +140,27 @@ func TestFileDeadLetterWritesWrappedEvents(t *testing.T) {
 	}
 }
 
-func TestAppendLetterLeavesOutAnEventThatDoesNotFit(t *testing.T) {
+func TestAppendLetterDropsOnlyWhatDoesNotFit(t *testing.T) {
 	e := makeEvents("t", 0, 1, 5000)[0]
 	ev := e.AppendJSON(nil)
 	tests := []struct {
-		name          string
-		limit         int
-		wantTruncated bool
+		name      string
+		limit     int
+		wantEvent string
 	}{
-		{"no limit keeps the event", 0, false},
-		{"a large limit keeps the event", 1 << 20, false},
-		{"a small limit leaves the event out", 1000, true},
+		{"no limit keeps the whole event", 0, "whole"},
+		{"a large limit keeps the whole event", 1 << 20, "whole"},
+		{"a limit below the event keeps it without its large fields", 1500, "slim"},
+		{"a limit below even that leaves the event out", 700, "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := AppendLetter(nil, Letter{Event: e, Reason: "r\n\"quoted\"", Publisher: "nats", Size: len(ev)}, ev, tt.limit, e.Time)
-			var l letterJSON
-			if err := jsonUnmarshal(b, &l); err != nil {
-				t.Fatalf("letter is not JSON: %v\n%s", err, b)
-			}
-			if l.Truncated != tt.wantTruncated || (len(l.Event) == 0) != tt.wantTruncated {
-				t.Fatalf("truncated=%v event=%d bytes", l.Truncated, len(l.Event))
-			}
+			l := checkLetter(t, b, e, tt.wantEvent)
 			if tt.limit > 0 && len(b) > tt.limit {
 				t.Fatalf("letter of %d bytes exceeds the limit %d", len(b), tt.limit)
 			}
-			if l.Reason != "r\n\"quoted\"" || l.Size != len(ev) {
+			if l.Reason != "r\n\"quoted\"" || l.Size != len(ev) || l.Publisher != "nats" {
 				t.Fatalf("letter %+v", l)
 			}
 		})

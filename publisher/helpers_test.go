@@ -67,7 +67,8 @@ func makeEvents(tag string, from, n, captionBytes int) []*schema.Event {
 			SpecVersion: "1.0", ID: schema.EventID(tag, id), Source: schema.DefaultSource,
 			Type: schema.MediaEventType, Subject: tag, Time: created, DataContentType: "application/json",
 			Data: &schema.MediaData{MediaID: id, Type: "image", Tag: tag, CreatedAt: created, FetchedAt: created,
-				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/"},
+				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/",
+				Cursor: fmt.Sprintf("%d", 1000+from+i)},
 		}
 	}
 	return out
@@ -170,11 +171,10 @@ func (ns *natsServer) stop() {
 	}
 }
 
-// restart stops the server and starts it again on the same port and store.
-func (ns *natsServer) restart(down time.Duration) {
+// restart stops the server (its clients see the connection drop) and starts it again on the same port and store.
+func (ns *natsServer) restart() {
 	ns.t.Helper()
 	ns.stop()
-	time.Sleep(down)
 	ns.start()
 }
 

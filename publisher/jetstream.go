@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -162,24 +160,6 @@ func (p *JetStream) Deliver(ctx context.Context, events []*schema.Event) (deadLe
 	putArena(arena) // every message of the batch is resolved: nobody refers to the buffer any more
 	p.metrics.seconds.Observe(time.Since(start).Seconds())
 	return dead.delivered(), nil
-}
-
-// arenas recycles the buffers that hold the encoded events of a Publish call.
-var arenas sync.Pool
-
-func getArena(size int) *[]byte {
-	if b, ok := arenas.Get().(*[]byte); ok && cap(*b) >= size {
-		*b = (*b)[:0]
-		return b
-	}
-	b := make([]byte, 0, max(size, 64<<10))
-	return &b
-}
-
-func putArena(b *[]byte) {
-	if cap(*b) <= 4<<20 {
-		arenas.Put(b)
-	}
 }
 
 // message encodes e as a structured-mode CloudEvent on its tag's subject, with Nats-Msg-Id set to the event id.
@@ -349,40 +329,6 @@ func (p *JetStream) Close() error {
 	}
 	if err := p.nc.FlushTimeout(p.cfg.AckTimeout); err != nil {
 		return fmt.Errorf("publisher: jetstream flush on close: %w", err)
-	}
-	return nil
-}
-
-// jetStreamDeadLetter publishes wrapper letters to a JetStream subject and waits for each PubAck.
-type jetStreamDeadLetter struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	subject string
-}
-
-// DeadLetterReasonHeader is the NATS header holding the reason of a dead letter.
-const DeadLetterReasonHeader = "Tagstream-Dead-Letter-Reason"
-
-func (d *jetStreamDeadLetter) DeadLetter(ctx context.Context, letters []Letter) error {
-	limit := int(d.nc.MaxPayload()) - 1024 // room for the headers
-	now := time.Now()
-	for _, l := range letters {
-		reason := l.Reason
-		if len(reason) > 512 {
-			reason = reason[:512]
-		}
-		msg := &nats.Msg{
-			Subject: d.subject,
-			Data:    AppendLetter(nil, l, l.Event.AppendJSON(nil), limit, now),
-			Header: nats.Header{
-				jetstream.MsgIDHeader:  []string{"dead-letter:" + l.Event.ID},
-				DeadLetterReasonHeader: []string{strings.ReplaceAll(reason, "\n", " ")},
-				"Content-Type":         []string{"application/json"},
-			},
-		}
-		if _, err := d.js.PublishMsg(ctx, msg); err != nil {
-			return fmt.Errorf("publisher: jetstream dead letter to %q: %w", d.subject, err)
-		}
 	}
 	return nil
 }

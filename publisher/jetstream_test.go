@@ -208,48 +208,23 @@ func TestJetStreamSurvivesServerRestartMidStream(t *testing.T) {
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, AckTimeout: 500 * time.Millisecond})
-	const batches, perBatch = 40, 33
-	tags := []string{"one", "two"}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(tags))
-	progress := make(chan struct{}, len(tags)*batches)
-	for _, tag := range tags {
-		wg.Go(func() {
-			for b := range batches {
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				err := p.Publish(ctx, makeEvents(tag, b*perBatch, perBatch, 500))
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)
-					return
-				}
-				progress <- struct{}{}
-			}
-		})
-	}
-	for range 5 { // let the stream get going, then take the server away mid-stream
-		<-progress
-	}
-	ns.restart(300 * time.Millisecond)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	rs := restartStream{tags: []string{"one", "two"}, batches: 40, perBatch: 33, captionBytes: 500, restartAfter: 5,
+		timeout: 60 * time.Second}
+	rs.run(t, p, ns.restart)
 	got := readStream(t, nc, p.Stream())
 	seen := map[string]int{}
 	for _, m := range got {
 		seen[m.event.ID]++
 	}
-	for _, tag := range tags {
-		for _, e := range makeEvents(tag, 0, batches*perBatch, 0) {
+	for _, tag := range rs.tags {
+		for _, e := range makeEvents(tag, 0, rs.batches*rs.perBatch, 0) {
 			if seen[e.ID] != 1 {
 				t.Fatalf("event %s of %s stored %d times, want exactly once", e.Data.MediaID, tag, seen[e.ID])
 			}
 		}
 	}
-	if len(got) != len(tags)*batches*perBatch {
-		t.Fatalf("stream holds %d messages, want %d", len(got), len(tags)*batches*perBatch)
+	if len(got) != rs.total() {
+		t.Fatalf("stream holds %d messages, want %d", len(got), rs.total())
 	}
 	t.Logf("retries=%v duplicates=%v", counter(t, reg, "tagstream_publisher_retries_total", nil),
 		counter(t, reg, "tagstream_publisher_duplicates_total", nil))

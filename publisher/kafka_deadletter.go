@@ -18,7 +18,7 @@ func (d *kafkaDeadLetter) DeadLetter(ctx context.Context, letters []Letter) erro
 	err := d.write(ctx, letters, d.limit)
 	if err != nil && rejected(err) {
 		// The dead-letter topic refuses letters of this size (a smaller max.message.bytes): send them without
-		// the event, which keeps the reason and the ids.
+		// the event, which keeps the reason and the identifying fields (see AppendLetter).
 		err = d.write(ctx, letters, 1)
 	}
 	if err != nil {
@@ -31,10 +31,7 @@ func (d *kafkaDeadLetter) write(ctx context.Context, letters []Letter, limit int
 	msgs := make([]kafka.Message, len(letters))
 	now := time.Now()
 	for i, l := range letters {
-		reason := l.Reason
-		if len(reason) > 1024 {
-			reason = reason[:1024]
-		}
+		reason := clip(l.Reason, 1024)
 		msgs[i] = kafka.Message{
 			Key:   []byte(l.Event.Subject),
 			Value: AppendLetter(nil, l, l.Event.AppendJSON(nil), limit, now),

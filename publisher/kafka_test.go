@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -260,16 +261,6 @@ func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
 	}
 }
 
-// letterJSON is the dead-letter wrapper as a consumer reads it.
-type letterJSON struct {
-	Reason    string          `json:"reason"`
-	EventID   string          `json:"event_id"`
-	Tag       string          `json:"tag"`
-	Size      int             `json:"size"`
-	Truncated bool            `json:"truncated"`
-	Event     json.RawMessage `json:"event"`
-}
-
 func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -401,15 +392,11 @@ func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 	start := func() *kfake.Cluster {
 		t.Helper()
 		var c *kfake.Cluster
-		for range 50 { // the port can linger briefly after a close
+		testkit.Eventually(t, 10*time.Second, "kfake to listen on its port again", func() bool {
 			c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
-			if err == nil {
-				return c
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("kfake restart: %v", err)
-		return nil
+			return err == nil // the port can linger briefly after a close
+		})
+		return c
 	}
 	c := start()
 	t.Cleanup(func() { c.Close() })
@@ -417,7 +404,6 @@ func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 	p, reg := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 2, WriteTimeout: time.Second, MaxAttempts: 2})
 	restartDuringStream(t, p, func() {
 		c.Close()
-		time.Sleep(300 * time.Millisecond)
 		c = start()
 	}, func(n int) []*kgo.Record { return consume(t, brokers, p.Topic(), n) })
 	if r := counter(t, reg, "tagstream_publisher_retries_total", nil); r < 1 {
@@ -429,35 +415,10 @@ func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 // checks that every event arrived (at least once, in order per tag once de-duplicated by ce_id).
 func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int) []*kgo.Record) {
 	t.Helper()
-	const batches, perBatch = 30, 33
-	tags := []string{"one", "two"}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(tags))
-	progress := make(chan struct{}, len(tags)*batches)
-	for _, tag := range tags {
-		wg.Go(func() {
-			for b := range batches {
-				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-				err := p.Publish(ctx, makeEvents(tag, b*perBatch, perBatch, 500))
-				cancel()
-				if err != nil {
-					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)
-					return
-				}
-				progress <- struct{}{}
-			}
-		})
-	}
-	for range 4 {
-		<-progress
-	}
-	restart()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	total := len(tags) * batches * perBatch
+	rs := restartStream{tags: []string{"one", "two"}, batches: 30, perBatch: 33, captionBytes: 500, restartAfter: 4,
+		timeout: 90 * time.Second}
+	rs.run(t, p, restart)
+	total := rs.total()
 	recs := read(total)
 	seen := map[string]bool{}
 	next := map[string]int{}
@@ -522,8 +483,7 @@ func TestKafkaSurvivesRealBrokerRestart(t *testing.T) {
 	}
 	p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 2, WriteTimeout: 2 * time.Second, MaxAttempts: 2})
 	restartDuringStream(t, p, func() {
-		run(ctl, "stop", dir)
-		time.Sleep(500 * time.Millisecond)
+		run(ctl, "stop", dir) // returns once the broker process has exited
 		run(ctl, "start", dir)
 	}, func(n int) []*kgo.Record { return consume(t, brokers, p.Topic(), n) })
 }

@@ -9,7 +9,7 @@ import (
 // Metrics holds the publisher's Prometheus collectors, all prefixed tagstream_publisher_. Every collector carries
 // a "publisher" label (kafka, jetstream, nats, file) so that several publishers can share one registry.
 type Metrics struct {
-	Published   *prometheus.CounterVec   // events acknowledged by the broker
+	Published   *prometheus.CounterVec   // events acknowledged by the broker (dead-lettered events are not)
 	Acks        *prometheus.CounterVec   // acknowledgements received (JetStream PubAcks, Kafka produce acks per event)
 	Duplicates  *prometheus.CounterVec   // acknowledgements the server flagged as duplicates (JetStream)
 	Retries     *prometheus.CounterVec   // publish attempts retried after a transient failure
@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tagstream", Subsystem: "publisher", Name: "published_total",
-			Help: "Events durably acknowledged by the broker.",
+			Help: "Events durably acknowledged by the broker; dead-lettered events are counted in dead_letters_total instead.",
 		}, []string{"publisher"}),
 		Acks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tagstream", Subsystem: "publisher", Name: "acks_total",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -37,14 +38,10 @@ func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
 	events := append(makeEvents("new york", 0, 3, 10), makeEvents("sunset", 0, 2, 10)...)
 	publishOK(t, p, events)
 	for i, e := range events {
-		select {
-		case m := <-got:
-			tag, err := TagFromSubject(DefaultSubjectPrefix, m.Subject)
-			if err != nil || tag != e.Subject || string(m.Data) != string(e.AppendJSON(nil)) {
-				t.Fatalf("message %d: subject %q tag %q err %v", i, m.Subject, tag, err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("message %d not delivered", i)
+		m := testkit.Receive(t, got, 5*time.Second, fmt.Sprintf("message %d", i))
+		tag, err := TagFromSubject(DefaultSubjectPrefix, m.Subject)
+		if err != nil || tag != e.Subject || string(m.Data) != string(e.AppendJSON(nil)) {
+			t.Fatalf("message %d: subject %q tag %q err %v", i, m.Subject, tag, err)
 		}
 	}
 	if err := p.Close(); err != nil {
@@ -72,17 +69,13 @@ func TestNATSDeadLettersAnEventAboveMaxPayload(t *testing.T) {
 	}
 	events := append(makeEvents("a", 0, 1, 10), makeEvents("a", 1, 1, 8000)...)
 	publishOK(t, p, events)
-	select {
-	case m := <-dl:
-		var l letterJSON
-		if err := json.Unmarshal(m.Data, &l); err != nil {
-			t.Fatal(err)
-		}
-		if l.EventID != events[1].ID || !l.Truncated || !strings.Contains(l.Reason, "max_payload") {
-			t.Fatalf("dead letter %+v", l)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no dead letter")
+	m := testkit.Receive(t, dl, 5*time.Second, "the dead letter")
+	var l letterJSON
+	if err := json.Unmarshal(m.Data, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.EventID != events[1].ID || !l.Truncated || !strings.Contains(l.Reason, "max_payload") {
+		t.Fatalf("dead letter %+v", l)
 	}
 }
 
@@ -181,7 +174,7 @@ func TestNATSKeepsDeadLettersAcrossRetries(t *testing.T) {
 			t.Fatal(err)
 		}
 		ns.stop()
-		testkitWaitStatus(t, nc, nats.RECONNECTING)
+		waitStatus(t, nc, nats.RECONNECTING)
 		// The large event is refused by the client (max_payload of the last server); the small ones fill the
 		// reconnect buffer until a publish fails, which ends the attempt.
 		events := append(makeEvents("a", 0, 1, 8000), makeEvents("a", 1, 20, 300)...)

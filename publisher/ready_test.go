@@ -119,7 +119,7 @@ func TestJetStreamReady(t *testing.T) {
 		}, ErrNoStream},
 		{"not ready while the server is down", func(t *testing.T) {
 			ns.stop()
-			testkitWaitStatus(t, nc, nats.RECONNECTING)
+			waitStatus(t, nc, nats.RECONNECTING)
 		}, ErrUnavailable},
 		{"not ready once the connection is closed", func(*testing.T) { nc.Close() }, ErrClosed},
 	}
@@ -145,12 +145,12 @@ func TestNATSReady(t *testing.T) {
 		t.Fatalf("Ready = %v, want nil", err)
 	}
 	ns.stop()
-	testkitWaitStatus(t, nc, nats.RECONNECTING)
+	waitStatus(t, nc, nats.RECONNECTING)
 	if err := readyWithin(p.Ready); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Ready with the server down = %v, want ErrUnavailable", err)
 	}
 	ns.start()
-	testkitWaitStatus(t, nc, nats.CONNECTED)
+	waitStatus(t, nc, nats.CONNECTED)
 	if err := readyWithin(p.Ready); err != nil {
 		t.Fatalf("Ready after the server came back = %v, want nil", err)
 	}

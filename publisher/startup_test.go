@@ -3,6 +3,7 @@ package publisher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // closedPort returns a loopback address nothing listens on.
@@ -79,7 +82,7 @@ func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
 		ns := startNATS(t, 0)
 		nc := ns.connect(t)
 		ns.stop()
-		testkitWaitStatus(t, nc, nats.RECONNECTING)
+		waitStatus(t, nc, nats.RECONNECTING)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_, err := NewJetStream(ctx, nc, JetStreamConfig{CreateStream: true}, testLogger(t), nil)
@@ -138,16 +141,12 @@ func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
 	})
 }
 
-// testkitWaitStatus waits until nc reaches status (the client notices a server gone on its own schedule).
-func testkitWaitStatus(t *testing.T, nc *nats.Conn, status nats.Status) {
+// waitStatus waits until nc reaches status (the client notices a server gone on its own schedule).
+func waitStatus(t *testing.T, nc *nats.Conn, status nats.Status) {
 	t.Helper()
 	ch := nc.StatusChanged(status)
 	if nc.Status() == status {
 		return
 	}
-	select {
-	case <-ch:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("connection still %v, want %v", nc.Status(), status)
-	}
+	testkit.Receive(t, ch, 10*time.Second, fmt.Sprintf("the connection to become %v", status))
 }
