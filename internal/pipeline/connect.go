@@ -16,8 +16,9 @@ import (
 	"github.com/tagstream/tagstream/publisher"
 )
 
-// ErrUnreachable is wrapped by the errors of Check that mean a broker could not be reached (refused, timed out,
-// not resolvable): an outage rather than a wrong setting. Run keeps retrying in that case.
+// ErrUnreachable is wrapped by the errors of Check that mean a broker could not be reached (refused, timed out, a
+// temporary DNS failure: publisher.ErrUnreachable): an outage rather than a wrong setting. Run keeps retrying in
+// that case.
 var ErrUnreachable = errors.New("pipeline: broker unreachable")
 
 // connect opens what needs the broker and builds the poller, retrying with backoff for as long as the broker
