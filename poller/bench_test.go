@@ -119,11 +119,11 @@ func BenchmarkMemoryPerTag(b *testing.B) {
 			b.Fatal(err)
 		}
 		// Every tag as after some polls: a cursor, a rate estimate, a poll time.
-		now := time.Now()
+		now := p.clk.mono()
 		p.mu.Lock()
 		for _, ts := range p.sched.all {
 			ts.cursor = "10000000000012345"
-			ts.cnt, ts.dur, ts.lastPoll, ts.lastHead = 3, 600, now.UnixNano(), now.UnixNano()
+			ts.cnt, ts.dur, ts.lastPoll, ts.lastHead = 3, 600, now, now
 		}
 		p.sched.rebalance(1000)
 		p.mu.Unlock()
@@ -169,7 +169,7 @@ func BenchmarkSchedulePoll(b *testing.B) {
 	for i := range b.N {
 		ts, wait := s.popDue(now)
 		if ts == nil {
-			now = now.Add(wait)
+			now += wait
 			ts, _ = s.popDue(now)
 		}
 		s.done(ts, observation{head: true, found: i & 1}, now)

@@ -47,7 +47,8 @@ func newTestClient(t *testing.T, base string, mut func(*Config)) *client {
 	}
 	m, _ := newMetrics(nil)
 	log := slog.New(slog.DiscardHandler)
-	c, err := newClient(cfg, newTokenPool(cfg, log, m), log, m)
+	clk := newClock(cfg.Clock)
+	c, err := newClient(cfg, clk, newTokenPool(cfg, clk, log, m), log, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,8 @@ func TestClientNeverFollowsNextURL(t *testing.T) {
 	}))
 	defer srv.Close()
 	p := newTestPoller(t, srv.URL+"/v1", nil)
-	w, err := p.walk(context.Background(), "café", "50", "", 5, 5, true, nil, "", nil)
+	r := &pollRun{p: p, ctx: context.Background(), commitCtx: context.Background(), tag: "café"}
+	w, err := r.walk(walkSpec{min: "50", maxPages: 5, splitAt: 5, keep: true})
 	if err != nil {
 		t.Fatal(err)
 	}

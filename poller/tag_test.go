@@ -88,7 +88,8 @@ func TestWalkOddPagination(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			p := newTestPoller(t, srv.URL+"/v1", nil)
-			w, err := p.walk(context.Background(), "odd", "10", "", 5, 5, true, nil, "", nil)
+			r := &pollRun{p: p, ctx: context.Background(), commitCtx: context.Background(), tag: "odd"}
+			w, err := r.walk(walkSpec{min: "10", maxPages: 5, splitAt: 5, keep: true})
 			mu.Lock()
 			got := strings.Join(maxs, ",")
 			mu.Unlock()
