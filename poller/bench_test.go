@@ -13,6 +13,7 @@ import (
 
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
 )
 
 // cannedUpstream is an in-process http.RoundTripper that answers every request with the same empty page, so that a
@@ -219,4 +220,56 @@ func BenchmarkSkewedWorkload(b *testing.B) {
 			b.ReportMetric(wait/opt, "x-optimum")
 		})
 	}
+}
+
+// BenchmarkPollAtTheCap measures the memory of the largest poll the caps allow: a tag's first poll with
+// StartBackfill and BackfillPages = CatchUpPages = MaxCatchUpPages walks 1,000 pages of 33 media from the simulator
+// over loopback HTTP and publishes the 33,000 events in one batch. peak-heap-MB is the live heap the poll holds when
+// it hands the batch to the publisher (after a GC, less the heap before the poll); B/op also counts what the
+// in-process simulator allocates to serve the pages.
+func BenchmarkPollAtTheCap(b *testing.B) {
+	const pages = MaxCatchUpPages
+	sim, err := testenv.New(testenv.Config{PlainHTTP: true, Tokens: []string{"cap-token"}, RequestsPerHour: 1 << 30,
+		TimeScale: 3600, Seed: 7, Tags: []testenv.TagConfig{{Name: "deep", Initial: pages*33 + 100}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	var peak uint64
+	var published int
+	pub := PublisherFunc(func(_ context.Context, events []*schema.Event) error {
+		peak = max(peak, heapInUse())
+		published = len(events)
+		return nil
+	})
+	cfg := Config{BaseURL: sim.URL(), Tokens: []Token{{Value: "cap-token"}}, RequestsPerHour: 1 << 30,
+		Tags: []string{"deep"}, Start: StartBackfill, CatchUpPages: MaxCatchUpPages, BackfillPages: MaxBackfillPages}
+	var grew float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p, err := New(cfg, pub, checkpoint.NewMemory(), nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := heapInUse()
+		peak = 0
+		b.StartTimer()
+		r := &pollRun{p: p, ctx: context.Background(), commitCtx: context.Background(), tag: "deep"}
+		if _, err := r.step(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if published != pages*33 {
+			b.Fatalf("published %d events, want %d", published, pages*33)
+		}
+		grew += float64(peak - before)
+		b.StartTimer()
+	}
+	b.ReportMetric(grew/float64(b.N)/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(pages*33), "media/poll")
 }

@@ -164,6 +164,9 @@ func (r *pollRun) walk(s walkSpec) (walked, error) {
 			}
 			w.batch[m.ID] = true
 			if s.keep && !s.known[m.ID] {
+				if !p.cfg.AttachRaw {
+					m.Raw = nil // Raw aliases the page's body: without it the body is freed while the walk goes on
+				}
 				w.items = append(w.items, m)
 				w.cursors = append(w.cursors, pageCursor)
 				w.seen = append(w.seen, seenAt)
