@@ -460,11 +460,15 @@ func TestTokensNeverLeak(t *testing.T) {
 	sim.SetFaults(faultsEverywhere())
 	for i := range 20 {
 		sim.Post(tags[i%2], 3)
-		time.Sleep(10 * time.Millisecond)
+		if i%5 == 4 {
+			waitPolled(t, p)
+		}
 	}
-	waitFor(t, "errors to be logged", 20*time.Second, func() bool { return strings.Contains(logs.String(), "retrying") })
+	testkit.Eventually(t, 20*time.Second, "errors to be logged", func() bool { return strings.Contains(logs.String(), "retrying") })
 	pub.setFail(fmt.Errorf("broker says no to %s", "nobody"))
-	time.Sleep(100 * time.Millisecond)
+	calls := pub.callCount()
+	sim.Post(tags[0], 2)
+	testkit.Eventually(t, 20*time.Second, "a failed publish", func() bool { return pub.callCount() > calls })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
