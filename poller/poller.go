@@ -161,7 +161,8 @@ func (p *Poller) AddTag(tag string) error {
 }
 
 // RemoveTag stops polling tag. A poll in flight finishes (its batch is published and committed or not at all); the
-// tag's checkpoint stays in the store, so adding the tag again resumes where it stopped.
+// tag's checkpoint stays in the store, so adding the tag again resumes where it stopped. (An acknowledged state
+// whose write kept failing is dropped with the tag: adding it again publishes that batch once more.)
 func (p *Poller) RemoveTag(tag string) {
 	p.mu.Lock()
 	p.sched.remove(tag)
