@@ -7,12 +7,14 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
 )
 
 // cannedUpstream is an in-process http.RoundTripper that answers every request with the same empty page, so that a
@@ -29,15 +31,30 @@ func (c cannedUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	}, nil
 }
 
+// countingUpstream is a cannedUpstream that closes reached when it has answered target requests.
+type countingUpstream struct {
+	cannedUpstream
+	n       atomic.Int64
+	target  int64
+	reached chan struct{}
+}
+
+func (c *countingUpstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if c.n.Add(1) == c.target {
+		close(c.reached)
+	}
+	return c.cannedUpstream.RoundTrip(req)
+}
+
 const emptyPage = `{"pagination":{"deprecation_warning":"next_max_id and min_id are deprecated for this endpoint; use min_tag_id and max_tag_id instead"},"meta":{"code":200},"data":[]}`
 
 // benchPoller builds a Poller with nTags tags and nTokens tokens against the canned upstream, with every tag already
 // started (a checkpoint with a cursor), polling as fast as the machinery allows.
-func benchPoller(b *testing.B, nTags, nTokens int) (*Poller, checkpoint.Store) {
+func benchPoller(b *testing.B, nTags, nTokens int, rt http.RoundTripper) (*Poller, checkpoint.Store) {
 	b.Helper()
 	cfg := Config{
 		BaseURL:         "https://api.instagram.invalid/v1",
-		Transport:       cannedUpstream{body: []byte(emptyPage)},
+		Transport:       rt,
 		RequestsPerHour: 1 << 30,
 		MinInterval:     time.Microsecond,
 		MaxInterval:     time.Millisecond,
@@ -65,16 +82,16 @@ func benchPoller(b *testing.B, nTags, nTokens int) (*Poller, checkpoint.Store) {
 // checkpoint read) with 100,000 tags and 1,000 tokens against an in-process upstream that answers an empty page,
 // and reports polls per second. Run it with -cpu 1 for the one-core figure.
 func BenchmarkPollsDispatched(b *testing.B) {
-	p, _ := benchPoller(b, 100_000, 1_000)
+	up := &countingUpstream{cannedUpstream: cannedUpstream{body: []byte(emptyPage)}, target: int64(b.N),
+		reached: make(chan struct{})}
+	p, _ := benchPoller(b, 100_000, 1_000, up)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	go func() { done <- p.Run(ctx) }()
-	for counterValueB(p.m.polls) < float64(b.N) {
-		time.Sleep(time.Millisecond)
-	}
+	<-up.reached // one request per poll: every poll of an empty page is one request
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
 	cancel()
@@ -119,11 +136,11 @@ func BenchmarkMemoryPerTag(b *testing.B) {
 			b.Fatal(err)
 		}
 		// Every tag as after some polls: a cursor, a rate estimate, a poll time.
-		now := time.Now()
+		now := p.clk.mono()
 		p.mu.Lock()
 		for _, ts := range p.sched.all {
 			ts.cursor = "10000000000012345"
-			ts.cnt, ts.dur, ts.lastPoll, ts.lastHead = 3, 600, now.UnixNano(), now.UnixNano()
+			ts.cnt, ts.dur, ts.lastPoll, ts.lastHead = 3, 600, now, now
 		}
 		p.sched.rebalance(1000)
 		p.mu.Unlock()
@@ -169,7 +186,7 @@ func BenchmarkSchedulePoll(b *testing.B) {
 	for i := range b.N {
 		ts, wait := s.popDue(now)
 		if ts == nil {
-			now = now.Add(wait)
+			now += wait
 			ts, _ = s.popDue(now)
 		}
 		s.done(ts, observation{head: true, found: i & 1}, now)
@@ -219,4 +236,56 @@ func BenchmarkSkewedWorkload(b *testing.B) {
 			b.ReportMetric(wait/opt, "x-optimum")
 		})
 	}
+}
+
+// BenchmarkPollAtTheCap measures the memory of the largest poll the caps allow: a tag's first poll with
+// StartBackfill and BackfillPages = CatchUpPages = MaxCatchUpPages walks 1,000 pages of 33 media from the simulator
+// over loopback HTTP and publishes the 33,000 events in one batch. peak-heap-MB is the live heap the poll holds when
+// it hands the batch to the publisher (after a GC, less the heap before the poll); B/op also counts what the
+// in-process simulator allocates to serve the pages.
+func BenchmarkPollAtTheCap(b *testing.B) {
+	const pages = MaxCatchUpPages
+	sim, err := testenv.New(testenv.Config{PlainHTTP: true, Tokens: []string{"cap-token"}, RequestsPerHour: 1 << 30,
+		TimeScale: 3600, Seed: 7, Tags: []testenv.TagConfig{{Name: "deep", Initial: pages*33 + 100}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := sim.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	var peak uint64
+	var published int
+	pub := PublisherFunc(func(_ context.Context, events []*schema.Event) error {
+		peak = max(peak, heapInUse())
+		published = len(events)
+		return nil
+	})
+	cfg := Config{BaseURL: sim.URL(), Tokens: []Token{{Value: "cap-token"}}, RequestsPerHour: 1 << 30,
+		Tags: []string{"deep"}, Start: StartBackfill, CatchUpPages: MaxCatchUpPages, BackfillPages: MaxBackfillPages}
+	var grew float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p, err := New(cfg, pub, checkpoint.NewMemory(), nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := heapInUse()
+		peak = 0
+		b.StartTimer()
+		r := &pollRun{p: p, ctx: context.Background(), commitCtx: context.Background(), tag: "deep"}
+		if _, err := r.step(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if published != pages*33 {
+			b.Fatalf("published %d events, want %d", published, pages*33)
+		}
+		grew += float64(peak - before)
+		b.StartTimer()
+	}
+	b.ReportMetric(grew/float64(b.N)/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(pages*33), "media/poll")
 }

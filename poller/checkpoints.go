@@ -34,10 +34,10 @@ func (p *Poller) commit(ctx context.Context, tag string, st checkpoint.State) er
 // tagstream_checkpoint_store_failing and Poller.Ready.
 type storeHealth struct {
 	mu      sync.Mutex
-	since   time.Time // start of the current failure episode, zero when none
+	since   time.Duration // start of the current failure episode (monotonic clock), 0 when none
 	fails   int
 	lastErr string
-	now     func() time.Time
+	clk     clock
 	red     *redact.Redactor
 	log     *slog.Logger
 	m       *metrics
@@ -49,8 +49,8 @@ func (h *storeHealth) failure(err error) {
 	defer h.mu.Unlock()
 	h.fails++
 	h.lastErr = h.red.String(err.Error())
-	if h.since.IsZero() {
-		h.since = h.now()
+	if h.since == 0 {
+		h.since = h.clk.mono()
 		h.m.checkpointStoreFailing.Set(1)
 		h.log.Warn("checkpoint writes fail: acknowledged batches are kept in memory and their writes retried",
 			"err", h.lastErr)
@@ -60,12 +60,12 @@ func (h *storeHealth) failure(err error) {
 func (h *storeHealth) success() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.since.IsZero() {
+	if h.since == 0 {
 		return
 	}
 	h.log.Info("checkpoint writes succeed again", "failed_writes", h.fails,
-		"failing_for", h.now().Sub(h.since).Round(time.Millisecond))
-	h.since, h.fails, h.lastErr = time.Time{}, 0, ""
+		"failing_for", (h.clk.mono() - h.since).Round(time.Millisecond))
+	h.since, h.fails, h.lastErr = 0, 0, ""
 	h.m.checkpointStoreFailing.Set(0)
 }
 
@@ -73,9 +73,9 @@ func (h *storeHealth) success() {
 func (h *storeHealth) ready() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.since.IsZero() {
+	if h.since == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w since %s (%d failed writes; last: %s)", ErrCheckpointWrites,
-		h.since.UTC().Format(time.RFC3339), h.fails, h.lastErr)
+		h.clk.wallAt(h.since).UTC().Format(time.RFC3339), h.fails, h.lastErr)
 }

@@ -94,7 +94,7 @@ type client struct {
 	health      health
 }
 
-func newClient(cfg Config, pool *tokenPool, log *slog.Logger, m *metrics) (*client, error) {
+func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metrics) (*client, error) {
 	rt := cfg.Transport
 	if rt == nil {
 		tr, err := newTransport(cfg)
@@ -120,7 +120,7 @@ func newClient(cfg Config, pool *tokenPool, log *slog.Logger, m *metrics) (*clie
 		m:           m,
 	}
 	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
-	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), now: cfg.Clock, log: log, m: m}
+	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), clk: clk, log: log, m: m}
 	return c, nil
 }
 
@@ -231,9 +231,9 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 	}
 }
 
-// answer is what one request got back: the HTTP status and rate-limit headers (when an answer came) and the
+// reply is what one request got back: the HTTP status and rate-limit headers (when an answer came) and the
 // decoded page (on success).
-type answer struct {
+type reply struct {
 	status           int // 0 when no answer came
 	limit, remaining int // X-Ratelimit-Limit and X-Ratelimit-Remaining, -1 when absent
 	retryAfter       time.Duration
@@ -247,7 +247,7 @@ var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
 // send makes one request for q with tok and decodes the answer. It is the one place where a request is built and
 // sent, for polls and for Probe alike. Its errors are raw: a *url.Error holds the request URL with the credential,
 // and a server may echo the credential in its message, so callers pass them through clean.
-func (c *client) send(ctx context.Context, tok *token, q query) (answer, error) {
+func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	v := make(url.Values, 4)
 	v.Set("count", strconv.Itoa(q.count))
 	if q.min != "" {
@@ -265,16 +265,16 @@ func (c *client) send(ctx context.Context, tok *token, q query) (answer, error) 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(q.tag)+"?"+v.Encode(), nil)
 	if err != nil {
-		return answer{}, err
+		return reply{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return answer{}, err
+		return reply{}, err
 	}
 	defer resp.Body.Close()
-	a := answer{
+	a := reply{
 		status:      resp.StatusCode,
 		limit:       headerInt(resp.Header, "X-Ratelimit-Limit"),
 		remaining:   headerInt(resp.Header, "X-Ratelimit-Remaining"),

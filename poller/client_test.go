@@ -47,7 +47,8 @@ func newTestClient(t *testing.T, base string, mut func(*Config)) *client {
 	}
 	m, _ := newMetrics(nil)
 	log := slog.New(slog.DiscardHandler)
-	c, err := newClient(cfg, newTokenPool(cfg, log, m), log, m)
+	clk := newClock(cfg.Clock)
+	c, err := newClient(cfg, clk, newTokenPool(cfg, clk, log, m), log, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,8 @@ func TestClientNeverFollowsNextURL(t *testing.T) {
 	}))
 	defer srv.Close()
 	p := newTestPoller(t, srv.URL+"/v1", nil)
-	w, err := p.walk(context.Background(), "café", "50", "", 5, 5, true, nil, "", nil)
+	r := &pollRun{p: p, ctx: context.Background(), commitCtx: context.Background(), tag: "café"}
+	w, err := r.walk(walkSpec{min: "50", maxPages: 5, splitAt: 5, keep: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,11 +460,15 @@ func TestTokensNeverLeak(t *testing.T) {
 	sim.SetFaults(faultsEverywhere())
 	for i := range 20 {
 		sim.Post(tags[i%2], 3)
-		time.Sleep(10 * time.Millisecond)
+		if i%5 == 4 {
+			waitPolled(t, p)
+		}
 	}
-	waitFor(t, "errors to be logged", 20*time.Second, func() bool { return strings.Contains(logs.String(), "retrying") })
+	testkit.Eventually(t, 20*time.Second, "errors to be logged", func() bool { return strings.Contains(logs.String(), "retrying") })
 	pub.setFail(fmt.Errorf("broker says no to %s", "nobody"))
-	time.Sleep(100 * time.Millisecond)
+	calls := pub.callCount()
+	sim.Post(tags[0], 2)
+	testkit.Eventually(t, 20*time.Second, "a failed publish", func() bool { return pub.callCount() > calls })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
@@ -154,7 +155,7 @@ func TestKillNineAndRestart(t *testing.T) {
 	out1, out2 := filepath.Join(dir, "run1.tsv"), filepath.Join(dir, "run2.tsv")
 
 	child := startChild(t, srv, token, state, out1, tags)
-	waitFor(t, "the first child to publish", 30*time.Second, func() bool { return len(readLines(t, out1)) >= 300 })
+	testkit.Eventually(t, 30*time.Second, "the first child to publish", func() bool { return len(readLines(t, out1)) >= 300 })
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +164,15 @@ func TestKillNineAndRestart(t *testing.T) {
 
 	child = startChild(t, srv, token, state, out2, tags)
 	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
-	time.Sleep(300 * time.Millisecond) // let posting go on while the second child catches up
+	// Posting goes on while the second child catches up and publishes.
+	testkit.Eventually(t, 30*time.Second, "the second child to publish", func() bool { return len(readLines(t, out2)) >= 100 })
 	for _, tag := range tags {
 		srv.SetRate(tag, 0)
 	}
-	time.Sleep(50 * time.Millisecond) // arrivals in flight land
+	// An arrival in flight may land after this snapshot: it need not be published, and the check of what was
+	// published below reads the ground truth again once the child stopped.
 	truth := srv.GroundTruth()
-	waitFor(t, "every media in the union of both runs", 30*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, "every media in the union of both runs", func() bool {
 		seen := make(map[string]bool)
 		for _, l := range run1 {
 			seen[l[1]] = true
@@ -194,7 +197,7 @@ func TestKillNineAndRestart(t *testing.T) {
 	t.Logf("ground truth %d media; first run published %d before SIGKILL, second run %d", len(truth), len(run1), len(run2))
 
 	known := make(map[string]bool, len(truth))
-	for _, tr := range truth {
+	for _, tr := range srv.GroundTruth() {
 		known[tr.MediaID] = true
 	}
 	in2 := make(map[string]bool)

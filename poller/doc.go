@@ -2,38 +2,59 @@
 // allows, and hands each to a Publisher as a CloudEvents event without ever moving a tag's cursor past media the
 // publisher has not acknowledged.
 //
-// # Parts
+// # Design
 //
-//   - client.go: the one HTTP boundary. Requests are built on Config.BaseURL (https, except loopback or
-//     AllowInsecureHTTP; TLS 1.2 minimum; an extra CA from CAFile) as
-//     {base}/tags/{tag}/media/recent?count=33&min_tag_id=C[&max_tag_id=M]; a server's next_url is never followed
-//     (it embeds a token and a host) and redirects to another host or scheme are refused. Answers are decoded with
-//     schema.DecodePage and classified: rate limited (429, or 503 with the API's envelope: the seed's answer),
-//     token invalid (OAuthAccessTokenException), permanent (other 4xx: not retried) and transient (5xx, an HTML
-//     503, network errors, resets, truncated bodies, timeouts: retried with backoff within the same poll, up to
-//     MaxAttempts). After a few transient failures in a row with no success the API counts as down and the whole
-//     client backs off: one probe request per growing, jittered delay until one succeeds. Tokens never appear in
-//     errors or logs: a *url.Error's URL is rebuilt without its query, and tokens are named by index and fingerprint.
-//   - tokenpool.go: a token bucket per token (burst 3, refilled at RequestsPerHour per RateWindow), corrected from
-//     X-Ratelimit-Limit and X-Ratelimit-Remaining. A rate-limit answer parks the token for a full-jitter delay drawn
-//     from its own exponential backoff (cenkalti/backoff/v4, MaxElapsedTime 0), or for Retry-After (seconds or an
-//     HTTP date) when longer; a rejected token is retired (logged once, counted) and the rest go on. Tokens sit in
-//     a heap by the time they are next ready, so taking one costs O(log tokens); when none is ready a request
-//     waits on a timer, never spins. The pool's sustainable rate (the sum of the live tokens' rates) is the
-//     scheduler's budget.
-//   - tag.go: cursor, diff and catch-up per tag (below).
-//   - scheduler.go: when each tag is polled (below).
-//   - poller.go: Config, New, Run, AddTag, RemoveTag, Status, TokenStatus; a dispatcher hands due tags to a fixed
-//     pool of Config.Workers goroutines (not one goroutine per tag).
-//   - metrics.go: the tagstream_* Prometheus metrics; labels never carry a tag or a token.
+// A dispatcher takes the tag that is due first from the scheduler's heap and hands it to one of Config.Workers
+// goroutines (not one goroutine per tag). The worker runs one poll: it reads the tag's checkpoint.State, walks the
+// tag's feed through the API client, publishes what is new and writes the new state. The scheduler then decides
+// when the tag is due again from what the poll found. Everything a poll needs beyond that (recent ids, catch-up
+// segments) lives in the checkpoint store, so the poller keeps only a few scheduling numbers per tag in memory.
+//
+// The API client is the one HTTP boundary. Requests are built on Config.BaseURL (see CheckBaseURL: https, except
+// a loopback host or AllowInsecureHTTP; TLS 1.2 minimum; an extra CA from CAFile) as
+// {base}/tags/{tag}/media/recent?count=33&min_tag_id=C[&max_tag_id=M]; a server's next_url is never followed (it
+// embeds a token and a host) and no redirect is followed either, to another host or the same one (the query with
+// the credential would be dropped or exposed). Answers are decoded with schema.DecodePage and classified: rate
+// limited (429, or 503 with the API's envelope: the seed's answer), token invalid (OAuthAccessTokenException, a
+// missing scope, an unknown client id), permanent (other 4xx, a redirect: not retried) and transient (5xx, an HTML
+// 503, network errors, resets, truncated bodies, timeouts: retried with backoff within the same poll, up to
+// MaxAttempts). Tokens never appear in errors, logs, metrics or statuses: a *url.Error's URL is rebuilt without
+// its query, a server's message is redacted before it is cut to its display length (so no fragment of an echoed
+// token survives the cut), and tokens are named by index and Fingerprint. Probe sends one request through the very
+// same code and says what failed in a *ProbeError.
+//
+// The token pool keeps a token bucket per token (burst 3, refilled at RequestsPerHour per RateWindow), corrected
+// from X-Ratelimit-Limit and X-Ratelimit-Remaining. A rate-limit answer parks the token for a full-jitter delay
+// drawn from its own exponential backoff (cenkalti/backoff/v4, MaxElapsedTime 0), or for Retry-After (seconds or
+// an HTTP date) when longer; a rejected token is retired (logged once, counted) and the rest go on. Tokens sit in
+// a heap by the time they are next ready, so taking one costs O(log tokens); when none is ready a request waits on
+// a timer, never spins. The pool's sustainable rate (the sum of the live tokens' rates) is the scheduler's budget.
+//
+// Time comes from two clocks. Config.Clock, the wall clock, stamps what people and other systems read: checkpoint
+// times, events, statuses. Everything that waits (due times, token buckets and parking, backoffs) runs on the
+// monotonic clock, read as the time since the poller was built, so a step of the wall clock (NTP) neither
+// freezes nor rushes polling.
+//
+// # Health and readiness
+//
+// After a few transient failures in a row with no success the API counts as down and the whole client backs off:
+// one probe request per growing, jittered delay (at most 8 s apart) until one succeeds. A failure episode is
+// logged at WARN once when it starts (the URL without credentials and the cause) and at INFO once when it ends,
+// never per request. Ready reports what keeps the poller from making progress: not running, every token retired,
+// the API down (since when, and the last cause) or a checkpoint store that fails writes.
 //
 // # Order of work for one tag
 //
 // Fetch every new page, normalize, publish the batch (oldest first), wait until the publisher acknowledged every
 // event, and only then write the tag's checkpoint.State. A crash or a failed publish in between leaves the old
 // state, so the next poll fetches and publishes the same media again (event ids are deterministic, so brokers and
-// consumers drop the repeat). The state is read from the checkpoint store at the start of every poll; only a few
-// scheduling numbers per tag stay in memory.
+// consumers drop the repeat). When the write itself fails after an acknowledged publish, the new state stays in
+// memory and the tag's next polls write it alone, with the per-tag backoff: the batch is neither fetched nor
+// published again (a crash meanwhile repeats it once, as above). Failed writes are counted
+// (tagstream_checkpoint_write_failures_total) and shown (tagstream_checkpoint_store_failing, Ready).
+//
+// The media of one poll are held in memory until the publisher acknowledged them: at most CatchUpPages+1 pages,
+// bounded by MaxCatchUpPages (about 175 KiB per page of 33 media).
 //
 // # Cursor and diff
 //
@@ -96,12 +117,14 @@
 // a change within minutes; up to 6 hours for a quiet one), restarted by a burst, shrunk toward the mean rate of all
 // tags while a tag has little history, and taken as a lower bound when a walk was cut at CatchUpPages. The budget
 // B is the pool's sustainable request rate, less 10 % for retries, divided by the average requests a poll costs.
-// Poll frequencies follow the square-root rule, which minimises the mean time from post to hand-off: f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that the frequencies sum to B;
+// Poll frequencies follow the square-root rule, which minimises the mean time from post to hand-off:
+// f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that the frequencies sum to B;
 // lo = max(1/MaxInterval, r/(0.8·PageSize)) keeps quiet tags polled (the floor) and hot tags within one page per
 // poll. If the floors alone need more than B, every tag is polled at its floor times B/Σlo (slowed by the same
 // factor; tagstream_schedule_overload shows the factor and one log line says so), so no tag starves. Next-poll
 // times sit in a heap; a tag's deterministic jitter (a hash of its name) spreads first polls and offsets equal
-// intervals. A dispatch costs O(log tags); λ is recomputed about once a second in O(tags) per bisection step.
+// intervals; due times are on the monotonic clock. A dispatch costs O(log tags); λ is recomputed about once a
+// second in O(tags) per bisection step.
 //
 // # Shutdown and failures
 //

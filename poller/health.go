@@ -30,14 +30,14 @@ var ErrAPIDown = errors.New("poller: the API is considered down")
 // (cursors never moved).
 type health struct {
 	mu        sync.Mutex
-	fails     int // transient failures since the last success
-	until     time.Time
+	fails     int           // transient failures since the last success
+	until     time.Duration // no request before this (monotonic clock) while down
 	down      bool
-	since     time.Time // start of the current failure episode (wall clock), zero when none
-	downSince time.Time // when the API was declared down (wall clock)
-	lastCause string    // the last failure, redacted, with its endpoint
+	since     time.Duration // start of the current failure episode (monotonic clock), 0 when none
+	downSince time.Duration // when the API was declared down (monotonic clock)
+	lastCause string        // the last failure, redacted, with its endpoint
 	bo        *backoff.ExponentialBackOff
-	now       func() time.Time
+	clk       clock
 	log       *slog.Logger
 	m         *metrics
 }
@@ -46,15 +46,15 @@ type health struct {
 func (h *health) wait(ctx context.Context) error {
 	for {
 		h.mu.Lock()
-		now := h.now()
-		if !now.Before(h.until) {
+		now := h.clk.mono()
+		if now >= h.until {
 			if h.down {
-				h.until = now.Add(fullJitter(h.bo.NextBackOff()))
+				h.until = now + fullJitter(h.bo.NextBackOff())
 			}
 			h.mu.Unlock()
 			return ctx.Err()
 		}
-		d := h.until.Sub(now)
+		d := h.until - now
 		h.mu.Unlock()
 		if err := sleep(ctx, d); err != nil {
 			return err
@@ -67,20 +67,20 @@ func (h *health) success() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.fails = 0
-	if h.since.IsZero() {
+	if h.since == 0 {
 		return
 	}
-	lasted := h.now().Sub(h.since)
+	now := h.clk.mono()
 	if h.down {
 		h.down = false
-		h.until = time.Time{}
+		h.until = 0
 		h.bo.Reset()
 		h.m.apiDown.Set(0)
-		h.log.Info("api reachable again", "down_for", h.now().Sub(h.downSince).Round(time.Millisecond))
+		h.log.Info("api reachable again", "down_for", (now - h.downSince).Round(time.Millisecond))
 	} else {
-		h.log.Info("api requests succeed again", "failing_for", lasted.Round(time.Millisecond))
+		h.log.Info("api requests succeed again", "failing_for", (now - h.since).Round(time.Millisecond))
 	}
-	h.since, h.downSince, h.lastCause = time.Time{}, time.Time{}, ""
+	h.since, h.downSince, h.lastCause = 0, 0, ""
 }
 
 // failure records a transient failure of a request to endpoint (no credentials) with its redacted cause.
@@ -89,8 +89,8 @@ func (h *health) failure(endpoint string, cause error) {
 	defer h.mu.Unlock()
 	h.fails++
 	h.lastCause = fmt.Sprintf("GET %s: %v", endpoint, cause)
-	now := h.now()
-	if h.since.IsZero() {
+	now := h.clk.mono()
+	if h.since == 0 {
 		h.since = now
 		h.log.Warn("api request failed", "url", endpoint, "err", cause)
 	}
@@ -99,7 +99,7 @@ func (h *health) failure(endpoint string, cause error) {
 	}
 	h.down = true
 	h.downSince = now
-	h.until = now.Add(fullJitter(h.bo.NextBackOff()))
+	h.until = now + fullJitter(h.bo.NextBackOff())
 	h.m.apiDown.Set(1)
 	h.log.Warn("api looks down: backing off the whole client", "url", endpoint, "err", cause,
 		"failures_in_a_row", h.fails)
@@ -114,5 +114,5 @@ func (h *health) ready() error {
 		return nil
 	}
 	return fmt.Errorf("%w since %s (%d failures in a row; last: %s)", ErrAPIDown,
-		h.downSince.UTC().Format(time.RFC3339), h.fails, h.lastCause)
+		h.clk.wallAt(h.downSince).UTC().Format(time.RFC3339), h.fails, h.lastCause)
 }

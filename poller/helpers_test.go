@@ -57,6 +57,12 @@ func (m *memPublisher) setFail(err error) {
 	m.mu.Unlock()
 }
 
+func (m *memPublisher) callCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls
+}
+
 func (m *memPublisher) snapshot() []*schema.Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -185,22 +191,31 @@ func tail(s string, n int) string {
 	return s[len(s)-n:]
 }
 
-// waitFor polls cond until it holds or the deadline passes (a safety net, not a timing assertion).
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+// waitPolled waits until every tag of p (or of tags, when given) finished a poll after the call: the poller went
+// round once. Called twice in a row, it waits for a poll that also started after the first call.
+func waitPolled(t *testing.T, p *Poller, tags ...string) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	before := make(map[string]time.Time)
+	for _, st := range p.Status() {
+		if len(tags) == 0 || slices.Contains(tags, st.Tag) {
+			before[st.Tag] = st.LastAttempt
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	testkit.Eventually(t, 20*time.Second, "a poll of every tag", func() bool {
+		seen := 0
+		for _, st := range p.Status() {
+			if last, ok := before[st.Tag]; ok && st.LastAttempt.After(last) {
+				seen++
+			}
+		}
+		return seen == len(before)
+	})
 }
 
 // waitStarted waits until every tag of the poller has a committed checkpoint.
 func waitStarted(t *testing.T, r *running, tags []string) {
 	t.Helper()
-	waitFor(t, "every tag's first poll", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "every tag's first poll", func() bool {
 		for _, tag := range tags {
 			if _, ok, _ := r.store.Get(context.Background(), tag); !ok {
 				return false
@@ -227,7 +242,7 @@ func expected(srv *testenv.Server, tags []string, since time.Time) map[string]te
 func checkExactlyOnce(t *testing.T, srv *testenv.Server, pub *memPublisher, want map[string]testenv.Truth,
 	allowed func(id string) bool, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d media to be published", len(want)), timeout, func() bool {
+	testkit.Eventually(t, timeout, fmt.Sprintf("%d media to be published", len(want)), func() bool {
 		got := pub.mediaCount()
 		for id := range want {
 			if got[id] == 0 {

@@ -80,6 +80,7 @@ type TokenStatus struct {
 // for concurrent use; Run may be called once at a time.
 type Poller struct {
 	cfg    Config
+	clk    clock
 	pub    Publisher
 	store  checkpoint.Store
 	log    *slog.Logger
@@ -119,13 +120,15 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	pool := newTokenPool(cfg, logger, m)
-	cl, err := newClient(cfg, pool, logger, m)
+	clk := newClock(cfg.Clock)
+	pool := newTokenPool(cfg, clk, logger, m)
+	cl, err := newClient(cfg, clk, pool, logger, m)
 	if err != nil {
 		return nil, err
 	}
 	p := &Poller{
 		cfg:        cfg,
+		clk:        clk,
 		pub:        pub,
 		store:      store,
 		log:        logger,
@@ -136,8 +139,8 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		wake:       make(chan struct{}, 1),
 		reqPerPoll: 1,
 	}
-	p.writes = storeHealth{now: cfg.Clock, red: cl.red, log: logger, m: m}
-	now, budget := cfg.Clock(), p.budgetLocked()
+	p.writes = storeHealth{clk: clk, red: cl.red, log: logger, m: m}
+	now, budget := clk.mono(), p.budgetLocked()
 	for _, t := range cfg.Tags {
 		p.sched.add(t, now, budget)
 	}
@@ -151,14 +154,15 @@ func (p *Poller) AddTag(tag string) error {
 		return err
 	}
 	p.mu.Lock()
-	p.sched.add(tag, p.cfg.Clock(), p.budgetLocked())
+	p.sched.add(tag, p.clk.mono(), p.budgetLocked())
 	p.mu.Unlock()
 	p.signal()
 	return nil
 }
 
 // RemoveTag stops polling tag. A poll in flight finishes (its batch is published and committed or not at all); the
-// tag's checkpoint stays in the store, so adding the tag again resumes where it stopped.
+// tag's checkpoint stays in the store, so adding the tag again resumes where it stopped. (An acknowledged state
+// whose write kept failing is dropped with the tag: adding it again publishes that batch once more.)
 func (p *Poller) RemoveTag(tag string) {
 	p.mu.Lock()
 	p.sched.remove(tag)
@@ -168,7 +172,8 @@ func (p *Poller) RemoveTag(tag string) {
 
 // Status returns a snapshot of every tag's state, in no particular order.
 func (p *Poller) Status() []TagStatus {
-	now := p.cfg.Clock()
+	clk := p.clk.reading()
+	now := clk.wall
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]TagStatus, 0, len(p.sched.tags))
@@ -186,13 +191,13 @@ func (p *Poller) Status() []TagStatus {
 			LastError:    ts.lastErr,
 		}
 		if ts.lastPoll != 0 {
-			s.LastPoll = time.Unix(0, ts.lastPoll)
+			s.LastPoll = clk.wallAt(ts.lastPoll)
 		}
 		if ts.lastTry != 0 {
-			s.LastAttempt = time.Unix(0, ts.lastTry)
+			s.LastAttempt = clk.wallAt(ts.lastTry)
 		}
 		if ts.hidx >= 0 {
-			s.NextPoll = time.Unix(0, ts.due)
+			s.NextPoll = clk.wallAt(ts.due)
 		}
 		if ts.newest != 0 {
 			s.Lag = max(0, now.Sub(time.Unix(0, ts.newest)))
@@ -291,7 +296,7 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		ts, wait := p.sched.popDue(p.cfg.Clock())
+		ts, wait := p.sched.popDue(p.clk.mono())
 		p.mu.Unlock()
 		if ts != nil {
 			select {

@@ -3,10 +3,12 @@ package poller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/testenv"
 )
@@ -16,37 +18,38 @@ import (
 func TestDelivery(t *testing.T) {
 	tags := []string{"sunset", "café", "go_lang"}
 	cases := []struct {
-		name    string
-		sim     testenv.Config
-		cfg     func(*Config)
-		traffic func(t *testing.T, srv *testenv.Server)
+		name string
+		sim  testenv.Config
+		cfg  func(*Config)
+		// traffic posts media; between waits for the poller to go round once (it does nothing while paused).
+		traffic func(t *testing.T, srv *testenv.Server, between func())
 		check   func(t *testing.T, r *running)
 		paused  bool // the traffic happens while no poller runs (between two polls), then a new one resumes
 	}{
 		{
 			name: "steady posting with numeric cursors is delivered once",
-			traffic: func(t *testing.T, srv *testenv.Server) {
-				steady(t, srv, tags, 40, 400*time.Millisecond)
+			traffic: func(t *testing.T, srv *testenv.Server, between func()) {
+				steady(srv, tags, 40, between)
 			},
 		},
 		{
 			name: "opaque inclusive cursors do not repeat the boundary media",
 			sim:  testenv.Config{Cursors: testenv.CursorOpaque, InclusiveMin: true},
-			traffic: func(t *testing.T, srv *testenv.Server) {
-				steady(t, srv, tags, 40, 400*time.Millisecond)
+			traffic: func(t *testing.T, srv *testenv.Server, between func()) {
+				steady(srv, tags, 40, between)
 			},
 		},
 		{
 			name: "numeric inclusive cursors over HTTPS with the simulator's CA",
 			sim:  testenv.Config{InclusiveMin: true, PlainHTTP: false},
-			traffic: func(t *testing.T, srv *testenv.Server) {
-				steady(t, srv, tags, 20, 200*time.Millisecond)
+			traffic: func(t *testing.T, srv *testenv.Server, between func()) {
+				steady(srv, tags, 20, between)
 			},
 		},
 		{
 			name:   "a burst of more than twenty pages between two polls is caught up oldest first",
 			paused: true,
-			traffic: func(t *testing.T, srv *testenv.Server) {
+			traffic: func(t *testing.T, srv *testenv.Server, _ func()) {
 				srv.Post("sunset", 21*33+7)
 				srv.Post("café", 5)
 			},
@@ -61,7 +64,7 @@ func TestDelivery(t *testing.T) {
 			paused: true,
 			sim:    testenv.Config{InclusiveMin: true},
 			cfg:    func(c *Config) { c.CatchUpPages = 2; c.PageSize = 10 },
-			traffic: func(t *testing.T, srv *testenv.Server) {
+			traffic: func(t *testing.T, srv *testenv.Server, _ func()) {
 				srv.Post("sunset", 137)
 				srv.Post("go_lang", 21)
 			},
@@ -74,11 +77,13 @@ func TestDelivery(t *testing.T) {
 		},
 		{
 			name: "late-tagged media with old created times are found at the head",
-			traffic: func(t *testing.T, srv *testenv.Server) {
+			traffic: func(t *testing.T, srv *testenv.Server, between func()) {
 				for i := range 10 {
 					srv.Post(tags[i%3], 2)
 					srv.PostLate(tags[(i+1)%3], 30*24*time.Hour)
-					time.Sleep(20 * time.Millisecond)
+					if i%2 == 1 {
+						between()
+					}
 				}
 			},
 		},
@@ -106,7 +111,11 @@ func TestDelivery(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			tc.traffic(t, srv)
+			between := func() { waitPolled(t, r.p) }
+			if tc.paused {
+				between = func() {}
+			}
+			tc.traffic(t, srv, between)
 			if tc.paused {
 				r = startPoller(t, cfg, store)
 			}
@@ -130,12 +139,14 @@ func TestDelivery(t *testing.T) {
 	}
 }
 
-// steady posts n media per tag spread over d.
-func steady(t *testing.T, srv *testenv.Server, tags []string, n int, d time.Duration) {
-	t.Helper()
+// steady makes n posts of one to three media, one tag after the other, and lets the poller go round (between)
+// after every round of tags, so that posts and polls interleave.
+func steady(srv *testenv.Server, tags []string, n int, between func()) {
 	for i := range n {
 		srv.Post(tags[i%len(tags)], 1+i%3)
-		time.Sleep(d / time.Duration(n))
+		if i%len(tags) == len(tags)-1 {
+			between()
+		}
 	}
 }
 
@@ -175,17 +186,21 @@ func TestFaultStorms(t *testing.T) {
 			srv.SetFaults(tc.faults)
 			for i := range 30 {
 				srv.Post(tags[i%2], 1+i%4)
-				time.Sleep(10 * time.Millisecond)
+				if i%5 == 4 {
+					waitPolled(t, r.p)
+				}
 			}
 			// The faults are random: make sure several were served before judging how they were counted.
 			waitForFaults(t, srv, 3, 30*time.Second)
 			srv.Post(tags[0], 45) // deeper than one poll may go: catch-up under faults
 			want := expected(srv, tags, since)
 			checkExactlyOnce(t, srv, r.pub, want, nil, 60*time.Second)
+			// Some faults go unseen (net/http resends a GET whose reused connection was reset), but the poller
+			// keeps polling and counts the others.
 			for _, o := range tc.outcomes {
-				if n := counterValue(t, r.p.m.requests.WithLabelValues(o)); n == 0 {
-					t.Errorf("requests_total{outcome=%q} = 0, want the faults counted there", o)
-				}
+				testkit.Eventually(t, 20*time.Second, fmt.Sprintf("requests_total{outcome=%q} to count the faults", o), func() bool {
+					return counterValue(t, r.p.m.requests.WithLabelValues(o)) > 0
+				})
 			}
 			srv.SetFaults(testenv.Faults{})
 		})
@@ -196,22 +211,15 @@ func TestFaultStorms(t *testing.T) {
 // own), so that a test about how faults are handled never passes or fails on a run that drew none.
 func waitForFaults(t *testing.T, srv *testenv.Server, n int64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testkit.Eventually(t, timeout, fmt.Sprintf("the simulator to serve %d injected faults", n), func() bool {
 		var faults int64
 		for outcome, c := range srv.Stats().ByOutcome {
 			if strings.HasPrefix(outcome, "fault_") {
 				faults += c
 			}
 		}
-		if faults >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the simulator served %d injected faults in %v, want at least %d", faults, timeout, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return faults >= n
+	})
 }
 
 // TestTokenRevokedMidRun revokes one of two tokens while polling: the token is retired once and the other carries on.
@@ -230,7 +238,9 @@ func TestTokenRevokedMidRun(t *testing.T) {
 			srv.RevokeToken("revoke-this-token-2")
 		}
 		srv.Post(tags[i%2], 2)
-		time.Sleep(15 * time.Millisecond)
+		if i%4 == 3 {
+			waitPolled(t, r.p)
+		}
 	}
 	checkExactlyOnce(t, srv, r.pub, expected(srv, tags, since), nil, 30*time.Second)
 	st := r.p.TokenStatus()
@@ -288,7 +298,12 @@ func TestAPIDown(t *testing.T) {
 	srv.Down(1500 * time.Millisecond)
 	for i := range 15 {
 		srv.Post(tags[i%3], 1+i%2)
-		time.Sleep(50 * time.Millisecond)
+		if i == 4 {
+			// The rest is posted while the client backs off.
+			testkit.Eventually(t, 10*time.Second, "the API to count as down", func() bool {
+				return errors.Is(r.p.Ready(), ErrAPIDown)
+			})
+		}
 	}
 	srv.Post(tags[1], 40)
 	checkExactlyOnce(t, srv, r.pub, expected(srv, tags, since), nil, 30*time.Second)
@@ -314,7 +329,7 @@ func TestPublisherFailureKeepsCursor(t *testing.T) {
 	before, _, _ := r.store.Get(context.Background(), "pubfail")
 	r.pub.setFail(errPublishDown)
 	srv.Post("pubfail", 12)
-	waitFor(t, "failed publish attempts", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "failed publish attempts", func() bool {
 		r.pub.mu.Lock()
 		defer r.pub.mu.Unlock()
 		return r.pub.calls >= 3
@@ -361,7 +376,7 @@ func TestGapMarker(t *testing.T) {
 			first := startPoller(t, cfg, store)
 			waitStarted(t, first, tags)
 			srv.Post("retained", 4)
-			waitFor(t, "the first media", 10*time.Second, func() bool { return len(first.pub.mediaCount()) == 4 })
+			testkit.Eventually(t, 10*time.Second, "the first media", func() bool { return len(first.pub.mediaCount()) == 4 })
 			if err := first.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -374,7 +389,7 @@ func TestGapMarker(t *testing.T) {
 			}
 			r := startPoller(t, cfg, store)
 			checkExactlyOnce(t, srv, r.pub, servable, nil, 20*time.Second)
-			waitFor(t, "a gap marker", 10*time.Second, func() bool { return len(r.pub.gaps()) > 0 })
+			testkit.Eventually(t, 10*time.Second, "a gap marker", func() bool { return len(r.pub.gaps()) > 0 })
 			if g := r.pub.gaps(); len(g) != 1 {
 				for _, e := range g {
 					t.Logf("gap %+v", *e.Gap)
@@ -413,7 +428,7 @@ func TestClientIDsAndTagsChangingWhileRunning(t *testing.T) {
 	}
 	waitStarted(t, r, []string{"comes"})
 	r.p.RemoveTag("goes")
-	waitFor(t, "the removed tag to leave the status", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "the removed tag to leave the status", func() bool {
 		for _, st := range r.p.Status() {
 			if st.Tag == "goes" {
 				return false
@@ -426,7 +441,9 @@ func TestClientIDsAndTagsChangingWhileRunning(t *testing.T) {
 		srv.Post(tag, 7)
 	}
 	checkExactlyOnce(t, srv, r.pub, expected(srv, []string{"stays", "comes"}, since), nil, 20*time.Second)
-	time.Sleep(100 * time.Millisecond) // several more polls of the remaining tags
+	// Two more polls of each remaining tag: a poll of the removed one would have been dispatched among them.
+	waitPolled(t, r.p)
+	waitPolled(t, r.p)
 	for id := range r.pub.mediaCount() {
 		for _, tr := range srv.GroundTruth() {
 			if tr.MediaID == id && tr.Tag == "goes" {
@@ -463,7 +480,7 @@ func TestShutdown(t *testing.T) {
 			r.pub.stall = stall
 			r.pub.mu.Unlock()
 			srv.Post("s", 5)
-			waitFor(t, "a publish to stall", 10*time.Second, func() bool {
+			testkit.Eventually(t, 10*time.Second, "a publish to stall", func() bool {
 				r.pub.mu.Lock()
 				defer r.pub.mu.Unlock()
 				return r.pub.calls > 0

@@ -118,8 +118,9 @@ func Probe(ctx context.Context, cfg Config) (ProbeResult, error) {
 		return ProbeResult{}, err
 	}
 	log := slog.New(slog.DiscardHandler)
-	pool := newTokenPool(cfg, log, m)
-	c, err := newClient(cfg, pool, log, m)
+	clk := newClock(cfg.Clock)
+	pool := newTokenPool(cfg, clk, log, m)
+	c, err := newClient(cfg, clk, pool, log, m)
 	if err != nil {
 		return ProbeResult{}, err
 	}
@@ -136,7 +137,7 @@ func Probe(ctx context.Context, cfg Config) (ProbeResult, error) {
 }
 
 // describe classifies a raw error of send for a probe and words it without any credential.
-func (c *client) describe(ctx context.Context, err error, a answer, tok *token) (ProbeKind, string) {
+func (c *client) describe(ctx context.Context, err error, a reply, tok *token) (ProbeKind, string) {
 	var (
 		ae   *schema.APIError
 		nj   *schema.NonJSONError

@@ -47,7 +47,7 @@ type propScenario struct {
 	steps         []propStep
 }
 
-// propStep is one action of the workload, taken between two short sleeps.
+// propStep is one action of the workload; the poller goes round once between two steps.
 type propStep struct {
 	kind string // burst, late, delete, revoke, stall, restart, gapburst
 	tag  int
@@ -158,6 +158,18 @@ type propPublisher struct {
 }
 
 // holding returns how many Publish calls of tag wait on hold.
+// holdingAny reports whether any Publish call is held.
+func (p *propPublisher) holdingAny() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range p.held {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *propPublisher) holding(tag string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -421,7 +433,7 @@ func runScenario(t *testing.T, sc propScenario) {
 	})
 
 	start()
-	waitFor(t, "every tag's first poll", 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, "every tag's first poll", func() bool {
 		for _, tag := range tags {
 			if _, ok, _ := mstore.Get(context.Background(), tag); !ok {
 				return false
@@ -461,9 +473,14 @@ func runScenario(t *testing.T, sc propScenario) {
 				revoked++
 			}
 		case "stall":
+			// Hold every Publish until one is held or the poller went round without publishing.
 			h := make(chan struct{})
 			pub.setHold(h)
-			time.Sleep(time.Duration(30+rng.IntN(120)) * time.Millisecond)
+			p := runs[len(runs)-1]
+			polls := counterValue(t, p.m.polls)
+			testkit.Eventually(t, 20*time.Second, "a held publish or a round of polls", func() bool {
+				return pub.holdingAny() || counterValue(t, p.m.polls) >= polls+float64(len(tags))
+			})
 			pub.setHold(nil)
 			close(h)
 		case "gapburst":
@@ -474,7 +491,7 @@ func runScenario(t *testing.T, sc propScenario) {
 				// An empty cursor leaves the probe nothing to compare with (a documented limit): first let the
 				// tag publish something.
 				srv.Post(tag, 1)
-				waitFor(t, tag+" to commit a cursor", 20*time.Second, func() bool {
+				testkit.Eventually(t, 20*time.Second, tag+" to commit a cursor", func() bool {
 					st, _, _ := mstore.Get(context.Background(), tag)
 					return st.Cursor != ""
 				})
@@ -482,11 +499,10 @@ func runScenario(t *testing.T, sc propScenario) {
 			h := make(chan struct{})
 			pub.setHold(h)
 			srv.Post(tag, 1)
-			waitFor(t, "a poll of "+tag+" to wait on the stalled publisher", 10*time.Second, func() bool {
+			testkit.Eventually(t, 10*time.Second, "a poll of "+tag+" to wait on the stalled publisher", func() bool {
 				return pub.holding(tag) > 0
 			})
-			srv.Post(tag, st.n)
-			time.Sleep(50 * time.Millisecond)
+			srv.Post(tag, st.n) // the simulator drops what falls out of Retention at once
 			pub.setHold(nil)
 			close(h)
 		case "down":
@@ -495,7 +511,8 @@ func runScenario(t *testing.T, sc propScenario) {
 			stop()
 			start()
 		}
-		time.Sleep(time.Duration(40+rng.IntN(80)) * time.Millisecond)
+		// Let the poller go round (arrivals go on meanwhile) before the next step.
+		waitPolled(t, runs[len(runs)-1])
 	}
 
 	// Quiesce: no more arrivals or faults, a well-behaved publisher; then everything expected must arrive.
@@ -504,9 +521,6 @@ func runScenario(t *testing.T, sc propScenario) {
 	}
 	srv.SetFaults(testenv.Faults{})
 	pub.setCalm()
-	time.Sleep(20 * time.Millisecond) // let a Poisson arrival in progress land before reading the final truth
-
-	truth := srv.GroundTruth()
 	oracle.mu.Lock()
 	starts := maps.Clone(oracle.start)
 	oracle.mu.Unlock()
@@ -514,14 +528,23 @@ func runScenario(t *testing.T, sc propScenario) {
 		tr       testenv.Truth
 		optional bool // may be missing (retention), only with a gap marker
 	}
-	wanted := make(map[string]want)
-	for _, tag := range tags {
-		tt := truthOf(truth, tag)
-		for i := starts[tag]; i < len(tt); i++ {
-			if !tt[i].DeletedAt.IsZero() {
-				continue
+	// An arrival in progress when the rates dropped to 0 may still land a little later: the truth and what is
+	// wanted are read afresh at every check, and once more after the poller stopped.
+	var (
+		truth  []testenv.Truth
+		wanted map[string]want
+	)
+	readTruth := func() {
+		truth = srv.GroundTruth()
+		wanted = make(map[string]want)
+		for _, tag := range tags {
+			tt := truthOf(truth, tag)
+			for i := starts[tag]; i < len(tt); i++ {
+				if !tt[i].DeletedAt.IsZero() {
+					continue
+				}
+				wanted[tt[i].MediaID] = want{tt[i], oracle.mayBeCut(tt, i)}
 			}
-			wanted[tt[i].MediaID] = want{tt[i], oracle.mayBeCut(tt, i)}
 		}
 	}
 	gapTags := func() map[string]int {
@@ -533,6 +556,7 @@ func runScenario(t *testing.T, sc propScenario) {
 	}
 	var lacking []string
 	settled := func() bool {
+		readTruth()
 		lacking = lacking[:0]
 		got, gaps := mem.mediaCount(), gapTags()
 		for _, tag := range tags {
@@ -550,25 +574,29 @@ func runScenario(t *testing.T, sc propScenario) {
 		}
 		return len(lacking) == 0
 	}
-	for deadline := time.Now().Add(25 * time.Second); !settled(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
+	func() {
+		defer func() {
+			if !t.Failed() {
+				return
+			}
 			for _, tag := range tags {
 				st, _, _ := mstore.Get(context.Background(), tag)
 				tt := truthOf(truth, tag)
 				t.Logf("%s: start %d, %d media, cursor at #%d, %d segments, recent %v", tag, starts[tag], len(tt),
 					cursorIndex(tt, st.Cursor), len(st.Segments), tail(strings.Join(st.Recent, ","), 200))
 			}
-			t.Fatalf("timed out after 25s waiting for %d media (first: %v)", len(lacking),
-				lacking[:min(len(lacking), 8)])
-		}
-	}
+			t.Logf("%d media lacking (first: %v)", len(lacking), lacking[:min(len(lacking), 8)])
+		}()
+		testkit.Eventually(t, 25*time.Second, "every expected media and no segment left", settled)
+	}()
 	// A few more polls of every tag may not publish anything again.
 	p := runs[len(runs)-1]
 	polls := counterValue(t, p.m.polls)
-	waitFor(t, "a few more polls", 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "a few more polls", func() bool {
 		return counterValue(t, p.m.polls) >= polls+float64(3*len(tags))
 	})
 	stop()
+	readTruth()
 
 	got, gaps := mem.mediaCount(), gapTags()
 	for id, n := range got {

@@ -4,6 +4,8 @@ import (
 	"hash/fnv"
 	"math"
 	"time"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
 )
 
 // Rate estimation: a tag's posting rate is the ratio of two exponentially decayed sums, media found at the head and
@@ -21,21 +23,23 @@ const (
 	pageFill = 0.8
 )
 
-// tagState is the scheduler's state of one tag, kept small (about 200 bytes with the map entry) so that 100,000 tags
-// fit easily: the recent ids and catch-up segments live in the checkpoint store, not here.
+// tagState is the scheduler's state of one tag, kept small (about 250 bytes with the map entry) so that 100,000 tags
+// fit easily: the recent ids and catch-up segments live in the checkpoint store, not here. Times named for the
+// monotonic clock are readings of clock.mono (0 = never): a step of the wall clock does not move them.
 type tagState struct {
 	name      string
 	cursor    string // last committed cursor seen by this process (for Status)
 	lastErr   string
-	due       int64 // unix nanos
-	lastPoll  int64 // end of the last successful poll (unix nanos)
-	lastTry   int64 // end of the last poll, successful or not
-	lastHead  int64 // when the head of the feed was last read (rate estimation)
-	newest    int64 // created time of the newest media published (for Lag)
+	pending   *checkpoint.State // acknowledged state whose write failed: the next polls only write it; nil = none
+	due       time.Duration     // monotonic clock
+	lastPoll  time.Duration     // end of the last successful poll (monotonic clock)
+	lastTry   time.Duration     // end of the last poll, successful or not (monotonic clock)
+	lastHead  time.Duration     // when the head of the feed was last read, for rate estimation (monotonic clock)
+	newest    int64             // created time of the newest media published, unix nanos (for Lag)
 	cnt, dur  float64
 	published uint64
 	gaps      uint32
-	hidx      int32 // index in scheduler.heap, -1 when not queued
+	hidx      int32 // index in scheduler.queue, -1 when not queued
 	aidx      int32 // index in scheduler.all
 	segments  uint16
 	fails     uint16
@@ -44,10 +48,10 @@ type tagState struct {
 	removed   bool
 }
 
-// heapEntry is a slot of the scheduler's heap; the due time is kept inline so that sifting compares without
+// heapEntry is a slot of the scheduler's queue; the due time is kept inline so that sifting compares without
 // following pointers.
 type heapEntry struct {
-	due int64
+	due time.Duration
 	ts  *tagState
 }
 
@@ -63,23 +67,26 @@ type observation struct {
 	cursor    string
 	segments  int
 	newest    time.Time
+	// write is the state the poll decided to write: nil when there is nothing to write or the write succeeded;
+	// with err set, the write failed and the scheduler keeps the state for the next polls to write.
+	write *checkpoint.State
 }
 
 // scheduler decides when each tag is polled next. Each tag's poll frequency follows the square-root rule over the
 // estimated posting rates: f_i = clamp(λ·sqrt(r_i), lo_i, hi) with λ chosen by rebalance so that the frequencies sum to
 // the budget, hi = 1/MinInterval and lo_i = max(1/MaxInterval, r_i/(pageFill·PageSize)) (a quiet tag's floor, and
 // a hot tag polled often enough to keep one page per poll). When even the floors exceed the budget, every tag gets
-// its floor times budget/Σlo (slowed by the same factor: overload). Due times sit in a binary heap; a dispatch or a
-// reschedule costs O(log tags), a rebalance O(tags) per bisection step and runs about once a second. The scheduler
-// is not safe for concurrent use: the Poller guards it with its mutex.
+// its floor times budget/Σlo (slowed by the same factor: overload). Due times, on the monotonic clock, sit in a
+// binary heap; a dispatch or a reschedule costs O(log tags), a rebalance O(tags) per bisection step and runs about
+// once a second. The scheduler is not safe for concurrent use: the Poller guards it with its mutex.
 type scheduler struct {
 	minIv, maxIv float64 // seconds
 	pageSize     float64
 	priorRate    float64 // mean rate of all tags (media per second), the shrinkage target
 
-	tags map[string]*tagState
-	all  []*tagState
-	heap []heapEntry
+	tags  map[string]*tagState
+	all   []*tagState
+	queue indexedHeap[heapEntry] // tags waiting for their poll, by due time
 
 	lambda     float64 // +Inf: every tag at hi
 	scale      float64 // overload factor applied to the floors (1: none)
@@ -97,6 +104,10 @@ func newScheduler(cfg Config) *scheduler {
 		priorRate: 1 / (4 * cfg.MaxInterval.Seconds()),
 		tags:      make(map[string]*tagState),
 		scale:     1,
+		queue: indexedHeap[heapEntry]{
+			less:     func(a, b heapEntry) bool { return a.due < b.due },
+			setIndex: func(e heapEntry, i int) { e.ts.hidx = int32(i) },
+		},
 	}
 }
 
@@ -106,9 +117,9 @@ func phaseOf(name string) float32 {
 	return float32(h.Sum64()>>40) / float32(1<<24)
 }
 
-// add schedules a new tag; its first poll is spread by its phase over the time one round of all tags takes at the
-// current budget (polls per second), between MinInterval and MaxInterval.
-func (s *scheduler) add(name string, now time.Time, budget float64) *tagState {
+// add schedules a new tag at now (monotonic clock); its first poll is spread by its phase over the time one round of
+// all tags takes at the current budget (polls per second), between MinInterval and MaxInterval.
+func (s *scheduler) add(name string, now time.Duration, budget float64) *tagState {
 	if ts, ok := s.tags[name]; ok {
 		ts.removed = false
 		return ts
@@ -118,7 +129,7 @@ func (s *scheduler) add(name string, now time.Time, budget float64) *tagState {
 	if budget > 0 {
 		spread = min(s.maxIv, max(s.minIv, float64(len(s.tags)+1)/budget))
 	}
-	ts.due = now.UnixNano() + int64(float64(ts.phase)*spread*1e9)
+	ts.due = now + time.Duration(float64(ts.phase)*spread*1e9)
 	s.tags[name] = ts
 	s.all = append(s.all, ts)
 	s.push(ts)
@@ -140,7 +151,7 @@ func (s *scheduler) remove(name string) {
 
 func (s *scheduler) drop(ts *tagState) {
 	if ts.hidx >= 0 {
-		s.heapRemove(ts)
+		s.queue.Remove(int(ts.hidx))
 	}
 	last := len(s.all) - 1
 	s.all[ts.aidx] = s.all[last]
@@ -150,17 +161,16 @@ func (s *scheduler) drop(ts *tagState) {
 	delete(s.tags, ts.name)
 }
 
-// popDue returns a tag whose poll is due at now and marks it in flight, or nil and how long until the next one is
-// due.
-func (s *scheduler) popDue(now time.Time) (*tagState, time.Duration) {
-	if len(s.heap) == 0 {
+// popDue returns a tag whose poll is due at now (monotonic clock) and marks it in flight, or nil and how long until
+// the next one is due.
+func (s *scheduler) popDue(now time.Duration) (*tagState, time.Duration) {
+	if s.queue.Len() == 0 {
 		return nil, time.Hour
 	}
-	if d := s.heap[0].due - now.UnixNano(); d > 0 {
-		return nil, time.Duration(d)
+	if d := s.queue.Min().due - now; d > 0 {
+		return nil, d
 	}
-	top := s.heap[0].ts
-	s.heapRemove(top)
+	top := s.queue.Remove(0).ts
 	top.inFlight = true
 	return top, 0
 }
@@ -209,15 +219,19 @@ func (s *scheduler) freq(ts *tagState) float64 {
 	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
 }
 
-// done records a finished poll and schedules the tag's next one.
-func (s *scheduler) done(ts *tagState, o observation, now time.Time) {
+// done records a poll that finished at now (monotonic clock) and schedules the tag's next one.
+func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 	ts.inFlight = false
 	if ts.removed {
 		s.drop(ts)
 		return
 	}
-	n := now.UnixNano()
+	n := now
 	ts.lastTry = n
+	ts.pending = nil
+	if o.err != nil && o.write != nil {
+		ts.pending = o.write
+	}
 	if o.err != nil {
 		ts.lastErr = o.err.Error()
 		ts.fails = min(ts.fails+1, 16)
@@ -235,7 +249,7 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Time) {
 	}
 	if o.head && o.err == nil {
 		if ts.lastHead != 0 && n > ts.lastHead {
-			s.observe(ts, float64(o.found), float64(n-ts.lastHead)/1e9, o.truncated)
+			s.observe(ts, float64(o.found), (n - ts.lastHead).Seconds(), o.truncated)
 		}
 		ts.lastHead = n
 	}
@@ -247,7 +261,7 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Time) {
 		iv = max(iv, min(s.maxIv, s.minIv*math.Exp2(float64(ts.fails))))
 	}
 	iv *= 0.95 + 0.1*float64(ts.phase)
-	ts.due = n + int64(iv*1e9)
+	ts.due = n + time.Duration(iv*1e9)
 	s.push(ts)
 }
 
@@ -341,66 +355,7 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	return ratio
 }
 
-// The heap of queued tags, ordered by due time.
-
+// push queues ts at its due time.
 func (s *scheduler) push(ts *tagState) {
-	ts.hidx = int32(len(s.heap))
-	s.heap = append(s.heap, heapEntry{due: ts.due, ts: ts})
-	s.up(int(ts.hidx))
-}
-
-func (s *scheduler) heapRemove(ts *tagState) {
-	i := int(ts.hidx)
-	last := len(s.heap) - 1
-	if i != last {
-		s.heap[i] = s.heap[last]
-		s.heap[i].ts.hidx = int32(i)
-	}
-	s.heap[last] = heapEntry{}
-	s.heap = s.heap[:last]
-	ts.hidx = -1
-	if i < last {
-		if !s.down(i) {
-			s.up(i)
-		}
-	}
-}
-
-func (s *scheduler) up(j int) {
-	e := s.heap[j]
-	for j > 0 {
-		i := (j - 1) / 2
-		if e.due >= s.heap[i].due {
-			break
-		}
-		s.heap[j] = s.heap[i]
-		s.heap[j].ts.hidx = int32(j)
-		j = i
-	}
-	s.heap[j] = e
-	e.ts.hidx = int32(j)
-}
-
-func (s *scheduler) down(i0 int) bool {
-	i, n := i0, len(s.heap)
-	e := s.heap[i]
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		j := l
-		if r := l + 1; r < n && s.heap[r].due < s.heap[l].due {
-			j = r
-		}
-		if s.heap[j].due >= e.due {
-			break
-		}
-		s.heap[i] = s.heap[j]
-		s.heap[i].ts.hidx = int32(i)
-		i = j
-	}
-	s.heap[i] = e
-	e.ts.hidx = int32(i)
-	return i > i0
+	s.queue.Push(heapEntry{due: ts.due, ts: ts})
 }

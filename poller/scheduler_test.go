@@ -24,7 +24,8 @@ func setRate(s *scheduler, ts *tagState, r float64) {
 	ts.cnt = r*(ts.dur+b) - b*s.priorRate
 }
 
-var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+// epoch is the start of the tests' monotonic timeline (any positive reading).
+const epoch = time.Hour
 
 func TestSquareRootRule(t *testing.T) {
 	s := testScheduler(time.Second, time.Hour)
@@ -150,26 +151,26 @@ func TestAddAndRemoveTags(t *testing.T) {
 		s.add(name, epoch, 100)
 	}
 	s.add("a", epoch, 100) // a repeat changes nothing
-	if len(s.tags) != 3 || len(s.heap) != 3 {
-		t.Fatalf("%d tags, %d queued; want 3, 3", len(s.tags), len(s.heap))
+	if len(s.tags) != 3 || s.queue.Len() != 3 {
+		t.Fatalf("%d tags, %d queued; want 3, 3", len(s.tags), s.queue.Len())
 	}
 	s.remove("b")
-	if _, ok := s.tags["b"]; ok || len(s.heap) != 2 || len(s.all) != 2 {
+	if _, ok := s.tags["b"]; ok || s.queue.Len() != 2 || len(s.all) != 2 {
 		t.Fatalf("removing a queued tag left it scheduled")
 	}
-	ts, _ := s.popDue(epoch.Add(time.Hour))
+	ts, _ := s.popDue(epoch + time.Hour)
 	if ts == nil {
 		t.Fatal("no tag due after an hour")
 	}
 	s.remove(ts.name) // in flight: dropped when done
-	s.done(ts, observation{}, epoch.Add(time.Hour))
+	s.done(ts, observation{}, epoch+time.Hour)
 	if _, ok := s.tags[ts.name]; ok || ts.hidx >= 0 {
 		t.Fatalf("a tag removed while in flight was rescheduled")
 	}
-	ts, _ = s.popDue(epoch.Add(time.Hour))
+	ts, _ = s.popDue(epoch + time.Hour)
 	s.remove(ts.name)
 	s.add(ts.name, epoch, 100) // re-added while in flight: kept
-	s.done(ts, observation{}, epoch.Add(time.Hour))
+	s.done(ts, observation{}, epoch+time.Hour)
 	if _, ok := s.tags[ts.name]; !ok || ts.hidx < 0 {
 		t.Fatalf("a tag re-added while in flight was dropped")
 	}
@@ -180,8 +181,8 @@ func TestRateEstimate(t *testing.T) {
 	ts := s.add("x", epoch, 1)
 	now := epoch
 	poll := func(found int, dt time.Duration, truncated bool) {
-		now = now.Add(dt)
-		s.popDue(now.Add(time.Hour))
+		now += dt
+		s.popDue(now + time.Hour)
 		s.done(ts, observation{head: true, found: found, truncated: truncated}, now)
 		s.rebalance(1) // as the Poller does about once a second: it updates the shrinkage target
 	}
@@ -227,17 +228,17 @@ func TestNoStarvation(t *testing.T) {
 	s.rebalance(budget)
 	polls := make(map[string]int)
 	now, free := epoch, epoch
-	end := epoch.Add(time.Hour)
-	for now.Before(end) {
+	end := epoch + time.Hour
+	for now < end {
 		ts, wait := s.popDue(now)
 		if ts == nil {
-			now = maxTime(now.Add(wait), free)
+			now = max(now+wait, free)
 			continue
 		}
 		polls[ts.name]++
-		free = now.Add(time.Duration(float64(time.Second) / budget))
+		free = now + (time.Duration(float64(time.Second) / budget))
 		s.done(ts, observation{}, now)
-		now = maxTime(now, free)
+		now = max(now, free)
 	}
 	minPolls, maxPolls := math.MaxInt, 0
 	for i := range n {
@@ -248,13 +249,6 @@ func TestNoStarvation(t *testing.T) {
 	if minPolls < 30 || maxPolls > 40 {
 		t.Errorf("polls per tag in an overloaded hour range over [%d, %d], want about 36 each", minPolls, maxPolls)
 	}
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // skewResult is the outcome of a simulated skewed workload.
@@ -272,7 +266,7 @@ func simulateSkew(n int, top, budget float64, warmup, measure time.Duration, see
 	s := testScheduler(time.Second, time.Hour)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	rates := make(map[*tagState]float64, n)
-	last := make(map[*tagState]time.Time, n)
+	last := make(map[*tagState]time.Duration, n)
 	var sumR, sumSqrt float64
 	for i := range n {
 		ts := s.add(fmt.Sprintf("tag%d", i), epoch, budget)
@@ -288,23 +282,23 @@ func simulateSkew(n int, top, budget float64, warmup, measure time.Duration, see
 	}
 	s.rebalance(budget)
 	var waitSum, items float64
-	start := epoch.Add(warmup)
-	end := start.Add(measure)
-	now, free, nextRebalance := epoch, epoch, epoch.Add(10*time.Second)
+	start := epoch + warmup
+	end := start + measure
+	now, free, nextRebalance := epoch, epoch, epoch+10*time.Second
 	step := time.Duration(float64(time.Second) / budget)
-	for now.Before(end) {
-		if !now.Before(nextRebalance) {
+	for now < end {
+		if now >= nextRebalance {
 			s.rebalance(budget)
-			nextRebalance = now.Add(10 * time.Second)
+			nextRebalance = now + 10*time.Second
 		}
 		ts, wait := s.popDue(now)
 		if ts == nil {
-			now = maxTime(now.Add(wait), free)
+			now = max(now+wait, free)
 			continue
 		}
-		dt := now.Sub(last[ts]).Seconds()
+		dt := (now - last[ts]).Seconds()
 		k := poisson(rng, rates[ts]*dt)
-		if !now.Before(start) {
+		if now >= start {
 			for range k {
 				waitSum += rng.Float64() * dt // arrival uniform over the interval
 			}
@@ -313,8 +307,8 @@ func simulateSkew(n int, top, budget float64, warmup, measure time.Duration, see
 		}
 		last[ts] = now
 		s.done(ts, observation{head: true, found: k, truncated: k >= 21*33}, now)
-		free = now.Add(step)
-		now = maxTime(now, free)
+		free = now + step
+		now = max(now, free)
 	}
 	res.meanWait = waitSum / items
 	return res

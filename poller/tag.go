@@ -16,25 +16,47 @@ import (
 const gapReason = "the API no longer serves the media between these cursors (retention or deletion); they were not published"
 
 // poll runs one poll of ts and reports it to the scheduler. Errors are logged here, once.
+//
+// A poll either writes the acknowledged state of an earlier poll whose checkpoint write failed (and nothing else:
+// that batch is not fetched or published again), or runs one step on the tag (first poll, catch-up or head walk)
+// and writes the state the step decided. When that write fails, the state stays in memory (tagState.pending) and
+// the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	p.m.polls.Inc()
-	requests := 0
-	o, err := p.pollTag(ctx, commitCtx, ts.name, &requests)
-	o.err = err
-	now := p.cfg.Clock()
 	p.mu.Lock()
-	p.reqPerPoll = 0.995*p.reqPerPoll + 0.005*float64(max(1, requests))
-	if err != nil && ctx.Err() != nil {
+	pending := ts.pending
+	p.mu.Unlock()
+	r := &pollRun{p: p, ctx: ctx, commitCtx: commitCtx, tag: ts.name}
+	var o observation
+	var err error
+	if pending != nil {
+		o = observation{backlog: true, write: pending}
+	} else {
+		o, err = r.step()
+	}
+	if err == nil && o.write != nil {
+		if err = p.commit(commitCtx, ts.name, *o.write); err == nil {
+			o.cursor, o.segments = o.write.Cursor, len(o.write.Segments)
+			o.write = nil
+		}
+	}
+	o.err = err
+	p.mu.Lock()
+	p.reqPerPoll = 0.995*p.reqPerPoll + 0.005*float64(max(1, r.requests))
+	if err != nil && ctx.Err() != nil && o.write == nil {
 		// Shutting down: the poll was cut short; nothing moved.
 		p.sched.requeue(ts)
 		p.mu.Unlock()
 		return err
 	}
-	p.sched.done(ts, o, now)
+	p.sched.done(ts, o, p.clk.mono())
 	first := ts.fails == 1
 	p.mu.Unlock()
 	p.signal()
-	if err != nil {
+	switch {
+	case err != nil && o.write != nil:
+		p.log.Debug("checkpoint write failed; the acknowledged state is kept and its write retried", "tag", ts.name, "err", err)
+	case err != nil:
 		level := p.log.Debug
 		if first {
 			level = p.log.Warn
@@ -44,19 +66,35 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	return err
 }
 
-// pollTag polls one tag: a first poll, a catch-up step on the oldest backlog segment, or a walk from the head.
-func (p *Poller) pollTag(ctx, commitCtx context.Context, tag string, requests *int) (observation, error) {
-	st, ok, err := p.store.Get(commitCtx, tag)
+// pollRun is one poll of one tag: what each of its steps needs.
+type pollRun struct {
+	p         *Poller
+	ctx       context.Context // fetching: ends at once at shutdown
+	commitCtx context.Context // publishing: ends Config.ShutdownTimeout after shutdown
+	tag       string
+	requests  int // requests sent, retries and probes included
+}
+
+// page fetches one page of the tag.
+func (r *pollRun) page(q query) (*schema.Page, error) {
+	q.tag, q.probes = r.tag, &r.requests
+	return r.p.client.page(r.ctx, q)
+}
+
+// step polls the tag once: a first poll, a catch-up step on the oldest backlog segment, or a walk from the head.
+// The observation's write is the state to persist (nil: nothing to write).
+func (r *pollRun) step() (observation, error) {
+	st, ok, err := r.p.store.Get(r.commitCtx, r.tag)
 	if err != nil {
-		return observation{}, fmt.Errorf("poller: tag %q: read checkpoint: %w", tag, err)
+		return observation{}, fmt.Errorf("poller: tag %q: read checkpoint: %w", r.tag, err)
 	}
 	switch {
 	case !ok:
-		return p.firstPoll(ctx, commitCtx, tag, requests)
+		return r.firstPoll()
 	case len(st.Segments) > 0:
-		return p.catchUp(ctx, commitCtx, tag, st, requests)
+		return r.catchUp(st)
 	}
-	return p.pollHead(ctx, commitCtx, tag, st, requests)
+	return r.pollHead(st)
 }
 
 // walked is the result of a walk down a tag's feed.
@@ -78,15 +116,25 @@ type walked struct {
 	sawBoundary bool
 }
 
-// walk fetches pages of tag newer than min (exclusive; "" = none) and older than max (exclusive; "" = the head),
-// newest first, following next_max_tag_id on the configured base URL (never next_url), until a page says nothing
-// older remains or maxPages pages were read. keep collects the media not in known; boundary is the id of the media
-// at min, whose return marks an inclusive upstream. split records the lower end after splitAt pages.
-func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, splitAt int, keep bool, known map[string]bool,
-	boundary string, requests *int) (walked, error) {
-	w := walked{batch: make(map[string]bool), upper: max}
+// walkSpec says which part of a tag's feed a walk reads and what it keeps.
+type walkSpec struct {
+	min      string          // exclusive lower bound: the committed cursor ("" = none)
+	max      string          // exclusive upper bound ("" = the head)
+	maxPages int             // pages read at most
+	splitAt  int             // the walk's split is the lower end of this page
+	keep     bool            // collect the new media (false: only read and bound them)
+	known    map[string]bool // ids already published (State.Recent): not kept
+	boundary string          // id of the media at min, whose return marks an inclusive upstream
+}
+
+// walk fetches pages newer than s.min and older than s.max, newest first, following next_max_tag_id on the
+// configured base URL (never next_url), until a page says nothing older remains or s.maxPages pages were read.
+func (r *pollRun) walk(s walkSpec) (walked, error) {
+	p := r.p
+	w := walked{batch: make(map[string]bool), upper: s.max}
+	max := s.max
 	for {
-		page, err := p.client.page(ctx, query{tag: tag, min: min, max: max, count: p.cfg.PageSize, probes: requests})
+		page, err := r.page(query{min: s.min, max: max, count: p.cfg.PageSize})
 		if err != nil {
 			return w, err
 		}
@@ -96,7 +144,7 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 		}
 		pg := page.Pagination
 		pageCursor := firstOf(pg.MinTagID, pg.NextMinID)
-		seenAt := p.cfg.Clock()
+		seenAt := time.Now() // for tagstream_seen_to_publish_seconds: a duration, on the monotonic clock
 		if w.head == "" {
 			w.head = pageCursor // the first page, or the first non-empty one after empty pages
 		}
@@ -108,14 +156,17 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 				w.noID++
 				continue
 			}
-			if boundary != "" && m.ID == boundary {
+			if s.boundary != "" && m.ID == s.boundary {
 				w.sawBoundary = true
 			}
 			if w.batch[m.ID] {
 				continue // a repeat across pages (an inclusive max_tag_id, or a shifted page)
 			}
 			w.batch[m.ID] = true
-			if keep && !known[m.ID] {
+			if s.keep && !s.known[m.ID] {
+				if !p.cfg.AttachRaw {
+					m.Raw = nil // Raw aliases the page's body: without it the body is freed while the walk goes on
+				}
 				w.items = append(w.items, m)
 				w.cursors = append(w.cursors, pageCursor)
 				w.seen = append(w.seen, seenAt)
@@ -133,14 +184,14 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 			next = maxFromNextURL(pg.NextURL)
 			if next == "" {
 				return w, fmt.Errorf("poller: tag %q: page %d says more media remain but names no cursor to reach them",
-					tag, w.pages)
+					r.tag, w.pages)
 			}
 		}
 		if next != "" {
 			if len(page.Media) > 0 {
 				w.oldest = next
 			}
-			if w.pages <= splitAt {
+			if w.pages <= s.splitAt {
 				w.split = next
 			}
 		}
@@ -150,7 +201,7 @@ func (p *Poller) walk(ctx context.Context, tag, min, max string, maxPages, split
 			w.complete = true
 			return w, nil
 		}
-		if w.pages >= maxPages {
+		if w.pages >= s.maxPages {
 			return w, nil
 		}
 		max = next
@@ -176,22 +227,19 @@ func firstOf(a, b string) string {
 }
 
 // firstPoll starts a tag that has no checkpoint: at the head (StartNow) or with a backfill.
-func (p *Poller) firstPoll(ctx, commitCtx context.Context, tag string, requests *int) (observation, error) {
+func (r *pollRun) firstPoll() (observation, error) {
+	p := r.p
 	if p.cfg.Start == StartNow {
-		w, err := p.walk(ctx, tag, "", "", 1, 1, true, nil, "", requests)
+		w, err := r.walk(walkSpec{maxPages: 1, splitAt: 1, keep: true})
 		if err != nil {
 			return observation{}, err
 		}
-		st := checkpoint.State{Cursor: w.head, Recent: p.recent(nil, w.items)}
-		if err := p.commit(commitCtx, tag, st); err != nil {
-			return observation{}, err
-		}
-		p.log.Debug("tag started at the head", "tag", tag)
-		return observation{head: true, cursor: st.Cursor}, nil
+		p.log.Debug("tag started at the head", "tag", r.tag)
+		return observation{head: true, write: &checkpoint.State{Cursor: w.head, Recent: p.recent(nil, w.items)}}, nil
 	}
 	n := p.cfg.BackfillPages
 	keep := n <= p.cfg.CatchUpPages
-	w, err := p.walk(ctx, tag, "", "", n, n, keep, nil, "", requests)
+	w, err := r.walk(walkSpec{maxPages: n, splitAt: n, keep: keep})
 	if err != nil {
 		return observation{}, err
 	}
@@ -199,23 +247,18 @@ func (p *Poller) firstPoll(ctx, commitCtx context.Context, tag string, requests 
 		// The whole feed turned out to fit in one publishing poll: walk it again keeping the media and publish it
 		// now. Starting from an empty cursor instead would leave nothing to detect a retention cut against
 		// until the first publish (see Gaps).
-		if w, err = p.walk(ctx, tag, "", "", p.cfg.CatchUpPages, p.cfg.CatchUpPages, true, nil, "", requests); err != nil {
+		if w, err = r.walk(walkSpec{maxPages: p.cfg.CatchUpPages, splitAt: p.cfg.CatchUpPages, keep: true}); err != nil {
 			return observation{}, err
 		}
 		if !w.complete {
 			// It grew beyond one poll's worth meanwhile: everything it holds is still the backfill, so start
 			// from the bottom (the empty cursor) and let catch-up work it off.
-			if err := p.commit(commitCtx, tag, checkpoint.State{}); err != nil {
-				return observation{}, err
-			}
-			return observation{backlog: true}, nil
+			return observation{backlog: true, write: &checkpoint.State{}}, nil
 		}
 		keep = true
 	}
 	if keep {
-		st := checkpoint.State{Cursor: w.head}
-		o := observation{head: true}
-		return p.publish(commitCtx, tag, st, w, nil, o)
+		return r.publish(checkpoint.State{Cursor: w.head}, w, nil, observation{head: true})
 	}
 	// A deep backfill: remember where it starts and let the catch-up machinery work it off oldest first.
 	//
@@ -226,7 +269,7 @@ func (p *Poller) firstPoll(ctx, commitCtx context.Context, tag string, requests 
 	// older is served any more, the empty cursor means "everything still served is new".
 	st := checkpoint.State{}
 	if !w.complete {
-		below, err := p.client.page(ctx, query{tag: tag, max: w.oldest, count: 1, probes: requests})
+		below, err := r.page(query{max: w.oldest, count: 1})
 		if err != nil {
 			return observation{}, err
 		}
@@ -235,18 +278,15 @@ func (p *Poller) firstPoll(ctx, commitCtx context.Context, tag string, requests 
 			st.Recent = []string{below.Media[0].ID}
 		}
 	}
-	if err := p.commit(commitCtx, tag, st); err != nil {
-		return observation{}, err
-	}
-	return observation{backlog: true, cursor: st.Cursor}, nil
+	return observation{backlog: true, write: &st}, nil
 }
 
 // pollHead walks from the head down to the committed cursor. A backlog deeper than CatchUpPages is not published
 // now: its lower end becomes the first catch-up segment.
-func (p *Poller) pollHead(ctx, commitCtx context.Context, tag string, st checkpoint.State, requests *int) (observation, error) {
-	known := recentSet(st.Recent)
-	w, err := p.walk(ctx, tag, st.Cursor, "", p.cfg.CatchUpPages+1, p.cfg.CatchUpPages, true, known,
-		lastOf(st.Recent), requests)
+func (r *pollRun) pollHead(st checkpoint.State) (observation, error) {
+	p := r.p
+	w, err := r.walk(walkSpec{min: st.Cursor, maxPages: p.cfg.CatchUpPages + 1, splitAt: p.cfg.CatchUpPages,
+		keep: true, known: recentSet(st.Recent), boundary: lastOf(st.Recent)})
 	if err != nil {
 		return observation{}, err
 	}
@@ -256,25 +296,22 @@ func (p *Poller) pollHead(ctx, commitCtx context.Context, tag string, st checkpo
 	o := observation{head: true, found: len(w.items), cursor: st.Cursor}
 	if !w.complete {
 		st.Segments = append(st.Segments[:0:0], w.split)
-		if err := p.commit(commitCtx, tag, st); err != nil {
-			return observation{}, err
-		}
-		p.log.Debug("backlog deeper than CatchUpPages: catching up", "tag", tag, "pages", w.pages)
-		o.truncated, o.backlog, o.segments = true, true, 1
+		p.log.Debug("backlog deeper than CatchUpPages: catching up", "tag", r.tag, "pages", w.pages)
+		o.truncated, o.backlog, o.write = true, true, &st
 		return o, nil
 	}
 	probe := st.Cursor != "" && !w.sawBoundary &&
 		(p.inclusive.Load() || w.pages > 1 || w.fetched >= p.cfg.PageSize)
-	return p.finish(ctx, commitCtx, tag, st, w, known, probe, requests, o)
+	return r.finish(st, w, probe, o)
 }
 
 // catchUp works on the oldest backlog segment: the media between the committed cursor and the segment's upper
 // cursor. When that walk does not reach the cursor either, its lower end becomes a new, older segment.
-func (p *Poller) catchUp(ctx, commitCtx context.Context, tag string, st checkpoint.State, requests *int) (observation, error) {
-	known := recentSet(st.Recent)
+func (r *pollRun) catchUp(st checkpoint.State) (observation, error) {
+	p := r.p
 	seg := st.Segments[len(st.Segments)-1]
-	w, err := p.walk(ctx, tag, st.Cursor, seg, p.cfg.CatchUpPages+1, p.cfg.CatchUpPages, true, known,
-		lastOf(st.Recent), requests)
+	w, err := r.walk(walkSpec{min: st.Cursor, max: seg, maxPages: p.cfg.CatchUpPages + 1,
+		splitAt: p.cfg.CatchUpPages, keep: true, known: recentSet(st.Recent), boundary: lastOf(st.Recent)})
 	if err != nil {
 		return observation{}, err
 	}
@@ -284,34 +321,31 @@ func (p *Poller) catchUp(ctx, commitCtx context.Context, tag string, st checkpoi
 	o := observation{backlog: true, cursor: st.Cursor}
 	if !w.complete {
 		st.Segments = append(slices.Clone(st.Segments), w.split)
-		if err := p.commit(commitCtx, tag, st); err != nil {
-			return observation{}, err
-		}
-		o.segments = len(st.Segments)
+		o.write = &st
 		return o, nil
 	}
 	st.Segments = slices.Clone(st.Segments[:len(st.Segments)-1])
 	if w.oldest == "" && len(w.items) == 0 {
 		w.oldest = seg // for the gap marker's ToCursor
 	}
-	return p.finish(ctx, commitCtx, tag, st, w, known, st.Cursor != "" && !w.sawBoundary, requests, o)
+	return r.finish(st, w, st.Cursor != "" && !w.sawBoundary, o)
 }
 
-// finish completes a walk that reached the committed cursor: it checks for a gap when asked to, publishes the new
-// media oldest first (after a gap marker, if any), and commits the new state once the publisher acknowledged.
-func (p *Poller) finish(ctx, commitCtx context.Context, tag string, st checkpoint.State, w walked, known map[string]bool,
-	probe bool, requests *int, o observation) (observation, error) {
+// finish completes a walk that reached the committed cursor: it checks for a gap when asked to, and publishes the
+// new media oldest first (after a gap marker, if any).
+func (r *pollRun) finish(st checkpoint.State, w walked, probe bool, o observation) (observation, error) {
+	p := r.p
 	var gap *schema.Event
 	if probe {
-		missing, err := p.probeGap(ctx, tag, st, w, requests)
+		missing, err := r.probeGap(st, w)
 		if err != nil {
 			return observation{}, err
 		}
 		if missing {
-			gap = schema.NewGap(tag, p.cfg.Source, schema.Gap{
+			gap = schema.NewGap(r.tag, p.cfg.Source, schema.Gap{
 				FromCursor: st.Cursor, ToCursor: firstOf(w.oldest, w.head), Missing: -1, Reason: gapReason, DetectedAt: p.cfg.Clock(),
 			})
-			p.log.Warn("gap: the API no longer serves part of the backlog", "tag", tag)
+			p.log.Warn("gap: the API no longer serves part of the backlog", "tag", r.tag)
 			if len(w.items) == 0 {
 				// Nothing older than the walk's lower end is served any more: everything the API still has is
 				// new, which is what an empty cursor means.
@@ -326,10 +360,10 @@ func (p *Poller) finish(ctx, commitCtx context.Context, tag string, st checkpoin
 			st.Cursor = w.head // only known media up to the head: skip them next time
 		} else if !o.backlog {
 			o.cursor = st.Cursor
-			return o, nil // nothing new, nothing to commit
+			return o, nil // nothing new, nothing to write
 		}
 	}
-	return p.publish(commitCtx, tag, st, w, gap, o)
+	return r.publish(st, w, gap, o)
 }
 
 // probeGap reports whether the API may have dropped media between the committed cursor and the lowest media of a
@@ -343,7 +377,7 @@ func (p *Poller) finish(ctx, commitCtx context.Context, tag string, st checkpoin
 // An earlier version asked for the media just older than the cursor and trusted the answer only when State.Recent
 // proved that one had existed (two ids or more): with RecentIDs 1, or a tag that had published a single media,
 // the probe never ran and a retention cut lost media silently.
-func (p *Poller) probeGap(ctx context.Context, tag string, st checkpoint.State, w walked, requests *int) (bool, error) {
+func (r *pollRun) probeGap(st checkpoint.State, w walked) (bool, error) {
 	if st.Cursor == "" {
 		return false, nil
 	}
@@ -356,7 +390,7 @@ func (p *Poller) probeGap(ctx context.Context, tag string, st checkpoint.State, 
 		}
 		below, count = w.upper, 1
 	}
-	page, err := p.client.page(ctx, query{tag: tag, max: below, count: count, probes: requests})
+	page, err := r.page(query{max: below, count: count})
 	if err != nil {
 		return false, err
 	}
@@ -368,10 +402,10 @@ func (p *Poller) probeGap(ctx context.Context, tag string, st checkpoint.State, 
 	return true, nil
 }
 
-// publish hands the walk's media (and a gap marker) to the publisher oldest first and commits st, with the ids
-// added to the recent set, after the publisher acknowledged them all.
-func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w walked, gap *schema.Event,
-	o observation) (observation, error) {
+// publish hands the walk's media (and a gap marker) to the publisher oldest first and, once the publisher
+// acknowledged them all, returns st with the ids added to the recent set as the state to write.
+func (r *pollRun) publish(st checkpoint.State, w walked, gap *schema.Event, o observation) (observation, error) {
+	p := r.p
 	fetched := p.cfg.Clock()
 	events := make([]*schema.Event, 0, len(w.items)+1)
 	seen := make([]time.Time, 0, len(w.items)+1) // parallel to events: when the media's page was received
@@ -383,7 +417,7 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 	skipped := 0
 	for i := len(w.items) - 1; i >= 0; i-- {
 		ev, err := schema.Normalize(w.items[i], schema.Sighting{
-			Tag: tag, Cursor: w.cursors[i], Source: p.cfg.Source, FetchedAt: fetched, AttachRaw: p.cfg.AttachRaw,
+			Tag: r.tag, Cursor: w.cursors[i], Source: p.cfg.Source, FetchedAt: fetched, AttachRaw: p.cfg.AttachRaw,
 		})
 		if err != nil {
 			skipped++
@@ -396,16 +430,16 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 		seen = append(seen, w.seen[i])
 	}
 	if skipped += w.noID; skipped > 0 {
-		p.log.Warn("media without an id skipped: the API sent media that cannot be identified", "tag", tag, "count", skipped)
+		p.log.Warn("media without an id skipped: the API sent media that cannot be identified", "tag", r.tag, "count", skipped)
 	}
 	if len(events) > 0 {
 		start := time.Now()
-		err := p.pub.Publish(ctx, events)
+		err := p.pub.Publish(r.commitCtx, events)
 		p.m.publishSeconds.Observe(time.Since(start).Seconds())
 		if err != nil {
-			return observation{}, fmt.Errorf("poller: tag %q: publish %d events: %w", tag, len(events), err)
+			return observation{}, fmt.Errorf("poller: tag %q: publish %d events: %w", r.tag, len(events), err)
 		}
-		ack := p.cfg.Clock()
+		ack, ackWall := time.Now(), p.cfg.Clock()
 		for i, e := range events {
 			if e.Gap != nil {
 				p.m.gaps.Inc()
@@ -415,7 +449,7 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 			o.published++
 			p.m.published.Inc()
 			if !e.Time.IsZero() {
-				p.m.postToPublish.Observe(max(0, ack.Sub(e.Time).Seconds()))
+				p.m.postToPublish.Observe(max(0, ackWall.Sub(e.Time).Seconds()))
 			}
 			if !seen[i].IsZero() {
 				p.m.seenToPublish.Observe(max(0, ack.Sub(seen[i]).Seconds()))
@@ -423,10 +457,7 @@ func (p *Poller) publish(ctx context.Context, tag string, st checkpoint.State, w
 		}
 	}
 	st.Recent = p.recent(st.Recent, w.items)
-	if err := p.commit(ctx, tag, st); err != nil {
-		return observation{}, err
-	}
-	o.cursor, o.segments, o.newest = st.Cursor, len(st.Segments), newest
+	o.newest, o.write = newest, &st
 	o.backlog = len(st.Segments) > 0 || (o.backlog && !o.head)
 	return o, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/testenv"
 )
@@ -88,7 +89,8 @@ func TestWalkOddPagination(t *testing.T) {
 			}))
 			t.Cleanup(srv.Close)
 			p := newTestPoller(t, srv.URL+"/v1", nil)
-			w, err := p.walk(context.Background(), "odd", "10", "", 5, 5, true, nil, "", nil)
+			r := &pollRun{p: p, ctx: context.Background(), commitCtx: context.Background(), tag: "odd"}
+			w, err := r.walk(walkSpec{min: "10", maxPages: 5, splitAt: 5, keep: true})
 			mu.Lock()
 			got := strings.Join(maxs, ",")
 			mu.Unlock()
@@ -138,7 +140,7 @@ func TestGapAfterASingleMedia(t *testing.T) {
 			first := startPoller(t, cfg, store)
 			waitStarted(t, first, tags)
 			srv.Post("lonely", 1)
-			waitFor(t, "the first media", 10*time.Second, func() bool { return len(first.pub.mediaCount()) == 1 })
+			testkit.Eventually(t, 10*time.Second, "the first media", func() bool { return len(first.pub.mediaCount()) == 1 })
 			if err := first.stop(); err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +152,7 @@ func TestGapAfterASingleMedia(t *testing.T) {
 			}
 			r := startPoller(t, cfg, store)
 			checkExactlyOnce(t, srv, r.pub, servable, nil, 20*time.Second)
-			waitFor(t, "a gap marker", 10*time.Second, func() bool { return len(r.pub.gaps()) > 0 })
+			testkit.Eventually(t, 10*time.Second, "a gap marker", func() bool { return len(r.pub.gaps()) > 0 })
 			if n := counterValue(t, r.p.m.gaps); n != 1 {
 				t.Errorf("gaps_total = %v, want 1", n)
 			}
@@ -195,7 +197,7 @@ func TestDeepBackfill(t *testing.T) {
 			checkExactlyOnce(t, srv, r.pub, want, nil, 20*time.Second)
 			// A few more polls publish nothing more, and the cursor ends at the head.
 			polls := counterValue(t, r.p.m.polls)
-			waitFor(t, "more polls", 10*time.Second, func() bool { return counterValue(t, r.p.m.polls) >= polls+3 })
+			testkit.Eventually(t, 10*time.Second, "more polls", func() bool { return counterValue(t, r.p.m.polls) >= polls+3 })
 			if n := len(r.pub.mediaCount()); n != tc.want {
 				t.Errorf("%d media published, want %d", n, tc.want)
 			}

@@ -23,17 +23,17 @@ type token struct {
 	clientID bool
 	fp       string
 
-	rate        float64 // requests per second
-	limit       int     // requests per window (configured, or X-Ratelimit-Limit)
-	remaining   int     // last X-Ratelimit-Remaining, -1 before any
-	level       float64 // token-bucket level
-	last        int64   // when level was computed (unix nanos)
-	parkedUntil int64   // unix nanos; 0 = not parked
-	parks       int     // parks since the last success
+	rate        float64       // requests per second
+	limit       int           // requests per window (configured, or X-Ratelimit-Limit)
+	remaining   int           // last X-Ratelimit-Remaining, -1 before any
+	level       float64       // token-bucket level
+	last        time.Duration // when level was computed (monotonic clock)
+	parkedUntil time.Duration // monotonic clock; 0 = not parked
+	parks       int           // parks since the last success
 	retired     bool
 	bo          *backoff.ExponentialBackOff
-	ready       int64 // when the token can next be taken (unix nanos); heap key
-	hidx        int   // index in tokenPool.heap, -1 when retired
+	ready       time.Duration // when the token can next be taken (monotonic clock); heap key
+	hidx        int           // index in tokenPool.heap, -1 when retired
 }
 
 // tokenPool hands out tokens so that each stays within its budget: a token bucket per token (a small burst,
@@ -44,10 +44,10 @@ type token struct {
 type tokenPool struct {
 	mu      sync.Mutex
 	tokens  []*token
-	heap    []*token
+	heap    indexedHeap[*token] // the live tokens by ready time (then index)
 	window  time.Duration
 	backoff func() *backoff.ExponentialBackOff
-	now     func() time.Time
+	clk     clock
 	log     *slog.Logger
 	m       *metrics
 }
@@ -59,17 +59,26 @@ func Fingerprint(value string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
-func newTokenPool(cfg Config, log *slog.Logger, m *metrics) *tokenPool {
+func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPool {
 	p := &tokenPool{
 		window: cfg.RateWindow,
-		now:    cfg.Clock,
+		clk:    clk,
 		log:    log,
 		m:      m,
 		backoff: func() *backoff.ExponentialBackOff {
 			return newBackoff(cfg.BackoffInitial, cfg.BackoffMax)
 		},
+		heap: indexedHeap[*token]{
+			less: func(a, b *token) bool {
+				if a.ready != b.ready {
+					return a.ready < b.ready
+				}
+				return a.idx < b.idx
+			},
+			setIndex: func(t *token, i int) { t.hidx = i },
+		},
 	}
-	now := cfg.Clock().UnixNano()
+	now := clk.mono()
 	for i, t := range cfg.Tokens {
 		limit := t.RequestsPerHour
 		if limit == 0 {
@@ -90,7 +99,7 @@ func newTokenPool(cfg Config, log *slog.Logger, m *metrics) *tokenPool {
 		tk.level = min(tokenBurst, float64(limit))
 		tk.ready = now
 		p.tokens = append(p.tokens, tk)
-		p.push(tk)
+		p.heap.Push(tk)
 		m.budgetRemaining.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
 	}
 	return p
@@ -119,9 +128,9 @@ func fullJitter(d time.Duration) time.Duration {
 }
 
 // refill brings t's bucket up to now. Caller holds p.mu.
-func (t *token) refill(now int64) {
+func (t *token) refill(now time.Duration) {
 	if now > t.last {
-		t.level = min(float64(min(tokenBurst, max(1, t.limit))), t.level+t.rate*float64(now-t.last)/1e9)
+		t.level = min(float64(min(tokenBurst, max(1, t.limit))), t.level+t.rate*(now-t.last).Seconds())
 		t.last = now
 	}
 }
@@ -131,34 +140,33 @@ func (t *token) computeReady() {
 	r := t.last
 	if t.level < 1 {
 		if t.rate <= 0 {
-			r = t.last + int64(time.Hour)
+			r = t.last + time.Hour
 		} else {
-			r = t.last + int64((1-t.level)/t.rate*1e9)
+			r = t.last + time.Duration((1-t.level)/t.rate*1e9)
 		}
 	}
 	t.ready = max(r, t.parkedUntil)
 }
 
-// tryAcquire takes the token that is ready first if it is ready at now. Otherwise it returns nil and when the next
-// token will be ready (zero when every token is retired).
-func (p *tokenPool) tryAcquire(now time.Time) (*token, time.Time) {
+// tryAcquire takes the token that is ready first if it is ready at now (monotonic clock). Otherwise it returns nil
+// and when the next token will be ready (0 when every token is retired).
+func (p *tokenPool) tryAcquire(now time.Duration) (*token, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.heap) == 0 {
-		return nil, time.Time{}
+	if p.heap.Len() == 0 {
+		return nil, 0
 	}
-	n := now.UnixNano()
-	t := p.heap[0]
-	t.refill(n)
+	t := p.heap.Min()
+	t.refill(now)
 	t.computeReady()
-	if t.ready <= n {
+	if t.ready <= now {
 		t.level--
 		t.computeReady()
-		p.fix(t)
+		p.heap.Fix(t.hidx)
 		return t, now
 	}
-	p.fix(t)
-	return nil, time.Unix(0, p.heap[0].ready)
+	p.heap.Fix(t.hidx)
+	return nil, p.heap.Min().ready
 }
 
 // acquire waits until a token is ready and takes it. It returns ErrAllTokensRetired when none is left, or the
@@ -174,15 +182,15 @@ func (p *tokenPool) acquire(ctx context.Context) (*token, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		now := p.now()
+		now := p.clk.mono()
 		t, next := p.tryAcquire(now)
 		if t != nil {
 			return t, nil
 		}
-		if next.IsZero() {
+		if next == 0 {
 			return nil, ErrAllTokensRetired
 		}
-		wait := max(next.Sub(now), time.Millisecond)
+		wait := max(next-now, time.Millisecond)
 		if timer == nil {
 			timer = time.NewTimer(wait)
 		} else {
@@ -209,13 +217,13 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 	}
 	if remaining >= 0 {
 		t.remaining = remaining
-		t.refill(p.now().UnixNano())
+		t.refill(p.clk.mono())
 		if float64(remaining) < t.level {
 			t.level = float64(remaining)
 		}
 		if t.hidx >= 0 {
 			t.computeReady()
-			p.fix(t)
+			p.heap.Fix(t.hidx)
 		}
 		p.m.budgetRemaining.WithLabelValues(strconv.Itoa(t.idx)).Set(float64(remaining))
 	}
@@ -242,11 +250,11 @@ func (p *tokenPool) park(t *token, retryAfter time.Duration) time.Duration {
 	d := fullJitter(t.bo.NextBackOff())
 	d = max(d, retryAfter)
 	t.parks++
-	now := p.now().UnixNano()
-	t.parkedUntil = max(t.parkedUntil, now+int64(d))
+	now := p.clk.mono()
+	t.parkedUntil = max(t.parkedUntil, now+d)
 	t.refill(now)
 	t.computeReady()
-	p.fix(t)
+	p.heap.Fix(t.hidx)
 	p.m.parked.Set(float64(p.parkedLocked(now)))
 	p.log.Debug("token parked", "token", t.idx, "fingerprint", t.fp, "for", d)
 	return d
@@ -260,10 +268,12 @@ func (p *tokenPool) retire(t *token) {
 		return
 	}
 	t.retired = true
-	p.remove(t)
+	if t.hidx >= 0 {
+		p.heap.Remove(t.hidx)
+	}
 	p.m.retired.Inc()
-	p.log.Warn("token retired: the API rejected it", "token", t.idx, "fingerprint", t.fp, "tokens_left", len(p.heap))
-	if len(p.heap) == 0 {
+	p.log.Warn("token retired: the API rejected it", "token", t.idx, "fingerprint", t.fp, "tokens_left", p.heap.Len())
+	if p.heap.Len() == 0 {
 		p.log.Error("every token is retired: polling stops")
 	}
 }
@@ -272,7 +282,7 @@ func (p *tokenPool) retire(t *token) {
 func (p *tokenPool) live() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.heap)
+	return p.heap.Len()
 }
 
 // sustainableRate is the sum of the rates of the tokens that are not retired, in requests per second.
@@ -280,15 +290,15 @@ func (p *tokenPool) sustainableRate() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var r float64
-	for _, t := range p.heap {
+	for _, t := range p.heap.items {
 		r += t.rate
 	}
 	return r
 }
 
-func (p *tokenPool) parkedLocked(now int64) int {
+func (p *tokenPool) parkedLocked(now time.Duration) int {
 	n := 0
-	for _, t := range p.heap {
+	for _, t := range p.heap.items {
 		if t.parkedUntil > now {
 			n++
 		}
@@ -299,7 +309,7 @@ func (p *tokenPool) parkedLocked(now int64) int {
 // refreshGauges updates the parked-tokens gauge.
 func (p *tokenPool) refreshGauges() {
 	p.mu.Lock()
-	n := p.parkedLocked(p.now().UnixNano())
+	n := p.parkedLocked(p.clk.mono())
 	p.mu.Unlock()
 	p.m.parked.Set(float64(n))
 }
@@ -307,93 +317,16 @@ func (p *tokenPool) refreshGauges() {
 func (p *tokenPool) status() []TokenStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	now := p.now().UnixNano()
+	clk := p.clk.reading()
+	now := clk.mono
 	out := make([]TokenStatus, len(p.tokens))
 	for i, t := range p.tokens {
 		s := TokenStatus{Index: t.idx, Fingerprint: t.fp, ClientID: t.clientID, Limit: t.limit,
 			Remaining: t.remaining, Retired: t.retired}
 		if t.parkedUntil > now && !t.retired {
-			s.ParkedUntil = time.Unix(0, t.parkedUntil)
+			s.ParkedUntil = clk.wallAt(t.parkedUntil)
 		}
 		out[i] = s
 	}
 	return out
-}
-
-// The heap of live tokens, ordered by ready time. Caller holds p.mu.
-
-func (p *tokenPool) push(t *token) {
-	t.hidx = len(p.heap)
-	p.heap = append(p.heap, t)
-	p.up(t.hidx)
-}
-
-func (p *tokenPool) remove(t *token) {
-	i := t.hidx
-	if i < 0 {
-		return
-	}
-	last := len(p.heap) - 1
-	p.swap(i, last)
-	p.heap[last] = nil
-	p.heap = p.heap[:last]
-	t.hidx = -1
-	if i < last {
-		if !p.down(i) {
-			p.up(i)
-		}
-	}
-}
-
-func (p *tokenPool) fix(t *token) {
-	if t.hidx < 0 {
-		return
-	}
-	if !p.down(t.hidx) {
-		p.up(t.hidx)
-	}
-}
-
-func (p *tokenPool) less(i, j int) bool {
-	if p.heap[i].ready != p.heap[j].ready {
-		return p.heap[i].ready < p.heap[j].ready
-	}
-	return p.heap[i].idx < p.heap[j].idx
-}
-
-func (p *tokenPool) swap(i, j int) {
-	p.heap[i], p.heap[j] = p.heap[j], p.heap[i]
-	p.heap[i].hidx = i
-	p.heap[j].hidx = j
-}
-
-func (p *tokenPool) up(j int) {
-	for j > 0 {
-		i := (j - 1) / 2
-		if !p.less(j, i) {
-			break
-		}
-		p.swap(i, j)
-		j = i
-	}
-}
-
-func (p *tokenPool) down(i0 int) bool {
-	i, n := i0, len(p.heap)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		j := l
-		if r := l + 1; r < n && p.less(r, l) {
-			j = r
-		}
-		if !p.less(j, i) {
-			break
-		}
-		p.swap(i, j)
-		i = j
-	}
-	return i > i0
 }

@@ -12,13 +12,25 @@ import (
 	"github.com/tagstream/tagstream/internal/testkit"
 )
 
-// fakeClock is a settable clock.
+// fakeClock is a settable clock; its monotonic reading is the time since it was made.
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu    sync.Mutex
+	now   time.Time
+	start time.Time
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+func newFakeClock() *fakeClock {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return &fakeClock{now: t, start: t}
+}
+
+// mono is the monotonic reading of the clock.
+func (c *fakeClock) mono() time.Duration { return c.clock().mono() }
+
+// clock returns the poller's clock driven by c.
+func (c *fakeClock) clock() clock {
+	return clock{wall: c.Now, elapsed: func() time.Duration { return c.Now().Sub(c.start) }}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -46,21 +58,21 @@ func newTestPool(t *testing.T, clock *fakeClock, perHour int, tokens ...string) 
 	}
 	m, _ := newMetrics(nil)
 	logs := &testkit.SyncBuffer{}
-	return newTokenPool(cfg, slog.New(slog.NewTextHandler(logs, nil)), m), logs
+	return newTokenPool(cfg, clock.clock(), slog.New(slog.NewTextHandler(logs, nil)), m), logs
 }
 
 // take acquires tokens at the current fake time until none is ready, returning their indexes and when the next
 // one will be ready.
-func take(p *tokenPool, clock *fakeClock, max int) ([]int, time.Time) {
+func take(p *tokenPool, clock *fakeClock, max int) ([]int, time.Duration) {
 	var got []int
 	for range max {
-		tk, next := p.tryAcquire(clock.Now())
+		tk, next := p.tryAcquire(clock.mono())
 		if tk == nil {
 			return got, next
 		}
 		got = append(got, tk.idx)
 	}
-	return got, time.Time{}
+	return got, 0
 }
 
 func TestTokenBucketPacing(t *testing.T) {
@@ -70,7 +82,7 @@ func TestTokenBucketPacing(t *testing.T) {
 	if len(got) != tokenBurst {
 		t.Fatalf("a fresh token gave %d requests back to back, want the burst of %d", len(got), tokenBurst)
 	}
-	if want := clock.Now().Add(time.Second); !next.Equal(want) {
+	if want := clock.mono() + time.Second; next != want {
 		t.Fatalf("next ready at %s, want one second later (%s)", next, want)
 	}
 	clock.Advance(500 * time.Millisecond)
@@ -130,7 +142,7 @@ func TestTokenPoolHeaderCorrection(t *testing.T) {
 			if len(got) != tc.wantNow {
 				t.Fatalf("got %d requests, want %d", len(got), tc.wantNow)
 			}
-			if d := next.Sub(clock.Now()); d != tc.wantNext {
+			if d := next - clock.mono(); d != tc.wantNext {
 				t.Errorf("next ready in %s, want %s", d, tc.wantNext)
 			}
 			if st := p.status()[0]; tc.limit > 0 && st.Limit != tc.limit {
