@@ -43,10 +43,6 @@ const (
 // binary does not export, for a pending metric named elsewhere, for a pending metric that nothing names, and for
 // a pending metric the binary exports by now: then delete its line here (and "pending" in docs/operations.md).
 var pendingMetrics = []pendingMetric{
-	{"tagstream_checkpoint_write_failures_total", "counter", nil,
-		"pending: being added with the checkpoint store's failure handling", []string{mainRules, dashFile}},
-	{"tagstream_checkpoint_store_failing", "gauge", nil,
-		"pending: being added with the checkpoint store's failure handling", []string{mainRules, dashFile}},
 	{"tagstream_budget_use_ratio", "gauge", nil,
 		"pending: to be added with the pool's budget accounting", []string{mainRules, dashFile}},
 	{"tagstream_broker_up", "gauge", nil,
