@@ -18,7 +18,12 @@ func (res *result) markdown() string {
 		p("%s\n\n", o.note)
 	}
 	p("```\ngo run ./bench/wholebinary %s\n```\n\n", strings.Join(o.args, " "))
-	p("- Workload: %s. B = %s requests/s, Σr = %.2f media/s, **L\\* = %.3f s**.\n", sc.What, num(res.budget), sc.TotalRate(), res.lstar)
+	if sc.Latency {
+		p("- Workload: %s. B = %s requests/s, Σr = %.2f media/s, **L\\* = %.3f s**.\n", sc.What, num(res.budget), sc.TotalRate(), res.lstar)
+	} else {
+		p("- Workload: %s. B = %s requests/s, Σr = %.2f media/s (L\\* does not apply: --min-interval, not the budget, "+
+			"bounds the active tags).\n", sc.What, num(res.budget), sc.TotalRate())
+	}
 	p("- tagstream commit %s, %s, %d CPUs; load average %s at the start, %s at the end.\n",
 		res.commit, goVersion(), runtime.NumCPU(), res.loadStart, res.loadEnd)
 	p("- `%s`\n", res.tsCommand)
@@ -53,7 +58,7 @@ func (res *result) markdown() string {
 				worst = fmt.Sprintf("%s %s (%d)", st.WorstTag, dur(st.WorstTagMean), st.WorstTagN)
 			}
 			p("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", w.Name, s.name, st.Posted, st.Delivered,
-				missing, dur(st.Mean), ratio(st.Mean.Seconds()/res.lstar), dur(st.P50), dur(st.P99), dur(st.Max), worst)
+				missing, dur(st.Mean), res.lratio(st.Mean), dur(st.P50), dur(st.P99), dur(st.Max), worst)
 		}
 	}
 	secs := o.duration.Seconds()
@@ -110,8 +115,9 @@ func (res *result) markdown() string {
 	}
 	row("highest tagstream_schedule_overload", fmt.Sprintf("%.2f", res.overload), "-")
 	cores := res.ts.cpu.CPU.Seconds() / secs
-	row("CPU (tagstream processes)", fmt.Sprintf("%.1f s = %.3f of a core, %.3f s per 1,000 requests", res.ts.cpu.CPU.Seconds(), cores,
-		perThousand(res.ts.cpu.CPU.Seconds(), res.ts.requests)), "in the harness")
+	row("CPU (tagstream processes)", fmt.Sprintf("%.1f s = %.3f of a core; %.3f s per 1,000 requests, %.3f s per 1,000 media",
+		res.ts.cpu.CPU.Seconds(), cores, perThousand(res.ts.cpu.CPU.Seconds(), res.ts.requests),
+		perThousand(res.ts.cpu.CPU.Seconds(), float64(res.ts.stats[all].Delivered))), "in the harness")
 	row("peak resident memory (VmHWM)", mib(res.ts.cpu.MaxRSS), "-")
 	p("\nThe simulator (cmd/igsim, its own process) served %s requests: %.1f CPU-s = %.3f of a core, %.3f CPU-s per 1,000 "+
 		"requests, peak resident %s. The harness (", num(res.simServed), res.sim.CPU.Seconds(), res.sim.CPU.Seconds()/secs,
@@ -134,6 +140,14 @@ func (res *result) markdown() string {
 	return b.String()
 }
 
+// lratio is a mean as a multiple of L*, for the latency workloads.
+func (res *result) lratio(mean time.Duration) string {
+	if !res.o.scenario.Latency {
+		return "-"
+	}
+	return ratio(mean.Seconds() / res.lstar)
+}
+
 // targets checks the figures against issue #11's targets.
 func (res *result) targets() []string {
 	var out []string
@@ -146,7 +160,7 @@ func (res *result) targets() []string {
 		}
 		out = append(out, fmt.Sprintf("%s: %s", text, mark))
 	}
-	zipf := len(res.o.scenario.Active) > 2
+	zipf := res.o.scenario.Latency
 	if zipf {
 		first := st[0].Mean.Seconds() / res.lstar
 		check(first <= 1.40, fmt.Sprintf("first 90 s mean at most 1.40 L* (%.2f)", first))
