@@ -244,6 +244,14 @@ func TestMarkdownShowsMissingMediaLoudly(t *testing.T) {
 	}
 }
 
+func TestShellJoinQuotesWhatAShellWouldSplit(t *testing.T) {
+	got := shellJoin([]string{"-scenario", "zipf50", "-note", `Today's "before"`, "-ts-flag=--start=backfill", ""})
+	want := `-scenario zipf50 -note 'Today'\''s "before"' -ts-flag=--start=backfill ''`
+	if got != want {
+		t.Errorf("shellJoin = %s\nwant         %s", got, want)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	getenv := func(string) string { return "" }
 	tests := []struct {

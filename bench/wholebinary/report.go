@@ -17,7 +17,7 @@ func (res *result) markdown() string {
 	if o.note != "" {
 		p("%s\n\n", o.note)
 	}
-	p("```\ngo run ./bench/wholebinary %s\n```\n\n", strings.Join(o.args, " "))
+	p("```\ngo run ./bench/wholebinary %s\n```\n\n", shellJoin(o.args))
 	if sc.Latency {
 		p("- Workload: %s. B = %s requests/s, Σr = %.2f media/s, **L\\* = %.3f s**.\n", sc.What, num(res.budget), sc.TotalRate(), res.lstar)
 	} else {
@@ -191,6 +191,21 @@ func (res *result) targets() []string {
 		check(res.ts.cpu.MaxRSS <= limit, fmt.Sprintf("at most %s resident (%s)", mib(limit), mib(res.ts.cpu.MaxRSS)))
 	}
 	return out
+}
+
+// shellJoin quotes args for a POSIX shell where needed, so that the printed command can be pasted.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		}) < 0 {
+			out[i] = a
+			continue
+		}
+		out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(out, " ")
 }
 
 func dur(d time.Duration) string {
