@@ -265,3 +265,16 @@ func peakRate(samples []counterSample, minSpan time.Duration) float64 {
 	}
 	return peak
 }
+
+// seriesStep is the slice length of the budget-use series.
+const seriesStep = 30 * time.Second
+
+// useSeries returns the budget use (requests over budget × slice) of each whole seriesStep slice of [from, to).
+func useSeries(samples []counterSample, from, to time.Time, budget float64) []float64 {
+	var out []float64
+	for a := from; !a.Add(seriesStep).After(to); a = a.Add(seriesStep) {
+		b := a.Add(seriesStep)
+		out = append(out, (valueAt(samples, b)-valueAt(samples, a))/(budget*seriesStep.Seconds()))
+	}
+	return out
+}

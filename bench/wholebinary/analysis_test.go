@@ -264,3 +264,12 @@ func TestAllNewestArrivedIgnoresMediaBeforeTheFirstPoll(t *testing.T) {
 		t.Fatal("without first polls b's media must arrive too")
 	}
 }
+
+func TestUseSeriesCutsTheSpanIntoSlices(t *testing.T) {
+	// Two requests per second for the first 30 s, then one; a budget of 2 requests per second.
+	s := []counterSample{{at(0), 0}, {at(30), 60}, {at(60), 90}, {at(75), 105}}
+	got := useSeries(s, at(0), at(75), 2)
+	if want := []float64{1, 0.5}; !reflect.DeepEqual(got, want) { // the last 15 s are not a whole slice
+		t.Errorf("useSeries = %v, want %v", got, want)
+	}
+}

@@ -103,6 +103,17 @@ func (res *result) markdown() string {
 	row("requests (simulator's count)", num(res.ts.requests), num(res.rr.requests))
 	row("budget use, whole run", pct(res.ts.requests/budgetReq), pct(res.rr.requests/budgetReq))
 	row("budget use after the first 90 s", pct(res.ts.requestsWarm/(res.budget*warmSecs)), pct(res.rr.requestsWarm/(res.budget*warmSecs)))
+	series := func(s *sideResult) string {
+		if !s.ran {
+			return "-"
+		}
+		parts := make([]string, len(s.useSeries))
+		for i, u := range s.useSeries {
+			parts[i] = fmt.Sprintf("%.0f", 100*u)
+		}
+		return strings.Join(parts, " ")
+	}
+	row(fmt.Sprintf("budget use (%%) per %s slice", seriesStep), series(&res.ts), series(&res.rr))
 	row("budget use from tagstream's /metrics", pct(res.ts.metricsReqs/budgetReq), "-")
 	row("peak use of one token over ~60 s", pct(res.ts.peakToken), "-")
 	row("rate-limit answers (simulator / tagstream's /metrics)", fmt.Sprintf("%s / %s", num(res.ts.limited), num(res.ts.metricsLimit)), num(res.rr.limited))

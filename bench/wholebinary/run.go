@@ -52,6 +52,7 @@ type sideResult struct {
 	stats        []latencyStats // one per window
 	requests     float64        // simulator count over [T0, end]
 	requestsWarm float64        // over [T0+warmup, end]
+	useSeries    []float64      // budget use per seriesStep slice of the span
 	metricsReqs  float64        // tagstream's own count over [T0, end] (tagstream only)
 	limited      float64        // rate-limit answers over [T0, end], simulator count
 	metricsLimit float64        // tagstream's own count of them
@@ -380,6 +381,7 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 	warm := t0.Add(warmup)
 	res.ts.requests = span(smp.tsRequests, t0, end)
 	res.ts.requestsWarm = math.Round(span(smp.tsRequests, warm, end))
+	res.ts.useSeries = useSeries(smp.tsRequests, t0, end, res.budget)
 	res.ts.limited = span(smp.tsLimited, t0, end)
 	res.ts.metricsReqs = span(smp.metricsReqs.series, t0, end)
 	res.ts.metricsLimit = span(smp.metricsLimit.series, t0, end)
@@ -396,6 +398,7 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 		fill(&res.rr, rrRec, rrFirst)
 		res.rr.requests = span(smp.rrRequests, t0, end)
 		res.rr.requestsWarm = math.Round(span(smp.rrRequests, warm, end))
+		res.rr.useSeries = useSeries(smp.rrRequests, t0, end, res.budget)
 		res.rr.limited = span(smp.rrLimited, t0, end)
 	}
 }
