@@ -36,6 +36,12 @@ func (res *result) markdown() string {
 		drain = fmt.Sprintf("**the grace of %s ran out**: what had not arrived by then is MISSING", o.grace)
 	}
 	p("- After the %s the posts stopped; %s.\n", o.duration, drain)
+	if sc.WatchFirstPolls {
+		p("- tagstream's `/status` showed the first poll of %d of the %d tags (the split of the missing media is exact for those).\n",
+			res.watchedFP, sc.TagCount())
+	} else {
+		p("- A tag's first poll is taken to be its first delivered media (`/status` is not sampled for %s tags).\n", num(float64(sc.TagCount())))
+	}
 	if res.samplerErr != "" {
 		p("- Sampler: %s.\n", res.samplerErr)
 	}
