@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // natsServer is a nats-server process of one test, with its own port and JetStream store so that it can be
@@ -42,7 +44,7 @@ func startNATS(t *testing.T) *natsServer {
 func newNATS(t *testing.T) *natsServer {
 	t.Helper()
 	dir := t.TempDir()
-	n := &natsServer{t: t, port: freePort(t), dir: dir, logPath: filepath.Join(dir, "nats-server.log")}
+	n := &natsServer{t: t, port: testkit.FreePort(t), dir: dir, logPath: filepath.Join(dir, "nats-server.log")}
 	t.Cleanup(func() {
 		if n.proc != nil && n.proc.running() {
 			n.proc.signal(syscall.SIGTERM, 10*time.Second)
@@ -125,8 +127,8 @@ type kafkaServer struct {
 func startKafka(t *testing.T) *kafkaServer {
 	t.Helper()
 	dir := plainTempDir(t) // log.dirs and log4j2 file lists are comma-separated: no test name in the path
-	k := &kafkaServer{t: t, dir: dir, port: freePort(t), logPath: filepath.Join(dir, "kafka.out")}
-	cport := freePort(t)
+	k := &kafkaServer{t: t, dir: dir, port: testkit.FreePort(t), logPath: filepath.Join(dir, "kafka.out")}
+	cport := testkit.FreePort(t)
 	k.props = filepath.Join(dir, "server.properties")
 	k.log4j = filepath.Join(dir, "log4j2.properties")
 	props := fmt.Sprintf(`process.roles=broker,controller

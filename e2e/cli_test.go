@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/tagstream/tagstream/internal/status"
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/internal/testkit/simkit"
@@ -496,12 +494,7 @@ func TestTokensNeverAppearUnderFaultsAndRevocation(t *testing.T) {
 // test command.
 func kafkaClusters(t *testing.T) map[string]string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return map[string]string{"kfake": strings.Join(c.ListenAddrs(), ","), "apache kafka": env.KafkaBrokers}
+	return map[string]string{"kfake": strings.Join(testkit.FakeKafka(t), ","), "apache kafka": env.KafkaBrokers}
 }
 
 func TestRunPublishesToKafkaAndTailReadsIt(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,17 +20,6 @@ import (
 	"github.com/tagstream/tagstream/internal/redact"
 	"github.com/tagstream/tagstream/internal/testkit"
 )
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // process is a child process whose output goes to a log file and whose end is observed once.
 type process struct {
@@ -137,7 +125,7 @@ func newTagstream(t *testing.T, s *sim, o tagstreamOptions) *tagstream {
 		t:           t,
 		sim:         s,
 		logPath:     filepath.Join(dir, "tagstream.log"),
-		metricsAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		metricsAddr: testkit.FreeAddr(t),
 	}
 	ts.args = []string{"run",
 		"--api-url", s.URL(),

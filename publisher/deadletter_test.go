@@ -78,7 +78,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 	}{
 		{"a Kafka dead-letter topic gets the event without its large fields when the whole does not fit",
 			big(40 << 10), "slim", func(t *testing.T, e *schema.Event) []byte {
-				brokers := fakeKafka(t)
+				brokers := testkit.FakeKafka(t)
 				topic := uniqueTopic(t)
 				p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Topic: topic, CreateTopic: true,
 					MaxMessageBytes: 16 << 10, DeadLetterTopic: topic + ".dlq"})
@@ -87,7 +87,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 			}},
 		{"a Kafka dead-letter topic that refuses the letter still gets the identifying fields",
 			big(10 << 10), "none", func(t *testing.T, e *schema.Event) []byte {
-				brokers := fakeKafka(t)
+				brokers := testkit.FakeKafka(t)
 				topic := uniqueTopic(t)
 				cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 				res, err := cl.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
@@ -136,7 +136,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = dl.Close() })
-				p, _ := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
+				p, _ := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
 				publishOK(t, p, []*schema.Event{e})
 				raw, err := os.ReadFile(path)
 				if err != nil {

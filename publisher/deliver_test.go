@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // TestDeliverCountsDeadLettersApartFromPublished is issue 10.11: an event handed to the dead-letter destination is
@@ -22,7 +24,7 @@ func TestDeliverCountsDeadLettersApartFromPublished(t *testing.T) {
 		build func(t *testing.T, dl DeadLetter) built
 	}{
 		{"kafka", func(t *testing.T, dl DeadLetter) built {
-			p, reg := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
+			p, reg := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
 			return built{p, reg, "kafka"}
 		}},
 		{"jetstream", func(t *testing.T, dl DeadLetter) built {

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -127,40 +126,35 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 	return true
 }
 
-// natsServer is an in-process nats-server with JetStream that a test can stop and restart on the same port and
-// store.
+// natsServer is an in-process nats-server that a test can stop and restart on the same port and store.
 type natsServer struct {
 	t    testing.TB
-	opts server.Options
+	opts *server.Options
 	s    *server.Server
 }
 
-// startNATS starts an in-process JetStream server on a free port with a t.TempDir store. maxPayload 0 keeps the
-// default (1 MiB).
+// startNATS starts an in-process JetStream server on a free port with a t.TempDir store (testkit.NATSOptions).
+// maxPayload 0 keeps the default (1 MiB).
 func startNATS(t testing.TB, maxPayload int32) *natsServer {
 	t.Helper()
-	ns := &natsServer{t: t, opts: server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"),
-		MaxPayload: maxPayload, NoLog: true, NoSigs: true,
-	}}
+	opts := testkit.NATSOptions(t)
+	opts.MaxPayload = maxPayload
+	return runNATS(t, opts)
+}
+
+// runNATS starts an in-process server with opts (testkit.RunNATS, which sets opts.Port, so that restarts reuse
+// the port) and stops it when the test ends.
+func runNATS(t testing.TB, opts *server.Options) *natsServer {
+	t.Helper()
+	ns := &natsServer{t: t, opts: opts}
 	ns.start()
-	ns.opts.Port = ns.s.Addr().(*net.TCPAddr).Port // restarts reuse the port
 	t.Cleanup(ns.stop)
 	return ns
 }
 
 func (ns *natsServer) start() {
 	ns.t.Helper()
-	opts := ns.opts
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		ns.t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		ns.t.Fatal("nats server not ready")
-	}
-	ns.s = s
+	ns.s = testkit.RunNATS(ns.t, ns.opts)
 }
 
 func (ns *natsServer) stop() {

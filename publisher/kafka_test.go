@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,17 +22,6 @@ import (
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
-
-// fakeKafka starts an in-process kfake cluster (one broker) and returns its bootstrap addresses.
-func fakeKafka(t testing.TB, opts ...kfake.Opt) []string {
-	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
-}
 
 // realKafka returns the brokers of a real Apache Kafka from TAGSTREAM_KAFKA_BROKERS. Without it the test is
 // skipped, unless TAGSTREAM_INTEGRATION=1 demands the integration run, which then fails.
@@ -57,7 +45,7 @@ type kafkaTarget struct {
 
 // kafkaTargets are kfake (always) and the real broker (integration runs).
 var kafkaTargets = []kafkaTarget{
-	{"kfake", func(t testing.TB) []string { return fakeKafka(t) }},
+	{"kfake", func(t testing.TB) []string { return testkit.FakeKafka(t) }},
 	{"apache kafka", realKafka},
 }
 
@@ -227,7 +215,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 		})
 	}
 	t.Run("keying by media id puts the media id in the key", func(t *testing.T) {
-		brokers := fakeKafka(t)
+		brokers := testkit.FakeKafka(t)
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Key: KeyMediaID})
 		events := makeEvents("sunset", 0, 10, 10)
 		publishOK(t, p, events)
@@ -245,7 +233,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 }
 
 func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec+" records decode to the published events", func(t *testing.T) {
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Compression: codec})
@@ -276,7 +264,7 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			brokers := fakeKafka(t, tt.kfakeOpts...)
+			brokers := testkit.FakeKafka(t, tt.kfakeOpts...)
 			cfg := tt.cfg
 			cfg.Brokers = brokers
 			cfg.Topic = uniqueTopic(t)
@@ -318,7 +306,7 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 }
 
 func TestKafkaDeadLettersToAFile(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	path := filepath.Join(t.TempDir(), "dead.ndjson")
 	dl, err := OpenDeadLetterFile(path)
 	if err != nil {
@@ -346,7 +334,7 @@ func TestKafkaDeadLettersToAFile(t *testing.T) {
 }
 
 func TestKafkaChecksTheTopicAtStart(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	ctx := context.Background()
 	t.Run("a missing topic with creation off is a clear error", func(t *testing.T) {
 		_, err := NewKafka(ctx, KafkaConfig{Brokers: brokers, Topic: "missing"}, testLogger(t), nil)
@@ -367,12 +355,7 @@ func TestKafkaChecksTheTopicAtStart(t *testing.T) {
 		}
 	})
 	t.Run("an unreachable broker fails the start once its context ends", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := testkit.FreeAddr(t)
 		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		if _, err := NewKafka(ctx, KafkaConfig{Brokers: []string{addr}, Topic: "t"}, testLogger(t), nil); !errors.Is(err, ErrUnavailable) {
@@ -383,16 +366,12 @@ func TestKafkaChecksTheTopicAtStart(t *testing.T) {
 
 func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testkit.FreePort(t)
 	start := func() *kfake.Cluster {
 		t.Helper()
 		var c *kfake.Cluster
 		testkit.Eventually(t, 10*time.Second, "kfake to listen on its port again", func() bool {
+			var err error
 			c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
 			return err == nil // the port can linger briefly after a close
 		})
@@ -491,7 +470,7 @@ func TestKafkaSurvivesRealBrokerRestart(t *testing.T) {
 func TestKafkaSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech+" authenticates, and a wrong password fails without showing it", func(t *testing.T) {
-			brokers := fakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
+			brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers,
 				SASL: SASLConfig{Mechanism: mech, Username: "svc", Password: "s3cret-pw"}})
 			publishOK(t, p, makeEvents("auth", 0, 3, 10))
@@ -555,7 +534,7 @@ func tlsKafka(t *testing.T) (brokers []string, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})), caFile
+	return testkit.FakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})), caFile
 }
 
 func TestKafkaTLS(t *testing.T) {
@@ -576,7 +555,7 @@ func TestKafkaTLS(t *testing.T) {
 }
 
 func TestKafkaPublishAfterCloseIsErrClosed(t *testing.T) {
-	p, _ := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t)})
+	p, _ := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t)})
 	publishOK(t, p, makeEvents("a", 0, 2, 10))
 	if err := p.Close(); err != nil {
 		t.Fatal(err)

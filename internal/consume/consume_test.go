@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/publisher"
@@ -79,12 +77,7 @@ func ids(evs []*schema.Event) []string {
 
 func TestJetStreamReadsFromTheStartOrOnlyWhatComesNext(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t).ClientURL())
 	pub, err := publisher.NewJetStream(t.Context(), nc, publisher.JetStreamConfig{SubjectPrefix: "t.media", CreateStream: true}, quiet, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -134,12 +127,7 @@ func TestJetStreamReadsFromTheStartOrOnlyWhatComesNext(t *testing.T) {
 
 func TestCoreNATSSeesWhatIsPublishedWhileSubscribed(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t).ClientURL())
 	if _, err := New(t.Context(), Config{Kind: NATS, Conn: nc, Start: StartFirst}); !errors.Is(err, ErrConfig) {
 		t.Errorf("StartFirst on core NATS: %v, want ErrConfig", err)
 	}
@@ -167,12 +155,7 @@ func TestCoreNATSSeesWhatIsPublishedWhileSubscribed(t *testing.T) {
 
 func TestKafkaDecodesBothContentModes(t *testing.T) {
 	t.Parallel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	brokers := testkit.FakeKafka(t)
 	for _, mode := range []struct {
 		name string
 		mode publisher.ContentMode
@@ -262,21 +245,11 @@ func TestKafkaRecordsThatAreNotEventsAreReported(t *testing.T) {
 
 func TestNothingToReadYet(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t).ClientURL())
 	if _, err := New(t.Context(), Config{Kind: JetStream, Conn: nc}); !errors.Is(err, ErrNoStream) {
 		t.Errorf("no stream: %v, want ErrNoStream", err)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	if _, err := New(t.Context(), Config{Kind: Kafka, Brokers: cluster.ListenAddrs(), Topic: "none"}); !errors.Is(err, ErrNoTopic) {
+	if _, err := New(t.Context(), Config{Kind: Kafka, Brokers: testkit.FakeKafka(t), Topic: "none"}); !errors.Is(err, ErrNoTopic) {
 		t.Errorf("no topic: %v, want ErrNoTopic", err)
 	}
 }
