@@ -46,7 +46,7 @@ func (rs restartStream) run(t *testing.T, p Publisher, restart func()) {
 		wg.Go(func() {
 			for b := range rs.batches {
 				ctx, cancel := context.WithTimeout(context.Background(), rs.timeout)
-				err := p.Publish(ctx, makeEvents(tag, b*rs.perBatch, rs.perBatch, rs.captionBytes))
+				err := p.Publish(ctx, testkit.MediaEvents(tag, b*rs.perBatch, rs.perBatch, rs.captionBytes))
 				cancel()
 				if err != nil {
 					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)

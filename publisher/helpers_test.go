@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,19 +23,7 @@ const cassette = "../testdata/instagram-v1/elixtagram__tags_ts_media_recent__201
 // fixtureEvents returns the normalized media of the recorded #ts page (realistic 1-2 KB events).
 func fixtureEvents(tb testing.TB) []*schema.Event {
 	tb.Helper()
-	raw, err := os.ReadFile(cassette)
-	if err != nil {
-		tb.Fatalf("read cassette: %v", err)
-	}
-	var recs []struct {
-		Response struct {
-			Body string `json:"body"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(raw, &recs); err != nil || len(recs) == 0 {
-		tb.Fatalf("decode cassette: %v", err)
-	}
-	page, err := schema.DecodePage(200, "application/json", []byte(recs[0].Response.Body))
+	page, err := schema.DecodePage(200, "application/json", []byte(testkit.Cassette(tb, cassette)[0].Body))
 	if err != nil {
 		tb.Fatalf("decode page: %v", err)
 	}
@@ -54,23 +41,6 @@ func fixtureEvents(tb testing.TB) []*schema.Event {
 		tb.Fatal("cassette holds no media")
 	}
 	return events
-}
-
-// makeEvents builds n media events of tag with media ids "<from+i>_1" and a caption of captionBytes bytes.
-func makeEvents(tag string, from, n, captionBytes int) []*schema.Event {
-	out := make([]*schema.Event, n)
-	for i := range out {
-		id := fmt.Sprintf("%d_1", from+i)
-		created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(from+i) * time.Second)
-		out[i] = &schema.Event{
-			SpecVersion: "1.0", ID: schema.EventID(tag, id), Source: schema.DefaultSource,
-			Type: schema.MediaEventType, Subject: tag, Time: created, DataContentType: "application/json",
-			Data: &schema.MediaData{MediaID: id, Type: "image", Tag: tag, CreatedAt: created, FetchedAt: created,
-				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/",
-				Cursor: fmt.Sprintf("%d", 1000+from+i)},
-		}
-	}
-	return out
 }
 
 // testLogger logs to the test output at warn level (errors and retries only).

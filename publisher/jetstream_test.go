@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -130,10 +131,10 @@ func TestJetStreamRepublishIsDeduplicated(t *testing.T) {
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true})
-	events := makeEvents("sunset", 0, 50, 100)
+	events := testkit.MediaEvents("sunset", 0, 50, 100)
 	publishOK(t, p, events)
 	publishOK(t, p, events[10:40]) // a crash between publish and cursor commit re-publishes a batch
-	publishOK(t, p, makeEvents("sunset", 50, 5, 100))
+	publishOK(t, p, testkit.MediaEvents("sunset", 50, 5, 100))
 
 	got := readStream(t, nc, p.Stream())
 	if len(got) != 55 {
@@ -157,7 +158,7 @@ func TestJetStreamKeepsPerTagOrderUnderConcurrentPublishers(t *testing.T) {
 	for _, tag := range tags {
 		wg.Go(func() {
 			for b := range batches {
-				publishOK(t, p, makeEvents(tag, b*perBatch, perBatch, 200))
+				publishOK(t, p, testkit.MediaEvents(tag, b*perBatch, perBatch, 200))
 			}
 		})
 	}
@@ -186,7 +187,7 @@ func TestJetStreamHostileTagsRoundTripThroughSubjects(t *testing.T) {
 	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, SubjectPrefix: "ig.tags"})
 	var events []*schema.Event
 	for i, tag := range hostileTags {
-		events = append(events, makeEvents(tag, i, 1, 10)...)
+		events = append(events, testkit.MediaEvents(tag, i, 1, 10)...)
 	}
 	publishOK(t, p, events)
 	got := readStream(t, nc, p.Stream())
@@ -217,7 +218,7 @@ func TestJetStreamSurvivesServerRestartMidStream(t *testing.T) {
 		seen[m.event.ID]++
 	}
 	for _, tag := range rs.tags {
-		for _, e := range makeEvents(tag, 0, rs.batches*rs.perBatch, 0) {
+		for _, e := range testkit.MediaEvents(tag, 0, rs.batches*rs.perBatch, 0) {
 			if seen[e.ID] != 1 {
 				t.Fatalf("event %s of %s stored %d times, want exactly once", e.Data.MediaID, tag, seen[e.ID])
 			}
@@ -237,7 +238,7 @@ func TestJetStreamBlocksWhileServerIsDownAndReturnsWhenContextEnds(t *testing.T)
 	ns.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	err := p.Publish(ctx, makeEvents("down", 0, 10, 10))
+	err := p.Publish(ctx, testkit.MediaEvents("down", 0, 10, 10))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish with the server down = %v, want a context deadline error", err)
 	}
@@ -246,7 +247,7 @@ func TestJetStreamBlocksWhileServerIsDownAndReturnsWhenContextEnds(t *testing.T)
 	}
 	// When the server returns, the same batch goes through (the poller retries it after its cursor stayed put).
 	ns.start()
-	publishOK(t, p, makeEvents("down", 0, 10, 10))
+	publishOK(t, p, testkit.MediaEvents("down", 0, 10, 10))
 	if got := readStream(t, nc, p.Stream()); len(got) != 10 {
 		t.Fatalf("stream holds %d messages after the server came back, want 10", len(got))
 	}
@@ -274,8 +275,8 @@ func TestJetStreamDeadLettersEventsTheServerRefuses(t *testing.T) {
 				}
 			}
 			p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, DeadLetterSubject: "tagstream.deadletter"})
-			events := makeEvents("big", 0, 5, 100)
-			events[2] = makeEvents("big", 2, 1, 20<<10)[0] // 20 KiB caption
+			events := testkit.MediaEvents("big", 0, 5, 100)
+			events[2] = testkit.MediaEvents("big", 2, 1, 20<<10)[0] // 20 KiB caption
 			publishOK(t, p, events)
 
 			got := readStream(t, nc, p.Stream())
@@ -420,7 +421,7 @@ func TestJetStreamStreamResolutionAndProbeAgree(t *testing.T) {
 			if created := !slices.Contains(before, tt.stream); created != tt.create {
 				t.Fatalf("stream %q created = %v, want %v", tt.stream, created, tt.create)
 			}
-			publishOK(t, p, makeEvents("sunset", 0, 3, 10))
+			publishOK(t, p, testkit.MediaEvents("sunset", 0, 3, 10))
 			if got := readStream(t, nc, tt.stream); len(got) != 3 {
 				t.Fatalf("stream %s holds %d messages, want 3", tt.stream, len(got))
 			}

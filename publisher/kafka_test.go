@@ -181,7 +181,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 			for _, tag := range tags {
 				wg.Go(func() {
 					for b := range batches {
-						publishOK(t, p, makeEvents(tag, b*perBatch, perBatch, 300))
+						publishOK(t, p, testkit.MediaEvents(tag, b*perBatch, perBatch, 300))
 					}
 				})
 			}
@@ -217,7 +217,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 	t.Run("keying by media id puts the media id in the key", func(t *testing.T) {
 		brokers := testkit.FakeKafka(t)
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Key: KeyMediaID})
-		events := makeEvents("sunset", 0, 10, 10)
+		events := testkit.MediaEvents("sunset", 0, 10, 10)
 		publishOK(t, p, events)
 		want := map[string]string{}
 		for _, e := range events {
@@ -272,8 +272,8 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 			cfg.CreateTopic = true
 			cfg.Partitions = 1
 			p, reg := newTestKafka(t, cfg)
-			events := makeEvents("big", 0, 5, 100)
-			events[2] = makeEvents("big", 2, 1, 40<<10)[0]
+			events := testkit.MediaEvents("big", 0, 5, 100)
+			events[2] = testkit.MediaEvents("big", 2, 1, 40<<10)[0]
 			publishOK(t, p, events)
 
 			recs := consume(t, brokers, cfg.Topic, 4)
@@ -314,7 +314,7 @@ func TestKafkaDeadLettersToAFile(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = dl.Close() })
 	p, reg := newTestKafka(t, KafkaConfig{Brokers: brokers, MaxMessageBytes: 4096, DeadLetter: dl})
-	events := append(makeEvents("t", 0, 2, 10), makeEvents("t", 2, 1, 10000)...)
+	events := append(testkit.MediaEvents("t", 0, 2, 10), testkit.MediaEvents("t", 2, 1, 10000)...)
 	publishOK(t, p, events)
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -473,7 +473,7 @@ func TestKafkaSASL(t *testing.T) {
 			brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers,
 				SASL: SASLConfig{Mechanism: mech, Username: "svc", Password: "s3cret-pw"}})
-			publishOK(t, p, makeEvents("auth", 0, 3, 10))
+			publishOK(t, p, testkit.MediaEvents("auth", 0, 3, 10))
 
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
@@ -541,7 +541,7 @@ func TestKafkaTLS(t *testing.T) {
 	brokers, caFile := tlsKafka(t)
 	t.Run("a broker certificate signed by the configured CA is trusted", func(t *testing.T) {
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, TLS: TLSConfig{CAFile: caFile}})
-		publishOK(t, p, makeEvents("tls", 0, 3, 10))
+		publishOK(t, p, testkit.MediaEvents("tls", 0, 3, 10))
 	})
 	t.Run("a broker certificate from an unknown CA is refused", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -556,11 +556,11 @@ func TestKafkaTLS(t *testing.T) {
 
 func TestKafkaPublishAfterCloseIsErrClosed(t *testing.T) {
 	p, _ := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t)})
-	publishOK(t, p, makeEvents("a", 0, 2, 10))
+	publishOK(t, p, testkit.MediaEvents("a", 0, 2, 10))
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish(context.Background(), makeEvents("a", 2, 1, 10)); !errors.Is(err, ErrClosed) {
+	if err := p.Publish(context.Background(), testkit.MediaEvents("a", 2, 1, 10)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
 	}
 }
