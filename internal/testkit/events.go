@@ -1,7 +1,9 @@
 package testkit
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -28,6 +30,35 @@ func MediaEvents(tag string, from, n, captionBytes int) []*schema.Event {
 		}
 	}
 	return out
+}
+
+// FileMediaIDs returns the media ids of the media events in an NDJSON events file (what the file sink writes),
+// in file order; gap markers and empty lines are passed over, and a file that does not exist (yet) holds none.
+// A line that is not an event fails the test.
+func FileMediaIDs(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		ev, err := schema.UnmarshalEvent(line)
+		if err != nil {
+			t.Fatalf("bad line in %s: %q: %v", path, line, err)
+		}
+		if ev.Data != nil {
+			ids = append(ids, ev.Data.MediaID)
+		}
+	}
+	return ids
 }
 
 // Recording is one recorded answer of an ExVCR cassette: the status, headers and body as the server sent them.
