@@ -7,8 +7,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -58,15 +58,7 @@ func TestOpenFileAppendsAcrossReopensAndKeepsBatchesWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for _, tag := range []string{"a", "b", "c"} {
-		wg.Go(func() {
-			for b := range 10 {
-				publishOK(t, p, testkit.MediaEvents(tag, b*33, 33, 50))
-			}
-		})
-	}
-	wg.Wait()
+	tagStream{tags: []string{"a", "b", "c"}, batches: 10, perBatch: 33, captionBytes: 50, timeout: 30 * time.Second}.run(t, p, nil)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

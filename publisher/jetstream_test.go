@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -152,20 +151,12 @@ func TestJetStreamKeepsPerTagOrderUnderConcurrentPublishers(t *testing.T) {
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, MaxPending: 64})
-	tags := []string{"a", "b", "new york", "東京", "x.y"}
-	const batches, perBatch = 20, 33
-	var wg sync.WaitGroup
-	for _, tag := range tags {
-		wg.Go(func() {
-			for b := range batches {
-				publishOK(t, p, testkit.MediaEvents(tag, b*perBatch, perBatch, 200))
-			}
-		})
-	}
-	wg.Wait()
+	rs := tagStream{tags: []string{"a", "b", "new york", "東京", "x.y"}, batches: 20, perBatch: 33, captionBytes: 200,
+		timeout: 30 * time.Second}
+	rs.run(t, p, nil)
 	got := readStream(t, nc, p.Stream())
-	if len(got) != len(tags)*batches*perBatch {
-		t.Fatalf("stream holds %d messages, want %d", len(got), len(tags)*batches*perBatch)
+	if len(got) != rs.total() {
+		t.Fatalf("stream holds %d messages, want %d", len(got), rs.total())
 	}
 	next := map[string]int{}
 	for _, m := range got {
@@ -209,7 +200,7 @@ func TestJetStreamSurvivesServerRestartMidStream(t *testing.T) {
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, AckTimeout: 500 * time.Millisecond})
-	rs := restartStream{tags: []string{"one", "two"}, batches: 40, perBatch: 33, captionBytes: 500, restartAfter: 5,
+	rs := tagStream{tags: []string{"one", "two"}, batches: 40, perBatch: 33, captionBytes: 500, restartAfter: 5,
 		timeout: 60 * time.Second}
 	rs.run(t, p, ns.restart)
 	got := readStream(t, nc, p.Stream())

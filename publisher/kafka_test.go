@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -175,20 +174,12 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 		t.Run(target.name+" puts each tag in one partition, in publish order, under concurrent publishers", func(t *testing.T) {
 			brokers := target.brokers(t)
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 4})
-			tags := []string{"a", "b", "c", "new york", "東京", "x.y"}
-			const batches, perBatch = 10, 33
-			var wg sync.WaitGroup
-			for _, tag := range tags {
-				wg.Go(func() {
-					for b := range batches {
-						publishOK(t, p, testkit.MediaEvents(tag, b*perBatch, perBatch, 300))
-					}
-				})
-			}
-			wg.Wait()
-			recs := consume(t, brokers, p.Topic(), len(tags)*batches*perBatch)
-			if len(recs) != len(tags)*batches*perBatch {
-				t.Fatalf("topic holds %d records, want %d", len(recs), len(tags)*batches*perBatch)
+			rs := tagStream{tags: []string{"a", "b", "c", "new york", "東京", "x.y"}, batches: 10, perBatch: 33,
+				captionBytes: 300, timeout: 30 * time.Second}
+			rs.run(t, p, nil)
+			recs := consume(t, brokers, p.Topic(), rs.total())
+			if len(recs) != rs.total() {
+				t.Fatalf("topic holds %d records, want %d", len(recs), rs.total())
 			}
 			partition := map[string]int32{}
 			next := map[string]int{}
@@ -394,7 +385,7 @@ func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 // checks that every event arrived (at least once, in order per tag once de-duplicated by ce_id).
 func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int) []*kgo.Record) {
 	t.Helper()
-	rs := restartStream{tags: []string{"one", "two"}, batches: 30, perBatch: 33, captionBytes: 500, restartAfter: 4,
+	rs := tagStream{tags: []string{"one", "two"}, batches: 30, perBatch: 33, captionBytes: 500, restartAfter: 4,
 		timeout: 90 * time.Second}
 	rs.run(t, p, restart)
 	total := rs.total()
