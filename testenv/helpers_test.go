@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 const testToken = "tok-alpha.0001"
@@ -17,19 +19,7 @@ const testToken = "tok-alpha.0001"
 // start builds and starts a server; it is closed when the test ends.
 func start(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return startWithClock(t, cfg, nil)
 }
 
 // plain returns a plain-HTTP config with one token and the given tags.
@@ -204,6 +194,19 @@ func equalStrings(a, b []string) bool {
 // waitTimeout bounds testkit.Eventually: a safety net against a hung test, never a timing assertion.
 const waitTimeout = 15 * time.Second
 
+// waitAPIBack waits until the API, taken down by Server.Down, answers GET /tags/{tag} with 200 again.
+func waitAPIBack(t *testing.T, s *Server, tag string) {
+	t.Helper()
+	testkit.Eventually(t, waitTimeout, "the API is back", func() bool {
+		resp, err := s.Client().Get(s.URL() + "/tags/" + tag + "?client_id=client-1")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
 // testClock is a settable clock for the time of API requests (Server.clock).
 type testClock struct {
 	mu  sync.Mutex
@@ -228,14 +231,17 @@ func (c *testClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// startWithClock builds and starts a server whose API requests happen at clock's time.
+// startWithClock builds and starts a server whose API requests happen at clock's time (nil: the real time); it
+// is closed when the test ends.
 func startWithClock(t *testing.T, cfg Config, clock *testClock) *Server {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	s.clock = clock.Now
+	if clock != nil {
+		s.clock = clock.Now
+	}
 	if err := s.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
