@@ -74,3 +74,13 @@ func (rs tagStream) run(t *testing.T, p Publisher, restart func()) {
 
 // total is the number of events of the stream.
 func (rs tagStream) total() int { return len(rs.tags) * rs.batches * rs.perBatch }
+
+// inTagOrder fails the test unless mediaID is the media id due next for tag in a tagStream read back in order
+// ("0_1", "1_1", …); next counts what was read per tag.
+func inTagOrder(t *testing.T, next map[string]int, tag, mediaID string) {
+	t.Helper()
+	if want := fmt.Sprintf("%d_1", next[tag]); mediaID != want {
+		t.Fatalf("tag %q: media %s where %s was due (order broken)", tag, mediaID, want)
+	}
+	next[tag]++
+}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tagstream/tagstream/internal/testkit"
@@ -111,16 +110,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 		{"a core NATS dead-letter subject gets the event without its large fields when the whole does not fit",
 			big(8000), "slim", func(t *testing.T, e *schema.Event) []byte {
 				ns := startNATS(t, 4096)
-				sub := ns.connect(t)
-				ch := make(chan *nats.Msg, 1)
-				s, err := sub.ChanSubscribe("tagstream.deadletter", ch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = s.Unsubscribe() })
-				if err := sub.Flush(); err != nil {
-					t.Fatal(err)
-				}
+				ch := ns.subscribe(t, "tagstream.deadletter", 1)
 				p, err := NewNATS(ns.connect(t), NATSConfig{DeadLetterSubject: "tagstream.deadletter"}, testLogger(t), nil)
 				if err != nil {
 					t.Fatal(err)

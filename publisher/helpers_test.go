@@ -160,4 +160,21 @@ func (ns *natsServer) connect(t testing.TB) *nats.Conn {
 	return nc
 }
 
+// subscribe subscribes to subject on a connection of its own, keeping up to n messages, and returns once the
+// server holds the subscription (a flush round trip), so that nothing published afterwards is missed.
+func (ns *natsServer) subscribe(t testing.TB, subject string, n int) <-chan *nats.Msg {
+	t.Helper()
+	sub := ns.connect(t)
+	ch := make(chan *nats.Msg, n)
+	s, err := sub.ChanSubscribe(subject, ch)
+	if err != nil {
+		t.Fatalf("subscribe to %s: %v", subject, err)
+	}
+	t.Cleanup(func() { _ = s.Unsubscribe() })
+	if err := sub.Flush(); err != nil {
+		t.Fatalf("subscribe to %s: flush: %v", subject, err)
+	}
+	return ch
+}
+
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -19,16 +19,7 @@ import (
 
 func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
 	ns := startNATS(t, 0)
-	sub := ns.connect(t)
-	got := make(chan *nats.Msg, 100)
-	s, err := sub.ChanSubscribe(DefaultSubjectPrefix+".>", got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Unsubscribe() })
-	if err := sub.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	got := ns.subscribe(t, DefaultSubjectPrefix+".>", 100)
 	nc := ns.connect(t)
 	reg := prometheus.NewRegistry()
 	p, err := NewNATS(nc, NATSConfig{}, testLogger(t), reg)
@@ -54,14 +45,7 @@ func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
 
 func TestNATSDeadLettersAnEventAboveMaxPayload(t *testing.T) {
 	ns := startNATS(t, 4096)
-	sub := ns.connect(t)
-	dl := make(chan *nats.Msg, 10)
-	s, err := sub.ChanSubscribe("tagstream.deadletter", dl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Unsubscribe() })
-	_ = sub.Flush()
+	dl := ns.subscribe(t, "tagstream.deadletter", 10)
 	nc := ns.connect(t)
 	p, err := NewNATS(nc, NATSConfig{DeadLetterSubject: "tagstream.deadletter"}, testLogger(t), nil)
 	if err != nil {
