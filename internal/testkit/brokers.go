@@ -32,14 +32,12 @@ func FakeKafka(t testing.TB, opts ...kfake.Opt) []string {
 	return c.ListenAddrs()
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago (nobody listens on it), for a server that
-// takes a port rather than an address.
+// FreePort returns the port of FreeAddr, for a server that takes a port rather than an address.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := net.ResolveTCPAddr("tcp", FreeAddr(t))
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return addr.Port
 }
