@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -207,33 +206,14 @@ func waitAPIBack(t *testing.T, s *Server, tag string) {
 	})
 }
 
-// testClock is a settable clock for the time of API requests (Server.clock).
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2015, 7, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+// newTestClock returns a settable clock for the time of API requests (Server.clock), at 2015-07-01 12:00 UTC.
+func newTestClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2015, 7, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // startWithClock builds and starts a server whose API requests happen at clock's time (nil: the real time); it
 // is closed when the test ends.
-func startWithClock(t *testing.T, cfg Config, clock *testClock) *Server {
+func startWithClock(t *testing.T, cfg Config, clock *testkit.Clock) *Server {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
