@@ -64,11 +64,7 @@ func (n *natsServer) start() {
 	n.starts++
 	cmd := exec.Command(env.NATSServerBin, "-js", "-sd", filepath.Join(n.dir, "store"),
 		"-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-n", "e2e-"+strconv.Itoa(n.port))
-	n.proc = startProcess(t, fmt.Sprintf("nats-server #%d", n.starts), cmd, n.logPath)
-	ok := waitFor(30*time.Second, func() bool {
-		if !n.proc.running() {
-			return true
-		}
+	n.proc = startReady(t, fmt.Sprintf("nats-server #%d", n.starts), cmd, n.logPath, 30*time.Second, func() bool {
 		nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second))
 		if err != nil {
 			return false
@@ -80,15 +76,9 @@ func (n *natsServer) start() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, err = js.AccountInfo(ctx)
+		_, err = js.AccountInfo(ctx) // JetStream answers
 		return err == nil
 	})
-	if !n.proc.running() {
-		t.Fatalf("nats-server exited with status %d at start; see %s", n.proc.exitCode(), n.logPath)
-	}
-	if !ok {
-		t.Fatalf("nats-server on %s: JetStream not ready within 30 s", n.URL())
-	}
 }
 
 // kill ends the server with SIGKILL (a crash) and returns the time.
@@ -202,19 +192,8 @@ func (k *kafkaServer) start() {
 	k.starts++
 	cmd := exec.Command(filepath.Join(env.KafkaHome, "bin", "kafka-server-start.sh"), k.props)
 	cmd.Env = append(os.Environ(), "KAFKA_HEAP_OPTS=-Xms128m -Xmx384m", "KAFKA_LOG4J_CONFIG="+k.log4j)
-	k.proc = startProcess(t, fmt.Sprintf("kafka #%d", k.starts), cmd, k.logPath)
-	ok := waitFor(150*time.Second, func() bool {
-		if !k.proc.running() {
-			return true
-		}
-		return kafkaReady(k.Addr())
-	})
-	if !k.proc.running() {
-		t.Fatalf("private kafka exited with status %d at start; see %s", k.proc.exitCode(), k.dir)
-	}
-	if !ok {
-		t.Fatalf("private kafka on %s not ready within 150 s", k.Addr())
-	}
+	k.proc = startReady(t, fmt.Sprintf("kafka #%d", k.starts), cmd, k.logPath, 150*time.Second,
+		func() bool { return kafkaReady(k.Addr()) })
 }
 
 // stop stops the broker gracefully (SIGTERM) and returns the time it was asked to.

@@ -51,6 +51,21 @@ func startProcess(t *testing.T, name string, cmd *exec.Cmd, logPath string) *pro
 	return p
 }
 
+// startReady starts cmd as startProcess does and waits up to timeout until ready reports true. It fails the test
+// when the process exits first or is still not ready when timeout passes; both messages point to logPath.
+func startReady(t *testing.T, name string, cmd *exec.Cmd, logPath string, timeout time.Duration, ready func() bool) *process {
+	t.Helper()
+	p := startProcess(t, name, cmd, logPath)
+	ok := waitFor(timeout, func() bool { return !p.running() || ready() })
+	if !p.running() {
+		t.Fatalf("%s exited with status %d at start; see %s", name, p.exitCode(), logPath)
+	}
+	if !ok {
+		t.Fatalf("%s not ready within %v; see %s", name, timeout, logPath)
+	}
+	return p
+}
+
 // running reports whether the process has not exited yet.
 func (p *process) running() bool {
 	select {
