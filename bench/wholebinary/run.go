@@ -381,7 +381,7 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 	warm := t0.Add(warmup)
 	res.ts.requests = span(smp.tsRequests, t0, end)
 	res.ts.requestsWarm = math.Round(span(smp.tsRequests, warm, end))
-	res.ts.useSeries = useSeries(smp.tsRequests, t0, end, res.budget)
+	res.ts.useSeries = useSeries(smp.tsRequests, t0, end, res.budget, seriesStep)
 	res.ts.limited = span(smp.tsLimited, t0, end)
 	res.ts.metricsReqs = span(smp.metricsReqs.series, t0, end)
 	res.ts.metricsLimit = span(smp.metricsLimit.series, t0, end)
@@ -398,7 +398,7 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 		fill(&res.rr, rrRec, rrFirst)
 		res.rr.requests = span(smp.rrRequests, t0, end)
 		res.rr.requestsWarm = math.Round(span(smp.rrRequests, warm, end))
-		res.rr.useSeries = useSeries(smp.rrRequests, t0, end, res.budget)
+		res.rr.useSeries = useSeries(smp.rrRequests, t0, end, res.budget, seriesStep)
 		res.rr.limited = span(smp.rrLimited, t0, end)
 	}
 }
