@@ -44,7 +44,9 @@ type result struct {
 	drained    bool          // every side's newest media per tag arrived within the grace
 	drainTook  time.Duration // how long that took after the end
 	samplerErr string
-	watchedFP  int // tags whose first poll /status showed (exact start-now losses)
+	watchedFP  int      // tags whose first poll /status showed (exact start-now losses)
+	charts     []string // the files written by writeCharts (the JSON first)
+	chartErr   string   // why they could not be written
 }
 
 // sideResult is what one side (tagstream or the baseline) did.
@@ -308,6 +310,16 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 		fp = len(fpw.firstPolls())
 	}
 	res.watchedFP = fp
+	var chartErr error
+	if o.charts != "" {
+		res.charts, chartErr = writeCharts(res.chartRun(), o.charts)
+		if chartErr != nil {
+			res.chartErr = chartErr.Error()
+			logf("charts: %v", chartErr)
+		} else {
+			logf("charts: %s", strings.Join(res.charts, ", "))
+		}
+	}
 	section := res.markdown()
 	fmt.Fprint(stdout, section)
 	if o.out != "" {
@@ -324,7 +336,7 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 		}
 		logf("appended to %s", o.out)
 	}
-	return nil
+	return chartErr
 }
 
 // allNewestArrived reports whether, for every tag, the newest media that became visible in [from, to) after the
