@@ -231,7 +231,7 @@ func latencyFigure(cr chartRun) (figure, error) {
 	f := figure{
 		Title:  cr.runTitle() + fmt.Sprintf(", L* = %.2f s", cr.LStarS),
 		XLabel: "posting rate of the tag, r_i (media/s, log scale)",
-		YLabel: "mean post-to-event latency of the tag's media (s, log scale)",
+		YLabel: "mean latency of the tag's media (s, log scale)",
 		LogX:   true, LogY: true, LegendTop: true,
 	}
 	ratio := func(s chartSide, t tagLatency) string {
@@ -273,7 +273,7 @@ func latencyFigure(cr chartRun) (figure, error) {
 	if len(f.Series) == 0 {
 		return figure{}, fmt.Errorf("latency chart: %w: no tag with a delivered media", errNothingToDraw)
 	}
-	opt := series{Label: "square-root optimum, 1/(2 f_i) with f_i = B·√r_i / Σ√r_j", Kind: seriesLine, Color: colOptimum}
+	opt := series{Label: "square-root optimum: 1/(2 f_i), f_i = B·√r_i / Σ√r_j", Kind: seriesLine, Color: colOptimum}
 	for i, w := range sqrtRuleWaits(rates, cr.Budget) {
 		if w > 0 && !math.IsInf(w, 0) {
 			opt.Points = append(opt.Points, xy{rates[i], w})
@@ -299,9 +299,10 @@ func latencyFigure(cr chartRun) (figure, error) {
 			}
 		}
 	}
-	// A margin of a factor 1.5 on each side of a log axis; room at the top for the legend.
+	// A margin of a factor 1.5 on each side of a log axis, and room at the top for the legend: the top right
+	// (hot tags that waited long) is where the square-root rule and round-robin leave the chart empty.
 	f.XMin, f.XMax = f.XMin/1.5, f.XMax*1.5
-	f.YMin, f.YMax = f.YMin/1.5, f.YMax*6
+	f.YMin, f.YMax = f.YMin/1.5, f.YMax*3
 	for i := range f.Series {
 		if f.Series[i].Dashed {
 			f.Series[i].Points[0].X, f.Series[i].Points[1].X = f.XMin, f.XMax
@@ -389,15 +390,19 @@ func render(f figure) ([]byte, error) {
 	p.Title.Text = f.Title
 	p.Title.Padding = vg.Points(8)
 	p.X.Label.Text, p.Y.Label.Text = f.XLabel, f.YLabel
+	// A log axis is drawn as a linear axis of log10 of the values with ticks labelled in the values: gonum's
+	// LogScale places the glyph box of a centred axis label at the arithmetic middle of the range, which on a log
+	// axis is near its top, and pads the data area by as much.
+	tx, ty := func(v float64) float64 { return v }, func(v float64) float64 { return v }
 	if f.LogX {
-		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, logTicks{}
+		tx, p.X.Tick.Marker = math.Log10, logTicks{}
 	}
 	if f.LogY {
-		p.Y.Scale, p.Y.Tick.Marker = plot.LogScale{}, logTicks{}
+		ty, p.Y.Tick.Marker = math.Log10, logTicks{}
 	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = f.LegendTop
-	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(6), vg.Points(6)
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(12), vg.Points(6)
 	if f.LegendTop {
 		p.Legend.YOffs = -vg.Points(6)
 	}
@@ -408,7 +413,7 @@ func render(f figure) ([]byte, error) {
 		}
 		xys := make(plotter.XYs, len(s.Points))
 		for i, pt := range s.Points {
-			xys[i] = plotter.XY{X: pt.X, Y: pt.Y}
+			xys[i] = plotter.XY{X: tx(pt.X), Y: ty(pt.Y)}
 		}
 		ls := draw.LineStyle{Color: s.Color, Width: vg.Points(1.5)}
 		if s.Dashed {
@@ -440,7 +445,7 @@ func render(f figure) ([]byte, error) {
 		}
 	}
 	// After Add, which widens the axes to the data.
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = f.XMin, f.XMax, f.YMin, f.YMax
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = tx(f.XMin), tx(f.XMax), ty(f.YMin), ty(f.YMax)
 	c := vgimg.NewWith(vgimg.UseWH(chartWidth*vg.Inch/chartDPI, chartHeight*vg.Inch/chartDPI), vgimg.UseDPI(chartDPI))
 	p.Draw(draw.New(c))
 	var b bytes.Buffer
@@ -450,21 +455,25 @@ func render(f figure) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// logTicks marks a log axis at 1, 2 and 5 times each power of ten (labelled) and the other digits (not labelled).
+// logTicks marks an axis of log10 values at 1, 2 and 5 times each power of ten (labelled with the value) and at
+// the other digits (not labelled).
 type logTicks struct{}
 
-func (logTicks) Ticks(lo, hi float64) []plot.Tick {
-	if !(lo > 0) || !(hi > lo) {
+// Ticks returns the ticks between log10 values logLo and logHi.
+func (logTicks) Ticks(logLo, logHi float64) []plot.Tick {
+	if !(logLo < logHi) || math.IsInf(logLo, 0) || math.IsInf(logHi, 0) {
 		return nil
 	}
+	const slack = 1e-9 // a bound that is a tick itself, e.g. log10(30), must not fall out by rounding
 	var out []plot.Tick
-	for e := int(math.Floor(math.Log10(lo))); e <= int(math.Ceil(math.Log10(hi))); e++ {
+	for e := int(math.Floor(logLo)); e <= int(math.Ceil(logHi)); e++ {
 		for m := 1; m <= 9; m++ {
 			v, _ := strconv.ParseFloat(fmt.Sprintf("%de%d", m, e), 64) // exact decimal, e.g. 0.2 and not 0.2000…1
-			if v < lo || v > hi {
+			lv := math.Log10(v)
+			if lv < logLo-slack || lv > logHi+slack {
 				continue
 			}
-			t := plot.Tick{Value: v}
+			t := plot.Tick{Value: lv}
 			if m == 1 || m == 2 || m == 5 {
 				t.Label = strconv.FormatFloat(v, 'f', -1, 64)
 			}
