@@ -129,7 +129,11 @@ func (res *result) chartRun() chartRun {
 		if !s.ran {
 			return chartSide{}
 		}
-		return chartSide{Ran: true, Steady: s.steady, Whole: s.whole, BudgetUse: s.chartUse,
+		use := make([]float64, len(s.chartUse))
+		for i, u := range s.chartUse {
+			use[i] = finite(u) // NaN without samples; JSON has no NaN
+		}
+		return chartSide{Ran: true, Steady: s.steady, Whole: s.whole, BudgetUse: use,
 			BudgetUseWhole: finite(s.requests / (res.budget * secs))}
 	}
 	cr.Tagstream, cr.RoundRobin = side(&res.ts), side(&res.rr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"image"
 	"image/png"
@@ -268,13 +269,16 @@ func TestChartRunGathersTheResult(t *testing.T) {
 	sc := scenario{Name: "zipf3", Latency: true, Active: zipfTags("zipf", 3, 8, 1.1), Inactive: 2, Tokens: 1, RequestsPerHour: 3600}
 	o := &options{scenario: sc, duration: 3 * time.Minute, sink: "jetstream", args: []string{"-scenario", "zipf3"}}
 	res := &result{o: o, started: t0, restarted: at(100), budget: 1, lstar: LStar(sc.Rates(), 1), commit: "c0ffee", chartStep: 10 * time.Second}
-	res.ts = sideResult{ran: true, requests: 171, chartUse: []float64{1, 0.9}, steady: tagLatency{4, 2}, whole: tagLatency{9, 3},
+	res.ts = sideResult{ran: true, requests: 171, chartUse: []float64{1, math.NaN()}, steady: tagLatency{4, 2}, whole: tagLatency{9, 3},
 		perTag: map[string]tagLatency{"zipf1": {3, 1}, "zipf3": {1, 5}}}
 	cr := res.chartRun()
 	if cr.TagsPolled != 5 || cr.SliceS != 10 || cr.RestartS != 100 || cr.Command != "go run ./bench/wholebinary -scenario zipf3" {
 		t.Errorf("run: %+v", cr)
 	}
-	if !cr.Tagstream.Ran || cr.Tagstream.BudgetUseWhole != 171.0/180 || cr.RoundRobin.Ran {
+	if _, err := json.Marshal(cr); err != nil {
+		t.Errorf("the run does not save: %v", err)
+	}
+	if !cr.Tagstream.Ran || cr.Tagstream.BudgetUseWhole != 171.0/180 || cr.RoundRobin.Ran || !reflect.DeepEqual(cr.Tagstream.BudgetUse, []float64{1, 0}) {
 		t.Errorf("sides: %+v / %+v", cr.Tagstream, cr.RoundRobin)
 	}
 	var got []string
