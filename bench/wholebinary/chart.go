@@ -209,6 +209,8 @@ type figure struct {
 	Series                 []series
 	// LegendTop places the legend at the top right of the data area, else at the bottom right.
 	LegendTop bool
+	// XStep and YStep, when positive, label a linear axis at their multiples (else gonum's default ticks).
+	XStep, YStep float64
 }
 
 // Colours of the Okabe-Ito palette, which reads in colour-blind vision too.
@@ -323,6 +325,7 @@ func budgetFigure(cr chartRun) (figure, error) {
 		XLabel: "time since tagstream's start (s)",
 		YLabel: "fraction of the budget B spent in the slice",
 		XMin:   0, XMax: cr.DurationS, YMin: 0, YMax: 1.25,
+		XStep: timeStep(cr.DurationS), YStep: 0.2,
 	}
 	steps := func(label string, side chartSide, c color.RGBA) {
 		if !side.Ran || len(side.BudgetUse) == 0 {
@@ -403,6 +406,12 @@ func render(f figure) ([]byte, error) {
 	}
 	if f.LogY {
 		ty, p.Y.Tick.Marker = math.Log10, logTicks{}
+	}
+	if !f.LogX && f.XStep > 0 {
+		p.X.Tick.Marker = stepTicks(f.XStep)
+	}
+	if !f.LogY && f.YStep > 0 {
+		p.Y.Tick.Marker = stepTicks(f.YStep)
 	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = f.LegendTop
@@ -485,6 +494,48 @@ func (logTicks) Ticks(logLo, logHi float64) []plot.Tick {
 		}
 	}
 	return out
+}
+
+// stepTicks labels a linear axis at the multiples of a step, with an unlabelled tick halfway between.
+type stepTicks float64
+
+// Ticks returns the ticks between lo and hi.
+func (st stepTicks) Ticks(lo, hi float64) []plot.Tick {
+	step := float64(st)
+	if !(step > 0) || !(lo <= hi) || (hi-lo)/step > 1000 {
+		return nil
+	}
+	var out []plot.Tick
+	for i := math.Ceil(lo/step*2 - 1e-9); i/2*step <= hi+1e-9*step; i++ {
+		v := i/2*step + 0 // + 0 turns the -0 of math.Ceil(-1e-9) into 0
+		t := plot.Tick{Value: v}
+		if math.Mod(i, 2) == 0 {
+			t.Label = strconv.FormatFloat(v, 'f', decimals(step), 64)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// decimals is the number of decimals that show a multiple of step (0.2: 1, 0.25: 2).
+func decimals(step float64) int {
+	for d := 0; d < 6; d++ {
+		if math.Abs(step*math.Pow10(d)-math.Round(step*math.Pow10(d))) < 1e-9 {
+			return d
+		}
+	}
+	return 6
+}
+
+// timeStep is a step in seconds that labels a span of seconds 5 to 12 times, at multiples of a minute from two
+// minutes up.
+func timeStep(span float64) float64 {
+	for _, s := range []float64{5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200} {
+		if span/s <= 12 {
+			return s
+		}
+	}
+	return 14400
 }
 
 // chartName checks that a scenario or sink name read from a saved run is fit for a file name.

@@ -326,6 +326,33 @@ func TestLogTicksLabelOneTwoAndFive(t *testing.T) {
 	}
 }
 
+func TestStepTicksLabelTheMultiplesOfTheStep(t *testing.T) {
+	tests := []struct {
+		name   string
+		step   float64
+		lo, hi float64
+		want   []string
+	}{
+		{"a minute over ten minutes", timeStep(600), 0, 600, []string{"0", "60", "120", "180", "240", "300", "360", "420", "480", "540", "600"}},
+		{"ten seconds over two minutes", timeStep(120), 0, 120, []string{"0", "10", "20", "30", "40", "50", "60", "70", "80", "90", "100", "110", "120"}},
+		{"fractions of the budget", 0.2, 0, 1.25, []string{"0.0", "0.2", "0.4", "0.6", "0.8", "1.0", "1.2"}},
+		{"a quarter needs two decimals", 0.25, 0.5, 1, []string{"0.50", "0.75", "1.00"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, tk := range stepTicks(tt.step).Ticks(tt.lo, tt.hi) {
+				if tk.Label != "" {
+					got = append(got, tk.Label)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("labels %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func decodePNG(t *testing.T, path string) image.Image {
 	t.Helper()
 	f, err := os.Open(path)
