@@ -266,15 +266,70 @@ func peakRate(samples []counterSample, minSpan time.Duration) float64 {
 	return peak
 }
 
-// seriesStep is the slice length of the budget-use series.
+// seriesStep is the slice length of the budget-use series in the report.
 const seriesStep = 30 * time.Second
 
-// useSeries returns the budget use (requests over budget × slice) of each whole seriesStep slice of [from, to).
-func useSeries(samples []counterSample, from, to time.Time, budget float64) []float64 {
+// useSeries returns the budget use (requests over budget × step) of each whole slice of length step of [from, to).
+func useSeries(samples []counterSample, from, to time.Time, budget float64, step time.Duration) []float64 {
 	var out []float64
-	for a := from; !a.Add(seriesStep).After(to); a = a.Add(seriesStep) {
-		b := a.Add(seriesStep)
-		out = append(out, (valueAt(samples, b)-valueAt(samples, a))/(budget*seriesStep.Seconds()))
+	for a := from; !a.Add(step).After(to); a = a.Add(step) {
+		b := a.Add(step)
+		out = append(out, (valueAt(samples, b)-valueAt(samples, a))/(budget*step.Seconds()))
 	}
 	return out
+}
+
+// tagLatency is the mean latency of one tag's delivered media.
+type tagLatency struct {
+	// Media is the number of delivered media the mean is over.
+	Media int `json:"media"`
+	// MeanS is their mean post-to-event latency in seconds; 0 without media.
+	MeanS float64 `json:"mean_s"`
+}
+
+// tagMeans returns, per tag, the mean latency of the delivered media whose VisibleAt falls in one of the windows,
+// and the same over all tags. Media that never arrived do not count (they have no latency); a tag without a
+// delivered media in the windows has no entry.
+func tagMeans(outs []outcome, ws []window) (map[string]tagLatency, tagLatency) {
+	type acc struct {
+		sum time.Duration
+		n   int
+	}
+	perTag := map[string]*acc{}
+	var all acc
+	for _, o := range outs {
+		if o.Missing != notMissing || !inAny(o.Visible, ws) {
+			continue
+		}
+		a := perTag[o.Tag]
+		if a == nil {
+			a = &acc{}
+			perTag[o.Tag] = a
+		}
+		a.sum += o.Latency
+		a.n++
+		all.sum += o.Latency
+		all.n++
+	}
+	mean := func(a acc) tagLatency {
+		if a.n == 0 {
+			return tagLatency{}
+		}
+		return tagLatency{Media: a.n, MeanS: a.sum.Seconds() / float64(a.n)}
+	}
+	out := make(map[string]tagLatency, len(perTag))
+	for t, a := range perTag {
+		out[t] = mean(*a)
+	}
+	return out, mean(all)
+}
+
+// inAny reports whether t falls in one of the windows.
+func inAny(t time.Time, ws []window) bool {
+	for _, w := range ws {
+		if !t.Before(w.From) && t.Before(w.To) {
+			return true
+		}
+	}
+	return false
 }

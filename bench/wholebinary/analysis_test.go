@@ -268,8 +268,33 @@ func TestAllNewestArrivedIgnoresMediaBeforeTheFirstPoll(t *testing.T) {
 func TestUseSeriesCutsTheSpanIntoSlices(t *testing.T) {
 	// Two requests per second for the first 30 s, then one; a budget of 2 requests per second.
 	s := []counterSample{{at(0), 0}, {at(30), 60}, {at(60), 90}, {at(75), 105}}
-	got := useSeries(s, at(0), at(75), 2)
+	got := useSeries(s, at(0), at(75), 2, 30*time.Second)
 	if want := []float64{1, 0.5}; !reflect.DeepEqual(got, want) { // the last 15 s are not a whole slice
 		t.Errorf("useSeries = %v, want %v", got, want)
+	}
+}
+
+func TestTagMeansAveragesEachTagsDeliveredMediaInTheWindows(t *testing.T) {
+	outs := []outcome{
+		{Tag: "hot", Visible: at(10), Latency: 50 * time.Second, Copies: 1},  // in no window
+		{Tag: "hot", Visible: at(95), Latency: 1 * time.Second, Copies: 1},   // first window
+		{Tag: "hot", Visible: at(99), Latency: 3 * time.Second, Copies: 2},   // first window, a copy counts once
+		{Tag: "hot", Visible: at(100), Latency: 40 * time.Second, Copies: 1}, // the first window ends before it
+		{Tag: "cold", Visible: at(250), Latency: 10 * time.Second, Copies: 1},
+		{Tag: "cold", Visible: at(260), Missing: missingAfterFirstPoll}, // no latency: not counted
+		{Tag: "gone", Visible: at(270), Missing: missingBeforeFirstPoll},
+	}
+	ws := []window{{"a", at(90), at(100)}, {"b", at(200), at(300)}}
+	perTag, all := tagMeans(outs, ws)
+	// hot: (1 + 3) / 2 = 2 s; cold: 10 s alone; all: (1 + 3 + 10) / 3 = 4.667 s.
+	want := map[string]tagLatency{"hot": {Media: 2, MeanS: 2}, "cold": {Media: 1, MeanS: 10}}
+	if !reflect.DeepEqual(perTag, want) {
+		t.Errorf("per tag = %+v, want %+v", perTag, want)
+	}
+	if all.Media != 3 || math.Abs(all.MeanS-14.0/3) > 1e-9 {
+		t.Errorf("all = %+v, want 3 media, mean 4.667 s", all)
+	}
+	if perTag, all := tagMeans(outs, nil); len(perTag) != 0 || all != (tagLatency{}) {
+		t.Errorf("without windows: %+v, %+v; want nothing", perTag, all)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -283,6 +284,56 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestParseFlagsReplot(t *testing.T) {
+	getenv := func(string) string { return "" }
+	tests := []struct {
+		name       string
+		args       []string
+		wantCharts string
+		wantErr    string
+	}{
+		{"a run draws into bench/charts by default", []string{"-scenario", "zipf50"}, "bench/charts", ""},
+		{"a run without charts", []string{"-scenario", "zipf50", "-charts", ""}, "", ""},
+		{"replot draws next to the JSON by default", []string{"-replot", "x/zipf50-jetstream.json"}, "", ""},
+		{"replot into another directory", []string{"-replot", "x.json", "-charts", "/tmp/c"}, "/tmp/c", ""},
+		{"replot with a run's flag is refused", []string{"-replot", "x.json", "-scenario", "zipf50"}, "", "-scenario does not apply"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, getenv, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.charts != tt.wantCharts {
+				t.Errorf("charts %q, want %q", o.charts, tt.wantCharts)
+			}
+		})
+	}
+}
+
+func TestMarkdownNamesTheCharts(t *testing.T) {
+	o := &options{scenario: scenarios["zipf50"], duration: 5 * time.Minute, sink: "jetstream", args: []string{"-scenario", "zipf50"}}
+	res := &result{o: o, started: t0, end: t0.Add(5 * time.Minute), budget: 3, lstar: 5.56, drained: true,
+		charts: []string{"bench/charts/zipf50-jetstream.json", "bench/charts/zipf50-jetstream-latency.png", "bench/charts/zipf50-jetstream-budget.png"}}
+	res.windows = []window{{"whole run", at(0), at(300)}}
+	res.ts = sideResult{name: "tagstream", ran: true, requests: 900, stats: []latencyStats{{Posted: 1, Delivered: 1, Mean: time.Second}}}
+	want := "- Charts (`go run ./bench/wholebinary -replot bench/charts/zipf50-jetstream.json` draws them again): " +
+		"`bench/charts/zipf50-jetstream-latency.png`, `bench/charts/zipf50-jetstream-budget.png`."
+	if md := res.markdown(); !strings.Contains(md, want) {
+		t.Errorf("the report lacks %q:\n%s", want, md)
+	}
+	res.charts, res.chartErr = nil, "render: boom"
+	if md := res.markdown(); !strings.Contains(md, "**Charts not drawn**: render: boom.") {
+		t.Errorf("the report hides a chart failure:\n%s", md)
 	}
 }
 

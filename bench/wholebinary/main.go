@@ -5,7 +5,12 @@
 // media, media that never arrived, and what tagstream, the simulator and the harness cost in CPU and memory.
 //
 //	go run ./bench/wholebinary -scenario zipf50|zipf1000|scale100k|scale1m|restart [-duration 5m]
-//	    [-sink jetstream|kafka|file] [-out bench/wholebinary.md]
+//	    [-sink jetstream|kafka|file] [-out bench/wholebinary.md] [-charts bench/charts]
+//	go run ./bench/wholebinary -replot bench/charts/zipf50-jetstream.json
+//
+// After a run it draws two charts into -charts (chart.go): each tag's mean latency against its posting rate, with
+// the square-root optimum, and budget use over time; it saves what they are drawn from as JSON beside them, which
+// -replot draws again without running.
 //
 // Processes: the simulator is cmd/igsim in its own process (so that its CPU and memory are its own); tagstream is
 // the binary built from ./cmd/tagstream without -race; the broker is an in-process nats-server with JetStream
@@ -29,6 +34,9 @@ import (
 // warmup is the span after a (re)start reported apart: the scheduler has no rate estimates yet.
 const warmup = 90 * time.Second
 
+// defaultChartsDir is where a run's charts go by default.
+const defaultChartsDir = "bench/charts"
+
 // options are the parsed command line.
 type options struct {
 	scenario     scenario
@@ -44,6 +52,8 @@ type options struct {
 	tsFlags      []string
 	kafkaBrokers string
 	note         string
+	charts       string   // directory of the charts ("" = none)
+	replot       string   // a saved run to draw again instead of running
 	args         []string // the command line as given, for the report
 }
 
@@ -57,6 +67,15 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "wholebinary:", err)
 		os.Exit(2)
+	}
+	if o.replot != "" {
+		paths, err := replot(o.replot, o.charts)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wholebinary:", err)
+			os.Exit(1)
+		}
+		fmt.Println(strings.Join(paths, "\n"))
+		return
 	}
 	if err := run(ctx, o, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "wholebinary:", err)
@@ -85,10 +104,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	keep := fs.Bool("keep", false, "keep the temporary directory (logs, state; it holds the generated tokens)")
 	kafka := fs.String("kafka-brokers", getenv("TAGSTREAM_KAFKA_BROKERS"), "Kafka bootstrap address for sink kafka")
 	note := fs.String("note", "", "a note printed under the section title (e.g. which binary this is)")
+	charts := fs.String("charts", defaultChartsDir, "directory the run's charts (PNG) and their data (JSON) are written to (\"\" = none); "+
+		"with -replot, default: the JSON's directory")
+	replotFile := fs.String("replot", "", "draw the charts again from a saved run (the JSON of -charts) instead of running")
 	var tsFlags stringList
 	fs.Var(&tsFlags, "ts-flag", "extra flag for `tagstream run`, e.g. -ts-flag=--start=backfill (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: go run ./bench/wholebinary -scenario NAME [flags]\n\n")
+		fmt.Fprintf(stderr, "Usage: go run ./bench/wholebinary -scenario NAME [flags]\n"+
+			"       go run ./bench/wholebinary -replot bench/charts/NAME-SINK.json [-charts DIR]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,13 +120,32 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if *replotFile != "" {
+		o := &options{replot: *replotFile, args: args}
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "charts":
+				o.charts = *charts
+			case "replot":
+			default:
+				if err == nil {
+					err = fmt.Errorf("-replot draws a saved run: -%s does not apply", f.Name)
+				}
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
 	sc, ok := scenarios[*name]
 	if !ok {
 		return nil, fmt.Errorf("-scenario %q: want one of %s", *name, scenarioNames())
 	}
 	o := &options{scenario: sc, duration: sc.Duration, sink: sc.Sink, out: *out, baseline: sc.Baseline,
 		restartAt: sc.RestartAt, maxInterval: sc.MaxInterval, seed: *seed, keep: *keep, tsFlags: tsFlags,
-		kafkaBrokers: *kafka, note: *note, args: args}
+		kafkaBrokers: *kafka, note: *note, charts: *charts, args: args}
 	if *duration != 0 {
 		o.duration = *duration
 	}

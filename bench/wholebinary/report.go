@@ -45,6 +45,16 @@ func (res *result) markdown() string {
 	if res.samplerErr != "" {
 		p("- Sampler: %s.\n", res.samplerErr)
 	}
+	switch {
+	case res.chartErr != "":
+		p("- **Charts not drawn**: %s.\n", res.chartErr)
+	case len(res.charts) > 0:
+		files := make([]string, len(res.charts))
+		for i, f := range res.charts {
+			files[i] = "`" + f + "`"
+		}
+		p("- Charts (`go run ./bench/wholebinary -replot %s` draws them again): %s.\n", res.charts[0], strings.Join(files[1:], ", "))
+	}
 	p("\nPost-to-event latency (tagstream: event read from the broker; round-robin: page received), by when the media was posted:\n\n")
 	p("| window | side | posted | arrived | missing: before the tag's first poll / after it / tag never polled | mean | mean / L\\* | p50 | p99 | max | worst tag's mean (media) |\n")
 	p("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|\n")

@@ -34,6 +34,8 @@ type result struct {
 	budget     float64
 	lstar      float64
 	windows    []window
+	steady     []window      // the windows after the first 90 s of each start (the per-tag means of the charts)
+	chartStep  time.Duration // the budget chart's slice
 	ts, rr     sideResult
 	sim        usage
 	simServed  float64 // requests the simulator served over [T0, end]
@@ -42,21 +44,27 @@ type result struct {
 	drained    bool          // every side's newest media per tag arrived within the grace
 	drainTook  time.Duration // how long that took after the end
 	samplerErr string
-	watchedFP  int // tags whose first poll /status showed (exact start-now losses)
+	watchedFP  int      // tags whose first poll /status showed (exact start-now losses)
+	charts     []string // the files written by writeCharts (the JSON first)
+	chartErr   string   // why they could not be written
 }
 
 // sideResult is what one side (tagstream or the baseline) did.
 type sideResult struct {
 	name         string
 	ran          bool
-	stats        []latencyStats // one per window
-	requests     float64        // simulator count over [T0, end]
-	requestsWarm float64        // over [T0+warmup, end]
-	useSeries    []float64      // budget use per seriesStep slice of the span
-	metricsReqs  float64        // tagstream's own count over [T0, end] (tagstream only)
-	limited      float64        // rate-limit answers over [T0, end], simulator count
-	metricsLimit float64        // tagstream's own count of them
-	peakToken    float64        // highest 60 s rate of one token over its budget (tagstream only)
+	stats        []latencyStats        // one per window
+	requests     float64               // simulator count over [T0, end]
+	requestsWarm float64               // over [T0+warmup, end]
+	useSeries    []float64             // budget use per seriesStep slice of the span
+	chartUse     []float64             // budget use per chartStep slice of the span
+	perTag       map[string]tagLatency // mean latency per tag over the steady windows
+	steady       tagLatency            // mean latency over the steady windows
+	whole        tagLatency            // mean latency over the whole run
+	metricsReqs  float64               // tagstream's own count over [T0, end] (tagstream only)
+	limited      float64               // rate-limit answers over [T0, end], simulator count
+	metricsLimit float64               // tagstream's own count of them
+	peakToken    float64               // highest 60 s rate of one token over its budget (tagstream only)
 	gaps, bad    int
 	badFirst     string
 	lagP99       time.Duration
@@ -302,6 +310,16 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 		fp = len(fpw.firstPolls())
 	}
 	res.watchedFP = fp
+	var chartErr error
+	if o.charts != "" {
+		res.charts, chartErr = writeCharts(res.chartRun(), o.charts)
+		if chartErr != nil {
+			res.chartErr = chartErr.Error()
+			logf("charts: %v", chartErr)
+		} else {
+			logf("charts: %s", strings.Join(res.charts, ", "))
+		}
+	}
 	section := res.markdown()
 	fmt.Fprint(stdout, section)
 	if o.out != "" {
@@ -318,7 +336,7 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 		}
 		logf("appended to %s", o.out)
 	}
-	return nil
+	return chartErr
 }
 
 // allNewestArrived reports whether, for every tag, the newest media that became visible in [from, to) after the
@@ -350,15 +368,20 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 	t0, end := res.started, res.end
 	res.windows = []window{{Name: "first 90 s", From: t0, To: t0.Add(warmup)}}
 	if res.restarted.IsZero() {
-		res.windows = append(res.windows, window{Name: "after 90 s", From: t0.Add(warmup), To: end})
+		res.steady = []window{{Name: "after 90 s", From: t0.Add(warmup), To: end}}
+		res.windows = append(res.windows, res.steady...)
 	} else {
 		t1 := res.restarted
-		res.windows = append(res.windows,
-			window{Name: "90 s to restart", From: t0.Add(warmup), To: t1},
+		res.steady = []window{
+			{Name: "90 s to restart", From: t0.Add(warmup), To: t1},
+			{Name: "after that", From: t1.Add(warmup), To: end},
+		}
+		res.windows = append(res.windows, res.steady[0],
 			window{Name: "first 90 s after restart", From: t1, To: t1.Add(warmup)},
-			window{Name: "after that", From: t1.Add(warmup), To: end})
+			res.steady[1])
 	}
-	res.windows = append(res.windows, window{Name: "whole run", From: t0, To: end})
+	whole := window{Name: "whole run", From: t0, To: end}
+	res.windows = append(res.windows, whole)
 	bound := res.o.maxInterval
 	if bound == 0 {
 		bound = 5 * time.Minute
@@ -369,6 +392,8 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 		for _, w := range res.windows {
 			side.stats = append(side.stats, summarise(outs, w, bound))
 		}
+		side.perTag, side.steady = tagMeans(outs, res.steady)
+		_, side.whole = tagMeans(outs, []window{whole})
 		r.mu.Lock()
 		side.gaps, side.bad, side.badFirst = r.gaps, r.bad, r.badFirst
 		r.mu.Unlock()
@@ -381,7 +406,9 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 	warm := t0.Add(warmup)
 	res.ts.requests = span(smp.tsRequests, t0, end)
 	res.ts.requestsWarm = math.Round(span(smp.tsRequests, warm, end))
-	res.ts.useSeries = useSeries(smp.tsRequests, t0, end, res.budget)
+	res.ts.useSeries = useSeries(smp.tsRequests, t0, end, res.budget, seriesStep)
+	res.chartStep = chartSliceStep(smp.tsRequests, t0, end)
+	res.ts.chartUse = useSeries(smp.tsRequests, t0, end, res.budget, res.chartStep)
 	res.ts.limited = span(smp.tsLimited, t0, end)
 	res.ts.metricsReqs = span(smp.metricsReqs.series, t0, end)
 	res.ts.metricsLimit = span(smp.metricsLimit.series, t0, end)
@@ -398,7 +425,8 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 		fill(&res.rr, rrRec, rrFirst)
 		res.rr.requests = span(smp.rrRequests, t0, end)
 		res.rr.requestsWarm = math.Round(span(smp.rrRequests, warm, end))
-		res.rr.useSeries = useSeries(smp.rrRequests, t0, end, res.budget)
+		res.rr.useSeries = useSeries(smp.rrRequests, t0, end, res.budget, seriesStep)
+		res.rr.chartUse = useSeries(smp.rrRequests, t0, end, res.budget, res.chartStep)
 		res.rr.limited = span(smp.rrLimited, t0, end)
 	}
 }
