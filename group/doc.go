@@ -1,0 +1,2 @@
+// Package group coordinates several tagstream instances.
+package group
