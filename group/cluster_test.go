@@ -130,6 +130,61 @@ func (c *testCluster) WaitHealthy() {
 	})
 }
 
+// WaitCurrent waits until every replica of every stream is current (caught up with its leader): a node that
+// came back is then a full member again, and another node may be stopped without losing a stream's quorum.
+// Healthz alone does not say so.
+func (c *testCluster) WaitCurrent(js jetstream.JetStream) {
+	c.t.Helper()
+	testkit.Eventually(c.t, 2*time.Minute, "every stream replica current", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		names := js.StreamNames(ctx)
+		for name := range names.Name() {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return false
+			}
+			si, err := s.Info(ctx)
+			if err != nil || si.Cluster == nil || si.Cluster.Leader == "" {
+				return false
+			}
+			for _, r := range si.Cluster.Replicas {
+				if !r.Current || r.Offline {
+					return false
+				}
+			}
+		}
+		return names.Err() == nil
+	})
+}
+
+// leaderOf returns the index of the node that leads stream.
+func (c *testCluster) leaderOf(js jetstream.JetStream, stream string) int {
+	c.t.Helper()
+	var leader string
+	testkit.Eventually(c.t, waitLong, "a leader for "+stream, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return false
+		}
+		si, err := s.Info(ctx)
+		if err != nil || si.Cluster == nil {
+			return false
+		}
+		leader = si.Cluster.Leader
+		return leader != ""
+	})
+	for i, o := range c.opts {
+		if o.ServerName == leader {
+			return i
+		}
+	}
+	c.t.Fatalf("stream %s led by unknown server %q", stream, leader)
+	return -1
+}
+
 // URLs returns the client URLs of all three nodes, comma-separated.
 func (c *testCluster) URLs() string {
 	var us []string

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -202,7 +203,7 @@ func startMember(t *testing.T, urls string, cfg Config, o *oracle) *member {
 	t.Helper()
 	_, js := connect(t, urls)
 	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel})).With("test", t.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	c, err := NewJetStream(ctx, js, cfg, logger, reg)
 	if err != nil {
@@ -271,6 +272,40 @@ func ownership(ms []*member) (map[string]string, bool) {
 func waitCovered(t *testing.T, what string, ms []*member, tags []string, busy ...*member) map[string]string {
 	t.Helper()
 	var owners map[string]string
+	done := false
+	t.Cleanup(func() {
+		if t.Failed() && !done {
+			if dir := os.Getenv("TAGSTREAM_GROUP_STACKS"); dir != "" {
+				buf := make([]byte, 1<<24)
+				buf = buf[:runtime.Stack(buf, true)]
+				_ = os.WriteFile(dir+"/stacks.txt", buf, 0o644)
+			}
+			for _, m := range ms {
+				st := m.c.Status()
+				t.Logf("%s sees: lease %v, members %d, unowned %v, own %v", m.name, st.LeaseValid, len(st.Members), st.Unowned, m.p.tags())
+				for _, mm := range st.Members {
+					t.Logf("   member %s (heartbeat %s) tags %v", mm.Name, mm.Heartbeat.Format("15:04:05.000"), mm.Tags)
+				}
+				for _, tag := range st.Unowned {
+					m.c.mu.Lock()
+					ov, seen := m.c.v.owners[tag]
+					tv := m.c.v.tags[tag]
+					mine, isMine := m.c.mine[tag]
+					inc := m.c.self.inc
+					members := fmt.Sprint(m.c.v.members)
+					seq := m.c.v.memberSeq
+					m.c.mu.Unlock()
+					e, err := m.c.state.Get(context.Background(), prefixOwner+tagKey(tag))
+					var stored string
+					if err == nil {
+						stored = fmt.Sprintf("rev %d %s", e.Revision(), e.Value())
+					}
+					t.Logf("   unowned %s: view owner %+v (seen %v), tag %+v, mine %v %d, my inc %s; stored %s %v; memberSeq %d members %s",
+						tag, ov, seen, tv, isMine, mine, inc, stored, err, seq, members)
+				}
+			}
+		}
+	})
 	testkit.Eventually(t, waitLong, what, func() bool {
 		var dup bool
 		owners, dup = ownership(ms)
@@ -289,6 +324,7 @@ func waitCovered(t *testing.T, what string, ms []*member, tags []string, busy ..
 		}
 		return true
 	})
+	done = true
 	return owners
 }
 
@@ -323,3 +359,11 @@ func makeTags(n int) []string {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// testLogLevel is the coordinators' log level in tests (TAGSTREAM_GROUP_DEBUG=1: debug).
+var testLogLevel = func() slog.Level {
+	if os.Getenv("TAGSTREAM_GROUP_DEBUG") == "1" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}()

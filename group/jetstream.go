@@ -212,15 +212,26 @@ func (c *JetStream) signal() {
 	}
 }
 
-// Run implements Coordinator. It returns an error only when Config.Tags cannot be added to the set or when called
-// twice; a broker that cannot be reached is waited for (the instance polls nothing meanwhile).
+// Run implements Coordinator. It returns ErrRunning when called twice, and nil otherwise: a broker that cannot be
+// reached is waited for (the instance polls nothing meanwhile), and Config.Tags are added to the set before it
+// joins (retried until they are).
 func (c *JetStream) Run(ctx context.Context, p Poller) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
-	if len(c.cfg.Tags) > 0 {
-		if err := addTags(ctx, c.state, c.cfg.Tags); err != nil {
-			return err
+	for len(c.cfg.Tags) > 0 {
+		actx, cancel := context.WithTimeout(ctx, max(10*time.Second, 2*c.cfg.Lease))
+		err := addTags(actx, c.state, c.cfg.Tags)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.log.Warn("cannot add the configured tags to the group yet (retrying)", "err", err)
+		if sleepCtx(ctx, c.cfg.Heartbeat) != nil {
+			return nil
 		}
 	}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -267,7 +278,9 @@ func (c *JetStream) join(ctx context.Context) error {
 	warned := false
 	for {
 		sent := time.Now()
-		rev, err := c.members.Create(ctx, c.cfg.Name, encode(rec))
+		octx, cancel := c.opCtx(ctx)
+		rev, err := c.members.Create(octx, c.cfg.Name, encode(rec))
+		cancel()
 		if err == nil {
 			c.mu.Lock()
 			c.self = self{joined: true, inc: rec.Inc, join: rev, rev: rev, started: rec.Started}
@@ -524,7 +537,9 @@ func (c *JetStream) leave(p Poller) {
 	if err := c.writeShares(ctx, zero, false); err != nil {
 		c.log.Warn("could not give back token shares (they return when the lease expires)", "err", err)
 	}
-	if err := c.members.Delete(ctx, c.cfg.Name, jetstream.LastRevision(rev)); err != nil && !isGone(err) {
+	octx, ocancel := c.opCtx(ctx)
+	defer ocancel()
+	if err := c.members.Delete(octx, c.cfg.Name, jetstream.LastRevision(rev)); err != nil && !isGone(err) {
 		c.log.Warn("could not delete the member key (it expires with the lease)", "err", err)
 	}
 	c.deadline.Store(0)
@@ -534,6 +549,13 @@ func (c *JetStream) leave(p Poller) {
 	c.self.joined = false
 	c.mu.Unlock()
 	c.log.Info("left the group", "tags", len(mine))
+}
+
+// opCtx bounds one request to the group's buckets: half the lease, at least a second. A request written to a
+// connection whose server just stopped gets no answer (NATS requests are at most once), and a context with a
+// deadline of its own gets no default timeout from the client library.
+func (c *JetStream) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(time.Second, c.cfg.Lease/2))
 }
 
 // sleepCtx waits d or until ctx ends (retry pacing inside the coordinator, never in tests).

@@ -43,17 +43,17 @@ type claim struct {
 // applied. So the poller never polls a tag it does not own, and never spends more of a token than this instance's
 // stored share, whose sum over the group never exceeds 1.
 func (c *JetStream) reconcile(ctx context.Context, p Poller) error {
-	c.mu.Lock()
-	if !c.v.membersReady || !c.v.stateReady || !c.self.joined {
-		c.mu.Unlock()
-		return nil
-	}
 	if !c.LeaseValid() {
-		c.mu.Unlock()
 		c.m.leaseValid.Set(0)
 		// Suspended: poll nothing and spend nothing until the lease is renewed. The claims and stored shares stay:
 		// they are this incarnation's until the server expires its key, and if it did, the heartbeat finds out.
 		return c.apply(ctx, p, nil, nil)
+	}
+	c.mu.Lock()
+	if !c.v.membersReady || !c.v.stateReady || !c.self.joined {
+		c.log.Debug("reconcile waits for the watches", "members_ready", c.v.membersReady, "state_ready", c.v.stateReady)
+		c.mu.Unlock()
+		return nil
 	}
 	pl := c.planLocked()
 	// lower is each stored share after the shrinks of this round; the poller's shares drop to it first.
@@ -290,7 +290,9 @@ func (c *JetStream) release(ctx context.Context, tags map[string]uint64) {
 	}
 	items := slices.Collect(maps.Keys(tags))
 	_ = forEach(ctx, c.cfg.Concurrency, items, func(ctx context.Context, tag string) error {
-		err := c.state.Delete(ctx, prefixOwner+tagKey(tag), jetstream.LastRevision(tags[tag]))
+		octx, cancel := c.opCtx(ctx)
+		defer cancel()
+		err := c.state.Delete(octx, prefixOwner+tagKey(tag), jetstream.LastRevision(tags[tag]))
 		if err != nil && !isConflict(err) && !isGone(err) {
 			c.log.Warn("release: could not delete the owner record (retrying)", "tag", tag, "err", err)
 			return nil
@@ -322,10 +324,12 @@ func (c *JetStream) claim(ctx context.Context, claims []claim) ([]string, error)
 		key := prefixOwner + tagKey(cl.tag)
 		var rev uint64
 		var err error
+		octx, cancel := c.opCtx(ctx)
+		defer cancel()
 		if cl.rev == 0 {
-			rev, err = c.state.Create(ctx, key, value)
+			rev, err = c.state.Create(octx, key, value)
 		} else {
-			rev, err = c.state.Update(ctx, key, value, cl.rev)
+			rev, err = c.state.Update(octx, key, value, cl.rev)
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -335,6 +339,7 @@ func (c *JetStream) claim(ctx context.Context, claims []claim) ([]string, error)
 			taken = append(taken, cl.tag)
 		case isConflict(err):
 			// Another member wrote the record first; the watch brings its value.
+			c.log.Debug("claim lost", "tag", cl.tag, "rev", cl.rev, "err", err)
 		default:
 			failed = fmt.Errorf("group: claim %q: %w", cl.tag, err)
 		}
@@ -351,7 +356,9 @@ func (c *JetStream) claim(ctx context.Context, claims []claim) ([]string, error)
 func (c *JetStream) verifyLost(ctx context.Context, tags []string) []string {
 	var keep []string
 	for _, tag := range tags {
-		e, err := c.state.Get(ctx, prefixOwner+tagKey(tag))
+		octx, cancel := c.opCtx(ctx)
+		e, err := c.state.Get(octx, prefixOwner+tagKey(tag))
+		cancel()
 		var rec ownerRecord
 		if err == nil {
 			rec, err = decode[ownerRecord](e.Value())
@@ -425,11 +432,13 @@ func (c *JetStream) writeShare(ctx context.Context, fp string, target float64, g
 			rec.Shares[name] = shareEntry{Inc: inc, Join: join, Fraction: want}
 		}
 		var err error
+		octx, cancel := c.opCtx(ctx)
 		if sv.rev == 0 {
-			_, err = c.state.Create(ctx, key, encode(rec))
+			_, err = c.state.Create(octx, key, encode(rec))
 		} else {
-			_, err = c.state.Update(ctx, key, encode(rec), sv.rev)
+			_, err = c.state.Update(octx, key, encode(rec), sv.rev)
 		}
+		cancel()
 		if err == nil {
 			c.mu.Lock()
 			c.stored[fp] = want
@@ -443,7 +452,9 @@ func (c *JetStream) writeShare(ctx context.Context, fp string, target float64, g
 			// A replica answering the reads lags behind the writes: the watch brings the record soon.
 			return fmt.Errorf("group: token %s share: %w: %w", fp, errContended, err)
 		}
-		e, gerr := c.state.Get(ctx, key)
+		octx, cancel = c.opCtx(ctx)
+		e, gerr := c.state.Get(octx, key)
+		cancel()
 		switch {
 		case gerr == nil:
 			sr, derr := decode[shareRecord](e.Value())
@@ -487,6 +498,8 @@ func (c *JetStream) sweep(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	_ = forEach(ctx, c.cfg.Concurrency, due, func(ctx context.Context, g gone) error {
+		ctx, cancel := c.opCtx(ctx)
+		defer cancel()
 		if err := c.state.Delete(ctx, prefixTag+tagKey(g.tag), jetstream.LastRevision(g.rev)); err != nil {
 			if !isConflict(err) && !isGone(err) {
 				c.log.Warn("sweep: could not delete a removed tag", "tag", g.tag, "err", err)
@@ -541,6 +554,8 @@ func (c *JetStream) writeRates(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		_ = forEach(ctx, c.cfg.Concurrency, due, func(ctx context.Context, tag string) error {
+			ctx, cancel := c.opCtx(ctx)
+			defer cancel()
 			if _, err := c.state.Put(ctx, prefixRate+tagKey(tag), encode(recs[tag])); err != nil {
 				c.log.Debug("rate estimate not stored", "tag", tag, "err", err)
 				return nil

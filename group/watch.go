@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,66 +25,152 @@ func (v *view) reset(members, state bool) {
 }
 
 // watch keeps one part of the view up to date from a watch of kv (every key, in revision order) until ctx ends. A
-// watch that ends (its subscription closed) is started again from scratch; meanwhile that part of the view is
-// not ready and the coordinator changes nothing.
+// watch that ends (its subscription closed) or falls behind is started again from scratch; meanwhile that part of
+// the view is not ready and the coordinator changes nothing.
+//
+// A watch is an ordered consumer held by one server: when that server stops, the client library recreates it only
+// after missing idle heartbeats for ten seconds or more, and may fail to while the cluster elects leaders. So every
+// Config.Heartbeat the stream's last sequence is read from its leader, and a watch that has not delivered it
+// within three heartbeats is replaced.
 func (c *JetStream) watch(ctx context.Context, kv jetstream.KeyValue, isMembers bool) {
 	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		var floor uint64
-		if isMembers {
-			// Every revision up to the stream's last sequence now is reflected once the initial values are in.
-			st, err := kv.Status(ctx)
-			if err == nil {
-				if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-					floor = bs.StreamInfo().State.LastSeq
-				}
-			}
-			if err != nil {
-				c.log.Warn("watch: bucket status", "bucket", kv.Bucket(), "err", err)
-				if sleepCtx(ctx, backoff) != nil {
-					return
-				}
-				backoff = min(2*backoff, c.cfg.Heartbeat)
-				continue
-			}
+	retry := func() bool {
+		if sleepCtx(ctx, backoff) != nil {
+			return false
 		}
-		w, err := kv.WatchAll(ctx)
+		backoff = min(2*backoff, c.cfg.Heartbeat)
+		return true
+	}
+	for ctx.Err() == nil {
+		// Every revision up to the stream's last sequence now is reflected once the initial values are in.
+		octx, cancel := c.opCtx(ctx)
+		floor, err := lastSeq(octx, kv)
+		cancel()
 		if err != nil {
-			c.log.Warn("watch: start", "bucket", kv.Bucket(), "err", err)
-			if sleepCtx(ctx, backoff) != nil {
+			c.log.Warn("watch: bucket status", "bucket", kv.Bucket(), "err", err)
+			if !retry() {
 				return
 			}
-			backoff = min(2*backoff, c.cfg.Heartbeat)
+			continue
+		}
+		wctx, stop := context.WithCancel(ctx) // the watch lives until stop
+		w, err := c.startWatch(wctx, kv)
+		if err != nil {
+			stop()
+			c.log.Warn("watch: start", "bucket", kv.Bucket(), "err", err)
+			if !retry() {
+				return
+			}
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		c.consume(ctx, kv, w, isMembers, floor)
+		_ = w.Stop()
+		stop()
+		// Until the next watch delivered its initial values the view is not trusted.
 		c.mu.Lock()
 		c.v.reset(isMembers, !isMembers)
 		c.mu.Unlock()
-		c.consume(ctx, w, isMembers, floor)
-		_ = w.Stop()
 	}
 }
 
-// consume applies a watch's entries to the view until the watch ends or ctx ends.
-func (c *JetStream) consume(ctx context.Context, w jetstream.KeyWatcher, isMembers bool, floor uint64) {
+// startWatch starts a watch of every key of kv that lives until ctx ends. The client library gives the request
+// that creates the watch's consumer no timeout of its own when ctx has no deadline (and ctx must not have one: it
+// also ends the watch), so an unanswered request is abandoned here after opCtx's timeout.
+func (c *JetStream) startWatch(ctx context.Context, kv jetstream.KeyValue) (jetstream.KeyWatcher, error) {
+	type result struct {
+		w   jetstream.KeyWatcher
+		err error
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan result, 1)
+	go func() {
+		w, err := kv.WatchAll(sctx)
+		done <- result{w, err}
+	}()
+	tctx, tcancel := c.opCtx(ctx)
+	defer tcancel()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			cancel()
+			return nil, r.err
+		}
+		context.AfterFunc(ctx, cancel)
+		return r.w, nil
+	case <-tctx.Done():
+		cancel()
+		if r := <-done; r.err == nil {
+			_ = r.w.Stop()
+		}
+		return nil, fmt.Errorf("group: watch %s: no answer within %s", kv.Bucket(), max(time.Second, c.cfg.Lease/2))
+	}
+}
+
+// lastSeq reads the last sequence of kv's stream from the stream's leader.
+func lastSeq(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		return bs.StreamInfo().State.LastSeq, nil
+	}
+	return 0, nil
+}
+
+// consume applies a watch's entries to the view until the watch ends, falls behind, or ctx ends.
+func (c *JetStream) consume(ctx context.Context, kv jetstream.KeyValue, w jetstream.KeyWatcher, isMembers bool, floor uint64) {
+	probe := time.NewTicker(c.cfg.Heartbeat)
+	defer probe.Stop()
+	seen := floor // the highest revision this watch delivered, or that its initial values cover
+	initialized := false
+	started := time.Now()
+	var pending uint64 // a last sequence read from the leader, not delivered yet
+	var pendingSince time.Time
 	for {
 		var e jetstream.KeyValueEntry
 		var ok bool
 		select {
 		case <-ctx.Done():
 			return
+		case <-probe.C:
+			if !initialized {
+				if time.Since(started) > 3*c.cfg.Heartbeat {
+					c.log.Warn("watch delivered no initial values: starting it again", "bucket", kv.Bucket())
+					return
+				}
+				continue
+			}
+			if pending != 0 && seen < pending && time.Since(pendingSince) > 3*c.cfg.Heartbeat {
+				c.log.Warn("watch fell behind the stream: starting it again", "bucket", kv.Bucket(),
+					"delivered", seen, "stream_last", pending)
+				return
+			}
+			if pending == 0 || seen >= pending {
+				pctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
+				last, err := lastSeq(pctx, kv)
+				cancel()
+				if err == nil && last > seen {
+					pending, pendingSince = last, time.Now()
+				} else if err == nil {
+					pending = 0
+				}
+			}
+			continue
 		case e, ok = <-w.Updates():
 		}
 		if !ok {
 			if ctx.Err() == nil {
-				c.log.Warn("watch ended: starting it again", "members", isMembers)
+				c.log.Warn("watch ended: starting it again", "bucket", kv.Bucket())
 			}
 			return
 		}
 		c.mu.Lock()
 		var changed bool
-		if e == nil {
+		switch {
+		case e == nil:
+			initialized = true
 			if isMembers {
 				c.v.membersReady = true
 				c.v.memberSeq = max(c.v.memberSeq, floor)
@@ -91,13 +178,14 @@ func (c *JetStream) consume(ctx context.Context, w jetstream.KeyWatcher, isMembe
 				c.v.stateReady = true
 			}
 			changed = true
-		} else if isMembers {
+		case isMembers:
+			seen = max(seen, e.Revision())
 			changed = c.v.applyMember(e)
-		} else {
+		default:
+			seen = max(seen, e.Revision())
 			changed = c.v.applyState(e)
 		}
-		ready := c.v.membersReady && c.v.stateReady
-		if ready {
+		if c.v.membersReady && c.v.stateReady {
 			c.m.members.Set(float64(len(c.v.members)))
 		}
 		c.mu.Unlock()
