@@ -382,6 +382,24 @@ func (c *JetStream) renew(ctx context.Context) error {
 	defer cancel()
 	sent := time.Now()
 	newRev, err := c.members.Update(rctx, c.cfg.Name, encode(rec), rev)
+	if isConflict(err) {
+		// A renewal whose answer was lost may have been stored: if the key still holds this incarnation, write over
+		// its revision next time (the lease is extended only by a renewal whose answer arrived).
+		gctx, gcancel := c.opCtx(ctx)
+		e, gerr := c.members.Get(gctx, c.cfg.Name)
+		gcancel()
+		if gerr == nil {
+			if cur, derr := decode[memberRecord](e.Value()); derr == nil && cur.Inc == rec.Inc {
+				c.mu.Lock()
+				c.self.rev = e.Revision()
+				c.mu.Unlock()
+				return fmt.Errorf("group: renewal raced a renewal of our own: %w", errContended)
+			}
+		}
+		if gerr != nil && !isGone(gerr) {
+			return gerr
+		}
+	}
 	if err != nil {
 		return err
 	}

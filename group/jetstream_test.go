@@ -2,12 +2,14 @@ package group
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/internal/testkit"
@@ -144,8 +146,6 @@ func testutilGauge(t *testing.T, m *member, name string) float64 {
 	return 0
 }
 
-var _ = jetstream.KeyValuePut
-
 func TestPausedMemberLosesItsTagsAfterTheLease(t *testing.T) {
 	urls := sharedURLs(t)
 	o := newOracle()
@@ -229,5 +229,71 @@ func TestLostTagIsHandedBackWhileStillOwned(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) >= 2 && len(seen[0]) == 0 && slices.Equal(seen[len(seen)-1], []string{"coffee"})
+	})
+}
+
+func TestNewJetStream(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a lease that differs from the group's is refused", func(t *testing.T) {
+		urls := sharedURLs(t)
+		_, js := connect(t, urls)
+		cfg := baseConfig("leasecheck", "m1")
+		if _, err := NewJetStream(ctx, js, cfg, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Lease = 3 * time.Second
+		if _, err := NewJetStream(ctx, js, cfg, nil, nil); !errors.Is(err, ErrConfig) {
+			t.Fatalf("lease 3s on a group created with 2s: %v, want ErrConfig", err)
+		}
+		cfg.Lease = 0 // the group's
+		c, err := NewJetStream(ctx, js, cfg, nil, nil)
+		if err != nil || c.Lease() != 2*time.Second {
+			t.Fatalf("zero lease: %v, lease %v; want the group's 2s", err, c.Lease())
+		}
+	})
+	t.Run("on a single server the buckets get one replica", func(t *testing.T) {
+		s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("server not ready")
+		}
+		t.Cleanup(s.Shutdown)
+		_, js := connect(t, s.ClientURL())
+		if _, err := NewJetStream(ctx, js, baseConfig("single", "m1"), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range []string{StateBucket("single"), MembersBucket("single")} {
+			kv, err := js.KeyValue(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := kv.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; r != 1 {
+				t.Errorf("bucket %s: %d replicas, want 1", b, r)
+			}
+		}
+	})
+	t.Run("a nil JetStream is refused", func(t *testing.T) {
+		if _, err := NewJetStream(ctx, nil, baseConfig("x", "y"), nil, nil); !errors.Is(err, ErrConfig) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("the buckets of a group on the cluster have three replicas", func(t *testing.T) {
+		urls := sharedURLs(t)
+		_, js := connect(t, urls)
+		if _, err := NewJetStream(ctx, js, baseConfig("replicas", "m1"), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		kv, _ := js.KeyValue(ctx, MembersBucket("replicas"))
+		st, _ := kv.Status(ctx)
+		if bs := st.(*jetstream.KeyValueBucketStatus); bs.StreamInfo().Config.Replicas != 3 || bs.TTL() != 2*time.Second || bs.LimitMarkerTTL() == 0 {
+			t.Fatalf("members bucket: %+v", bs.StreamInfo().Config)
+		}
 	})
 }

@@ -439,10 +439,14 @@ func (c *JetStream) writeShare(ctx context.Context, fp string, target float64, g
 			_, err = c.state.Update(octx, key, encode(rec), sv.rev)
 		}
 		cancel()
-		if err == nil {
+		if err == nil || !grow && !isConflict(err) {
+			// A shrink whose answer was lost may or may not be stored: either way this member holds at most want
+			// from now on, which keeps the stored value at or above what it spends.
 			c.mu.Lock()
 			c.stored[fp] = want
 			c.mu.Unlock()
+		}
+		if err == nil {
 			return nil
 		}
 		if !isConflict(err) {
