@@ -557,7 +557,7 @@ func (c *JetStream) leave(p Poller) {
 	}
 	octx, ocancel := c.opCtx(ctx)
 	defer ocancel()
-	if err := c.members.Delete(octx, c.cfg.Name, jetstream.LastRevision(rev)); err != nil && !isGone(err) {
+	if err := c.members.Delete(octx, c.cfg.Name, jetstream.LastRevision(rev)); err != nil && !isGone(err) && !isConflict(err) {
 		c.log.Warn("could not delete the member key (it expires with the lease)", "err", err)
 	}
 	c.deadline.Store(0)
