@@ -222,3 +222,27 @@ func TestConfigResolve(t *testing.T) {
 		}
 	})
 }
+
+func TestAssignmentDiff(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		prev, next     []string
+		added, removed []string
+	}{
+		{"from nothing", nil, []string{"a", "b"}, []string{"a", "b"}, nil},
+		{"to nothing", []string{"a", "b"}, nil, nil, []string{"a", "b"}},
+		{"some of each", []string{"a", "c", "e"}, []string{"b", "c", "d"}, []string{"b", "d"}, []string{"a", "e"}},
+		{"no change", []string{"a"}, []string{"a"}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			added, removed := Assignment{Tags: tc.next}.Diff(Assignment{Tags: tc.prev})
+			if fmt.Sprint(added) != fmt.Sprint(tc.added) || fmt.Sprint(removed) != fmt.Sprint(tc.removed) {
+				t.Fatalf("Diff = +%v -%v, want +%v -%v", added, removed, tc.added, tc.removed)
+			}
+		})
+	}
+	a := Assignment{Tokens: []TokenShare{{Fingerprint: "x", Fraction: 0.25}}}
+	if a.Share("x") != 0.25 || a.Share("y") != 0 {
+		t.Fatalf("Share: %v %v", a.Share("x"), a.Share("y"))
+	}
+}

@@ -76,6 +76,37 @@ type Assignment struct {
 	Rates map[string]float64 `json:"-"`
 }
 
+// Diff returns the tags of a that prev does not hold (to start polling: read their cursors afresh) and those of
+// prev that a does not hold (to stop polling), both sorted. Both assignments' Tags must be sorted, as the
+// coordinator hands them.
+func (a Assignment) Diff(prev Assignment) (added, removed []string) {
+	i, j := 0, 0
+	for i < len(a.Tags) || j < len(prev.Tags) {
+		switch {
+		case j == len(prev.Tags) || i < len(a.Tags) && a.Tags[i] < prev.Tags[j]:
+			added = append(added, a.Tags[i])
+			i++
+		case i == len(a.Tags) || prev.Tags[j] < a.Tags[i]:
+			removed = append(removed, prev.Tags[j])
+			j++
+		default:
+			i++
+			j++
+		}
+	}
+	return added, removed
+}
+
+// Share returns the fraction a grants the token with fingerprint fp (0 when a does not name it).
+func (a Assignment) Share(fp string) float64 {
+	for _, ts := range a.Tokens {
+		if ts.Fingerprint == fp {
+			return ts.Fraction
+		}
+	}
+	return 0
+}
+
 // TokenShare is the part of one token's budget that an instance may spend.
 type TokenShare struct {
 	// Fingerprint names the token (poller.Fingerprint of its value); never the token itself.
@@ -106,8 +137,10 @@ type Status struct {
 	// LeaseValid is Coordinator.LeaseValid; LeaseUntil is when the lease lapses unless renewed.
 	LeaseValid bool      `json:"lease_valid"`
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
-	// Lease is the group's membership lease (the longest time a killed instance's tags wait for a new owner).
-	Lease time.Duration `json:"lease_ns"`
+	// Lease is the group's membership lease (the longest time a killed instance's tags wait for a new owner);
+	// LeaseSeconds is the same in seconds, for JSON.
+	Lease        time.Duration `json:"-"`
+	LeaseSeconds float64       `json:"lease_seconds"`
 	// Epoch is the epoch of the last assignment applied.
 	Epoch uint64 `json:"epoch"`
 	// Members are the live members, sorted by name, with the tags each owns.
@@ -131,7 +164,7 @@ type MemberStatus struct {
 	// Tags are the tags it owns, sorted.
 	Tags []string `json:"tags"`
 	// Demand is the poll rate (polls per second) the square-root rule gives its tags under the pooled budget.
-	Demand float64 `json:"demand"`
+	Demand float64 `json:"demand_polls_per_second"`
 }
 
 // RemovedTag is a tag removed from the set whose cursor is kept until Until.

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // sharedURLs returns the URLs of a three-node cluster shared by the tests of this package that do not stop nodes
 // (each uses its own group, so its own buckets). It lives until the test binary exits.
-func sharedURLs(t *testing.T) string {
+func sharedURLs(t testing.TB) string {
 	t.Helper()
 	sharedOnce.Do(func() {
 		sharedCluster = startCluster(&leakyTB{TB: t})
@@ -199,7 +199,7 @@ func baseConfig(group, name string) Config {
 }
 
 // startMember connects to urls, builds a coordinator from cfg and runs it until the test ends or stop is called.
-func startMember(t *testing.T, urls string, cfg Config, o *oracle) *member {
+func startMember(t testing.TB, urls string, cfg Config, o *oracle) *member {
 	t.Helper()
 	_, js := connect(t, urls)
 	reg := prometheus.NewRegistry()
@@ -229,7 +229,7 @@ func startMember(t *testing.T, urls string, cfg Config, o *oracle) *member {
 }
 
 // leave stops the member gracefully and waits for Run to return.
-func (m *member) leave(t *testing.T) {
+func (m *member) leave(t testing.TB) {
 	t.Helper()
 	m.stop()
 	if err := testkit.Receive(t, m.done, waitLong, m.name+" leaving"); err != nil {
@@ -239,7 +239,7 @@ func (m *member) leave(t *testing.T) {
 }
 
 // testWriter sends log lines to t.Log until the test ends.
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	defer func() { _ = recover() }() // a log line after the test ended
@@ -269,7 +269,7 @@ func ownership(ms []*member) (map[string]string, bool) {
 
 // waitCovered waits until every tag is polled by exactly one of ms, and every member in ms that must have tags has
 // some.
-func waitCovered(t *testing.T, what string, ms []*member, tags []string, busy ...*member) map[string]string {
+func waitCovered(t testing.TB, what string, ms []*member, tags []string, busy ...*member) map[string]string {
 	t.Helper()
 	var owners map[string]string
 	done := false
