@@ -119,3 +119,42 @@ func addTagsEventually(t *testing.T, js jetstream.JetStream, group string, tags 
 		return err == nil
 	})
 }
+
+func TestQuorumLossStopsEveryMemberUntilItReturns(t *testing.T) {
+	cl := startCluster(t)
+	urls := cl.URLs()
+	o := newOracle()
+	tags := makeTags(9)
+	var ms []*member
+	for i := range 3 {
+		cfg := baseConfig("quorum", fmt.Sprintf("m%d", i+1))
+		cfg.Tags = tags
+		ms = append(ms, startMember(t, urls, cfg, o))
+	}
+	waitCovered(t, "three members owning every tag", ms, tags, ms...)
+	_, js := connect(t, urls)
+
+	// Two nodes of three down: no bucket can be written, so no lease can be renewed.
+	cl.Stop(1)
+	cl.Stop(2)
+	testkit.Eventually(t, waitLong, "every member polling nothing, its lease lapsed", func() bool {
+		for _, m := range ms {
+			if m.c.LeaseValid() || len(m.p.tags()) != 0 {
+				return false
+			}
+			for _, tok := range testTokens {
+				if m.p.share(tok.Fingerprint) != 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	cl.Start(1)
+	cl.Start(2)
+	cl.WaitHealthy()
+	cl.WaitCurrent(js)
+	waitCovered(t, "every tag owned again once the quorum is back", ms, tags, ms...)
+	waitShares(t, ms)
+	o.check(t)
+}
