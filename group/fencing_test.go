@@ -78,12 +78,7 @@ func TestStaleOwnerCannotCommitAfterATakeover(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tag := range tags {
-		if _, _, err := setup.Get(ctx, tag); err != nil {
-			t.Fatal(err)
-		}
-		if err := setup.Put(ctx, tag, checkpoint.State{Cursor: "10"}); err != nil {
-			t.Fatal(err)
-		}
+		putCursor(t, setup, tag, checkpoint.State{Cursor: "10"})
 	}
 	start := func(name string) (*JetStream, *cursorPoller) {
 		_, js := connect(t, urls)

@@ -332,6 +332,25 @@ func waitCovered(t testing.TB, what string, ms []*member, tags []string, busy ..
 // to about 1 (the whole budget in use).
 func waitShares(t *testing.T, ms []*member) {
 	t.Helper()
+	done := false
+	t.Cleanup(func() {
+		if !t.Failed() || done {
+			return
+		}
+		for _, m := range ms {
+			m.c.mu.Lock()
+			t.Logf("%s: lease %v, applied tags %d, applied shares %v, stored %v, demand %v", m.name, m.c.LeaseValid(),
+				len(m.c.applied), m.c.appliedShares, m.c.stored, m.c.demand)
+			for fp, sv := range m.c.v.shares {
+				t.Logf("   view of token %s at rev %d: %+v", fp, sv.rev, sv.rec.Shares)
+			}
+			for name, mv := range m.c.v.members {
+				t.Logf("   member %s inc %s join-rev %d", name, mv.rec.Inc, mv.rec.Join)
+			}
+			m.c.mu.Unlock()
+		}
+	})
+	defer func() { done = !t.Failed() }()
 	testkit.Eventually(t, waitLong, "token shares spread over the members with tags, summing to 1", func() bool {
 		for _, tok := range testTokens {
 			var sum float64

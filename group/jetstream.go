@@ -49,8 +49,10 @@ type JetStream struct {
 	applied       []string
 	appliedShares map[string]float64
 	epoch         uint64
-	// stored is this incarnation's fraction of each token as stored in the group (never below appliedShares).
-	stored map[string]float64
+	// stored is this incarnation's fraction of each token as it last wrote it to the group (never below
+	// appliedShares), and storedRev the revision of its last write that was acknowledged.
+	stored    map[string]float64
+	storedRev map[string]uint64
 	// demand is the last computed demand of each live member (polls per second), for Status.
 	demand map[string]float64
 	// reported are the poller's latest rate estimates; written what was last stored per tag.
@@ -149,6 +151,7 @@ func NewJetStream(ctx context.Context, js jetstream.JetStream, cfg Config, logge
 		lost:          make(map[string]bool),
 		appliedShares: make(map[string]float64),
 		stored:        make(map[string]float64),
+		storedRev:     make(map[string]uint64),
 		demand:        make(map[string]float64),
 		reported:      make(map[string]float64),
 		written:       make(map[string]rateRecord),
@@ -534,6 +537,7 @@ func (c *JetStream) abandon(p Poller) {
 	c.mine = make(map[string]uint64)
 	c.lost = make(map[string]bool)
 	c.stored = make(map[string]float64)
+	c.storedRev = make(map[string]uint64)
 	c.mu.Unlock()
 }
 

@@ -61,8 +61,8 @@ func (c *JetStream) reconcile(ctx context.Context, p Poller) error {
 	shrunk := make(map[string]float64, len(c.appliedShares))
 	for _, t := range c.cfg.Tokens {
 		fp := t.Fingerprint
-		lower[fp] = c.stored[fp]
-		if shouldShrink(c.stored[fp], pl.targets[fp]) {
+		lower[fp] = c.reservedLocked(fp)
+		if shouldShrink(lower[fp], pl.targets[fp]) {
 			lower[fp] = pl.targets[fp]
 		}
 		if f := min(c.appliedShares[fp], lower[fp]); f > 0 {
@@ -268,6 +268,18 @@ func (c *JetStream) targetsLocked(pl plan) map[string]float64 {
 	return targets
 }
 
+// reservedLocked returns this incarnation's fraction of token fp as the group may still hold it: the value it
+// last stored, or more when the watch, at or past the revision of that write, shows more (a shrink whose answer was
+// lost and that did not land).
+func (c *JetStream) reservedLocked(fp string) float64 {
+	cur := c.stored[fp]
+	sv := c.v.shares[fp]
+	if e, ok := sv.rec.Shares[c.cfg.Name]; ok && e.Inc == c.self.inc && sv.rev >= c.storedRev[fp] && e.Fraction > cur {
+		return e.Fraction
+	}
+	return cur
+}
+
 // shouldShrink reports whether a stored share moves down to target: by at least half the slack, or to zero.
 func shouldShrink(stored, target float64) bool {
 	return target < stored && (stored-target >= shareSlack/2 || target == 0)
@@ -392,6 +404,9 @@ func (c *JetStream) writeShares(ctx context.Context, targets map[string]float64,
 		fp := t.Fingerprint
 		c.mu.Lock()
 		cur := c.stored[fp]
+		if !grow {
+			cur = c.reservedLocked(fp)
+		}
 		target := targets[fp]
 		sv := c.v.shares[fp]
 		c.mu.Unlock()
@@ -432,18 +447,23 @@ func (c *JetStream) writeShare(ctx context.Context, fp string, target float64, g
 			rec.Shares[name] = shareEntry{Inc: inc, Join: join, Fraction: want}
 		}
 		var err error
+		var rev uint64
 		octx, cancel := c.opCtx(ctx)
 		if sv.rev == 0 {
-			_, err = c.state.Create(octx, key, encode(rec))
+			rev, err = c.state.Create(octx, key, encode(rec))
 		} else {
-			_, err = c.state.Update(octx, key, encode(rec), sv.rev)
+			rev, err = c.state.Update(octx, key, encode(rec), sv.rev)
 		}
 		cancel()
 		if err == nil || !grow && !isConflict(err) {
-			// A shrink whose answer was lost may or may not be stored: either way this member holds at most want
-			// from now on, which keeps the stored value at or above what it spends.
+			// A shrink whose answer was lost may or may not be stored: either way this member spends at most want
+			// from now on. If it was not stored, reservedLocked sees the old value in the watch and the shrink is
+			// written again.
 			c.mu.Lock()
 			c.stored[fp] = want
+			if err == nil {
+				c.storedRev[fp] = rev
+			}
 			c.mu.Unlock()
 		}
 		if err == nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/schema"
@@ -179,11 +180,21 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 	}
 	cfg.Replicas = replicas
 	cfg.Storage = jetstream.FileStorage
-	kv, err = js.CreateKeyValue(ctx, cfg)
-	var apiErr *jetstream.APIError
-	if auto && errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrReplicasNotSupported {
-		cfg.Replicas = 1
+	for attempt := 0; ; attempt++ {
 		kv, err = js.CreateKeyValue(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if auto && errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrReplicasNotSupported {
+			cfg.Replicas = 1
+			kv, err = js.CreateKeyValue(ctx, cfg)
+		}
+		// A cluster that just lost a peer, or is electing its meta leader, cannot place the stream for a moment.
+		transient := noLeader(err) || errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrNoSuitablePeers
+		if !transient || attempt >= 20 {
+			break
+		}
+		if serr := sleepCtx(ctx, 250*time.Millisecond); serr != nil {
+			break
+		}
 	}
 	if errors.Is(err, jetstream.ErrBucketExists) { // created at the same time by another instance
 		kv, err = js.KeyValue(ctx, cfg.Bucket)
@@ -198,6 +209,9 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 // mode".
 const jsErrReplicasNotSupported jetstream.ErrorCode = 10074
 
+// jsErrNoSuitablePeers is the JetStream API error code for "no suitable peers for placement".
+const jsErrNoSuitablePeers jetstream.ErrorCode = 10005
+
 // isGone reports whether err says a key does not exist (never written, deleted, purged or expired).
 func isGone(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
@@ -207,6 +221,12 @@ func isGone(err error) bool {
 // key exists for a create).
 func isConflict(err error) bool {
 	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
+}
+
+// noLeader reports whether err says that no server answered for the bucket's stream (no leader elected yet, as
+// right after the bucket was created or while a leader is elected again).
+func noLeader(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // splitKey splits a state-bucket key into its prefix and the rest.

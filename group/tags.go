@@ -129,6 +129,13 @@ func updateTag(ctx context.Context, state jetstream.KeyValue, tag string, change
 		var rec tagRecord
 		var rev uint64
 		e, err := state.Get(ctx, key)
+		if noLeader(err) && attempt < 50 {
+			// A bucket created a moment ago has no stream leader yet: wait for the election.
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+			continue
+		}
 		switch {
 		case err == nil:
 			rev = e.Revision()
@@ -154,11 +161,17 @@ func updateTag(ctx context.Context, state jetstream.KeyValue, tag string, change
 		if err == nil {
 			return nil
 		}
-		if !isConflict(err) || attempt >= 8 {
+		if noLeader(err) && attempt < 50 {
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+			continue
+		}
+		if !isConflict(err) || attempt >= 50 {
 			return fmt.Errorf("group: tag %q: %w", tag, err)
 		}
 		// The read may have come from a replica that lags behind the write that won: wait a little.
-		if err := sleepCtx(ctx, time.Duration(attempt+1)*20*time.Millisecond); err != nil {
+		if err := sleepCtx(ctx, time.Duration(min(attempt+1, 10))*20*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -84,9 +84,7 @@ func TestTagsChangeWhileMembersRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tag := range []string{"coffee", "tea"} {
-		if err := cursors.Put(ctx, tag, checkpoint.State{Cursor: tag + "-cursor"}); err != nil {
-			t.Fatal(err)
-		}
+		putCursor(t, cursors, tag, checkpoint.State{Cursor: tag + "-cursor"})
 	}
 	if err := AddTags(ctx, js, group, "coffee", "tea"); err != nil {
 		t.Fatal(err)
@@ -152,4 +150,18 @@ func TestTagsChangeWhileMembersRun(t *testing.T) {
 		}
 	})
 	o.check(t)
+}
+
+// putCursor writes a cursor, trying again while the bucket just created has no stream leader yet (reading first,
+// so that a store that writes over the revision it read accepts the write).
+func putCursor(t *testing.T, store checkpoint.Store, tag string, st checkpoint.State) {
+	t.Helper()
+	testkit.Eventually(t, waitLong, "writing "+tag+"'s cursor", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, _, err := store.Get(ctx, tag); err != nil {
+			return false
+		}
+		return store.Put(ctx, tag, st) == nil
+	})
 }
