@@ -19,9 +19,10 @@ func TestGroupSurvivesAClusterNodeRestart(t *testing.T) {
 	urls := cl.URLs()
 	o := newOracle()
 	tags := makeTags(12)
+	group := uniq("restart")
 	var ms []*member
 	for i := range 3 {
-		cfg := baseConfig("restart", fmt.Sprintf("m%d", i+1))
+		cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
 		cfg.Tags = tags
 		ms = append(ms, startMember(t, urls, cfg, o))
 	}
@@ -30,18 +31,18 @@ func TestGroupSurvivesAClusterNodeRestart(t *testing.T) {
 	// Twice the node that leads the members bucket's stream (the heartbeats' path), so that a new leader must be
 	// elected while leases run.
 	for round := range 2 {
-		node := cl.leaderOf(js, "KV_"+MembersBucket("restart"))
+		node := cl.leaderOf(js, "KV_"+MembersBucket(group))
 		t.Run(fmt.Sprintf("round %d: node n%d stopped and started again", round+1, node+1), func(t *testing.T) {
 			cl.Stop(node)
 			tag := fmt.Sprintf("while_down_%d", round+1)
-			addTagsEventually(t, js, "restart", tag)
+			addTagsEventually(t, js, group, tag)
 			tags = append(tags, tag)
 			waitCovered(t, "every tag owned with a node down", ms, tags, ms...)
 			cl.Start(node)
 			cl.WaitHealthy()
 			cl.WaitCurrent(js)
 			tag = fmt.Sprintf("back_%d", round+1)
-			addTagsEventually(t, js, "restart", tag)
+			addTagsEventually(t, js, group, tag)
 			tags = append(tags, tag)
 			waitCovered(t, "every tag owned after the node came back", ms, tags, ms...)
 		})
@@ -54,9 +55,10 @@ func TestTokenSharesFollowDemand(t *testing.T) {
 	urls := sharedURLs(t)
 	o := newOracle()
 	tags := makeTags(16)
+	group := uniq("demand")
 	var ms []*member
 	for i := range 2 {
-		cfg := baseConfig("demand", fmt.Sprintf("m%d", i+1))
+		cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
 		cfg.Tags = tags
 		ms = append(ms, startMember(t, urls, cfg, o))
 	}
@@ -74,7 +76,7 @@ func TestTokenSharesFollowDemand(t *testing.T) {
 		}
 		m.c.ReportRates(rs)
 	}
-	cfg, _ := baseConfig("demand", "x").resolve()
+	cfg, _ := baseConfig(group, "x").resolve()
 	var budget float64
 	for _, tok := range cfg.Tokens {
 		budget += float64(tok.RequestsPerHour) / cfg.RateWindow.Seconds()
@@ -101,6 +103,29 @@ func TestTokenSharesFollowDemand(t *testing.T) {
 	if i < 0 || math.Abs(st.Members[i].Demand-demand["m1"]) > 1e-6 {
 		t.Errorf("m2's status shows m1's demand as %+v, want %.4f", st.Members, demand["m1"])
 	}
+
+	t.Run("a member that takes tags over gets their stored rate estimates", func(t *testing.T) {
+		m3 := startMember(t, urls, baseConfig(group, "m3"), o)
+		var polled []string
+		seeds := make(map[string]float64)
+		testkit.Eventually(t, waitLong, "m3 polling tags, each seeded with its stored estimate", func() bool {
+			m3.p.mu.Lock()
+			defer m3.p.mu.Unlock()
+			polled = slices.Clone(m3.p.a.Tags)
+			for _, tag := range polled {
+				if _, ok := m3.p.seeds[tag]; !ok {
+					return false
+				}
+				seeds[tag] = m3.p.seeds[tag]
+			}
+			return len(polled) > 0
+		})
+		for _, tag := range polled {
+			if want := rate[owners[tag]]; seeds[tag] != want {
+				t.Errorf("%s seeded at %g media/s, want the estimate its previous owner stored, %g", tag, seeds[tag], want)
+			}
+		}
+	})
 	o.check(t)
 }
 
@@ -125,9 +150,10 @@ func TestQuorumLossStopsEveryMemberUntilItReturns(t *testing.T) {
 	urls := cl.URLs()
 	o := newOracle()
 	tags := makeTags(9)
+	group := uniq("quorum")
 	var ms []*member
 	for i := range 3 {
-		cfg := baseConfig("quorum", fmt.Sprintf("m%d", i+1))
+		cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
 		cfg.Tags = tags
 		ms = append(ms, startMember(t, urls, cfg, o))
 	}

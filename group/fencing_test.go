@@ -70,10 +70,10 @@ func (p *cursorPoller) has(tag string) bool {
 func TestStaleOwnerCannotCommitAfterATakeover(t *testing.T) {
 	urls := sharedURLs(t)
 	ctx := context.Background()
-	const group = "fence"
+	group := uniq("fence")
 	tags := makeTags(6)
 	_, js := connect(t, urls)
-	setup, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: "tsg_fence_cursors", Replicas: 3})
+	setup, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: group + "-cursors", Replicas: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestStaleOwnerCannotCommitAfterATakeover(t *testing.T) {
 	}
 	start := func(name string) (*JetStream, *cursorPoller) {
 		_, js := connect(t, urls)
-		store, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: "tsg_fence_cursors"})
+		store, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: group + "-cursors"})
 		if err != nil {
 			t.Fatal(err)
 		}

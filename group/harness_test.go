@@ -2,6 +2,8 @@ package group
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -9,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +134,7 @@ type fakePoller struct {
 	calls  int
 	inside bool
 	hook   func(ctx context.Context, a Assignment) error // runs before the assignment is recorded
+	seeds  map[string]float64                            // every Assignment.Rates seen
 }
 
 func (f *fakePoller) Apply(ctx context.Context, a Assignment) error {
@@ -155,6 +159,12 @@ func (f *fakePoller) Apply(ctx context.Context, a Assignment) error {
 	f.mu.Lock()
 	f.a = a
 	f.calls++
+	for tag, r := range a.Rates {
+		if f.seeds == nil {
+			f.seeds = make(map[string]float64)
+		}
+		f.seeds[tag] = r
+	}
 	f.mu.Unlock()
 	if f.o != nil {
 		f.o.apply(f.name, a)
@@ -368,6 +378,14 @@ func waitShares(t *testing.T, ms []*member) {
 		return true
 	})
 }
+
+var (
+	runID   = func() string { var b [3]byte; _, _ = rand.Read(b[:]); return hex.EncodeToString(b[:]) }()
+	groupNo atomic.Int64
+)
+
+// uniq returns a group name of its own for one test run (the shared cluster outlives a test, and -count reruns it).
+func uniq(base string) string { return fmt.Sprintf("%s-%s-%d", base, runID, groupNo.Add(1)) }
 
 func makeTags(n int) []string {
 	tags := make([]string, n)

@@ -19,9 +19,10 @@ func TestThreeMembersOwnEveryTagExactlyOnce(t *testing.T) {
 	urls := sharedURLs(t)
 	o := newOracle()
 	tags := makeTags(30)
+	group := uniq("exclusive")
 	var ms []*member
 	for i := range 3 {
-		cfg := baseConfig("exclusive", fmt.Sprintf("m%d", i+1))
+		cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
 		if i == 0 {
 			cfg.Tags = tags
 		}
@@ -81,7 +82,7 @@ func TestMembershipChanges(t *testing.T) {
 	tags := makeTags(24)
 	t.Run("a fourth member receives tags", func(t *testing.T) {
 		o := newOracle()
-		group := "join"
+		group := uniq("join")
 		var ms []*member
 		for i := range 3 {
 			cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
@@ -96,7 +97,7 @@ func TestMembershipChanges(t *testing.T) {
 	})
 	t.Run("a member that leaves gracefully hands its tags over at once", func(t *testing.T) {
 		o := newOracle()
-		group := "leave"
+		group := uniq("leave")
 		var ms []*member
 		for i := range 3 {
 			cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
@@ -159,7 +160,7 @@ func testutilGauge(t *testing.T, m *member, name string) float64 {
 func TestPausedMemberLosesItsTagsAfterTheLease(t *testing.T) {
 	urls := sharedURLs(t)
 	o := newOracle()
-	group := "pause"
+	group := uniq("pause")
 	tags := makeTags(18)
 	var ms []*member
 	for i := range 3 {
@@ -220,7 +221,7 @@ func TestPausedMemberLosesItsTagsAfterTheLease(t *testing.T) {
 
 func TestLostTagIsHandedBackWhileStillOwned(t *testing.T) {
 	urls := sharedURLs(t)
-	cfg := baseConfig("lost", "m1")
+	cfg := baseConfig(uniq("lost"), "m1")
 	cfg.Tags = []string{"coffee"}
 	m := startMember(t, urls, cfg, nil)
 	testkit.Eventually(t, waitLong, "the member polling coffee", func() bool { return len(m.p.tags()) == 1 })
@@ -247,7 +248,7 @@ func TestNewJetStream(t *testing.T) {
 	t.Run("a lease that differs from the group's is refused", func(t *testing.T) {
 		urls := sharedURLs(t)
 		_, js := connect(t, urls)
-		cfg := baseConfig("leasecheck", "m1")
+		cfg := baseConfig(uniq("leasecheck"), "m1")
 		if _, err := NewJetStream(ctx, js, cfg, nil, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -272,10 +273,11 @@ func TestNewJetStream(t *testing.T) {
 		}
 		t.Cleanup(s.Shutdown)
 		_, js := connect(t, s.ClientURL())
-		if _, err := NewJetStream(ctx, js, baseConfig("single", "m1"), nil, nil); err != nil {
+		group := uniq("single")
+		if _, err := NewJetStream(ctx, js, baseConfig(group, "m1"), nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range []string{StateBucket("single"), MembersBucket("single")} {
+		for _, b := range []string{StateBucket(group), MembersBucket(group)} {
 			kv, err := js.KeyValue(ctx, b)
 			if err != nil {
 				t.Fatal(err)
@@ -297,10 +299,11 @@ func TestNewJetStream(t *testing.T) {
 	t.Run("the buckets of a group on the cluster have three replicas", func(t *testing.T) {
 		urls := sharedURLs(t)
 		_, js := connect(t, urls)
-		if _, err := NewJetStream(ctx, js, baseConfig("replicas", "m1"), nil, nil); err != nil {
+		group := uniq("replicas")
+		if _, err := NewJetStream(ctx, js, baseConfig(group, "m1"), nil, nil); err != nil {
 			t.Fatal(err)
 		}
-		kv, _ := js.KeyValue(ctx, MembersBucket("replicas"))
+		kv, _ := js.KeyValue(ctx, MembersBucket(group))
 		st, _ := kv.Status(ctx)
 		if bs := st.(*jetstream.KeyValueBucketStatus); bs.StreamInfo().Config.Replicas != 3 || bs.TTL() != 2*time.Second || bs.LimitMarkerTTL() == 0 {
 			t.Fatalf("members bucket: %+v", bs.StreamInfo().Config)

@@ -16,6 +16,7 @@ func TestTagSetFunctions(t *testing.T) {
 	urls := sharedURLs(t)
 	_, js := connect(t, urls)
 	ctx := context.Background()
+	set := uniq("set")
 	t.Run("listing or removing in a group that does not exist fails", func(t *testing.T) {
 		if _, err := ListTags(ctx, js, "nosuchgroup"); !errors.Is(err, ErrNoGroup) {
 			t.Fatalf("ListTags: %v, want ErrNoGroup", err)
@@ -30,9 +31,9 @@ func TestTagSetFunctions(t *testing.T) {
 			tags        []string
 			want        []error
 		}{
-			{"a tag with a space", "set", []string{"ok", "no space"}, []error{ErrInvalidTag, schema.ErrInvalidTag}},
-			{"a tag with its hash", "set", []string{"#coffee"}, []error{ErrInvalidTag, schema.ErrInvalidTag}},
-			{"an empty tag", "set", []string{""}, []error{ErrInvalidTag}},
+			{"a tag with a space", set, []string{"ok", "no space"}, []error{ErrInvalidTag, schema.ErrInvalidTag}},
+			{"a tag with its hash", set, []string{"#coffee"}, []error{ErrInvalidTag, schema.ErrInvalidTag}},
+			{"an empty tag", set, []string{""}, []error{ErrInvalidTag}},
 			{"a group with a dot", "a.b", []string{"coffee"}, []error{ErrConfig}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -44,31 +45,31 @@ func TestTagSetFunctions(t *testing.T) {
 				}
 			})
 		}
-		if _, err := ListTags(ctx, js, "set"); !errors.Is(err, ErrNoGroup) {
+		if _, err := ListTags(ctx, js, set); !errors.Is(err, ErrNoGroup) {
 			t.Fatalf("a refused AddTags created the group: ListTags: %v", err)
 		}
 	})
 	t.Run("adding, listing and removing", func(t *testing.T) {
-		if err := AddTags(ctx, js, "set", "coffee", "café", "tea"); err != nil {
+		if err := AddTags(ctx, js, set, "coffee", "café", "tea"); err != nil {
 			t.Fatal(err)
 		}
-		if err := AddTags(ctx, js, "set", "coffee"); err != nil { // again: nothing changes
+		if err := AddTags(ctx, js, set, "coffee"); err != nil { // again: nothing changes
 			t.Fatal(err)
 		}
-		if err := RemoveTags(ctx, js, "set", "tea", "never_added"); err != nil {
+		if err := RemoveTags(ctx, js, set, "tea", "never_added"); err != nil {
 			t.Fatal(err)
 		}
-		got, err := ListTags(ctx, js, "set")
+		got, err := ListTags(ctx, js, set)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want := []string{"café", "coffee"}; !slices.Equal(got, want) {
 			t.Fatalf("ListTags = %v, want %v", got, want)
 		}
-		if err := AddTags(ctx, js, "set", "tea"); err != nil {
+		if err := AddTags(ctx, js, set, "tea"); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := ListTags(ctx, js, "set"); !slices.Equal(got, []string{"café", "coffee", "tea"}) {
+		if got, _ := ListTags(ctx, js, set); !slices.Equal(got, []string{"café", "coffee", "tea"}) {
 			t.Fatalf("after adding tea again: %v", got)
 		}
 	})
@@ -78,8 +79,8 @@ func TestTagsChangeWhileMembersRun(t *testing.T) {
 	urls := sharedURLs(t)
 	_, js := connect(t, urls)
 	ctx := context.Background()
-	const group = "live"
-	cursors, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: "tsg_live_cursors", Replicas: 3})
+	group := uniq("live")
+	cursors, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: group + "-cursors", Replicas: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
