@@ -298,6 +298,9 @@ func (c *JetStream) join(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, jetstream.ErrKeyExists):
+			if c.adoptJoin(ctx, rec.Inc, rec.Started) {
+				return nil
+			}
 			if !warned {
 				c.log.Warn("member name in use: waiting until its lease expires (a live instance with the same name waits forever)",
 					"lease", c.cfg.Lease)
@@ -310,6 +313,32 @@ func (c *JetStream) join(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// adoptJoin handles a create whose answer was lost but that was stored: when the member key holds this very
+// incarnation, it is ours; a renewal then establishes the lease. It reports whether the member joined.
+func (c *JetStream) adoptJoin(ctx context.Context, inc string, started time.Time) bool {
+	gctx, cancel := c.opCtx(ctx)
+	e, err := c.members.Get(gctx, c.cfg.Name)
+	cancel()
+	if err != nil {
+		return false
+	}
+	if rec, err := decode[memberRecord](e.Value()); err != nil || rec.Inc != inc {
+		return false
+	}
+	c.mu.Lock()
+	c.self = self{joined: true, inc: inc, join: e.Revision(), rev: e.Revision(), started: started}
+	c.mu.Unlock()
+	if err := c.renew(ctx); err != nil {
+		c.mu.Lock()
+		c.self.joined = false
+		c.mu.Unlock()
+		return false
+	}
+	c.log.Info("joined the group", "incarnation", inc, "lease", c.cfg.Lease)
+	c.signal()
+	return true
 }
 
 // waitReady waits until both watches delivered their initial values.
@@ -380,7 +409,7 @@ func (c *JetStream) renew(ctx context.Context) error {
 	rec := memberRecord{V: recordVersion, Inc: c.self.inc, Join: c.self.join, Started: c.self.started, Tokens: c.tokenRecords()}
 	rev := c.self.rev
 	c.mu.Unlock()
-	wasValid := c.LeaseValid()
+	wasValid := c.LeaseValid() || c.deadline.Load() == 0 // no "again" for the first lease
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.Heartbeat)
 	defer cancel()
 	sent := time.Now()
