@@ -1,8 +1,3 @@
-//go:build checkpointcas
-
-// This test needs the compare-and-set cursor store (checkpoint.ErrConflict, merged on main after this branch
-// started). Run it with -tags checkpointcas; drop the build line once both are on one branch.
-
 package group
 
 import (
