@@ -118,6 +118,12 @@ func (f *rfFaults) checkCursor(tag, cursor string) {
 	}
 }
 
+// rfRealPublisher is a real publisher of one run of the poller and how to close it (with its connection).
+type rfRealPublisher struct {
+	poller.Publisher
+	close func() error
+}
+
 // rfPublisher wraps the real publisher: during a stretch of publish failures it fails a Publish either before
 // delegating (nothing sent) or after the broker acknowledged the events (the poller re-publishes them).
 type rfPublisher struct {
@@ -224,9 +230,10 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 	logs := &testkit.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
-	// The real publisher, and a reader of everything the broker holds.
+	// The real publisher (a new one, on a new connection, for each run of the poller, as a restarted process would
+	// have), and a reader of everything the broker holds.
 	var (
-		real    poller.Publisher
+		newPub  func() rfRealPublisher
 		newRead func() *consume.Consumer
 		atEnd   func(last map[int]int64, n int) bool // every record of the broker was read
 	)
@@ -234,14 +241,21 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 	case sinkJetStream:
 		ns := testkit.StartNATS(t)
 		nc := testkit.ConnectNATS(t, ns.ClientURL())
-		js, err := publisher.NewJetStream(ctx, nc, publisher.JetStreamConfig{
-			SubjectPrefix: "rfault", Stream: "RFAULT", CreateStream: true, DuplicateWindow: 10 * time.Minute,
-		}, logger, nil)
-		if err != nil {
-			t.Fatalf("NewJetStream: %v", err)
+		newPub = func() rfRealPublisher {
+			// The stream's duplicate window (10 minutes) covers the whole test: every re-published event is dropped.
+			pc := testkit.ConnectNATS(t, ns.ClientURL())
+			js, err := publisher.NewJetStream(ctx, pc, publisher.JetStreamConfig{
+				SubjectPrefix: "rfault", Stream: "RFAULT", CreateStream: true, DuplicateWindow: 10 * time.Minute,
+			}, logger, nil)
+			if err != nil {
+				t.Fatalf("NewJetStream: %v", err)
+			}
+			return rfRealPublisher{Publisher: js, close: func() error {
+				err := js.Close()
+				pc.Close()
+				return err
+			}}
 		}
-		t.Cleanup(func() { _ = js.Close() })
-		real = js
 		newRead = func() *consume.Consumer {
 			c, err := consume.New(ctx, consume.Config{Kind: consume.JetStream, Conn: testkit.ConnectNATS(t, ns.ClientURL()),
 				SubjectPrefix: "rfault", Stream: "RFAULT", Start: consume.StartFirst})
@@ -265,14 +279,15 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 	case sinkKafka:
 		brokers := strings.Split(env.KafkaBrokers, ",")
 		topic := fmt.Sprintf("rfault-%d-%d", seed, time.Now().UnixNano())
-		kp, err := publisher.NewKafka(ctx, publisher.KafkaConfig{
-			Brokers: brokers, Topic: topic, CreateTopic: true, Partitions: 3,
-		}, logger, nil)
-		if err != nil {
-			t.Fatalf("NewKafka: %v", err)
+		newPub = func() rfRealPublisher {
+			kp, err := publisher.NewKafka(ctx, publisher.KafkaConfig{
+				Brokers: brokers, Topic: topic, CreateTopic: true, Partitions: 3,
+			}, logger, nil)
+			if err != nil {
+				t.Fatalf("NewKafka: %v", err)
+			}
+			return rfRealPublisher{Publisher: kp, close: kp.Close}
 		}
-		t.Cleanup(func() { _ = kp.Close() })
-		real = kp
 		newRead = func() *consume.Consumer {
 			c, err := consume.New(ctx, consume.Config{Kind: consume.Kafka, Brokers: brokers, Topic: topic,
 				Start: consume.StartFirst})
@@ -293,6 +308,11 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 			}
 			return true
 		}
+	}
+
+	// A first publisher creates the stream or topic, so that the reader finds it.
+	if err := newPub().close(); err != nil {
+		t.Fatalf("close publisher: %v", err)
 	}
 
 	// Everything the broker holds, read from its first record on, in the background.
@@ -329,7 +349,6 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 	}()
 
 	f := &rfFaults{sim: sim, rng: rand.New(rand.NewPCG(seed, 0xfa)), acked: map[string]bool{}} // #nosec G404 -- test workload
-	pub := rfPublisher{real: real, f: f}
 	storePath := filepath.Join(t.TempDir(), "checkpoints.db")
 
 	cfg := poller.Config{
@@ -351,6 +370,7 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 
 	var (
 		bolt     *checkpoint.Bolt
+		real     rfRealPublisher
 		cancel   context.CancelFunc
 		done     chan error
 		restarts int
@@ -363,7 +383,8 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		if err != nil {
 			t.Fatalf("OpenBolt: %v", err)
 		}
-		p, err := poller.New(cfg, pub, rfStore{Bolt: bolt, f: f}, logger, nil)
+		real = newPub()
+		p, err := poller.New(cfg, rfPublisher{real: real, f: f}, rfStore{Bolt: bolt, f: f}, logger, nil)
 		if err != nil {
 			t.Fatalf("poller.New: %v", err)
 		}
@@ -389,6 +410,9 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		}
 		if err := bolt.Close(); err != nil {
 			t.Errorf("close bolt: %v", err)
+		}
+		if err := real.close(); err != nil {
+			t.Errorf("close publisher: %v", err)
 		}
 	}
 	t.Cleanup(func() {
