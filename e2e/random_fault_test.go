@@ -56,6 +56,9 @@ type rfFaults struct {
 	pubBefore    int
 	pubAfter     int
 	lostPuts     int
+	rolledBack   int                         // hard stops that undid the last checkpoint write
+	lastPut      string                      // the tag of the last checkpoint write
+	before       map[string]checkpoint.State // each tag's state before its last write
 	puts         int
 	violations   []string
 }
@@ -89,7 +92,22 @@ func (s rfStore) Put(ctx context.Context, tag string, st checkpoint.State) error
 	f.puts++
 	f.mu.Unlock()
 	f.checkCursor(tag, st.Cursor)
-	return s.Bolt.Put(ctx, tag, st)
+	old, had, err := s.Bolt.Get(ctx, tag)
+	if err != nil {
+		return err
+	}
+	if err := s.Bolt.Put(ctx, tag, st); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	// A tag's first write is never undone: without a checkpoint the poller starts the tag at the head of its
+	// feed (StartNow), so losing it loses by design what came before.
+	f.lastPut, f.before[tag] = "", old
+	if had {
+		f.lastPut = tag
+	}
+	f.mu.Unlock()
+	return nil
 }
 
 // checkCursor records a violation when cursor is at or after a live media of tag that the broker never
@@ -348,7 +366,7 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		}
 	}()
 
-	f := &rfFaults{sim: sim, rng: rand.New(rand.NewPCG(seed, 0xfa)), acked: map[string]bool{}} // #nosec G404 -- test workload
+	f := &rfFaults{sim: sim, rng: rand.New(rand.NewPCG(seed, 0xfa)), acked: map[string]bool{}, before: map[string]checkpoint.State{}} // #nosec G404 -- test workload
 	storePath := filepath.Join(t.TempDir(), "checkpoints.db")
 
 	cfg := poller.Config{
@@ -393,7 +411,9 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		done = make(chan error, 1)
 		go func() { done <- p.Run(rctx) }()
 	}
-	stop := func() {
+	// stop ends the running poller; a hard stop also loses the last checkpoint write (the file rolled back to the
+	// tag's state before it), as a crash before the write reached the disk would.
+	stop := func(hard bool) {
 		t.Helper()
 		if cancel == nil {
 			return
@@ -408,6 +428,17 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("Run did not return within 30 s of its context's end")
 		}
+		f.set(func() { f.swallowPuts = false })
+		f.mu.Lock()
+		tag, old := f.lastPut, f.before[f.lastPut]
+		f.lastPut = ""
+		f.mu.Unlock()
+		if hard && tag != "" {
+			if err := bolt.Put(ctx, tag, old); err != nil {
+				t.Fatalf("undo the last checkpoint write of %s: %v", tag, err)
+			}
+			f.set(func() { f.rolledBack++ })
+		}
 		if err := bolt.Close(); err != nil {
 			t.Errorf("close bolt: %v", err)
 		}
@@ -416,7 +447,7 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		}
 	}
 	t.Cleanup(func() {
-		stop()
+		stop(false)
 		if t.Failed() {
 			t.Logf("poller log (tail):\n%s", rfTail(logs.String(), 5000))
 		}
@@ -447,13 +478,13 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		case r < 13:
 			f.set(func() { f.pubFailing = !f.pubFailing })
 		case r < 15: // crash and restart on the same bolt file
-			if wrng.IntN(2) == 0 {
-				// A hard stop: the writes of the last moments never reach the file.
+			isHard := wrng.IntN(2) == 0
+			if isHard {
+				// A hard stop: the writes of the shutdown never reach the file, nor the last one before it.
 				f.set(func() { f.swallowPuts = true })
 				hard++
 			}
-			stop()
-			f.set(func() { f.swallowPuts = false })
+			stop(isHard)
 			restarts++
 			start()
 		case r < 16:
@@ -501,7 +532,7 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		})
 	}
 	if restarts == 0 {
-		stop()
+		stop(false)
 		restarts++
 		start()
 	}
@@ -560,7 +591,7 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 		}
 		return true
 	})
-	stop()
+	stop(false)
 	testkit.Eventually(t, 30*time.Second, "the reader at the end of the broker's records", func() bool {
 		readMu.Lock()
 		last, n := maps.Clone(lastPos), records
@@ -619,9 +650,9 @@ func runRandomFaults(t *testing.T, seed uint64, sink string) {
 			f.pubBefore, f.pubAfter, f.storeFails, restarts)
 	}
 	t.Logf("%s seed %d: %d live media (%d deleted), %d records, %d repeats; publish failures %d before + %d after the broker; "+
-		"store failures %d; restarts %d (%d hard, %d checkpoint writes lost); checkpoint writes %d",
+		"store failures %d; restarts %d (%d hard: %d shutdown checkpoint writes lost, %d last writes undone); checkpoint writes %d",
 		sink, seed, len(w), deleted, records, duplicates, f.pubBefore, f.pubAfter, f.storeFails, restarts, hard,
-		f.lostPuts, f.puts)
+		f.lostPuts, f.rolledBack, f.puts)
 	fmt.Printf("RANDOM-FAULT-FIGURES seed=%d sink=%s media=%d duplicates=%d store_failures=%d publish_failures=%d restarts=%d\n",
 		seed, sink, len(w), duplicates, f.storeFails, f.pubBefore+f.pubAfter, restarts)
 }
