@@ -52,17 +52,39 @@ var (
 
 // TagStatus is a snapshot of one tag's polling state.
 type TagStatus struct {
-	Tag          string
-	Cursor       string    // committed cursor as last seen by this process ("" before the first commit)
-	Segments     int       // catch-up segments located but not yet published
-	LastPoll     time.Time // end of the last successful poll; zero before the first
-	LastAttempt  time.Time // end of the last poll, successful or not (LastError says how it ended)
-	NextPoll     time.Time // when the tag is due; zero while a poll is in flight
-	RateEstimate float64   // estimated posting rate, media per second
+	Tag string
+	// Cursor is the cursor up to which media are acknowledged by the publisher, as this process knows it: the
+	// SavedCursor, or a newer one whose checkpoint write failed and is being retried. "" when none.
+	Cursor string
+	// SavedCursor is the cursor in the checkpoint store: read when Run starts (so a restart shows where the tag
+	// resumes before its first poll) and updated by every successful write. "" when the store has none.
+	SavedCursor string
+	Segments    int            // catch-up segments located but not yet published
+	CatchUp     *CatchUpStatus // the catch-up under way; nil when none
+	LastPoll    time.Time      // end of the last successful poll of this process; zero before the first
+	LastAttempt time.Time      // end of the last poll, successful or not (LastError says how it ended)
+	NextPoll    time.Time      // when the tag is due; zero while a poll is in flight
+	Rate        float64        // estimated posting rate, media per second
+	// RateEstimate is Rate.
+	//
+	// Deprecated: use Rate.
+	RateEstimate float64
 	Lag          time.Duration
 	Published    uint64 // media events acknowledged by the publisher since start
 	Gaps         uint64 // gap markers published since start
 	LastError    string // the last poll's error ("" when it succeeded); never holds a token
+}
+
+// CatchUpStatus describes a catch-up under way: the tag's new media span more pages than one poll walks
+// (Config.CatchUpPages), so they are located and published oldest first over several polls.
+type CatchUpStatus struct {
+	// Since is when the catch-up started, or when this process resumed it from the checkpoint.
+	Since time.Time
+	// Pages is how many pages the catch-up read so far.
+	Pages int
+	// Pending is how many media are located and not yet published (estimated from the pages when the catch-up
+	// was resumed from the checkpoint).
+	Pending int
 }
 
 // TokenStatus is a snapshot of one token. It never holds the token itself.
@@ -181,14 +203,20 @@ func (p *Poller) Status() []TagStatus {
 		if ts.removed {
 			continue // removed while its last poll was in flight
 		}
+		rate := p.sched.rate(ts)
 		s := TagStatus{
 			Tag:          ts.name,
 			Cursor:       ts.cursor,
+			SavedCursor:  ts.cursor,
 			Segments:     int(ts.segments),
-			RateEstimate: p.sched.rate(ts),
+			Rate:         rate,
+			RateEstimate: rate,
 			Published:    ts.published,
 			Gaps:         uint64(ts.gaps),
 			LastError:    ts.lastErr,
+		}
+		if ts.pending != nil {
+			s.Cursor = ts.pending.Cursor
 		}
 		if ts.lastPoll != 0 {
 			s.LastPoll = clk.wallAt(ts.lastPoll)
