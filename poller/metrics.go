@@ -16,6 +16,8 @@ type metrics struct {
 	postToPublish   prometheus.Histogram
 	seenToPublish   prometheus.Histogram
 	budgetRemaining *prometheus.GaugeVec
+	budgetLimit     *prometheus.GaugeVec
+	budgetUse       prometheus.Gauge
 	parked          prometheus.Gauge
 	retired         prometheus.Counter
 	catchupPages    prometheus.Counter
@@ -64,6 +66,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		budgetRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tagstream_token_budget_remaining", Help: "Last X-Ratelimit-Remaining seen per token (by index).",
 		}, []string{"token"}),
+		budgetLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_token_budget_limit",
+			Help: "Request limit per window of each token (by index): X-Ratelimit-Limit once seen, else the configured budget.",
+		}, []string{"token"}),
+		budgetUse: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tagstream_budget_use_ratio",
+			Help: "Fraction of the requests the pool's live tokens allowed over the last minute that were sent.",
+		}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tagstream_tokens_parked", Help: "Tokens parked after a rate-limit answer.",
 		}),
@@ -103,7 +113,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.seenToPublish,
-		m.budgetRemaining,
+		m.budgetRemaining, m.budgetLimit, m.budgetUse,
 		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown,
 		m.checkpointWriteFailures, m.checkpointStoreFailing} {
 		if err := reg.Register(c); err != nil {

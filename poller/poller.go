@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,12 +110,10 @@ type Poller struct {
 	client *client
 	writes storeHealth
 
-	mu    sync.Mutex
-	sched *scheduler
-	wake  chan struct{}
-	// reqPerPoll is an average of the requests one poll costs (pages, probes, retries), at least 1.
-	reqPerPoll float64
-	overload   bool
+	mu       sync.Mutex
+	sched    *scheduler
+	wake     chan struct{}
+	overload bool
 
 	running   atomic.Bool
 	inclusive atomic.Bool // the upstream returned a min_tag_id boundary item at least once
@@ -149,17 +146,16 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		return nil, err
 	}
 	p := &Poller{
-		cfg:        cfg,
-		clk:        clk,
-		pub:        pub,
-		store:      store,
-		log:        logger,
-		m:          m,
-		pool:       pool,
-		client:     cl,
-		sched:      newScheduler(cfg),
-		wake:       make(chan struct{}, 1),
-		reqPerPoll: 1,
+		cfg:    cfg,
+		clk:    clk,
+		pub:    pub,
+		store:  store,
+		log:    logger,
+		m:      m,
+		pool:   pool,
+		client: cl,
+		sched:  newScheduler(cfg),
+		wake:   make(chan struct{}, 1),
 	}
 	p.writes = storeHealth{clk: clk, red: cl.red, log: logger, m: m}
 	now, budget := clk.mono(), p.budgetLocked()
@@ -262,9 +258,10 @@ func (p *Poller) signal() {
 	}
 }
 
-// budgetLocked is the poll rate (polls per second) the token pool can sustain, with a margin for retries.
+// budgetLocked is the request rate (requests per second) the token pool can sustain: the scheduler plans all of
+// it, each tag's polls weighed by the requests they cost.
 func (p *Poller) budgetLocked() float64 {
-	return 0.9 * p.pool.sustainableRate() / math.Max(1, p.reqPerPoll)
+	return p.pool.sustainableRate()
 }
 
 // Run polls until ctx ends. It then stops fetching at once, lets in-flight publishes finish for up to
@@ -382,8 +379,8 @@ func (p *Poller) rebalance() {
 	switch {
 	case ratio > 1 && !was:
 		p.log.Warn("schedule overloaded: every tag is polled less often than its floor",
-			"tags", ntags, "budget_polls_per_second", budget, "demand_ratio", ratio)
+			"tags", ntags, "budget_requests_per_second", budget, "demand_ratio", ratio)
 	case ratio <= 1 && was:
-		p.log.Info("schedule no longer overloaded", "tags", ntags, "budget_polls_per_second", budget)
+		p.log.Info("schedule no longer overloaded", "tags", ntags, "budget_requests_per_second", budget)
 	}
 }

@@ -21,6 +21,8 @@ const (
 	// pageFill is the fraction of a page one poll aims to fill at most: a tag is polled at least
 	// rate/(pageFill*PageSize) times a second, so that Poisson bursts rarely need a second page.
 	pageFill = 0.8
+	// costDecay weighs a tag's past head polls against the last one in its average cost.
+	costDecay = 0.8
 )
 
 // tagState is the scheduler's state of one tag, kept small (about 250 bytes with the map entry) so that 100,000 tags
@@ -37,6 +39,7 @@ type tagState struct {
 	lastHead  time.Duration     // when the head of the feed was last read, for rate estimation (monotonic clock)
 	newest    int64             // created time of the newest media published, unix nanos (for Lag)
 	cnt, dur  float64
+	cost      float32 // requests a head poll costs (pages, gap probes, retries): a decayed average, at least 1
 	published uint64
 	gaps      uint32
 	hidx      int32 // index in scheduler.queue, -1 when not queued
@@ -67,6 +70,8 @@ type observation struct {
 	cursor    string
 	segments  int
 	newest    time.Time
+	requests  int  // requests the poll sent (pages, probes, retries)
+	first     bool // the tag's first poll (a walk back to the start instant, or a backfill)
 	// write is the state the poll decided to write: nil when there is nothing to write or the write succeeded;
 	// with err set, the write failed and the scheduler keeps the state for the next polls to write.
 	write *checkpoint.State
@@ -93,7 +98,7 @@ type scheduler struct {
 	overloaded bool
 
 	// scratch for rebalance
-	s, lo []float64
+	s, lo, c []float64
 }
 
 func newScheduler(cfg Config) *scheduler {
@@ -124,7 +129,7 @@ func (s *scheduler) add(name string, now time.Duration, budget float64) *tagStat
 		ts.removed = false
 		return ts
 	}
-	ts := &tagState{name: name, hidx: -1, phase: phaseOf(name), aidx: int32(len(s.all))}
+	ts := &tagState{name: name, hidx: -1, phase: phaseOf(name), aidx: int32(len(s.all)), cost: 1}
 	spread := s.minIv
 	if budget > 0 {
 		spread = min(s.maxIv, max(s.minIv, float64(len(s.tags)+1)/budget))
@@ -216,7 +221,7 @@ func (s *scheduler) freq(ts *tagState) float64 {
 	case math.IsInf(s.lambda, 1):
 		return hi
 	}
-	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
+	return min(hi, max(lo, s.lambda*math.Sqrt(r/float64(ts.cost))))
 }
 
 // done records a poll that finished at now (monotonic clock) and schedules the tag's next one.
@@ -246,6 +251,9 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 	ts.gaps += uint32(o.gaps)
 	if !o.newest.IsZero() && o.newest.UnixNano() > ts.newest {
 		ts.newest = o.newest.UnixNano()
+	}
+	if o.head && o.err == nil && !o.first && !o.truncated && o.requests > 0 {
+		ts.cost = max(1, costDecay*ts.cost+(1-costDecay)*float32(o.requests))
 	}
 	if o.head && o.err == nil {
 		if ts.lastHead != 0 && n > ts.lastHead {
@@ -284,8 +292,9 @@ func (s *scheduler) observe(ts *tagState, found, dt float64, truncated bool) {
 	}
 }
 
-// rebalance recomputes λ (or the overload scale) for a budget in polls per second. It returns the ratio of the
-// floors' demand to the budget: above 1 means overload.
+// rebalance recomputes λ (or the overload scale) for a budget in requests per second. Each tag's polls are
+// weighed by what they cost: the square-root rule under Σ c_i·f_i = budget gives f_i = λ·sqrt(r_i/c_i). It
+// returns the ratio of the floors' demand to the budget: above 1 means overload.
 func (s *scheduler) rebalance(budget float64) float64 {
 	n := len(s.all)
 	if n == 0 || budget <= 0 {
@@ -295,6 +304,7 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	}
 	s.s = s.s[:0]
 	s.lo = s.lo[:0]
+	s.c = s.c[:0]
 	var demand, sumHi, cnt, dur float64
 	var hi float64
 	for _, ts := range s.all {
@@ -306,12 +316,14 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	}
 	for _, ts := range s.all {
 		r := s.rate(ts)
+		c := float64(ts.cost)
 		lo, h := s.bounds(r)
 		hi = h
-		s.s = append(s.s, math.Sqrt(r))
+		s.s = append(s.s, math.Sqrt(r/c))
 		s.lo = append(s.lo, lo)
-		demand += lo
-		sumHi += h
+		s.c = append(s.c, c)
+		demand += c * lo
+		sumHi += c * h
 	}
 	ratio := demand / budget
 	if ratio > 1 {
@@ -328,7 +340,7 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	total := func(l float64) float64 {
 		var f float64
 		for i, sq := range s.s {
-			f += min(hi, max(s.lo[i], l*sq))
+			f += s.c[i] * min(hi, max(s.lo[i], l*sq))
 		}
 		return f
 	}

@@ -42,7 +42,7 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	}
 	o.err = err
 	p.mu.Lock()
-	p.reqPerPoll = 0.995*p.reqPerPoll + 0.005*float64(max(1, r.requests))
+	o.requests = r.requests
 	if err != nil && ctx.Err() != nil && o.write == nil {
 		// Shutting down: the poll was cut short; nothing moved.
 		p.sched.requeue(ts)
