@@ -115,6 +115,8 @@ type Poller struct {
 	wake     chan struct{}
 	overload bool
 
+	startTime time.Time // the instant StartNow and StartSince publish from
+
 	running   atomic.Bool
 	inclusive atomic.Bool // the upstream returned a min_tag_id boundary item at least once
 }
@@ -158,6 +160,10 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		wake:   make(chan struct{}, 1),
 	}
 	p.writes = storeHealth{clk: clk, red: cl.red, log: logger, m: m}
+	p.startTime = cfg.StartTime
+	if p.startTime.IsZero() {
+		p.startTime = cfg.Clock()
+	}
 	now, budget := clk.mono(), p.budgetLocked()
 	for _, t := range cfg.Tags {
 		p.sched.add(t, now, budget)

@@ -72,6 +72,9 @@ type observation struct {
 	newest    time.Time
 	requests  int  // requests the poll sent (pages, probes, retries)
 	first     bool // the tag's first poll (a walk back to the start instant, or a backfill)
+	// hist, histMedia and histSeconds are a first rate estimate from the history a first poll's pages carry.
+	hist                   bool
+	histMedia, histSeconds float64
 	// write is the state the poll decided to write: nil when there is nothing to write or the write succeeded;
 	// with err set, the write failed and the scheduler keeps the state for the next polls to write.
 	write *checkpoint.State
@@ -255,8 +258,11 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 	if o.head && o.err == nil && !o.first && !o.truncated && o.requests > 0 {
 		ts.cost = max(1, costDecay*ts.cost+(1-costDecay)*float32(o.requests))
 	}
+	if o.hist && o.err == nil {
+		ts.cnt, ts.dur = o.histMedia, o.histSeconds
+	}
 	if o.head && o.err == nil {
-		if ts.lastHead != 0 && n > ts.lastHead {
+		if ts.lastHead != 0 && n > ts.lastHead && !o.first {
 			s.observe(ts, float64(o.found), (n - ts.lastHead).Seconds(), o.truncated)
 		}
 		ts.lastHead = n
