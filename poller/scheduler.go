@@ -12,17 +12,19 @@ import (
 // seconds observed. The decay's time constant covers about rateCount media, at least rateTau (so that a busy tag's
 // estimate follows a change within minutes) and at most rateTauMax (so that a quiet tag's estimate rests on enough
 // media to be worth something). A count far above the estimate (a burst on a quiet tag) restarts the history at
-// once. Quiet tags learn slowly, so estimates are shrunk toward the mean rate of all tags (empirical Bayes): one
-// pseudo-media at that mean rate, weighing at most a quarter of the time the tag was observed.
+// once. Quiet tags learn slowly, so estimates are shrunk toward the mean rate of all tags (empirical Bayes): half a
+// pseudo-media at that mean rate (see rate).
 const (
 	rateTau    = 10 * 60.0  // seconds
 	rateTauMax = 6 * 3600.0 // seconds
 	rateCount  = 20.0       // media
 	// pageFill is the fraction of a page one poll aims to fill at most: a tag is polled at least
 	// rate/(pageFill*PageSize) times a second, so that Poisson bursts rarely need a second page.
-	pageFill = 0.8
+	pageFill = 0.7
+	// priorMedia is the weight of the prior (the mean rate of all tags) in a tag's estimate, in media.
+	priorMedia = 0.5
 	// costDecay weighs a tag's past head polls against the last one in its average cost.
-	costDecay = 0.8
+	costDecay = 0.95
 )
 
 // tagState is the scheduler's state of one tag, kept small (about 250 bytes with the map entry) so that 100,000 tags
@@ -193,18 +195,31 @@ func (s *scheduler) requeue(ts *tagState) {
 	s.push(ts)
 }
 
-// rate is the tag's estimated posting rate in media per second.
+// rate is the tag's estimated posting rate in media per second: the posterior mean of a Gamma prior at the mean
+// rate of all tags worth priorMedia media, updated with the tag's own (decayed) count and time. With little
+// history, a tag is taken to post at about the mean rate; a few seconds with nothing new, or a page full of
+// recent media, move it quickly.
 func (s *scheduler) rate(ts *tagState) float64 {
-	if ts.dur <= 0 {
-		return s.priorRate
-	}
-	b := s.priorWeight(ts)
+	b := s.priorWeight()
 	return max(0, (ts.cnt+b*s.priorRate)/(ts.dur+b))
 }
 
 // priorWeight is how many seconds at the mean rate the shrinkage adds to a tag's observations.
-func (s *scheduler) priorWeight(ts *tagState) float64 {
-	return min(1/s.priorRate, ts.dur/4)
+func (s *scheduler) priorWeight() float64 {
+	return priorMedia / s.priorRate
+}
+
+// rateLow is a cautious estimate of the tag's posting rate: about the 10th percentile of the same posterior
+// (Wilson and Hilferty's approximation of a Gamma quantile). It sets a busy tag's page floor, so that a tag that
+// merely looks busy after a few seconds of history (a handful of media in a short span) does not claim polls the
+// other tags need; with a few hundred media of history it is within a few percent of rate.
+func (s *scheduler) rateLow(ts *tagState) float64 {
+	a := max(0, ts.cnt) + priorMedia
+	x := 1 - 1/(9*a) - 1.2816/(3*math.Sqrt(a))
+	if x <= 0 {
+		return 0
+	}
+	return a * x * x * x / (ts.dur + s.priorWeight())
 }
 
 // bounds returns the floor and ceiling of a tag's poll frequency.
@@ -217,14 +232,14 @@ func (s *scheduler) bounds(r float64) (lo, hi float64) {
 // freq is the tag's poll frequency (polls per second) under the current λ and overload scale.
 func (s *scheduler) freq(ts *tagState) float64 {
 	r := s.rate(ts)
-	lo, hi := s.bounds(r)
+	lo, hi := s.bounds(s.rateLow(ts))
 	switch {
 	case s.overloaded:
 		return lo * s.scale
 	case math.IsInf(s.lambda, 1):
 		return hi
 	}
-	return min(hi, max(lo, s.lambda*math.Sqrt(r/float64(ts.cost))))
+	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
 }
 
 // done records a poll that finished at now (monotonic clock) and schedules the tag's next one.
@@ -292,15 +307,18 @@ func (s *scheduler) observe(ts *tagState, found, dt float64, truncated bool) {
 	}
 	if truncated && dt > 0 {
 		if lb := found / dt; s.rate(ts) < lb {
-			b := s.priorWeight(ts)
+			b := s.priorWeight()
 			ts.cnt = lb*(ts.dur+b) - b*s.priorRate
 		}
 	}
 }
 
-// rebalance recomputes λ (or the overload scale) for a budget in requests per second. Each tag's polls are
-// weighed by what they cost: the square-root rule under Σ c_i·f_i = budget gives f_i = λ·sqrt(r_i/c_i). It
-// returns the ratio of the floors' demand to the budget: above 1 means overload.
+// rebalance recomputes λ (or the overload scale) for a budget in requests per second: the frequencies follow the
+// square-root rule, f_i = clamp(λ·sqrt(r_i), lo_i, hi), and λ is such that the requests they cost,
+// Σ c_i·f_i with c_i the tag's average requests per poll, sum to the budget. (The cost is not put under the root:
+// it depends on the interval itself, a slower poll finding more media and needing more pages, so weighing it
+// there would slow a busy tag further.) A busy tag's page floor lo_i rests on rateLow. It returns the ratio of the
+// floors' demand to the budget: above 1 means overload.
 func (s *scheduler) rebalance(budget float64) float64 {
 	n := len(s.all)
 	if n == 0 || budget <= 0 {
@@ -323,9 +341,9 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	for _, ts := range s.all {
 		r := s.rate(ts)
 		c := float64(ts.cost)
-		lo, h := s.bounds(r)
+		lo, h := s.bounds(s.rateLow(ts))
 		hi = h
-		s.s = append(s.s, math.Sqrt(r/c))
+		s.s = append(s.s, math.Sqrt(r))
 		s.lo = append(s.lo, lo)
 		s.c = append(s.c, c)
 		demand += c * lo

@@ -20,7 +20,7 @@ func testScheduler(minIv, maxIv time.Duration) *scheduler {
 // setRate makes the tag's estimated rate r (media per second) with a long history.
 func setRate(s *scheduler, ts *tagState, r float64) {
 	ts.dur = 1e6
-	b := s.priorWeight(ts)
+	b := s.priorWeight()
 	ts.cnt = r*(ts.dur+b) - b*s.priorRate
 }
 

@@ -389,9 +389,11 @@ func (r *pollRun) sinceStep(st checkpoint.State, max string, first bool) (observ
 }
 
 // firstObservation is the scheduler's observation of a tag's first poll, with a first estimate of its posting
-// rate from the created_time of the media the walk returned (a page of media carries its own history): over the
-// span from the oldest of them (or from since, when the walk reached the end of the feed and since is older) to
-// now. A media older than the one below it in the feed was tagged late and is left out.
+// rate from the created_time of the media the walk returned (a page of media carries its own history): the media
+// seen over the span from the oldest of them to now, or, when the walk reached the end of the feed, over the
+// span since the start instant if that is older (every media since then was seen). A media older than the one
+// below it in the feed was tagged late and is left out. created_time has a resolution of one second: the
+// oldest media is taken to be half a second newer than it says, and a span is at least half a second.
 func (r *pollRun) firstObservation(w walked, since time.Time) observation {
 	o := observation{head: true, first: true}
 	now := r.p.cfg.Clock()
@@ -404,19 +406,19 @@ func (r *pollRun) firstObservation(w walked, since time.Time) observation {
 		n++
 		oldest = c
 	}
-	var cnt, dur float64
+	from := time.Unix(oldest, int64(time.Second/2))
+	feedEnd := w.complete && !w.reachedOld
+	var cnt float64
+	var start time.Time
 	switch {
-	case n > 0 && w.complete && !w.reachedOld && !since.IsZero() && since.Unix() < oldest:
-		// The feed ended: every media since the start instant was seen.
-		cnt, dur = float64(n), now.Sub(since).Seconds()
+	case feedEnd && !since.IsZero() && (n == 0 || since.Before(from)):
+		cnt, start = float64(n), since
 	case n > 1:
-		cnt, dur = float64(n-1), now.Sub(time.Unix(oldest, 0)).Seconds()
-	case n == 0 && w.complete && !since.IsZero():
-		cnt, dur = 0, now.Sub(since).Seconds()
+		cnt, start = float64(n-1), from
+	default:
+		return o // nothing to go by: the tag starts from the mean rate of all tags
 	}
-	if dur >= 1 {
-		o.hist, o.histMedia, o.histSeconds = true, cnt, dur
-	}
+	o.hist, o.histMedia, o.histSeconds = true, cnt, max(0.5, now.Sub(start).Seconds())
 	return o
 }
 

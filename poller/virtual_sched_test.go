@@ -12,6 +12,9 @@ func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, 
 		r, stop := startVirtual(t, w, nil)
 		time.Sleep(d)
 		reqs, lim := r.api.stats()
+		if testing.Verbose() {
+			logSchedule(t, r)
+		}
 		// Let media posted before the end arrive.
 		time.Sleep(time.Minute)
 		stop()
@@ -24,6 +27,12 @@ func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, 
 		t.Logf("first 90s: %.2fx L*  %v", first.mean/ls, first)
 		t.Logf("steady:    %.2fx L*  %v", steady.mean/ls, steady)
 		t.Logf("budget use %.1f%%, rate-limited %d", 100*use, lim)
+		if testing.Verbose() {
+			for from := time.Duration(0); from < 120*time.Second; from += 15 * time.Second {
+				st := r.latency(r.started.Add(from), r.started.Add(from+15*time.Second))
+				t.Logf("  [%3.0fs,%3.0fs): %.2fx L*  %v", from.Seconds(), (from + 15*time.Second).Seconds(), st.mean/ls, st)
+			}
+		}
 	})
 	return
 }
@@ -31,4 +40,51 @@ func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, 
 func TestVirtualZipf50Report(t *testing.T) {
 	runVirtualReport(t, virtualWorkload{rates: zipfRates("zipf", 50, 8, 1.1), tokens: 3, limit: 600,
 		window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: 1}, 5*time.Minute)
+}
+
+// logSchedule logs, per tag, the true and estimated rates, the planned interval, the average cost of a poll.
+func logSchedule(t *testing.T, r *virtualRun) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	s := r.p.sched
+	for _, ts := range s.all {
+		f := s.freq(ts)
+		t.Logf("%-10s true %6.3f est %6.3f iv %6.2fs cost %.2f", ts.name, r.rates[ts.name], s.rate(ts), 1/f, ts.cost)
+	}
+	t.Logf("lambda %v overloaded %v scale %v prior %v", s.lambda, s.overloaded, s.scale, s.priorRate)
+}
+
+func TestVirtualZipf50Warmup(t *testing.T) {
+	if !testing.Verbose() {
+		t.Skip("a report: run with -v")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := virtualWorkload{rates: zipfRates("zipf", 50, 8, 1.1), tokens: 3, limit: 600,
+			window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: 1}
+		r, stop := startVirtual(t, w, nil)
+		for _, at := range []time.Duration{20 * time.Second, 40 * time.Second, 70 * time.Second} {
+			time.Sleep(at - time.Since(r.started))
+			t.Logf("=== at %s", at)
+			logSchedule(t, r)
+		}
+		stop()
+	})
+}
+
+// TestVirtualZipf50Seeds runs the zipf50 workload with several seeds and logs the mean ratios (a tuning report).
+func TestVirtualZipf50Seeds(t *testing.T) {
+	if !testing.Verbose() {
+		t.Skip("a report: run with -v")
+	}
+	var f, s, u float64
+	const n = 6
+	for seed := range uint64(n) {
+		first, steady, use, _ := runVirtualReport(t, virtualWorkload{rates: zipfRates("zipf", 50, 8, 1.1), tokens: 3,
+			limit: 600, window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: seed + 1}, 5*time.Minute)
+		ls := lstar(zipfRates("zipf", 50, 8, 1.1), 3)
+		f += first.mean / ls / n
+		s += steady.mean / ls / n
+		u += use / n
+	}
+	t.Logf("MEAN over %d seeds: first 90s %.3fx, steady %.3fx, budget use %.1f%%", n, f, s, 100*u)
 }
