@@ -11,6 +11,7 @@ import (
 // index in Config.Tokens.
 type metrics struct {
 	polls           prometheus.Counter
+	earlyPolls      prometheus.Counter
 	requests        *prometheus.CounterVec
 	published       prometheus.Counter
 	postToPublish   prometheus.Histogram
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		polls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tagstream_polls_total", Help: "Polls of a tag started.",
+		}),
+		earlyPolls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_early_polls_total",
+			Help: "Polls started before their tag was due because a token had budget to spare.",
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tagstream_requests_total", Help: "Requests to the API by outcome.",
@@ -112,7 +117,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.seenToPublish,
+	for _, c := range []prometheus.Collector{m.polls, m.earlyPolls, m.requests, m.published, m.postToPublish, m.seenToPublish,
 		m.budgetRemaining, m.budgetLimit, m.budgetUse,
 		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown,
 		m.checkpointWriteFailures, m.checkpointStoreFailing} {

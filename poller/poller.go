@@ -220,6 +220,9 @@ func (p *Poller) Status() []TagStatus {
 		if ts.pending != nil {
 			s.Cursor = ts.pending.Cursor
 		}
+		if c := ts.catchUp; c != nil {
+			s.CatchUp = &CatchUpStatus{Since: clk.wallAt(c.since), Pages: c.pages, Pending: c.pending}
+		}
 		if ts.lastPoll != 0 {
 			s.LastPoll = clk.wallAt(ts.lastPoll)
 		}
@@ -264,11 +267,16 @@ func (p *Poller) signal() {
 	}
 }
 
-// budgetLocked is the request rate (requests per second) the token pool can sustain: the scheduler plans all of
-// it, each tag's polls weighed by the requests they cost.
+// budgetLocked is the request rate (requests per second) the scheduler plans: planMargin of what the token pool
+// can sustain, each tag's polls weighed by the requests they cost. The margin keeps requests from queueing at the
+// pool when the costs are underestimated (a queue delays every poll, which then finds more media and costs more);
+// the dispatcher spends what the plan leaves by polling early (see dispatch).
 func (p *Poller) budgetLocked() float64 {
-	return p.pool.sustainableRate()
+	return planMargin * p.pool.sustainableRate()
 }
+
+// planMargin is the share of the pool's rate the scheduler plans.
+const planMargin = 0.97
 
 // Run polls until ctx ends. It then stops fetching at once, lets in-flight publishes finish for up to
 // Config.ShutdownTimeout (a cancelled publish leaves the cursor where it was), and returns nil. It returns an error
@@ -300,6 +308,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { p.maintain(runCtx) })
+	wg.Go(func() { p.load(runCtx) })
 
 	p.dispatch(runCtx, work)
 	close(work)
@@ -321,13 +330,74 @@ func (p *Poller) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch hands due tags to the workers until ctx ends.
+// load reads the checkpoint of every tag when Run starts, while polling goes on, and hands each to the scheduler
+// (see scheduler.load): Status shows the saved cursors and catch-ups at once, and the rate estimates saved with
+// the cursors are used from the start. A tag a poll reached first is skipped (the poll read it).
+func (p *Poller) load(ctx context.Context) {
+	start := time.Now()
+	p.mu.Lock()
+	names := make([]string, 0, len(p.sched.all))
+	for _, ts := range p.sched.all {
+		if !ts.loaded {
+			names = append(names, ts.name)
+		}
+	}
+	p.mu.Unlock()
+	type read struct {
+		tag string
+		st  checkpoint.State
+	}
+	batch := make([]read, 0, 256)
+	found, failed := 0, 0
+	flush := func() {
+		clk := p.clk.reading()
+		p.mu.Lock()
+		for _, r := range batch {
+			p.sched.load(r.tag, r.st, clk)
+		}
+		p.mu.Unlock()
+		batch = batch[:0]
+	}
+	for _, tag := range names {
+		st, ok, err := p.store.Get(ctx, tag)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			failed++ // the tag's poll reads it again and reports the error
+			continue
+		}
+		if !ok {
+			continue
+		}
+		found++
+		batch = append(batch, read{tag, st})
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	flush()
+	p.mu.Lock()
+	p.sched.rebalance(p.budgetLocked())
+	p.sched.scheduleLoaded(p.clk.mono())
+	p.mu.Unlock()
+	p.signal()
+	p.log.Info("checkpoints read", "tags", len(names), "with_state", found, "unreadable", failed,
+		"seconds", time.Since(start).Round(time.Millisecond).Seconds())
+}
+
+// dispatch hands due tags to the workers until ctx ends. When no tag is due but a token's bucket is full (its
+// budget would go to waste) and a worker is free, it hands out the tag that is due first, early: the pool spends
+// its whole budget although the plan leaves a margin (see budgetLocked). At most one early poll per request the
+// budget allows per second.
 func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var noEarlyUntil time.Duration
 	for {
+		now := p.clk.mono()
 		p.mu.Lock()
-		ts, wait := p.sched.popDue(p.clk.mono())
+		ts, wait := p.sched.popDue(now)
 		p.mu.Unlock()
 		if ts != nil {
 			select {
@@ -340,6 +410,30 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 				return
 			}
 		}
+		if wait > earlyMin && now >= noEarlyUntil {
+			spare, full := p.pool.spare(now)
+			if spare {
+				p.mu.Lock()
+				ts = p.sched.popEarly(now)
+				p.mu.Unlock()
+				if ts != nil {
+					select {
+					case work <- ts:
+						p.m.earlyPolls.Inc()
+						noEarlyUntil = now + time.Duration(float64(time.Second)/max(1, p.pool.sustainableRate()))
+						continue
+					default: // no worker free
+						p.mu.Lock()
+						p.sched.requeue(ts)
+						p.mu.Unlock()
+					}
+				}
+			} else if full > now {
+				wait = min(wait, full-now)
+			}
+		} else if now < noEarlyUntil {
+			wait = min(wait, noEarlyUntil-now)
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -349,6 +443,9 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		}
 	}
 }
+
+// earlyMin is how far off the next due poll must be for the dispatcher to look for a token with budget to spare.
+const earlyMin = 5 * time.Millisecond
 
 // maintain rebalances the schedule and refreshes gauges about once a second (every MinInterval when that is
 // shorter, but not more often than every 50ms), and never spends more than about 1% of the time rebalancing.

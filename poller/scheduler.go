@@ -24,7 +24,7 @@ const (
 	// priorMedia is the weight of the prior (the mean rate of all tags) in a tag's estimate, in media.
 	priorMedia = 0.5
 	// costDecay weighs a tag's past head polls against the last one in its average cost.
-	costDecay = 0.95
+	costDecay = 0.8
 )
 
 // tagState is the scheduler's state of one tag, kept small (about 250 bytes with the map entry) so that 100,000 tags
@@ -43,6 +43,7 @@ type tagState struct {
 	cnt, dur  float64
 	cost      float32 // requests a head poll costs (pages, gap probes, retries): a decayed average, at least 1
 	published uint64
+	catchUp   *catchUp // the catch-up under way; nil when none
 	gaps      uint32
 	hidx      int32 // index in scheduler.queue, -1 when not queued
 	aidx      int32 // index in scheduler.all
@@ -51,6 +52,18 @@ type tagState struct {
 	phase     float32 // deterministic jitter in [0,1) from the hash of the name
 	inFlight  bool
 	removed   bool
+	loaded    bool // the checkpoint was read (by the load at Run's start, or by a poll)
+	backlog   bool // the last poll left catch-up work: the tag is polled at the catch-up pace
+}
+
+// catchUp follows a catch-up: from the poll that found more new media than one walk reads to the head walk that
+// published the last of them.
+type catchUp struct {
+	since     time.Duration // start (monotonic clock), or when this process resumed it from the checkpoint
+	pages     int           // pages read so far
+	pending   int           // media located and not yet published
+	published int           // media published so far
+	resumed   bool          // resumed from the checkpoint: pending is an estimate
 }
 
 // heapEntry is a slot of the scheduler's queue; the due time is kept inline so that sifting compares without
@@ -73,6 +86,8 @@ type observation struct {
 	segments  int
 	newest    time.Time
 	requests  int  // requests the poll sent (pages, probes, retries)
+	pages     int  // pages the poll read
+	located   int  // media the poll read and left for later (a walk deeper than CatchUpPages)
 	first     bool // the tag's first poll (a walk back to the start instant, or a backfill)
 	// hist, histMedia and histSeconds are a first rate estimate from the history a first poll's pages carry.
 	hist                   bool
@@ -92,15 +107,19 @@ type observation struct {
 type scheduler struct {
 	minIv, maxIv float64 // seconds
 	pageSize     float64
+	catchUp      float64 // requests a catch-up poll costs at most: CatchUpPages+1
 	priorRate    float64 // mean rate of all tags (media per second), the shrinkage target
 
 	tags  map[string]*tagState
 	all   []*tagState
 	queue indexedHeap[heapEntry] // tags waiting for their poll, by due time
 
-	lambda     float64 // +Inf: every tag at hi
-	scale      float64 // overload factor applied to the floors (1: none)
-	overloaded bool
+	lambda float64 // +Inf: every tag at hi
+	// catchUpRate is the request rate each tag with catch-up work gets (requests per second): its share of the
+	// budget plus what the other tags do not need for their floors (see rebalance).
+	catchUpRate float64
+	scale       float64 // overload factor applied to the floors (1: none)
+	overloaded  bool
 
 	// scratch for rebalance
 	s, lo, c []float64
@@ -108,12 +127,14 @@ type scheduler struct {
 
 func newScheduler(cfg Config) *scheduler {
 	return &scheduler{
-		minIv:     cfg.MinInterval.Seconds(),
-		maxIv:     cfg.MaxInterval.Seconds(),
-		pageSize:  float64(cfg.PageSize),
-		priorRate: 1 / (4 * cfg.MaxInterval.Seconds()),
-		tags:      make(map[string]*tagState),
-		scale:     1,
+		minIv:       cfg.MinInterval.Seconds(),
+		maxIv:       cfg.MaxInterval.Seconds(),
+		pageSize:    float64(cfg.PageSize),
+		priorRate:   1 / (4 * cfg.MaxInterval.Seconds()),
+		tags:        make(map[string]*tagState),
+		scale:       1,
+		catchUp:     float64(cfg.CatchUpPages + 1),
+		catchUpRate: math.Inf(1),
 		queue: indexedHeap[heapEntry]{
 			less:     func(a, b heapEntry) bool { return a.due < b.due },
 			setIndex: func(e heapEntry, i int) { e.ts.hidx = int32(i) },
@@ -171,6 +192,53 @@ func (s *scheduler) drop(ts *tagState) {
 	delete(s.tags, ts.name)
 }
 
+// load applies a tag's checkpoint read when Run starts, unless a poll read it first: the saved cursor (for Status),
+// the rate estimate saved with it (so that a restart resumes with it: the first head poll after the restart
+// counts the media found since the state was written), and a catch-up under way. A tag with an estimate that
+// has not been polled yet is then scheduled by it instead of by the spread of first polls (see scheduleLoaded). clk is a reading of both clocks.
+func (s *scheduler) load(name string, st checkpoint.State, clk clockReading) {
+	ts := s.tags[name]
+	if ts == nil || ts.loaded {
+		return
+	}
+	ts.loaded = true
+	ts.cursor = st.Cursor
+	ts.segments = uint16(min(len(st.Segments), math.MaxUint16))
+	if st.RateSeconds > 0 && ts.lastTry == 0 {
+		ts.cnt, ts.dur = max(0, st.RateMedia), st.RateSeconds
+		if !st.Updated.IsZero() {
+			if ts.lastHead = clk.monoAt(st.Updated); ts.lastHead == 0 {
+				ts.lastHead = -1 // 0 means never
+			}
+		}
+	}
+	if len(st.Segments) > 0 {
+		ts.backlog = true
+		ts.catchUp = &catchUp{since: clk.mono, resumed: true, pending: len(st.Segments) * int(s.catchUp-1) * int(s.pageSize)}
+	}
+}
+
+// scheduleLoaded schedules the first poll of every tag whose estimate was loaded and that was not polled yet by
+// its planned interval, once the estimates are in and rebalance ran: at its phase within one interval, so
+// that busy tags come first and the polls stay spread (a poll per tag at once would queue them all).
+func (s *scheduler) scheduleLoaded(now time.Duration) {
+	for _, ts := range s.all {
+		if ts.lastTry != 0 || ts.hidx < 0 || ts.dur <= 0 {
+			continue
+		}
+		iv := 1 / s.freq(ts)
+		if ts.backlog {
+			iv = s.minIv
+		}
+		due := now + time.Duration(float64(ts.phase)*iv*1e9)
+		if due != ts.due {
+			ts.due = due
+			s.queue.items[ts.hidx].due = due
+			s.queue.Fix(int(ts.hidx))
+		}
+	}
+}
+
 // popDue returns a tag whose poll is due at now (monotonic clock) and marks it in flight, or nil and how long until
 // the next one is due.
 func (s *scheduler) popDue(now time.Duration) (*tagState, time.Duration) {
@@ -183,6 +251,22 @@ func (s *scheduler) popDue(now time.Duration) (*tagState, time.Duration) {
 	top := s.queue.Remove(0).ts
 	top.inFlight = true
 	return top, 0
+}
+
+// popEarly returns the tag that is due first and marks it in flight, before it is due, when its last poll ended
+// at least MinInterval before now; nil otherwise. The dispatcher polls it early when a token would waste its
+// budget otherwise.
+func (s *scheduler) popEarly(now time.Duration) *tagState {
+	if s.queue.Len() == 0 {
+		return nil
+	}
+	top := s.queue.Min().ts
+	if top.lastTry != 0 && now-top.lastTry < time.Duration(s.minIv*1e9) {
+		return nil
+	}
+	s.queue.Remove(0)
+	top.inFlight = true
+	return top
 }
 
 // requeue puts back a tag taken by popDue but never polled.
@@ -242,12 +326,13 @@ func (s *scheduler) freq(ts *tagState) float64 {
 	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
 }
 
-// done records a poll that finished at now (monotonic clock) and schedules the tag's next one.
-func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
+// done records a poll that finished at now (monotonic clock) and schedules the tag's next one. It returns the
+// tag's catch-up when this poll started one (ended false) or ended one (ended true), for the log; nil otherwise.
+func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *catchUp, ended bool) {
 	ts.inFlight = false
 	if ts.removed {
 		s.drop(ts)
-		return
+		return nil, false
 	}
 	n := now
 	ts.lastTry = n
@@ -264,6 +349,8 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 		ts.fails = 0
 		ts.cursor = o.cursor
 		ts.segments = uint16(min(o.segments, math.MaxUint16))
+		ts.loaded = true
+		cu, ended = ts.followCatchUp(o, now)
 	}
 	ts.published += uint64(o.published)
 	ts.gaps += uint32(o.gaps)
@@ -282,9 +369,15 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 		}
 		ts.lastHead = n
 	}
+	if o.err == nil {
+		ts.backlog = o.backlog
+	}
 	iv := 1 / s.freq(ts)
-	if o.backlog && o.err == nil {
+	if ts.backlog {
 		iv = s.minIv
+		if s.catchUpRate > 0 {
+			iv = max(s.minIv, float64(max(1, o.requests))/s.catchUpRate)
+		}
 	}
 	if ts.fails > 0 {
 		iv = max(iv, min(s.maxIv, s.minIv*math.Exp2(float64(ts.fails))))
@@ -292,6 +385,29 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 	iv *= 0.95 + 0.1*float64(ts.phase)
 	ts.due = n + time.Duration(iv*1e9)
 	s.push(ts)
+	return cu, ended
+}
+
+// followCatchUp updates the tag's catch-up after a successful poll o: one starts when a poll leaves catch-up
+// segments, and ends with the head walk that publishes the last of the new media.
+func (ts *tagState) followCatchUp(o observation, now time.Duration) (cu *catchUp, ended bool) {
+	c := ts.catchUp
+	if c == nil {
+		if ts.segments == 0 {
+			return nil, false
+		}
+		c = &catchUp{since: now}
+		ts.catchUp = c
+		cu = c
+	}
+	c.pages += o.pages
+	c.published += o.published
+	c.pending = max(0, c.pending+o.located-o.published)
+	if ts.segments == 0 && o.head && !o.truncated {
+		ts.catchUp = nil
+		return c, true
+	}
+	return cu, false
 }
 
 // observe folds found media over dt seconds into the tag's rate estimate; a truncated count is a lower bound.
@@ -324,6 +440,7 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	if n == 0 || budget <= 0 {
 		s.overloaded = false
 		s.lambda = math.Inf(1)
+		s.catchUpRate = math.Inf(1)
 		return 0
 	}
 	s.s = s.s[:0]
@@ -338,7 +455,12 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	if cnt > 0 && dur > 0 {
 		s.priorRate = max(cnt/dur, 1e-9)
 	}
+	catching := 0
 	for _, ts := range s.all {
+		if ts.backlog {
+			catching++
+			continue
+		}
 		r := s.rate(ts)
 		c := float64(ts.cost)
 		lo, h := s.bounds(s.rateLow(ts))
@@ -348,6 +470,21 @@ func (s *scheduler) rebalance(budget float64) float64 {
 		s.c = append(s.c, c)
 		demand += c * lo
 		sumHi += c * h
+	}
+	if catching > 0 {
+		// Catch-up: the tags with catch-up work share their fair part of the budget or half of what the other
+		// tags do not need for their floors, whichever is more, as far as they can use it (a walk of
+		// CatchUpPages+1 pages every MinInterval); the square-root rule shares the rest among the others.
+		want := float64(catching) * s.catchUp / s.minIv
+		give := min(want, max(budget*float64(catching)/float64(n), (budget-demand)/2))
+		s.catchUpRate = give / float64(catching)
+		budget -= give
+		if len(s.s) == 0 {
+			s.overloaded, s.scale, s.lambda = false, 1, math.Inf(1)
+			return 0
+		}
+	} else {
+		s.catchUpRate = math.Inf(1)
 	}
 	ratio := demand / budget
 	if ratio > 1 {

@@ -25,6 +25,7 @@ const gapReason = "the API no longer serves the media between these cursors (ret
 // the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	p.m.polls.Inc()
+
 	p.mu.Lock()
 	pending := ts.pending
 	p.mu.Unlock()
@@ -37,6 +38,13 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		o, err = r.step()
 	}
 	if err == nil && o.write != nil {
+		// The rate estimate goes with the cursor, so that a restart resumes with it.
+		p.mu.Lock()
+		o.write.RateMedia, o.write.RateSeconds = ts.cnt, ts.dur
+		p.mu.Unlock()
+		if o.hist {
+			o.write.RateMedia, o.write.RateSeconds = o.histMedia, o.histSeconds
+		}
 		if err = p.commit(commitCtx, ts.name, *o.write); err == nil {
 			o.cursor, o.segments = o.write.Cursor, len(o.write.Segments)
 			o.write = nil
@@ -44,17 +52,30 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	}
 	o.err = err
 	p.mu.Lock()
-	o.requests = r.requests
+	o.requests, o.pages = r.requests, r.pages
 	if err != nil && ctx.Err() != nil && o.write == nil {
 		// Shutting down: the poll was cut short; nothing moved.
 		p.sched.requeue(ts)
 		p.mu.Unlock()
 		return err
 	}
-	p.sched.done(ts, o, p.clk.mono())
+	now := p.clk.mono()
+	cu, ended := p.sched.done(ts, o, now)
+	var cuLog catchUp
+	if cu != nil {
+		cuLog = *cu
+	}
 	first := ts.fails == 1
 	p.mu.Unlock()
 	p.signal()
+	switch {
+	case cu != nil && ended:
+		p.log.Info("catch-up done", "tag", ts.name, "pages", cuLog.pages, "media", cuLog.published,
+			"seconds", (now - cuLog.since).Round(time.Millisecond).Seconds())
+	case cu != nil:
+		p.log.Info("catch-up started: more new media than one poll reads", "tag", ts.name, "pages", cuLog.pages,
+			"media_pending", cuLog.pending)
+	}
 	switch {
 	case err != nil && o.write != nil:
 		p.log.Debug("checkpoint write failed; the acknowledged state is kept and its write retried", "tag", ts.name, "err", err)
@@ -75,12 +96,17 @@ type pollRun struct {
 	commitCtx context.Context // publishing: ends Config.ShutdownTimeout after shutdown
 	tag       string
 	requests  int // requests sent, retries and probes included
+	pages     int // pages received
 }
 
 // page fetches one page of the tag.
 func (r *pollRun) page(q query) (*schema.Page, error) {
 	q.tag, q.probes = r.tag, &r.requests
-	return r.p.client.page(r.ctx, q)
+	page, err := r.p.client.page(r.ctx, q)
+	if err == nil {
+		r.pages++
+	}
+	return page, err
 }
 
 // step polls the tag once: a first poll, a catch-up step on the oldest backlog segment, or a walk from the head.
@@ -116,6 +142,7 @@ type walked struct {
 	fetched     int // media returned, repeats included
 	noID        int // media returned without an id: they cannot be published, de-duplicated or remembered
 	sawBoundary bool
+	splitItems  int     // len(items) after page splitAt: the media located above the split
 	headID      string  // id of the first media returned: the media at head
 	reachedOld  bool    // a walk with a time bound ended at a page whose oldest media is older than the bound
 	created     []int64 // created_time (unix seconds) of every media returned, feed order (walkSpec.history)
@@ -214,6 +241,9 @@ func (r *pollRun) walk(s walkSpec) (walked, error) {
 			if w.pages <= s.splitAt {
 				w.split = next
 			}
+		}
+		if w.pages == s.splitAt {
+			w.splitItems = len(w.items)
 		}
 		if s.since != 0 && oldestBefore(page.Media, s.since) {
 			// Everything below this page was created before the start instant too (late-tagged media aside).
@@ -356,7 +386,7 @@ func (r *pollRun) sinceStep(st checkpoint.State, max string, first bool) (observ
 	}
 	if !w.complete {
 		st.Segments = append(slices.Clone(st.Segments), w.split)
-		o.backlog, o.truncated, o.write = true, true, &st
+		o.backlog, o.truncated, o.write, o.located = true, true, &st, w.splitItems
 		return o, nil
 	}
 	if max != "" {
@@ -438,7 +468,7 @@ func (r *pollRun) pollHead(st checkpoint.State) (observation, error) {
 	if !w.complete {
 		st.Segments = append(st.Segments[:0:0], w.split)
 		p.log.Debug("backlog deeper than CatchUpPages: catching up", "tag", r.tag, "pages", w.pages)
-		o.truncated, o.backlog, o.write = true, true, &st
+		o.truncated, o.backlog, o.write, o.located = true, true, &st, w.splitItems
 		return o, nil
 	}
 	probe := st.Cursor != "" && !w.sawBoundary &&
@@ -465,7 +495,7 @@ func (r *pollRun) catchUp(st checkpoint.State) (observation, error) {
 	o := observation{backlog: true, cursor: st.Cursor}
 	if !w.complete {
 		st.Segments = append(slices.Clone(st.Segments), w.split)
-		o.write = &st
+		o.write, o.located = &st, w.splitItems
 		return o, nil
 	}
 	st.Segments = slices.Clone(st.Segments[:len(st.Segments)-1])

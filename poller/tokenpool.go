@@ -320,6 +320,30 @@ func (p *tokenPool) retire(t *token) {
 	}
 }
 
+// spare reports whether a live token that is not parked has a full bucket at now (monotonic clock): its refill
+// would be wasted unless a request is sent. Otherwise it returns when the first bucket will be full (0 when
+// none will: every token parked or retired). It costs O(tokens).
+func (p *tokenPool) spare(now time.Duration) (bool, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var next time.Duration
+	for _, t := range p.heap.items {
+		if t.parkedUntil > now || t.rate <= 0 {
+			continue
+		}
+		t.refill(now)
+		full := float64(min(tokenBurst, max(1, t.limit)))
+		if t.level >= full-1e-9 {
+			return true, 0
+		}
+		at := t.last + time.Duration((full-t.level)/t.rate*1e9)
+		if next == 0 || at < next {
+			next = at
+		}
+	}
+	return false, next
+}
+
 // live returns how many tokens are not retired.
 func (p *tokenPool) live() int {
 	p.mu.Lock()

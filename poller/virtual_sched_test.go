@@ -4,6 +4,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
 )
 
 // runVirtualReport runs w for d inside a bubble and logs the figures the whole-binary harness reports.
@@ -87,4 +89,69 @@ func TestVirtualZipf50Seeds(t *testing.T) {
 		u += use / n
 	}
 	t.Logf("MEAN over %d seeds: first 90s %.3fx, steady %.3fx, budget use %.1f%%", n, f, s, 100*u)
+}
+
+// TestVirtualRestartReport stops the poller 2 minutes into zipf50 and starts another on the same checkpoints:
+// it logs the first 90 s after the restart against L* (a report: run with -v).
+func TestVirtualRestartReport(t *testing.T) {
+	if !testing.Verbose() {
+		t.Skip("a report: run with -v")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := virtualWorkload{rates: zipfRates("zipf", 50, 8, 1.1), tokens: 3, limit: 600,
+			window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: 1}
+		store := checkpoint.NewMemory()
+		r, stop := startVirtual(t, w, store)
+		time.Sleep(2 * time.Minute)
+		stop()
+		restarted := time.Now()
+		logSchedule(t, r)
+		r2, stop2 := restartVirtual(t, w, r.api, r.pub, store)
+		time.Sleep(40 * time.Second)
+		t.Logf("=== 40 s after the restart")
+		logSchedule(t, r2)
+		time.Sleep(3*time.Minute - 40*time.Second)
+		r2.api.mu.Lock()
+		for _, f := range r2.api.feeds {
+			f.rate = 0
+		}
+		r2.api.mu.Unlock()
+		time.Sleep(time.Minute)
+		stop2()
+		ls := lstar(r.rates, r.budget)
+		after := r2.latency(restarted, restarted.Add(90*time.Second))
+		later := r2.latency(restarted.Add(90*time.Second), restarted.Add(3*time.Minute))
+		t.Logf("first 90 s after the restart: %.2fx L*  %v", after.mean/ls, after)
+		t.Logf("after that:                   %.2fx L*  %v", later.mean/ls, later)
+		a := r2.perTag(restarted.Add(15*time.Second), restarted.Add(75*time.Second))
+		b := r2.perTag(restarted.Add(90*time.Second), restarted.Add(180*time.Second))
+		for _, tag := range []string{"zipf01", "zipf02", "zipf03", "zipf05", "zipf10", "zipf20", "zipf30", "zipf40", "zipf50"} {
+			t.Logf("%s: 15-75 s %.2f s, 90-180 s %.2f s", tag, a[tag], b[tag])
+		}
+		for from := time.Duration(0); from < 90*time.Second; from += 15 * time.Second {
+			st := r2.latency(restarted.Add(from), restarted.Add(from+15*time.Second))
+			t.Logf("  [%3.0fs,%3.0fs): %.2fx L*  %v", from.Seconds(), (from + 15*time.Second).Seconds(), st.mean/ls, st)
+		}
+	})
+}
+
+// perTag returns the mean latency per tag of the media visible in [from, to).
+func (r *virtualRun) perTag(from, to time.Time) map[string]float64 {
+	truth := r.api.truth()
+	r.pub.mu.Lock()
+	defer r.pub.mu.Unlock()
+	sum, n := map[string]float64{}, map[string]float64{}
+	for id, it := range truth {
+		if it.visible.Before(from) || !it.visible.Before(to) {
+			continue
+		}
+		if at, ok := r.pub.first[id]; ok {
+			sum[tagOf(id)] += at.Sub(it.visible).Seconds()
+			n[tagOf(id)]++
+		}
+	}
+	for k := range sum {
+		sum[k] /= n[k]
+	}
+	return sum
 }

@@ -380,6 +380,19 @@ func startVirtual(t *testing.T, w virtualWorkload, store checkpoint.Store) (*vir
 	for i, n := range names {
 		api.addTag(n, w.rates[n], w.seed+uint64(i))
 	}
+	return restartVirtual(t, w, api, newAckPublisher(), store)
+}
+
+// restartVirtual starts a poller of workload w against an existing upstream, publisher and store (a restart).
+func restartVirtual(t *testing.T, w virtualWorkload, api *virtualAPI, pub *ackPublisher, store checkpoint.Store) (*virtualRun, func()) {
+	t.Helper()
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range w.rates {
+			if !yield(n) {
+				return
+			}
+		}
+	})
 	cfg := Config{
 		BaseURL:         "https://api.instagram.invalid/v1",
 		Transport:       api,
@@ -399,7 +412,6 @@ func startVirtual(t *testing.T, w virtualWorkload, store checkpoint.Store) (*vir
 	if store == nil {
 		store = checkpoint.NewMemory()
 	}
-	pub := newAckPublisher()
 	p, err := New(cfg, pub, store, nil, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
