@@ -133,6 +133,11 @@ type Config struct {
 	AttachRaw bool
 	// RecentIDs is how many recent media ids per tag are kept in the checkpoint to remove repeats; default 200.
 	RecentIDs int
+	// TagMetrics is how many tags get series of their own (tagstream_tag_last_poll_timestamp_seconds and
+	// tagstream_tag_poll_interval_seconds): the first TagMetrics tags in the order they were configured or
+	// added (a removed tag's series go, and the next tag added takes its place); default 1000 (2,000 series),
+	// negative for none.
+	TagMetrics int
 	// Transport, when set, replaces the HTTP transport built from CAFile (tests and benchmarks use an in-process
 	// RoundTripper). Redirects are still refused by the poller's client.
 	Transport http.RoundTripper
@@ -156,6 +161,7 @@ const (
 	DefaultBackoffMax      = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultRecentIDs       = 200
+	DefaultTagMetrics      = 1000
 )
 
 // Upper bounds of Config. New refuses larger values (with an error wrapping ErrConfig that names the field).
@@ -314,6 +320,12 @@ func (c *Config) resolveCounts() error {
 	}
 	if c.Workers == 0 {
 		c.Workers = min(256, max(4, 2*len(c.Tokens)))
+	}
+	switch {
+	case c.TagMetrics == 0:
+		c.TagMetrics = DefaultTagMetrics
+	case c.TagMetrics < 0:
+		c.TagMetrics = 0
 	}
 	return nil
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the poller's Prometheus collectors. No label carries a tag or a token: tokens are labelled by their
-// index in Config.Tokens.
+// metrics are the poller's Prometheus collectors. No label carries a token: tokens are labelled by their index in
+// Config.Tokens. Only the two per-tag gauges carry a tag, for at most Config.TagMetrics tags.
 type metrics struct {
 	polls           prometheus.Counter
 	earlyPolls      prometheus.Counter
@@ -26,6 +26,9 @@ type metrics struct {
 	overload        prometheus.Gauge
 	publishSeconds  prometheus.Histogram
 	apiDown         prometheus.Gauge
+
+	tagLastPoll *prometheus.GaugeVec
+	tagInterval *prometheus.GaugeVec
 
 	checkpointWriteFailures prometheus.Counter
 	checkpointStoreFailing  prometheus.Gauge
@@ -102,6 +105,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		apiDown: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tagstream_api_down", Help: "1 while the whole client backs off because every request fails.",
 		}),
+		tagLastPoll: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_tag_last_poll_timestamp_seconds",
+			Help: "Unix time at which the tag's last successful poll ended (the poller's start before the first); " +
+				"only for the first Config.TagMetrics tags.",
+		}, []string{"tag"}),
+		tagInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_tag_poll_interval_seconds",
+			Help: "The tag's planned time between two polls, overload and catch-up included; only for the first " +
+				"Config.TagMetrics tags.",
+		}, []string{"tag"}),
 		checkpointWriteFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tagstream_checkpoint_write_failures_total",
 			Help: "Checkpoint writes that failed (each is retried alone; acknowledged media are not published again).",
@@ -120,7 +133,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{m.polls, m.earlyPolls, m.requests, m.published, m.postToPublish, m.seenToPublish,
 		m.budgetRemaining, m.budgetLimit, m.budgetUse,
 		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown,
-		m.checkpointWriteFailures, m.checkpointStoreFailing} {
+		m.tagLastPoll, m.tagInterval, m.checkpointWriteFailures, m.checkpointStoreFailing} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -116,6 +116,8 @@ type Poller struct {
 	overload bool
 
 	startTime time.Time // the instant StartNow and StartSince publish from
+	built     time.Time // when New ran (wall clock)
+	metered   int       // tags with series of their own (Config.TagMetrics)
 
 	running   atomic.Bool
 	inclusive atomic.Bool // the upstream returned a min_tag_id boundary item at least once
@@ -160,13 +162,15 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		wake:   make(chan struct{}, 1),
 	}
 	p.writes = storeHealth{clk: clk, red: cl.red, log: logger, m: m}
+	p.built = cfg.Clock()
 	p.startTime = cfg.StartTime
 	if p.startTime.IsZero() {
-		p.startTime = cfg.Clock()
+		p.startTime = p.built
 	}
+	p.sched.dropped = p.dropGauges
 	now, budget := clk.mono(), p.budgetLocked()
 	for _, t := range cfg.Tags {
-		p.sched.add(t, now, budget)
+		p.addGauges(p.sched.add(t, now, budget))
 	}
 	return p, nil
 }
@@ -178,10 +182,34 @@ func (p *Poller) AddTag(tag string) error {
 		return err
 	}
 	p.mu.Lock()
-	p.sched.add(tag, p.clk.mono(), p.budgetLocked())
+	p.addGauges(p.sched.add(tag, p.clk.mono(), p.budgetLocked()))
 	p.mu.Unlock()
 	p.signal()
 	return nil
+}
+
+// addGauges gives ts series of its own while fewer than Config.TagMetrics tags have them. Caller holds p.mu.
+func (p *Poller) addGauges(ts *tagState) {
+	if ts.gauges != nil || p.metered >= p.cfg.TagMetrics {
+		return
+	}
+	p.metered++
+	ts.gauges = &tagGauges{
+		lastPoll: p.m.tagLastPoll.WithLabelValues(ts.name),
+		interval: p.m.tagInterval.WithLabelValues(ts.name),
+	}
+	ts.gauges.lastPoll.Set(float64(p.built.UnixNano()) / 1e9)
+}
+
+// dropGauges removes the series of a tag that left the schedule. Caller holds p.mu.
+func (p *Poller) dropGauges(ts *tagState) {
+	if ts.gauges == nil {
+		return
+	}
+	p.m.tagLastPoll.DeleteLabelValues(ts.name)
+	p.m.tagInterval.DeleteLabelValues(ts.name)
+	ts.gauges = nil
+	p.metered--
 }
 
 // RemoveTag stops polling tag. A poll in flight finishes (its batch is published and committed or not at all); the
@@ -470,6 +498,11 @@ func (p *Poller) rebalance() {
 	p.mu.Lock()
 	budget := p.budgetLocked()
 	ratio := p.sched.rebalance(budget)
+	for _, ts := range p.sched.all {
+		if ts.gauges != nil {
+			ts.gauges.interval.Set(p.sched.interval(ts))
+		}
+	}
 	was := p.overload
 	p.overload = ratio > 1
 	ntags := len(p.sched.tags)

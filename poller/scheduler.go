@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tagstream/tagstream/poller/checkpoint"
 )
 
@@ -43,7 +45,8 @@ type tagState struct {
 	cnt, dur  float64
 	cost      float32 // requests a head poll costs (pages, gap probes, retries): a decayed average, at least 1
 	published uint64
-	catchUp   *catchUp // the catch-up under way; nil when none
+	catchUp   *catchUp   // the catch-up under way; nil when none
+	gauges    *tagGauges // the tag's own series (see Config.TagMetrics); nil for most tags
 	gaps      uint32
 	hidx      int32 // index in scheduler.queue, -1 when not queued
 	aidx      int32 // index in scheduler.all
@@ -64,6 +67,11 @@ type catchUp struct {
 	pending   int           // media located and not yet published
 	published int           // media published so far
 	resumed   bool          // resumed from the checkpoint: pending is an estimate
+}
+
+// tagGauges are the per-tag series of a tag that has them.
+type tagGauges struct {
+	lastPoll, interval prometheus.Gauge
 }
 
 // heapEntry is a slot of the scheduler's queue; the due time is kept inline so that sifting compares without
@@ -120,6 +128,9 @@ type scheduler struct {
 	catchUpRate float64
 	scale       float64 // overload factor applied to the floors (1: none)
 	overloaded  bool
+
+	// dropped, when set, is called for every tag that leaves the schedule.
+	dropped func(*tagState)
 
 	// scratch for rebalance
 	s, lo, c []float64
@@ -190,6 +201,9 @@ func (s *scheduler) drop(ts *tagState) {
 	s.all[last] = nil
 	s.all = s.all[:last]
 	delete(s.tags, ts.name)
+	if s.dropped != nil {
+		s.dropped(ts)
+	}
 }
 
 // load applies a tag's checkpoint read when Run starts, unless a poll read it first: the saved cursor (for Status),
@@ -324,6 +338,18 @@ func (s *scheduler) freq(ts *tagState) float64 {
 		return hi
 	}
 	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
+}
+
+// interval is the tag's planned time between two polls in seconds: overload included, and the catch-up pace
+// while it has catch-up work.
+func (s *scheduler) interval(ts *tagState) float64 {
+	if ts.backlog {
+		if s.catchUpRate > 0 && !math.IsInf(s.catchUpRate, 1) {
+			return max(s.minIv, s.catchUp/s.catchUpRate)
+		}
+		return s.minIv
+	}
+	return 1 / s.freq(ts)
 }
 
 // done records a poll that finished at now (monotonic clock) and schedules the tag's next one. It returns the

@@ -61,6 +61,12 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	}
 	now := p.clk.mono()
 	cu, ended := p.sched.done(ts, o, now)
+	if g := ts.gauges; g != nil {
+		if err == nil {
+			g.lastPoll.Set(float64(p.cfg.Clock().UnixNano()) / 1e9)
+		}
+		g.interval.Set(p.sched.interval(ts))
+	}
 	var cuLog catchUp
 	if cu != nil {
 		cuLog = *cu
