@@ -303,6 +303,9 @@ func (p *Poller) budgetLocked() float64 {
 	return planMargin * p.pool.sustainableRate()
 }
 
+// overloadEnd is the demand ratio at or below which an overload ends (it starts above 1).
+const overloadEnd = 0.95
+
 // planMargin is the share of the pool's rate the scheduler plans.
 const planMargin = 0.97
 
@@ -503,20 +506,30 @@ func (p *Poller) rebalance() {
 			ts.gauges.interval.Set(p.sched.interval(ts))
 		}
 	}
-	was := p.overload
-	p.overload = ratio > 1
 	ntags := len(p.sched.tags)
 	p.mu.Unlock()
-	if ratio > 1 {
+	p.reportOverload(ratio, budget, ntags)
+}
+
+// reportOverload keeps the overloaded state, its gauge and its log lines from a rebalance's demand ratio. The
+// state has a band: it starts above 1 and ends at or below overloadEnd, so that a demand hovering about the
+// budget (while estimates form, say) does not flap.
+func (p *Poller) reportOverload(ratio, budget float64, ntags int) {
+	p.mu.Lock()
+	was := p.overload
+	p.overload = ratio > 1 || (was && ratio > overloadEnd)
+	now := p.overload
+	p.mu.Unlock()
+	if now {
 		p.m.overload.Set(ratio)
 	} else {
 		p.m.overload.Set(0)
 	}
 	switch {
-	case ratio > 1 && !was:
-		p.log.Warn("schedule overloaded: every tag is polled less often than its floor",
+	case now && !was:
+		p.log.Warn("schedule overloaded: every tag is polled less often than its floor (raise max-interval or add tokens)",
 			"tags", ntags, "budget_requests_per_second", budget, "demand_ratio", ratio)
-	case ratio <= 1 && was:
+	case !now && was:
 		p.log.Info("schedule no longer overloaded", "tags", ntags, "budget_requests_per_second", budget)
 	}
 }

@@ -12,7 +12,15 @@ import (
 func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, steady latencyStats, use float64, limited int) {
 	synctest.Test(t, func(t *testing.T) {
 		r, stop := startVirtual(t, w, nil)
-		time.Sleep(d)
+		overloaded := 0
+		for range int(d / time.Second) {
+			time.Sleep(time.Second)
+			r.p.mu.Lock()
+			if r.p.overload {
+				overloaded++
+			}
+			r.p.mu.Unlock()
+		}
 		reqs, lim := r.api.stats()
 		if testing.Verbose() {
 			logSchedule(t, r)
@@ -28,7 +36,7 @@ func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, 
 		t.Logf("L* %.3fs budget %.1f req/s", ls, r.budget)
 		t.Logf("first 90s: %.2fx L*  %v", first.mean/ls, first)
 		t.Logf("steady:    %.2fx L*  %v", steady.mean/ls, steady)
-		t.Logf("budget use %.1f%%, rate-limited %d", 100*use, lim)
+		t.Logf("budget use %.1f%%, rate-limited %d, seconds overloaded %d", 100*use, lim, overloaded)
 		if testing.Verbose() {
 			for from := time.Duration(0); from < 120*time.Second; from += 15 * time.Second {
 				st := r.latency(r.started.Add(from), r.started.Add(from+15*time.Second))
