@@ -107,7 +107,8 @@ type Config struct {
 	// BackfillPages is how many pages StartBackfill publishes; default (and 0) means CatchUpPages, at most
 	// MaxBackfillPages (1,000 pages, 33,000 media: the first poll of a tag walks them all in one go).
 	BackfillPages int
-	// MinInterval is the shortest time between two polls of one tag; default 2s.
+	// MinInterval is the shortest time between two polls of one tag's head; default 2s. The walks of a catch-up
+	// follow one another at the catch-up's share of the budget instead (see the package documentation).
 	MinInterval time.Duration
 	// MaxInterval is the longest time between two polls of one tag (the floor for quiet tags); default 5m.
 	// Under overload every interval is stretched by the same factor, so it may then be exceeded (see

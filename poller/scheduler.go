@@ -25,6 +25,10 @@ const (
 	pageFill = 0.7
 	// priorMedia is the weight of the prior (the mean rate of all tags) in a tag's estimate, in media.
 	priorMedia = 0.5
+	// catchUpGap is the least time between two catch-up walks of a tag, in seconds.
+	catchUpGap = 0.01
+	// catchUpShare is the share of the budget above the other tags' floors that catch-up work may take.
+	catchUpShare = 0.9
 	// costDecay weighs a tag's past head polls against the last one in its average cost.
 	costDecay = 0.8
 )
@@ -93,10 +97,11 @@ type observation struct {
 	cursor    string
 	segments  int
 	newest    time.Time
-	requests  int  // requests the poll sent (pages, probes, retries)
-	pages     int  // pages the poll read
-	located   int  // media the poll read and left for later (a walk deeper than CatchUpPages)
-	first     bool // the tag's first poll (a walk back to the start instant, or a backfill)
+	requests  int           // requests the poll sent (pages, probes, retries)
+	elapsed   time.Duration // how long the poll took
+	pages     int           // pages the poll read
+	located   int           // media the poll read and left for later (a walk deeper than CatchUpPages)
+	first     bool          // the tag's first poll (a walk back to the start instant, or a backfill)
 	// hist, histMedia and histSeconds are a first rate estimate from the history a first poll's pages carry.
 	hist                   bool
 	histMedia, histSeconds float64
@@ -345,7 +350,7 @@ func (s *scheduler) freq(ts *tagState) float64 {
 func (s *scheduler) interval(ts *tagState) float64 {
 	if ts.backlog {
 		if s.catchUpRate > 0 && !math.IsInf(s.catchUpRate, 1) {
-			return max(s.minIv, s.catchUp/s.catchUpRate)
+			return max(catchUpGap, s.catchUp/s.catchUpRate)
 		}
 		return s.minIv
 	}
@@ -400,9 +405,12 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 	}
 	iv := 1 / s.freq(ts)
 	if ts.backlog {
+		// Catch-up walks follow one another at the catch-up pace, counted from the start of the walk (its
+		// requests are the tag's share of that time), not MinInterval apart: a walk goes on where the last one
+		// stopped, it does not poll the head again.
 		iv = s.minIv
 		if s.catchUpRate > 0 {
-			iv = max(s.minIv, float64(max(1, o.requests))/s.catchUpRate)
+			iv = max(catchUpGap, float64(max(1, o.requests))/s.catchUpRate-o.elapsed.Seconds())
 		}
 	}
 	if ts.fails > 0 {
@@ -498,11 +506,12 @@ func (s *scheduler) rebalance(budget float64) float64 {
 		sumHi += c * h
 	}
 	if catching > 0 {
-		// Catch-up: the tags with catch-up work share their fair part of the budget or half of what the other
-		// tags do not need for their floors, whichever is more, as far as they can use it (a walk of
-		// CatchUpPages+1 pages every MinInterval); the square-root rule shares the rest among the others.
-		want := float64(catching) * s.catchUp / s.minIv
-		give := min(want, max(budget*float64(catching)/float64(n), (budget-demand)/2))
+		// Catch-up: the tags with catch-up work share their fair part of the budget or catchUpShare of what the
+		// other tags do not need for their floors, whichever is more; the square-root rule shares the rest among
+		// the others. The
+		// backlog's media are all waiting already: the quiet tags give up most of their polls above the floor,
+		// the busy ones keep one page per poll.
+		give := max(budget*float64(catching)/float64(n), catchUpShare*(budget-demand))
 		s.catchUpRate = give / float64(catching)
 		budget -= give
 		if len(s.s) == 0 {

@@ -25,6 +25,7 @@ const gapReason = "the API no longer serves the media between these cursors (ret
 // the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	p.m.polls.Inc()
+	began := p.clk.mono()
 
 	p.mu.Lock()
 	pending := ts.pending
@@ -52,7 +53,7 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	}
 	o.err = err
 	p.mu.Lock()
-	o.requests, o.pages = r.requests, r.pages
+	o.requests, o.pages, o.elapsed = r.requests, r.pages, p.clk.mono()-began
 	if err != nil && ctx.Err() != nil && o.write == nil {
 		// Shutting down: the poll was cut short; nothing moved.
 		p.sched.requeue(ts)
