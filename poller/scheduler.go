@@ -25,6 +25,8 @@ const (
 	pageFill = 0.7
 	// priorMedia is the weight of the prior (the mean rate of all tags) in a tag's estimate, in media.
 	priorMedia = 0.5
+	// priorSecondsMax caps the prior's weight in seconds of observation at the mean rate.
+	priorSecondsMax = 10.0
 	// catchUpGap is the least time between two catch-up walks of a tag, in seconds.
 	catchUpGap = 0.01
 	// catchUpShare is the share of the budget above the other tags' floors that catch-up work may take.
@@ -272,20 +274,27 @@ func (s *scheduler) popDue(now time.Duration) (*tagState, time.Duration) {
 	return top, 0
 }
 
-// popEarly returns the tag that is due first and marks it in flight, before it is due, when its last poll ended
-// at least MinInterval before now; nil otherwise. The dispatcher polls it early when a token would waste its
-// budget otherwise.
+// popEarly returns, before it is due, the tag due first among those whose last poll ended at least MinInterval
+// before now, and marks it in flight; nil when there is none among the first few of the queue (the top three
+// levels of the heap: the tags due soonest). The dispatcher polls it early when a token would waste its budget
+// otherwise.
 func (s *scheduler) popEarly(now time.Duration) *tagState {
-	if s.queue.Len() == 0 {
+	best := -1
+	for i := 0; i < min(s.queue.Len(), 7); i++ {
+		ts := s.queue.items[i].ts
+		if ts.lastTry != 0 && now-ts.lastTry < time.Duration(s.minIv*1e9) {
+			continue
+		}
+		if best < 0 || s.queue.items[i].due < s.queue.items[best].due {
+			best = i
+		}
+	}
+	if best < 0 {
 		return nil
 	}
-	top := s.queue.Min().ts
-	if top.lastTry != 0 && now-top.lastTry < time.Duration(s.minIv*1e9) {
-		return nil
-	}
-	s.queue.Remove(0)
-	top.inFlight = true
-	return top
+	ts := s.queue.Remove(best).ts
+	ts.inFlight = true
+	return ts
 }
 
 // requeue puts back a tag taken by popDue but never polled.
@@ -299,9 +308,11 @@ func (s *scheduler) requeue(ts *tagState) {
 }
 
 // rate is the tag's estimated posting rate in media per second: the posterior mean of a Gamma prior at the mean
-// rate of all tags worth priorMedia media, updated with the tag's own (decayed) count and time. With little
-// history, a tag is taken to post at about the mean rate; a few seconds with nothing new, or a page full of
-// recent media, move it quickly.
+// rate of all tags worth priorMedia media (or priorSecondsMax seconds at that rate, when that is less), updated
+// with the tag's own (decayed) count and time. With little history, a tag is taken to post at about the mean
+// rate; a few seconds with nothing new, or a page full of recent media, move it quickly. The cap in seconds
+// keeps a mean rate near zero (two busy tags among 100,000 silent ones) from holding the busy tags down for
+// hours.
 func (s *scheduler) rate(ts *tagState) float64 {
 	b := s.priorWeight()
 	return max(0, (ts.cnt+b*s.priorRate)/(ts.dur+b))
@@ -309,7 +320,7 @@ func (s *scheduler) rate(ts *tagState) float64 {
 
 // priorWeight is how many seconds at the mean rate the shrinkage adds to a tag's observations.
 func (s *scheduler) priorWeight() float64 {
-	return priorMedia / s.priorRate
+	return min(priorMedia/s.priorRate, priorSecondsMax)
 }
 
 // rateLow is a cautious estimate of the tag's posting rate: about the 10th percentile of the same posterior
@@ -317,12 +328,13 @@ func (s *scheduler) priorWeight() float64 {
 // merely looks busy after a few seconds of history (a handful of media in a short span) does not claim polls the
 // other tags need; with a few hundred media of history it is within a few percent of rate.
 func (s *scheduler) rateLow(ts *tagState) float64 {
-	a := max(0, ts.cnt) + priorMedia
+	b := s.priorWeight()
+	a := max(0, ts.cnt) + b*s.priorRate
 	x := 1 - 1/(9*a) - 1.2816/(3*math.Sqrt(a))
 	if x <= 0 {
 		return 0
 	}
-	return a * x * x * x / (ts.dur + s.priorWeight())
+	return a * x * x * x / (ts.dur + b)
 }
 
 // bounds returns the floor and ceiling of a tag's poll frequency.

@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -162,4 +163,45 @@ func (r *virtualRun) perTag(from, to time.Time) map[string]float64 {
 		sum[k] /= n[k]
 	}
 	return sum
+}
+
+// TestVirtualScaleReport is scale100k at a tenth: 2 active tags among 10,000 on 100 tokens at 5,000 an hour.
+func TestVirtualScaleReport(t *testing.T) {
+	if !testing.Verbose() {
+		t.Skip("a report: run with -v")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		w := virtualWorkload{rates: zipfRates("zipf", 2, 8, 1.1), idle: 10_000, tokens: 100, limit: 5000,
+			window: time.Hour, latency: 2 * time.Millisecond, seed: 1}
+		r, stop := startVirtual(t, w, nil)
+		prev := 0
+		var slices []string
+		for range 6 {
+			time.Sleep(30 * time.Second)
+			n, _ := r.api.stats()
+			slices = append(slices, fmt.Sprintf("%.0f", 100*float64(n-prev)/(r.budget*30)))
+			prev = n
+		}
+		t.Logf("budget use per 30 s: %v", slices)
+		reqs, lim := r.api.stats()
+		logSchedule2(t, r)
+		time.Sleep(10 * time.Second)
+		stop()
+		first := r.latency(r.started, r.started.Add(90*time.Second))
+		steady := r.latency(r.started.Add(90*time.Second), r.started.Add(3*time.Minute))
+		t.Logf("first 90s %v", first)
+		t.Logf("steady    %v", steady)
+		t.Logf("budget use %.1f%%, limited %d, early polls %v", 100*float64(reqs)/(r.budget*180), lim, counterValue(t, r.p.m.earlyPolls))
+	})
+}
+
+func logSchedule2(t *testing.T, r *virtualRun) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	s := r.p.sched
+	for _, name := range []string{"zipf1", "zipf2", "idle0000000", "idle0000001"} {
+		ts := s.tags[name]
+		t.Logf("%-12s est %8.4f low %8.4f iv %6.2fs cost %.2f backlog %v due-last %v", name, s.rate(ts), s.rateLow(ts), s.interval(ts), ts.cost, ts.backlog, ts.due-ts.lastTry)
+	}
+	t.Logf("lambda %v overloaded %v prior %v", s.lambda, s.overloaded, s.priorRate)
 }
