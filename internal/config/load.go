@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -100,6 +101,7 @@ func NewLoader(fs *flag.FlagSet, groups Group, needs Needs, defaults Config) *Lo
 // flags, reads the credentials, and validates everything. It does not dial any broker (see CheckReachable).
 // Every problem is a *Error.
 func (l *Loader) Load(env []string) (*Config, error) {
+	started := time.Now()
 	envMap := map[string]string{}
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -107,6 +109,7 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 	}
 	c := l.defaults
+	c.StartedAt = started
 	origin := map[string]string{}
 
 	// 1. The file.
