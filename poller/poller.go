@@ -110,9 +110,12 @@ type Poller struct {
 	client *client
 	writes storeHealth
 
-	mu       sync.Mutex
-	sched    *scheduler
-	wake     chan struct{}
+	mu    sync.Mutex
+	sched *scheduler
+	wake  chan struct{}
+	// wakeAt is when the dispatcher wakes next (monotonic clock) as of its last look at the queue: a poll that
+	// reschedules its tag earlier than that wakes it.
+	wakeAt   time.Duration
 	overload bool
 
 	startTime time.Time // the instant StartNow and StartSince publish from
@@ -429,6 +432,9 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		now := p.clk.mono()
 		p.mu.Lock()
 		ts, wait := p.sched.popDue(now)
+		if ts == nil {
+			p.wakeAt = now + wait
+		}
 		p.mu.Unlock()
 		if ts != nil {
 			select {

@@ -62,6 +62,7 @@ type tagState struct {
 	inFlight  bool
 	removed   bool
 	loaded    bool // the checkpoint was read (by the load at Run's start, or by a poll)
+	plain     bool // the stored state is {Cursor: cursor} and a rate estimate (plainState): no read needed
 	backlog   bool // the last poll left catch-up work: the tag is polled at the catch-up pace
 }
 
@@ -99,6 +100,8 @@ type observation struct {
 	cursor    string
 	segments  int
 	newest    time.Time
+	wrote     bool          // the poll wrote a state
+	plain     bool          // that state was plain (plainState)
 	requests  int           // requests the poll sent (pages, probes, retries)
 	elapsed   time.Duration // how long the poll took
 	pages     int           // pages the poll read
@@ -224,6 +227,7 @@ func (s *scheduler) load(name string, st checkpoint.State, clk clockReading) {
 	}
 	ts.loaded = true
 	ts.cursor = st.Cursor
+	ts.plain = plainState(&st)
 	ts.segments = uint16(min(len(st.Segments), math.MaxUint16))
 	if st.RateSeconds > 0 && ts.lastTry == 0 {
 		ts.cnt, ts.dur = max(0, st.RateMedia), st.RateSeconds
@@ -384,6 +388,7 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 		ts.pending = o.write
 	}
 	if o.err != nil {
+		ts.plain = false // read the state again: a failed poll may come from the store
 		ts.lastErr = o.err.Error()
 		ts.fails = min(ts.fails+1, 16)
 	} else {
@@ -393,6 +398,9 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 		ts.cursor = o.cursor
 		ts.segments = uint16(min(o.segments, math.MaxUint16))
 		ts.loaded = true
+		if o.wrote {
+			ts.plain = o.plain
+		}
 		cu, ended = ts.followCatchUp(o, now)
 	}
 	ts.published += uint64(o.published)
