@@ -333,13 +333,14 @@ func (p *tokenPool) retire(t *token) {
 	}
 }
 
-// spare reports whether a live token that is not parked has a full bucket at now (monotonic clock): its refill
-// would be wasted unless a request is sent. Otherwise it returns when the first bucket will be full (0 when
-// none will: every token parked or retired). It costs O(tokens).
-func (p *tokenPool) spare(now time.Duration) (bool, time.Duration) {
+// spare returns how many live tokens that are not parked have a full bucket at now (monotonic clock): their
+// refill would be wasted unless requests are sent. When none has, it also returns when the first bucket will be
+// full (0 when none will: every token parked or retired). It costs O(tokens).
+func (p *tokenPool) spare(now time.Duration) (int, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var next time.Duration
+	n := 0
 	for _, t := range p.heap.items {
 		if t.parkedUntil > now || t.rate <= 0 {
 			continue
@@ -347,14 +348,15 @@ func (p *tokenPool) spare(now time.Duration) (bool, time.Duration) {
 		t.refill(now)
 		full := float64(min(tokenBurst, max(1, t.limit)))
 		if t.level >= full-1e-9 {
-			return true, 0
+			n++
+			continue
 		}
 		at := t.last + time.Duration((full-t.level)/t.rate*1e9)
 		if next == 0 || at < next {
 			next = at
 		}
 	}
-	return false, next
+	return n, next
 }
 
 // live returns how many tokens are not retired.
