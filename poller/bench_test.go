@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -288,4 +290,86 @@ func BenchmarkPollAtTheCap(b *testing.B) {
 	}
 	b.ReportMetric(grew/float64(b.N)/(1<<20), "peak-heap-MB")
 	b.ReportMetric(float64(pages*33), "media/poll")
+}
+
+// BenchmarkPollsOverHTTP runs the whole poller as the command does at scale (100,000 tags, 1,000 tokens, every
+// tag started, the bolt checkpoint store in a temporary directory) against an HTTP server on loopback that
+// answers every request with the same empty page, and reports the poller's CPU per poll (the server's included:
+// it runs in the same process, so the figure is an upper bound; the whole-binary harness measures tagstream
+// alone).
+func BenchmarkPollsOverHTTP(b *testing.B) {
+	var n atomic.Int64
+	reached := make(chan struct{})
+	target := int64(b.N)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) == target {
+			close(reached)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Ratelimit-Limit", "1000000000")
+		w.Header().Set("X-Ratelimit-Remaining", "999999999")
+		_, _ = io.WriteString(w, emptyPage)
+	}))
+	defer srv.Close()
+	cfg := Config{
+		BaseURL:         srv.URL + "/v1",
+		RequestsPerHour: 1 << 30,
+		MinInterval:     time.Microsecond,
+		MaxInterval:     time.Millisecond,
+	}
+	for i := range 1000 {
+		cfg.Tokens = append(cfg.Tokens, Token{Value: fmt.Sprintf("bench-token-%04d", i)})
+	}
+	dir := b.TempDir()
+	ctx := context.Background()
+	for i := range 100_000 {
+		tag := fmt.Sprintf("tag%06d", i)
+		cfg.Tags = append(cfg.Tags, tag)
+	}
+	// Every tag started on an empty feed, as the silent tags of the whole-binary scale workload after their first
+	// poll (written in group commits, then reopened as the command opens it).
+	fill, err := checkpoint.OpenBolt(dir+"/cursors.db", &checkpoint.BoltOptions{GroupCommit: 5 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 256 {
+		wg.Go(func() {
+			for i := w; i < len(cfg.Tags); i += 256 {
+				if err := fill.Put(ctx, cfg.Tags[i], checkpoint.State{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := fill.Close(); err != nil {
+		b.Fatal(err)
+	}
+	store, err := checkpoint.OpenBolt(dir+"/cursors.db", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	p, err := New(cfg, PublisherFunc(func(context.Context, []*schema.Event) error { return nil }), store, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime()
+	go func() { done <- p.Run(runCtx) }()
+	<-reached
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	polls := counterValueB(p.m.polls)
+	b.ReportMetric(polls/elapsed.Seconds(), "polls/s")
+	b.ReportMetric(cpu.Seconds()/polls*1e6, "cpu-µs/poll")
 }

@@ -94,3 +94,46 @@ func TestFailingCheckpointWritesDoNotRepublish(t *testing.T) {
 		t.Errorf("the failing store was logged %d times, want once", n)
 	}
 }
+
+// readCountingStore counts the reads of each tag.
+type readCountingStore struct {
+	checkpoint.Store
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (s *readCountingStore) Get(ctx context.Context, tag string) (checkpoint.State, bool, error) {
+	s.mu.Lock()
+	s.reads[tag]++
+	s.mu.Unlock()
+	return s.Store.Get(ctx, tag)
+}
+
+func (s *readCountingStore) count(tag string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads[tag]
+}
+
+// TestPlainStatesAreNotReadAgain: a silent tag's state holds a cursor and nothing else; once written (or read at
+// the start) the poller keeps it and polls without reading it again, while a tag with recent ids is read on
+// every poll.
+func TestPlainStatesAreNotReadAgain(t *testing.T) {
+	tags := []string{"silent", "busy"}
+	srv := startSimWithTags(t, []string{"plain-tok-1"}, tags)
+	store := &readCountingStore{Store: checkpoint.NewMemory(), reads: map[string]int{}}
+	r := startPoller(t, testConfig(srv, []string{"plain-tok-1"}, tags), store)
+	waitStarted(t, r, tags)
+	srv.Post("busy", 3)
+	testkit.Eventually(t, 10*time.Second, "the busy tag's media", func() bool { return len(r.pub.snapshot()) == 3 })
+	silent, busy := store.count("silent"), store.count("busy")
+	for range 4 { // at least three polls that started after the counts were taken
+		waitPolled(t, r.p)
+	}
+	if n := store.count("silent") - silent; n != 0 {
+		t.Errorf("the silent tag's state was read %d times in three polls or more, want none", n)
+	}
+	if n := store.count("busy") - busy; n < 3 {
+		t.Errorf("the busy tag's state (with recent ids) was read %d times in three polls or more, want every time", n)
+	}
+}

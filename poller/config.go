@@ -136,7 +136,7 @@ type Config struct {
 	RecentIDs int
 	// TagMetrics is how many tags get series of their own (tagstream_tag_last_poll_timestamp_seconds and
 	// tagstream_tag_poll_interval_seconds): the first TagMetrics tags in the order they were configured or
-	// added (a removed tag's series go, and the next tag added takes its place); default 1000 (2,000 series),
+	// added (a removed tag's series go, and the next tag added takes its place); default 200 (400 series),
 	// negative for none.
 	TagMetrics int
 	// Transport, when set, replaces the HTTP transport built from CAFile (tests and benchmarks use an in-process
@@ -162,7 +162,7 @@ const (
 	DefaultBackoffMax      = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultRecentIDs       = 200
-	DefaultTagMetrics      = 1000
+	DefaultTagMetrics      = 200
 )
 
 // Upper bounds of Config. New refuses larger values (with an error wrapping ErrConfig that names the field).

@@ -208,7 +208,9 @@ func waitPolled(t *testing.T, p *Poller, tags ...string) {
 	testkit.Eventually(t, 20*time.Second, "a poll of every tag", func() bool {
 		seen := 0
 		for _, st := range p.Status() {
-			if last, ok := before[st.Tag]; ok && st.LastAttempt.After(last) {
+			// LastAttempt is converted from the monotonic clock at each Status call: the same poll may come
+			// back a few nanoseconds apart. A new poll ends at least a millisecond later.
+			if last, ok := before[st.Tag]; ok && st.LastAttempt.After(last.Add(time.Millisecond)) {
 				seen++
 			}
 		}

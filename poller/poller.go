@@ -110,9 +110,12 @@ type Poller struct {
 	client *client
 	writes storeHealth
 
-	mu       sync.Mutex
-	sched    *scheduler
-	wake     chan struct{}
+	mu    sync.Mutex
+	sched *scheduler
+	wake  chan struct{}
+	// wakeAt is when the dispatcher wakes next (monotonic clock) as of its last look at the queue: a poll that
+	// reschedules its tag earlier than that wakes it.
+	wakeAt   time.Duration
 	overload bool
 
 	startTime time.Time // the instant StartNow and StartSince publish from
@@ -419,8 +422,8 @@ func (p *Poller) load(ctx context.Context) {
 
 // dispatch hands due tags to the workers until ctx ends. When no tag is due but a token's bucket is full (its
 // budget would go to waste) and a worker is free, it hands out the tag that is due first, early: the pool spends
-// its whole budget although the plan leaves a margin (see budgetLocked). At most one early poll per request the
-// budget allows per second.
+// its whole budget although the plan leaves a margin (see budgetLocked): one early poll per four full buckets
+// (at least one), and no more until the budget allowed them.
 func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -429,6 +432,9 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		now := p.clk.mono()
 		p.mu.Lock()
 		ts, wait := p.sched.popDue(now)
+		if ts == nil {
+			p.wakeAt = now + wait
+		}
 		p.mu.Unlock()
 		if ts != nil {
 			select {
@@ -443,23 +449,30 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		}
 		if wait > earlyMin && now >= noEarlyUntil {
 			spare, full := p.pool.spare(now)
-			if spare {
+			sent := 0
+			for ; sent < (spare+3)/4; sent++ { // a quarter of the full buckets at a time, at least one
 				p.mu.Lock()
 				ts = p.sched.popEarly(now)
 				p.mu.Unlock()
-				if ts != nil {
-					select {
-					case work <- ts:
-						p.m.earlyPolls.Inc()
-						noEarlyUntil = now + time.Duration(float64(time.Second)/max(1, p.pool.sustainableRate()))
-						continue
-					default: // no worker free
-						p.mu.Lock()
-						p.sched.requeue(ts)
-						p.mu.Unlock()
-					}
+				if ts == nil {
+					break
 				}
-			} else if full > now {
+				select {
+				case work <- ts:
+					p.m.earlyPolls.Inc()
+					continue
+				default: // no worker free
+					p.mu.Lock()
+					p.sched.requeue(ts)
+					p.mu.Unlock()
+				}
+				break
+			}
+			if sent > 0 {
+				noEarlyUntil = now + time.Duration(float64(sent)*float64(time.Second)/max(1, p.pool.sustainableRate()))
+				continue
+			}
+			if spare == 0 && full > now {
 				wait = min(wait, full-now)
 			}
 		} else if now < noEarlyUntil {
@@ -501,6 +514,7 @@ func (p *Poller) rebalance() {
 	p.mu.Lock()
 	budget := p.budgetLocked()
 	ratio := p.sched.rebalance(budget)
+	p.sched.pullIn(p.clk.mono())
 	for _, ts := range p.sched.all {
 		if ts.gauges != nil {
 			ts.gauges.interval.Set(p.sched.interval(ts))

@@ -59,9 +59,11 @@ type tagState struct {
 	segments  uint16
 	fails     uint16
 	phase     float32 // deterministic jitter in [0,1) from the hash of the name
+	planned   float32 // the interval (seconds) the tag's due time was set with; 0 for a backoff or a catch-up
 	inFlight  bool
 	removed   bool
 	loaded    bool // the checkpoint was read (by the load at Run's start, or by a poll)
+	plain     bool // the stored state is {Cursor: cursor} and a rate estimate (plainState): no read needed
 	backlog   bool // the last poll left catch-up work: the tag is polled at the catch-up pace
 }
 
@@ -99,6 +101,8 @@ type observation struct {
 	cursor    string
 	segments  int
 	newest    time.Time
+	wrote     bool          // the poll wrote a state
+	plain     bool          // that state was plain (plainState)
 	requests  int           // requests the poll sent (pages, probes, retries)
 	elapsed   time.Duration // how long the poll took
 	pages     int           // pages the poll read
@@ -224,6 +228,7 @@ func (s *scheduler) load(name string, st checkpoint.State, clk clockReading) {
 	}
 	ts.loaded = true
 	ts.cursor = st.Cursor
+	ts.plain = plainState(&st)
 	ts.segments = uint16(min(len(st.Segments), math.MaxUint16))
 	if st.RateSeconds > 0 && ts.lastTry == 0 {
 		ts.cnt, ts.dur = max(0, st.RateMedia), st.RateSeconds
@@ -384,6 +389,7 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 		ts.pending = o.write
 	}
 	if o.err != nil {
+		ts.plain = false // read the state again: a failed poll may come from the store
 		ts.lastErr = o.err.Error()
 		ts.fails = min(ts.fails+1, 16)
 	} else {
@@ -393,6 +399,9 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 		ts.cursor = o.cursor
 		ts.segments = uint16(min(o.segments, math.MaxUint16))
 		ts.loaded = true
+		if o.wrote {
+			ts.plain = o.plain
+		}
 		cu, ended = ts.followCatchUp(o, now)
 	}
 	ts.published += uint64(o.published)
@@ -430,6 +439,10 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 	}
 	iv *= 0.95 + 0.1*float64(ts.phase)
 	ts.due = n + time.Duration(iv*1e9)
+	ts.planned = float32(iv)
+	if ts.backlog || ts.fails > 0 {
+		ts.planned = 0
+	}
 	s.push(ts)
 	return cu, ended
 }
@@ -574,6 +587,33 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	s.lambda = down
 	return ratio
 }
+
+// pullIn brings forward the next poll of every queued tag whose planned interval is now clearly shorter than
+// the one its due time was set with: the estimates of silent tags keep falling for hours (seconds without a media
+// add up), so λ keeps rising and due times set earlier would leave the budget unspent. A tag is moved to its
+// last poll plus the new interval (not before now); a tag in a backoff or a catch-up keeps its due time, and no
+// due time moves later. O(tags) plus O(log tags) per tag moved; now is on the monotonic clock.
+func (s *scheduler) pullIn(now time.Duration) {
+	for _, ts := range s.all {
+		if ts.hidx < 0 || ts.planned == 0 || ts.lastTry == 0 {
+			continue
+		}
+		iv := s.interval(ts) * (0.95 + 0.1*float64(ts.phase))
+		if iv*pullInRatio >= float64(ts.planned) {
+			continue
+		}
+		due := max(ts.lastTry+time.Duration(iv*1e9), now)
+		ts.planned = float32(iv)
+		if due < ts.due {
+			ts.due = due
+			s.queue.items[ts.hidx].due = due
+			s.queue.Fix(int(ts.hidx))
+		}
+	}
+}
+
+// pullInRatio is how much shorter a tag's planned interval must have become for pullIn to move its due time.
+const pullInRatio = 1.25
 
 // push queues ts at its due time.
 func (s *scheduler) push(ts *tagState) {

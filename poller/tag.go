@@ -29,8 +29,11 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 
 	p.mu.Lock()
 	pending := ts.pending
-	p.mu.Unlock()
 	r := &pollRun{p: p, ctx: ctx, commitCtx: commitCtx, tag: ts.name}
+	if ts.plain {
+		r.known = &checkpoint.State{Cursor: ts.cursor}
+	}
+	p.mu.Unlock()
 	var o observation
 	var err error
 	if pending != nil {
@@ -48,6 +51,7 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		}
 		if err = p.commit(commitCtx, ts.name, *o.write); err == nil {
 			o.cursor, o.segments = o.write.Cursor, len(o.write.Segments)
+			o.wrote, o.plain = true, plainState(o.write)
 			o.write = nil
 		}
 	}
@@ -73,8 +77,12 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		cuLog = *cu
 	}
 	first := ts.fails == 1
+	// The dispatcher sleeps until the next due tag: wake it only when this one is due before that.
+	wake := ts.hidx >= 0 && ts.due < p.wakeAt
 	p.mu.Unlock()
-	p.signal()
+	if wake {
+		p.signal()
+	}
 	switch {
 	case cu != nil && ended:
 		p.log.Info("catch-up done", "tag", ts.name, "pages", cuLog.pages, "media", cuLog.published,
@@ -102,8 +110,15 @@ type pollRun struct {
 	ctx       context.Context // fetching: ends at once at shutdown
 	commitCtx context.Context // publishing: ends Config.ShutdownTimeout after shutdown
 	tag       string
-	requests  int // requests sent, retries and probes included
-	pages     int // pages received
+	requests  int               // requests sent, retries and probes included
+	pages     int               // pages received
+	known     *checkpoint.State // the tag's stored state when this process knows it (plainState), else nil
+}
+
+// plainState reports whether st holds nothing but a cursor (and the rate estimate) — no recent ids, segments or
+// start instant, like every silent tag's — so that the poller can keep it in memory and spare the read.
+func plainState(st *checkpoint.State) bool {
+	return len(st.Recent) == 0 && len(st.Segments) == 0 && st.Since.IsZero()
 }
 
 // page fetches one page of the tag.
@@ -119,6 +134,9 @@ func (r *pollRun) page(q query) (*schema.Page, error) {
 // step polls the tag once: a first poll, a catch-up step on the oldest backlog segment, or a walk from the head.
 // The observation's write is the state to persist (nil: nothing to write).
 func (r *pollRun) step() (observation, error) {
+	if r.known != nil {
+		return r.pollHead(*r.known)
+	}
 	st, ok, err := r.p.store.Get(r.commitCtx, r.tag)
 	if err != nil {
 		return observation{}, fmt.Errorf("poller: tag %q: read checkpoint: %w", r.tag, err)

@@ -54,6 +54,9 @@ type tokenPool struct {
 	log     *slog.Logger
 	m       *metrics
 
+	// rateSum is the sum of the live tokens' rates (requests per second), kept up to date by every change.
+	rateSum float64
+
 	// Budget accounting for tagstream_budget_use_ratio: requests handed out and requests allowed (the live
 	// tokens' limits per window, integrated over time) since the start, sampled about once a second.
 	sent     int64
@@ -134,6 +137,9 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 		p.heap.Push(tk)
 		m.budgetRemaining.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
 		m.budgetLimit.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
+	}
+	for _, t := range p.tokens {
+		p.rateSum += t.rate
 	}
 	p.lastAcct = now
 	p.samples[0] = budgetSample{at: now}
@@ -253,7 +259,13 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 		p.account(p.clk.mono())
 		t.limit = limit
 		t.keep = reserveOf(limit)
+		if !t.retired {
+			p.rateSum -= t.rate
+		}
 		t.rate = float64(limit) / p.window.Seconds()
+		if !t.retired {
+			p.rateSum += t.rate
+		}
 		p.m.budgetLimit.WithLabelValues(strconv.Itoa(t.idx)).Set(float64(limit))
 	}
 	if remaining >= 0 {
@@ -310,6 +322,7 @@ func (p *tokenPool) retire(t *token) {
 	}
 	p.account(p.clk.mono())
 	t.retired = true
+	p.rateSum = max(0, p.rateSum-t.rate)
 	if t.hidx >= 0 {
 		p.heap.Remove(t.hidx)
 	}
@@ -320,13 +333,14 @@ func (p *tokenPool) retire(t *token) {
 	}
 }
 
-// spare reports whether a live token that is not parked has a full bucket at now (monotonic clock): its refill
-// would be wasted unless a request is sent. Otherwise it returns when the first bucket will be full (0 when
-// none will: every token parked or retired). It costs O(tokens).
-func (p *tokenPool) spare(now time.Duration) (bool, time.Duration) {
+// spare returns how many live tokens that are not parked have a full bucket at now (monotonic clock): their
+// refill would be wasted unless requests are sent. When none has, it also returns when the first bucket will be
+// full (0 when none will: every token parked or retired). It costs O(tokens).
+func (p *tokenPool) spare(now time.Duration) (int, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var next time.Duration
+	n := 0
 	for _, t := range p.heap.items {
 		if t.parkedUntil > now || t.rate <= 0 {
 			continue
@@ -334,14 +348,15 @@ func (p *tokenPool) spare(now time.Duration) (bool, time.Duration) {
 		t.refill(now)
 		full := float64(min(tokenBurst, max(1, t.limit)))
 		if t.level >= full-1e-9 {
-			return true, 0
+			n++
+			continue
 		}
 		at := t.last + time.Duration((full-t.level)/t.rate*1e9)
 		if next == 0 || at < next {
 			next = at
 		}
 	}
-	return false, next
+	return n, next
 }
 
 // live returns how many tokens are not retired.
@@ -355,11 +370,10 @@ func (p *tokenPool) live() int {
 func (p *tokenPool) sustainableRate() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var r float64
-	for _, t := range p.heap.items {
-		r += t.rate
+	if p.heap.Len() == 0 {
+		return 0
 	}
-	return r
+	return p.rateSum
 }
 
 func (p *tokenPool) parkedLocked(now time.Duration) int {
@@ -377,9 +391,9 @@ func (p *tokenPool) account(now time.Duration) {
 	if now <= p.lastAcct {
 		return
 	}
-	var r float64
-	for _, t := range p.heap.items {
-		r += t.rate
+	r := p.rateSum
+	if p.heap.Len() == 0 {
+		r = 0
 	}
 	p.allowed += r * (now - p.lastAcct).Seconds()
 	p.lastAcct = now
