@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -70,7 +71,7 @@ func runDemo(c *cli, args []string) int {
 	fs := c.newFlagSet("demo", "[flags]", demoHelp)
 	var o demoOptions
 	fs.DurationVar(&o.duration, "duration", 0, "how long the workload runs (0 = until Ctrl-C)")
-	fs.StringVar(&o.sink, "sink", "jetstream", "jetstream (embedded server unless --nats-url) or kafka (needs --kafka-brokers)")
+	fs.StringVar(&o.sink, "sink", "jetstream", "where the demo publishes: jetstream (embedded server unless --nats-url) or kafka (needs --kafka-brokers)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "an external NATS server with JetStream instead of the embedded one")
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", "", "Kafka brokers host:port, comma-separated, for --sink kafka")
 	fs.StringVar(&o.kafkaTopic, "kafka-topic", "tagstream.demo", "Kafka topic for --sink kafka (created if missing)")
@@ -85,7 +86,7 @@ func runDemo(c *cli, args []string) int {
 	fs.BoolVar(&o.plain, "plain", false, "print a plain line every few seconds even on a terminal")
 	fs.DurationVar(&o.interval, "refresh", 0, "refresh interval of the view (default 500ms on a terminal, 5s otherwise)")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long the end of the demo waits for the last events")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "level of the pipeline's log: debug, info, warn, error")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "level of the pipeline's log: "+orList(config.Values("log-level")))
 	if code, stop := c.parseFlags(fs, args); stop {
 		return code
 	}
@@ -109,8 +110,8 @@ func (o *demoOptions) validate() error {
 	switch {
 	case o.duration < 0:
 		return bad("duration", "must not be negative")
-	case config.SinkKind(o.sink) != config.SinkJetStream && config.SinkKind(o.sink) != config.SinkKafka:
-		return bad("sink", "%q: the demo runs with jetstream or kafka", o.sink)
+	case !slices.Contains(demoSinks, o.sink):
+		return bad("sink", "%q: the demo runs with %s", o.sink, orList(demoSinks))
 	case config.SinkKind(o.sink) == config.SinkKafka && o.kafkaBrokers == "":
 		return bad("kafka-brokers", "--sink kafka needs --kafka-brokers")
 	case o.tokens < 1 || o.tokens > 1000:
@@ -124,12 +125,21 @@ func (o *demoOptions) validate() error {
 	case o.drain <= 0:
 		return bad("drain", "must be positive")
 	}
-	switch o.logLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return bad("log-level", "%q is not one of debug, info, warn, error", o.logLevel)
+	if !slices.Contains(config.Values("log-level"), o.logLevel) {
+		return bad("log-level", "%q is not one of %s", o.logLevel, strings.Join(config.Values("log-level"), ", "))
 	}
 	return nil
+}
+
+// demoSinks are the values of the demo's --sink.
+var demoSinks = []string{string(config.SinkJetStream), string(config.SinkKafka)}
+
+// orList returns "a, b or c".
+func orList(values []string) string {
+	if n := len(values); n > 1 {
+		return strings.Join(values[:n-1], ", ") + " or " + values[n-1]
+	}
+	return strings.Join(values, "")
 }
 
 // demo holds the running pieces.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/consume"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
@@ -90,5 +91,28 @@ func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
 	}
 	if consumed == 0 || consumed != posted {
 		t.Errorf("demo consumed %d of %d posted media", consumed, posted)
+	}
+}
+
+func TestDemoHelpListsEveryValueItAccepts(t *testing.T) {
+	t.Parallel()
+	help := run(t, nil, "demo", "--help").stdout
+	for flag, values := range map[string][]string{"sink": demoSinks, "log-level": config.Values("log-level")} {
+		for _, v := range values {
+			t.Run("--"+flag+" "+v+" is listed and accepted", func(t *testing.T) {
+				if !strings.Contains(help, v) {
+					t.Errorf("demo --help does not list %s for --%s", v, flag)
+				}
+				o := demoOptions{sink: "jetstream", logLevel: "warn", tokens: 1, requestsPerHour: 100, rateScale: 1, drain: time.Second, kafkaBrokers: "k:9092"}
+				if flag == "sink" {
+					o.sink = v
+				} else {
+					o.logLevel = v
+				}
+				if err := o.validate(); err != nil {
+					t.Errorf("--%s %s is listed but refused: %v", flag, v, err)
+				}
+			})
+		}
 	}
 }

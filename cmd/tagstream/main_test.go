@@ -58,7 +58,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{"version prints the version, the Go version and the embedded modules", []string{"version"}, 0, []string{"tagstream ", "go1.", "dep\tgithub.com/nats-io/nats.go\tv"}, ""},
 		{"help lists the commands", []string{"--help"}, 0, []string{"demo", "run", "tail", "check", "version"}, ""},
 		{"help of a command goes to stdout", []string{"help", "tail"}, 0, []string{"Usage: tagstream tail"}, ""},
-		{"run --help lists its flags", []string{"run", "--help"}, 0, []string{"-api-url", "-tokens-file", "-requests-per-hour", "default 5000", "-sink", "-kafka-brokers", "-state-dir", "-metrics-addr", "-ca-file", "-subject-prefix", "-nats-url", "-kafka-topic", "-config", "keeps trying"}, ""},
+		{"run --help lists its flags", []string{"run", "--help"}, 0, []string{"-api-url", "-tokens-file", "-requests-per-hour", "default 5000", "-sink", "-kafka-brokers", "-state-dir", "-metrics-addr", "-ca-file", "-subject-prefix", "-nats-url", "-kafka-topic", "-config", "keeps trying", "none, gzip, snappy, lz4 or zstd"}, ""},
 		{"demo --help explains the demo", []string{"demo", "--help"}, 0, []string{"-duration", "simulator"}, ""},
 		{"tail --help lists its flags", []string{"tail", "--help"}, 0, []string{"-tag", "-from-beginning", "-json"}, ""},
 		{"check --help explains every exit status", []string{"check", "--help"}, 0, []string{"Exit status", "0  everything passed", "2  the configuration is invalid", "3  only a broker could not be reached"}, ""},

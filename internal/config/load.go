@@ -87,7 +87,7 @@ func NewLoader(fs *flag.FlagSet, groups Group, needs Needs, defaults Config) *Lo
 		}
 		fv := &flagValue{s: s, def: s.get(&defaults), isBool: s.kind == kindBool}
 		l.flagVals[s.name] = fv
-		usage := s.usage
+		usage := s.help()
 		if fv.def != "" && fv.def != "false" && fv.def != "0" {
 			usage += " (default " + fv.def + ")"
 		}

@@ -32,6 +32,22 @@ func (v *validator) oneOf(key, val string, allowed ...string) error {
 	return v.fail(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
 }
 
+// choice checks val against the values the setting key declares (settings.go), the same list its help shows.
+func (v *validator) choice(key, val string) error {
+	s := settingByName[key]
+	if s.accepts(val) {
+		return nil
+	}
+	names := make([]string, len(s.values))
+	for i, c := range s.values {
+		names[i] = c.value
+		if c.value == "" {
+			names[i] = `"" (none)`
+		}
+	}
+	return v.fail(key, "%q is not one of %s", val, strings.Join(names, ", "))
+}
+
 // validate checks every setting of the loader's groups. It returns the first problem.
 func (v *validator) validate() error {
 	c := v.c
@@ -136,7 +152,7 @@ func (v *validator) api() error {
 
 func (v *validator) sink() error {
 	c := v.c
-	if err := v.oneOf("sink", string(c.Sink), string(SinkJetStream), string(SinkNATS), string(SinkKafka), string(SinkFile), string(SinkStdout)); err != nil {
+	if err := v.choice("sink", string(c.Sink)); err != nil {
 		return err
 	}
 	if c.ConnectTimeout <= 0 {
@@ -156,7 +172,7 @@ func (v *validator) sink() error {
 					return v.fail("stream", "%v", err)
 				}
 			}
-			if err := v.oneOf("stream-storage", c.StreamStorage, "file", "memory"); err != nil {
+			if err := v.choice("stream-storage", c.StreamStorage); err != nil {
 				return err
 			}
 			if c.Replicas < 1 || c.Replicas > 5 {
@@ -186,16 +202,16 @@ func (v *validator) sink() error {
 		if err := checkTopic(c.KafkaTopic); err != nil {
 			return v.fail("kafka-topic", "%v", err)
 		}
-		if err := v.oneOf("kafka-compression", c.KafkaCompression, "none", "snappy", "lz4", "zstd", "gzip"); err != nil {
+		if err := v.choice("kafka-compression", c.KafkaCompression); err != nil {
 			return err
 		}
-		if err := v.oneOf("kafka-key", c.KafkaKey, "tag", "id"); err != nil {
+		if err := v.choice("kafka-key", c.KafkaKey); err != nil {
 			return err
 		}
-		if c.KafkaAcks != "all" {
+		if !settingByName["kafka-acks"].accepts(c.KafkaAcks) {
 			return v.fail("kafka-acks", "%q: only all is supported (an event counts as published once every in-sync replica has it)", c.KafkaAcks)
 		}
-		if err := v.oneOf("kafka-content-mode", c.KafkaContentMode, "binary", "structured"); err != nil {
+		if err := v.choice("kafka-content-mode", c.KafkaContentMode); err != nil {
 			return err
 		}
 		if c.KafkaPartitions < 1 {
@@ -204,7 +220,7 @@ func (v *validator) sink() error {
 		if c.KafkaReplicationFactor < 1 {
 			return v.fail("kafka-replication-factor", "%d must be at least 1", c.KafkaReplicationFactor)
 		}
-		if err := v.oneOf("kafka-sasl-mechanism", c.KafkaSASLMechanism, "", "plain", "scram-sha-256", "scram-sha-512"); err != nil {
+		if err := v.choice("kafka-sasl-mechanism", c.KafkaSASLMechanism); err != nil {
 			return err
 		}
 		if c.KafkaSASLMechanism != "" {
@@ -269,7 +285,7 @@ func (v *validator) nats() error {
 
 func (v *validator) state() error {
 	c := v.c
-	if err := v.oneOf("checkpoint-store", string(c.CheckpointStore), string(StoreBolt), string(StoreJetStreamKV), string(StoreMemory)); err != nil {
+	if err := v.choice("checkpoint-store", string(c.CheckpointStore)); err != nil {
 		return err
 	}
 	switch c.CheckpointStore {
@@ -317,10 +333,10 @@ func (v *validator) ops() error {
 			return v.fail("metrics-addr", "%q: %v", c.MetricsAddr, err)
 		}
 	}
-	if err := v.oneOf("log-format", c.LogFormat, "text", "json"); err != nil {
+	if err := v.choice("log-format", c.LogFormat); err != nil {
 		return err
 	}
-	if err := v.oneOf("log-level", strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"); err != nil {
+	if err := v.choice("log-level", strings.ToLower(c.LogLevel)); err != nil {
 		return err
 	}
 	if c.ShutdownTimeout <= 0 {
