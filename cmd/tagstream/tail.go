@@ -65,7 +65,11 @@ func runTail(c *cli, args []string) int {
 	if err := config.CheckReachable(ctx, cfg); err != nil {
 		return c.configFailure(err)
 	}
-	opts := pipeline.ConsumerOptions{Tags: splitComma(o.tags), Logger: newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)}
+	logger := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+	opts := pipeline.ConsumerOptions{Tags: splitComma(o.tags), Logger: logger}
 	if o.fromBeginning {
 		opts.Start = consume.StartFirst
 	}

@@ -136,6 +136,7 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 		origin[s.name] = name
 	}
+	c.Warnings = append(c.Warnings, unknownVariables(envMap)...)
 
 	// 3. The flags that were set.
 	var flagErr error

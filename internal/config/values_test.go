@@ -83,3 +83,51 @@ func TestHelpListsEveryValueValidationAccepts(t *testing.T) {
 		})
 	}
 }
+
+func TestUnknownEnvironmentVariablesAreWarnedAbout(t *testing.T) {
+	good := tokensFile(t, secretToken+"\n", 0o600)
+	base := "tags: x\nsink: stdout\ntokens-file: " + good + "\n"
+	tests := []struct {
+		name  string
+		vars  map[string]string
+		group Group
+		want  []string // each a warning, in order
+	}{
+		{"a misspelt setting is named with the one meant", map[string]string{"TAGSTREAM_MIN_INTERVALL": "5s"}, 0,
+			[]string{"environment variable TAGSTREAM_MIN_INTERVALL is not a tagstream setting and is ignored (did you mean TAGSTREAM_MIN_INTERVAL?)"}},
+		{"a misspelt secret is named without its value", map[string]string{"TAGSTREAM_TOKEN": secretToken}, 0,
+			[]string{"environment variable TAGSTREAM_TOKEN is not a tagstream setting and is ignored (did you mean TAGSTREAM_TOKENS?)"}},
+		{"a variable far from any setting gets no suggestion", map[string]string{"TAGSTREAM_FROBNICATE": "1"}, 0,
+			[]string{"environment variable TAGSTREAM_FROBNICATE is not a tagstream setting and is ignored"}},
+		{"several are reported in order", map[string]string{"TAGSTREAM_B": "1", "TAGSTREAM_A": "1"}, 0,
+			[]string{"environment variable TAGSTREAM_A is not", "environment variable TAGSTREAM_B is not"}},
+		{"the variables of the project's scripts are not reported", map[string]string{"TAGSTREAM_KAFKA_HOME": "/k", "TAGSTREAM_INTEGRATION": "1"}, 0, nil},
+		{"a setting of another subcommand is not reported", map[string]string{"TAGSTREAM_TAGS": "x"}, GroupSink | GroupOps, nil},
+		{"other variables are not looked at", map[string]string{"HOME": "/h", "MY_TAGSTREAM_X": "1"}, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, env{file: base, vars: tt.vars, group: tt.group})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range c.Warnings {
+				if strings.Contains(w, "environment variable") {
+					got = append(got, w)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("warnings %q, want %d like %q", got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("warning %d = %q, want %q", i, got[i], w)
+				}
+				if strings.Contains(got[i], secretToken) {
+					t.Errorf("warning %q shows the value", got[i])
+				}
+			}
+		})
+	}
+}
