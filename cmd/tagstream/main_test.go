@@ -193,22 +193,29 @@ func TestCheckExitStatusSaysWhatFailed(t *testing.T) {
 	tests := []struct {
 		name     string
 		args     []string
+		env      []string
 		wantCode int
 		want     []string
 	}{
-		{"a good configuration passes every check", args(good), 0, []string{"ok    config", "ok    api", "budget", "of 5000 left", "ok    sink", "run creates stream TAGSTREAM", "ok    state"}},
-		{"a revoked token fails the API check", args(revoked), 1, []string{"FAIL  api", "invalid or revoked", "ok    sink"}},
-		{"a stream that must exist but does not fails the sink check", args(good, "--create-stream=false"), 1, []string{"ok    api", "FAIL  sink", "create-stream is off"}},
-		{"an unreachable broker exits 3", args(good, "--nats-url", "nats://"+testkit.FreeAddr(t)), 3, []string{"ok    api", "FAIL  sink: pipeline: broker unreachable"}},
-		{"an unreachable broker and a failed check exit 1", args(revoked, "--nats-url", "nats://"+testkit.FreeAddr(t)), 1, []string{"FAIL  api", "FAIL  sink: pipeline: broker unreachable"}},
-		{"the KV store without a dead-letter destination is warned about", args(good, "--checkpoint-store", "jetstream-kv"), 0, []string{"warn  dead-letter is empty and checkpoint-store is jetstream-kv", "set dead-letter to a subject or topic", "KV bucket tagstream_cursors does not exist yet"}},
-		{"the file sink needs no broker", args(good, "--sink", "file", "--output", filepath.Join(dir, "out.ndjson")), 0, []string{"ok    sink: events will be appended"}},
-		{"an invalid configuration exits 2", args(good, "--page-size", "100"), 2, nil},
+		{"a good configuration passes every check", args(good), nil, 0, []string{"ok    config", "ok    api", "budget", "of 5000 left", "ok    sink", "run creates stream TAGSTREAM", "ok    state"}},
+		{"a revoked token fails the API check", args(revoked), nil, 1, []string{"FAIL  api", "invalid or revoked", "ok    sink"}},
+		{"a stream that must exist but does not fails the sink check", args(good, "--create-stream=false"), nil, 1, []string{"ok    api", "FAIL  sink", "create-stream is off"}},
+		{"an unreachable broker exits 3", args(good, "--nats-url", "nats://"+testkit.FreeAddr(t)), nil, 3, []string{"ok    api", "FAIL  sink: pipeline: broker unreachable"}},
+		{"an unreachable broker and a failed check exit 1", args(revoked, "--nats-url", "nats://"+testkit.FreeAddr(t)), nil, 1, []string{"FAIL  api", "FAIL  sink: pipeline: broker unreachable"}},
+		{"the KV store without a dead-letter destination is warned about", args(good, "--checkpoint-store", "jetstream-kv"), nil, 0, []string{"warn  dead-letter is empty and checkpoint-store is jetstream-kv", "set dead-letter to a subject or topic", "KV bucket tagstream_cursors does not exist yet"}},
+		{"the file sink needs no broker", args(good, "--sink", "file", "--output", filepath.Join(dir, "out.ndjson")), nil, 0, []string{"ok    sink: events will be appended"}},
+		{"an invalid configuration exits 2", args(good, "--page-size", "100"), nil, 2, nil},
+		{"an API that is not there is refused, with what to look at", args(good, "--api-url", "https://"+testkit.FreeAddr(t)+"/v1"), nil, 1,
+			[]string{"FAIL  api: connection refused (GET https://127.0.0.1:", "/v1/tags/sunset/media/recent)\n      refused: nothing listens at"}},
+		{"an API whose certificate is not trusted is a TLS problem", args(good, "--ca-file", ""), nil, 1,
+			[]string{"FAIL  api: TLS: ", "give the CA that signed it in ca-file"}},
+		{"a misspelt environment variable is named", args(good), []string{"TAGSTREAM_MIN_INTERVALL=5s"}, 0,
+			[]string{"warn  environment variable TAGSTREAM_MIN_INTERVALL is not a tagstream setting and is ignored (did you mean TAGSTREAM_MIN_INTERVAL?)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := run(t, nil, tt.args...)
+			r := run(t, tt.env, tt.args...)
 			if r.code != tt.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.wantCode, r.stdout, r.stderr)
 			}
