@@ -155,6 +155,13 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		return nil, flagErr
 	}
 
+	// The default state directory is the user's, not the working directory: a run started from another
+	// directory must find the same cursors (starting afresh would skip what was posted meanwhile), and the
+	// cursors and dead letters stay out of any repository.
+	if _, set := origin["state-dir"]; !set && c.StateDir == "" && l.groups&GroupState != 0 {
+		c.StateDir, origin["state-dir"] = defaultStateDir(envMap)
+	}
+
 	// 4. Secrets, from the environment only.
 	c.NATSUser = envMap[EnvNATSUser]
 	c.NATSPassword = envMap[EnvNATSPassword]
@@ -347,4 +354,17 @@ func describeFileErr(err error) string {
 func Validate(c *Config, groups Group, needs Needs) error {
 	v := validator{c: c, origin: map[string]string{}, groups: groups, needs: needs}
 	return v.validate()
+}
+
+// defaultStateDir returns the default state directory per the XDG base directory specification:
+// $XDG_STATE_HOME/tagstream when XDG_STATE_HOME is an absolute path, else $HOME/.local/state/tagstream, and where
+// the value came from; "" when neither variable is set.
+func defaultStateDir(env map[string]string) (dir, origin string) {
+	if x := env["XDG_STATE_HOME"]; filepath.IsAbs(x) {
+		return filepath.Join(x, "tagstream"), "default, from XDG_STATE_HOME"
+	}
+	if h := env["HOME"]; h != "" {
+		return filepath.Join(h, ".local", "state", "tagstream"), "default, from HOME"
+	}
+	return "", "default"
 }

@@ -249,7 +249,7 @@ var settings = []*setting{
 	str("output", GroupSink, "path of the NDJSON file for sink=file", func(c *Config) *string { return &c.Output }),
 
 	// State.
-	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db)", func(c *Config) *string { return &c.StateDir }),
+	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db) and of dead-letters.ndjson (default $XDG_STATE_HOME/tagstream, else ~/.local/state/tagstream: the same whatever the working directory)", func(c *Config) *string { return &c.StateDir }),
 	enum("checkpoint-store", GroupState, "cursor store", oneOf("bolt: file in state-dir", "jetstream-kv", "memory: lost on exit"), "", func(c *Config) *string { return (*string)(&c.CheckpointStore) }),
 	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
 

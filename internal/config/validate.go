@@ -291,7 +291,7 @@ func (v *validator) state() error {
 	switch c.CheckpointStore {
 	case StoreBolt:
 		if strings.TrimSpace(c.StateDir) == "" {
-			return v.fail("state-dir", "checkpoint-store=bolt needs a directory")
+			return v.fail("state-dir", "checkpoint-store=bolt needs a directory (the default, $XDG_STATE_HOME/tagstream or ~/.local/state/tagstream, needs XDG_STATE_HOME or HOME)")
 		}
 		st, err := os.Stat(c.StateDir)
 		switch {
@@ -303,6 +303,12 @@ func (v *validator) state() error {
 			}
 		case !os.IsNotExist(err):
 			return v.fail("state-dir", "%s: %s", c.StateDir, describeFileErr(err))
+		case strings.HasPrefix(originOf(v.origin, "state-dir"), "default"):
+			// The default (~/.local/state/tagstream) is created with its parents, as XDG directories are.
+			parent := nearestDir(c.StateDir)
+			if err := checkWritable(parent); err != nil {
+				return v.fail("state-dir", "%s cannot be created: %v", c.StateDir, err)
+			}
 		default:
 			if err := checkParentDir(c.StateDir); err != nil {
 				return v.fail("state-dir", "cannot be created: %v", err)
@@ -415,6 +421,21 @@ func checkCAFile(path string) error {
 		return fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return nil
+}
+
+// nearestDir returns the nearest existing ancestor of path.
+func nearestDir(path string) string {
+	dir := filepath.Dir(filepath.Clean(path))
+	for {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
 }
 
 // checkParentDir reports whether the directory that would hold path exists.
