@@ -251,7 +251,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		return exitUsage, err
 	}
 	if err := config.CheckReachable(ctx, &cfg); err != nil {
-		return exitUsage, err
+		return exitUnreachable, err
 	}
 	d.cfg = &cfg
 	red := cfg.Redactor()

@@ -10,7 +10,7 @@
 //	tagstream version          print the version
 //
 // Every subcommand takes --help. Exit status: 0 success, 1 a runtime failure, 2 a usage or configuration
-// problem, 3 (check only) a broker could not be reached. Settings come from a YAML file (--config), TAGSTREAM_* environment variables and flags; see
+// problem, 3 (check, tail, demo) a broker could not be reached. Settings come from a YAML file (--config), TAGSTREAM_* environment variables and flags; see
 // docs/configuration.md and docs/operations.md.
 package main
 
@@ -30,7 +30,7 @@ const (
 	exitOK          = 0
 	exitFailure     = 1
 	exitUsage       = 2
-	exitUnreachable = 3 // check: a broker could not be reached, and nothing else failed
+	exitUnreachable = 3 // check, tail, demo: a broker could not be reached (check: and nothing else failed)
 )
 
 // cli carries the process environment to a subcommand, so that tests can run commands in-process.
@@ -94,8 +94,8 @@ func (c *cli) usage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nRun 'tagstream <command> --help' for the flags of a command.\n"+
 		"Settings also come from a YAML file (--config) and TAGSTREAM_* environment variables; tokens only from\n"+
-		"--tokens-file or TAGSTREAM_TOKENS. Exit status: 0 ok, 1 failure, 2 bad usage or configuration (check: 3 a\n"+
-		"broker could not be reached).\n")
+		"--tokens-file or TAGSTREAM_TOKENS. Exit status: 0 ok, 1 failure, 2 bad usage or configuration, 3 a broker\n"+
+		"could not be reached (check, tail, demo; run waits for it).\n")
 }
 
 // newFlagSet returns a flag set for a subcommand whose usage text names the command and its purpose.

@@ -22,7 +22,10 @@ const tailHelp = `
 Consume the events the pipeline published and print them, one line each (or the raw CloudEvents JSON with
 --json). Reads JetStream with an ephemeral ordered consumer, core NATS with a plain subscription (new events
 only) or Kafka with a reader per partition. --tag narrows to some tags: a subject filter on NATS, the event's
-subject on Kafka. Stops on Ctrl-C, after --max events, or after --idle without events.`
+subject on Kafka. Stops on Ctrl-C, after --max events, or after --idle without events.
+
+Exit status: 0 stopped (Ctrl-C, --max, --idle); 1 the broker failed while reading; 2 a bad setting; 3 the broker
+could not be reached (nothing listens at its address, or it timed out), said at once with the address.`
 
 // tailOptions are the tail-only flags.
 type tailOptions struct {
@@ -63,7 +66,7 @@ func runTail(c *cli, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := config.CheckReachable(ctx, cfg); err != nil {
-		return c.configFailure(err)
+		return c.tailFailure(cfg, err)
 	}
 	logger := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
 	for _, w := range cfg.Warnings {
@@ -105,8 +108,18 @@ func runTail(c *cli, args []string) int {
 	return exitOK
 }
 
+// tailFailure prints err; a broker that cannot be reached exits 3 with a hint, anything else 1 (a configuration
+// problem found late, 2).
 func (c *cli) tailFailure(cfg *config.Config, err error) int {
-	fmt.Fprintf(c.stderr, "tagstream tail: %s\n", cfg.Redactor().String(err.Error()))
+	msg := cfg.Redactor().String(err.Error())
+	switch {
+	case pipeline.IsUnreachable(err):
+		fmt.Fprintf(c.stderr, "tagstream tail: %s\n  is the broker running? tagstream demo --keep-running starts a NATS server; check --sink and its address\n", msg)
+		return exitUnreachable
+	case isConfigError(err):
+		return c.configFailure(err)
+	}
+	fmt.Fprintf(c.stderr, "tagstream tail: %s\n", msg)
 	return exitFailure
 }
 
