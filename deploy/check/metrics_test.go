@@ -45,9 +45,6 @@ const (
 var pendingMetrics = []pendingMetric{
 	{"tagstream_budget_use_ratio", "gauge", nil,
 		"pending: to be added with the pool's budget accounting", []string{mainRules, dashFile}},
-	{"tagstream_broker_up", "gauge", nil,
-		"pending, proposed here: 1 while the sink's readiness check (the broker check of /readyz) passes, else 0",
-		[]string{mainRules, dashFile}},
 	{"tagstream_tag_last_poll_timestamp_seconds", "gauge", []string{"tag"},
 		"pending, proposed here: Unix time of the end of each tag's last successful poll (process start before the first)",
 		[]string{mainRules, dashFile}},

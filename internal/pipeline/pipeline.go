@@ -108,6 +108,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err e
 		}
 	}()
 
+	if err := p.registerMetrics(p.reg); err != nil {
+		return nil, fmt.Errorf("pipeline: metrics: %w", err)
+	}
 	// The status listener first: a busy address is a configuration problem found before any work.
 	if cfg.MetricsAddr != "" {
 		p.status = status.New(status.Config{
