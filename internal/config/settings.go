@@ -12,11 +12,12 @@ type Group uint
 
 // Setting groups.
 const (
-	GroupAPI   Group = 1 << iota // upstream API, tags, tokens, polling
-	GroupSink                    // broker or file sink
-	GroupState                   // checkpoint store
-	GroupOps                     // metrics, logging, shutdown
-	GroupAll   = GroupAPI | GroupSink | GroupState | GroupOps
+	GroupAPI    Group = 1 << iota // upstream API, tags, tokens, polling
+	GroupSink                     // broker or file sink
+	GroupState                    // checkpoint store
+	GroupOps                      // metrics, logging, shutdown
+	GroupStatus                   // what status needs to find a running instance (metrics-addr)
+	GroupAll    = GroupAPI | GroupSink | GroupState | GroupOps
 )
 
 type kind int
@@ -254,7 +255,7 @@ var settings = []*setting{
 	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
 
 	// Operations.
-	str("metrics-addr", GroupOps, "listen address of /metrics, /healthz, /readyz and /status (empty = off)", func(c *Config) *string { return &c.MetricsAddr }),
+	str("metrics-addr", GroupOps|GroupStatus, "listen address of /metrics, /healthz, /readyz and /status (empty = off)", func(c *Config) *string { return &c.MetricsAddr }),
 	enum("log-format", GroupOps, "log format", oneOf("text", "json"), "", func(c *Config) *string { return &c.LogFormat }),
 	enum("log-level", GroupOps, "log level", oneOf("debug", "info", "warn", "error"), "", func(c *Config) *string { return &c.LogLevel }),
 	dur("shutdown-timeout", GroupOps, "how long a stop may take to flush and save cursors", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),

@@ -64,16 +64,17 @@ type Deps struct {
 // Run once (a second call returns an error); Close releases it when Run is not called. Its methods are safe for
 // concurrent use.
 type Pipeline struct {
-	cfg     *config.Config
-	deps    Deps
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	red     *redact.Redactor
-	status  *status.Server       // nil when metrics-addr is empty
-	dead    publisher.DeadLetter // the default dead-letter file, or nil
-	closers []func() error       // released last by Close, in reverse order
-	started chan struct{}        // closed when polling starts
-	running atomic.Bool          // Run was called
+	cfg      *config.Config
+	deps     Deps
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	red      *redact.Redactor
+	status   *status.Server       // nil when metrics-addr is empty
+	dead     publisher.DeadLetter // the default dead-letter file, or nil
+	closers  []func() error       // released last by Close, in reverse order
+	instance string               // host/pid, the owner of every tag on /status
+	started  chan struct{}        // closed when polling starts
+	running  atomic.Bool          // Run was called
 
 	mu      sync.Mutex
 	sink    *sink
@@ -90,7 +91,7 @@ type Pipeline struct {
 // errors that a restart cannot fix are *config.Error values (errors.Is(err, config.ErrInvalid)).
 func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err error) {
 	p := &Pipeline{cfg: cfg, deps: deps, log: deps.Logger, reg: deps.Registry, red: cfg.Redactor(),
-		started: make(chan struct{})}
+		started: make(chan struct{}), instance: instanceName()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +152,15 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err e
 		p.store = b
 	}
 	return p, nil
+}
+
+// instanceName names this process on /status: host/pid.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // openDeadLetterFile opens <state-dir>/dead-letters.ndjson for the broker sinks when the dead-letter setting is

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/internal/pipeline"
+	"github.com/tagstream/tagstream/internal/status"
+	"github.com/tagstream/tagstream/internal/testkit"
+)
+
+// startPipeline runs a pipeline against a simulator with tags, publishing to a file, with its status endpoints on
+// a free port, until the test ends; it returns once every tag was polled once.
+func startPipeline(t *testing.T, tags ...string) *pipeline.Pipeline {
+	t.Helper()
+	sim := startSim(t, tags...)
+	cfg := config.Defaults()
+	cfg.APIURL, cfg.CAFile, cfg.Tags = sim.URL(), sim.CAFile(), tags
+	cfg.Credentials = []config.Credential{{Value: secretTokens[0]}, {Value: secretTokens[1]}}
+	cfg.StateDir = filepath.Join(t.TempDir(), "state")
+	cfg.Sink, cfg.Output = config.SinkFile, filepath.Join(t.TempDir(), "events.ndjson")
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.MinInterval, cfg.MaxInterval = 200*time.Millisecond, time.Second
+	if err := config.Validate(&cfg, config.GroupAll, config.Needs{Tags: true, Tokens: true}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(t.Context(), &cfg, pipeline.Deps{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		testkit.Receive(t, done, 30*time.Second, "the pipeline to stop")
+	})
+	testkit.Eventually(t, 30*time.Second, "the first poll of every tag", func() bool {
+		n := 0
+		for _, s := range p.TagStatus() {
+			if !s.LastPoll.IsZero() {
+				n++
+			}
+		}
+		return n == len(tags)
+	})
+	return p
+}
+
+func TestStatusShowsARunningPipeline(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, "sunset", "coffee")
+	addr := p.StatusAddr()
+	cfgFile := filepath.Join(t.TempDir(), "tagstream.yaml")
+	if err := os.WriteFile(cfgFile, []byte("tags: [x]\nmetrics-addr: "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"from --metrics-addr", nil, []string{"--metrics-addr", addr}},
+		{"from TAGSTREAM_METRICS_ADDR", []string{"TAGSTREAM_METRICS_ADDR=" + addr}, nil},
+		{"from the config file run uses", nil, []string{"--config", cfgFile}},
+	} {
+		t.Run("a table "+how.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, how.env, append([]string{"status"}, how.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			lines := strings.Split(r.stdout, "\n")
+			if !strings.HasPrefix(lines[0], "tagstream test (") || !strings.Contains(lines[0], "sink file ") {
+				t.Errorf("first line %q does not name the instance and the sink", lines[0])
+			}
+			for _, w := range []string{"TAG ", "OWNER", "CURSOR", "LAST POLL", "NEXT POLL", "RATE/s", "LAG", "GAPS", "STATE",
+				"\nsunset ", "\ncoffee ", " ago ", "TOKEN", "FINGERPRINT", "BUDGET LEFT", " / 5000"} {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("the table does not show %q:\n%s", w, r.stdout)
+				}
+			}
+			if strings.Contains(r.stderr, "warning") {
+				t.Errorf("stderr: %s", r.stderr)
+			}
+		})
+	}
+	t.Run("JSON for scripts", func(t *testing.T) {
+		t.Parallel()
+		r := run(t, nil, "status", "--metrics-addr", addr, "--json")
+		var rep status.Report
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 {
+			t.Fatalf("exit %d, %v:\n%s", r.code, err, r.stdout)
+		}
+		if len(rep.Tags) != 2 || len(rep.Tokens) != 2 || rep.Instance == "" {
+			t.Fatalf("report = %+v", rep)
+		}
+		for _, tag := range rep.Tags {
+			if tag.Owner != rep.Instance || tag.Cursor == "" || tag.LastPoll.IsZero() || tag.State == "" {
+				t.Errorf("tag %+v lacks its owner, cursor, last poll or state", tag)
+			}
+		}
+	})
+}
+
+func TestStatusSaysWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
+	t.Cleanup(other.Close)
+	dead := testkit.FreeAddr(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no address", []string{"status"}, 2, "metrics-addr: status reads a running tagstream's /status"},
+		{"nothing answers", []string{"status", "--metrics-addr", dead}, 3, "nothing answered at http://" + dead + "/status: connection refused\n  is tagstream running, with --metrics-addr " + dead + "?"},
+		{"something else answers", []string{"status", "--metrics-addr", other.URL}, 1, "not a tagstream status report"},
+		{"a bad address", []string{"status", "--metrics-addr", "localhost"}, 2, "not host:port or a URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, nil, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to say %q", r.code, tt.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
