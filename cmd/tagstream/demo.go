@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -149,10 +151,86 @@ type demo struct {
 	sim   *testenv.Server
 	ns    *server.Server
 	cfg   *config.Config
-	pipe  *pipeline.Pipeline
 	stats *demoStats
 	view  *demoView
 	logs  *logRing
+	start time.Time
+
+	mu    sync.Mutex
+	pipe  *pipeline.Pipeline // nil until built
+	phase string
+}
+
+// The phases of the demo, as the view shows them.
+const (
+	phaseStarting  = "starting the pipeline: reaching the broker"
+	phaseFirstPoll = "waiting for the first poll of every tag"
+	phaseRunning   = "running"
+	phaseDraining  = "posting stopped; waiting for the last events"
+	phaseDone      = "done"
+)
+
+func (d *demo) setPhase(p string) {
+	d.mu.Lock()
+	d.phase = p
+	d.mu.Unlock()
+}
+
+func (d *demo) pipeline() *pipeline.Pipeline {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pipe
+}
+
+// frame gathers what the view shows at now, including what the demo is waiting for until events flow.
+func (d *demo) frame(now time.Time) viewFrame {
+	d.mu.Lock()
+	phase, pipe := d.phase, d.pipe
+	d.mu.Unlock()
+	d.stats.resolve(d.sim.GroundTruth())
+	rates := d.stats.rates(now)
+	events, dups, gaps := d.stats.totals()
+	sum := d.stats.summary(nil)
+	f := viewFrame{elapsed: now.Sub(d.start), phase: phase, api: d.cfg.APIURL, sink: d.cfg.NATSURL, events: events,
+		dups: dups, gaps: gaps, p50: sum.p50, p95: sum.p95, samples: d.stats.sampleLines(), now: now}
+	if d.cfg.Sink == config.SinkKafka {
+		f.sink = "kafka " + strings.Join(d.cfg.KafkaBrokers, ",")
+	}
+	if d.logs != nil {
+		f.logs = d.logs.lines()
+	}
+	intervals := map[string]string{}
+	polled := 0
+	if pipe != nil {
+		f.sink = pipe.SinkName()
+		f.tokens = pipe.TokenStatus()
+		for _, s := range pipe.TagStatus() {
+			intervals[s.Tag] = "-"
+			if !s.LastAttempt.IsZero() && s.NextPoll.After(s.LastAttempt) {
+				intervals[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastAttempt))
+			}
+			if !s.LastPoll.IsZero() {
+				polled++
+			}
+		}
+	}
+	var posting float64
+	for _, t := range demoTags {
+		r := t.rate * d.o.rateScale
+		posting += r
+		f.rate += rates[t.name]
+		n, p50, p95 := d.stats.tagRow(t.name)
+		f.tags = append(f.tags, viewTag{name: t.name, posted: r, events: n, rate: rates[t.name], p50: p50, p95: p95, pollEvery: cmp.Or(intervals[t.name], "-")})
+	}
+	switch {
+	case phase == phaseStarting:
+		f.waiting = fmt.Sprintf("waiting for the broker (%s); polling starts once it answers", f.sink)
+	case phase == phaseFirstPoll:
+		f.waiting = fmt.Sprintf("waiting for the first poll of every tag (%d of %d): it puts the cursor at the head", polled, len(demoTags))
+	case phase == phaseRunning && events == 0:
+		f.waiting = fmt.Sprintf("waiting for the first event: the tags post %.1f media/s from now on", posting)
+	}
+	return f
 }
 
 func randomToken() string {
@@ -177,6 +255,13 @@ func (d *demo) run(ctx context.Context) (int, error) {
 
 	// Logs: on a terminal they go to a ring shown in the view, elsewhere to stderr.
 	tty := !o.plain && isTerminal(d.c.stdout)
+	interval := o.interval
+	if interval == 0 {
+		interval = 5 * time.Second
+		if tty {
+			interval = 500 * time.Millisecond
+		}
+	}
 	var logW io.Writer = d.c.stderr
 	if tty {
 		d.logs = newLogRing(5)
@@ -256,14 +341,34 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	d.cfg = &cfg
 	red := cfg.Redactor()
 
+	// The view from now on, saying what the demo waits for until events flow; it is finished (the last frame
+	// left on the screen) before the summary or an error is printed.
+	d.stats = newDemoStats(tags)
+	d.start = time.Now()
+	d.setPhase(phaseStarting)
+	d.view = newDemoView(d.c.stdout, tty, d.frame)
+	viewCtx, stopView := context.WithCancel(context.Background())
+	viewDone := make(chan struct{})
+	go func() {
+		defer close(viewDone)
+		d.view.loop(viewCtx, interval)
+	}()
+	finishView := func() {
+		stopView()
+		<-viewDone
+		d.view.finish(time.Now())
+	}
+	defer finishView()
+
 	// 4. The pipeline; once it polls, the consumer that reads every event back (before anything is published:
 	// the first poll of each tag only sets its cursor).
-	d.stats = newDemoStats(tags)
 	pipe, err := pipeline.New(ctx, &cfg, pipeline.Deps{Logger: logger, Version: Version(), Stdout: io.Discard})
 	if err != nil {
 		return exitFailure, errors.New(red.String(err.Error()))
 	}
+	d.mu.Lock()
 	d.pipe = pipe
+	d.mu.Unlock()
 	runCtx, stopPipeline := context.WithCancel(context.Background())
 	defer stopPipeline()
 	pipeEnded := make(chan struct{})
@@ -290,17 +395,8 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		return exitFailure, errors.New(red.String(err.Error()))
 	}
 
-	d.view = &demoView{w: d.c.stdout, tty: tty, d: d, start: time.Now()}
-	interval := o.interval
-	if interval == 0 {
-		interval = 5 * time.Second
-		if tty {
-			interval = 500 * time.Millisecond
-		}
-	}
-
 	// 5. Wait until every tag had its first poll (its cursor is set at the head), then start posting.
-	d.view.phase = "waiting for the first poll of every tag"
+	d.setPhase(phaseFirstPoll)
 	if err := d.waitFirstPolls(ctx, pipeEnded, &pipeErr); err != nil {
 		stopPipeline()
 		<-pipeEnded
@@ -332,8 +428,11 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	}()
 
 	// 6. The live view until the end of the workload.
-	d.view.phase = "running"
-	d.view.loop(workCtx, interval, pipeEnded)
+	d.setPhase(phaseRunning)
+	select {
+	case <-workCtx.Done():
+	case <-pipeEnded:
+	}
 	<-burstsDone
 	interrupted := ctx.Err() != nil
 
@@ -344,7 +443,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	d.sim.SetFaults(testenv.Faults{})
 	workEnd := time.Now()
 	d.stats.setWorkEnd(workEnd)
-	d.view.phase = "posting stopped; waiting for the last events"
+	d.setPhase(phaseDraining)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), o.drain)
 	if interrupted {
 		// A second Ctrl-C during the drain ends it at once.
@@ -352,7 +451,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		drainCtx, cancel = signal.NotifyContext(drainCtx, os.Interrupt, syscall.SIGTERM)
 		defer cancel()
 	}
-	d.drain(drainCtx, interval)
+	d.drain(drainCtx)
 	cancelDrain()
 	stopPipeline()
 	<-pipeEnded
@@ -360,8 +459,9 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	<-consumerDone
 	d.stats.resolve(d.sim.GroundTruth())
 
-	// 8. The summary.
-	d.view.final()
+	// 8. The summary, below the last frame.
+	d.setPhase(phaseDone)
+	finishView()
 	sum := d.stats.summary(d.sim.GroundTruth())
 	d.printSummary(sum, workEnd.Sub(workStart))
 	if pipeErr != nil {
@@ -380,7 +480,7 @@ func (d *demo) waitFirstPolls(ctx context.Context, pipeEnded <-chan struct{}, pi
 	deadline := time.After(60 * time.Second)
 	for {
 		done := 0
-		for _, s := range d.pipe.TagStatus() {
+		for _, s := range d.pipeline().TagStatus() {
 			if !s.LastPoll.IsZero() && s.Cursor != "" {
 				done++
 			}
@@ -424,19 +524,14 @@ func (d *demo) burstLoop(ctx context.Context, seed int64) {
 }
 
 // drain waits until every media posted during the workload was consumed, or ctx ends.
-func (d *demo) drain(ctx context.Context, interval time.Duration) {
+func (d *demo) drain(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	last := time.Time{}
 	for {
 		truth := d.sim.GroundTruth()
 		d.stats.resolve(truth)
 		if d.stats.summary(truth).missing == 0 {
 			return
-		}
-		if time.Since(last) >= interval {
-			d.view.render()
-			last = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -24,6 +24,10 @@ func TestClipWidth(t *testing.T) {
 		{"escape sequences take no room", "\x1b[1mbold\x1b[0m", 4, "\x1b[1mbold\x1b[0m"},
 		{"wide characters take two cells", "東京東京", 5, "東京\x1b[0m"},
 		{"combining marks take none", "e\u0301e\u0301", 2, "e\u0301e\u0301"},
+		{"a quoted escape is kept whole", `ab\u2028c`, 8, "ab\\u2028\x1b[0m"},
+		{"a quoted escape that does not fit is cut before", `ab\u2028c`, 6, "ab\x1b[0m"},
+		{"a quoted backslash is one unit", `a\\b`, 2, "a\x1b[0m"},
+		{"an escape sequence at the cut is kept whole", "ab\x1b[31mcd", 2, "ab\x1b[31m\x1b[0m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -148,11 +148,13 @@ func (p *printer) print(m consume.Message) {
 func (p *printer) flush() { p.w.Flush() }
 
 // prettyLine describes an event on one line: time, tag, type, media id, user, caption and link; a gap marker
-// says what is missing; a record that is not an event is shown clipped.
+// says what is missing; a record that is not an event is shown clipped. Every text from the event is escaped
+// (the caption quoted, the rest with control characters made visible), so that an event cannot drive the
+// terminal.
 func prettyLine(m consume.Message) string {
 	e := m.Event
 	if e == nil {
-		return "?  unreadable event: " + clip(string(m.JSON), 120)
+		return "?  unreadable event: " + printable(clip(string(m.JSON), 120))
 	}
 	when := ""
 	if !e.Time.IsZero() {
@@ -163,11 +165,12 @@ func prettyLine(m consume.Message) string {
 		if g.Missing >= 0 {
 			missing = fmt.Sprint(g.Missing)
 		}
-		return fmt.Sprintf("%s  #%s  GAP  %s media missing between cursors %s and %s: %s", when, e.Subject, missing, g.FromCursor, g.ToCursor, g.Reason)
+		return printable(fmt.Sprintf("%s  #%s  GAP  %s media missing between cursors %s and %s: %s", when, e.Subject, missing, g.FromCursor, g.ToCursor, g.Reason))
 	}
 	d := e.Data
 	caption := strings.Join(strings.Fields(d.Caption), " ")
-	return fmt.Sprintf("%s  #%-16s %-8s %-24s @%-16s %q  %s", when, e.Subject, d.Type, d.MediaID, d.User.Username, clip(caption, 60), d.Link)
+	return fmt.Sprintf("%s  #%-16s %-8s %-24s @%-16s %q  %s", when, printable(e.Subject), printable(d.Type), printable(d.MediaID),
+		printable(d.User.Username), clip(caption, 60), printable(d.Link))
 }
 
 // clip shortens s to at most n runes, marking the cut.
