@@ -82,7 +82,7 @@ func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-	for _, w := range []string{"Summary", "missing              0", "duplicates           0", "post to event", "budget-left=", "sink jetstream stream TAGSTREAM_DEMO"} {
+	for _, w := range []string{"demo 0s: starting the pipeline: reaching the broker\ndemo 0s: waiting for the broker", "Summary", "missing              0", "duplicates           0", "post to event", "budget-left=", "sink jetstream stream TAGSTREAM_DEMO"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("demo output does not contain %q:\n%s", w, r.stdout)
 		}
