@@ -36,7 +36,11 @@ few seconds when stdout is not a terminal). At the end (--duration, or Ctrl-C) i
 pipeline catch up and prints a summary checked against the simulator's ground truth: events, missing,
 duplicates, latency. Exit status 1 when an event is missing.
 
---nats-url points it at an external NATS server (JetStream enabled); --sink kafka --kafka-brokers at Kafka.`
+--nats-url points it at an external NATS server (JetStream enabled); --sink kafka --kafka-brokers at Kafka.
+
+--keep-running turns the demo into a sandbox for your own tagstream commands: after the summary the simulator
+(its tags posting again) and the embedded NATS server stay up until Ctrl-C, and --dir holds their tokens, the
+simulator's CA and tagstream.yaml, the settings that point check, run, tail and status at them.`
 
 // demoTag is one tag of the demo workload: a skewed spread of posting rates.
 type demoTag struct {
@@ -67,6 +71,8 @@ type demoOptions struct {
 	interval        time.Duration
 	drain           time.Duration
 	logLevel        string
+	keepRunning     bool
+	dir             string
 }
 
 func runDemo(c *cli, args []string) int {
@@ -89,11 +95,24 @@ func runDemo(c *cli, args []string) int {
 	fs.DurationVar(&o.interval, "refresh", 0, "refresh interval of the view (default 500ms on a terminal, 5s otherwise)")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long the end of the demo waits for the last events")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "level of the pipeline's log: "+orList(config.Values("log-level")))
+	fs.BoolVar(&o.keepRunning, "keep-running", false, "after the summary, keep the simulator and the embedded NATS server up for your own\n"+
+		"      tagstream commands until Ctrl-C, and write --dir/tagstream.yaml, the settings that point them there")
+	fs.StringVar(&o.dir, "dir", "", "with --keep-running: the sandbox's directory (tokens, CA, settings, run's state); emptied\n"+
+		"      when an earlier --keep-running made it (default $XDG_STATE_HOME/tagstream/sandbox, else\n"+
+		"      ~/.local/state/tagstream/sandbox)")
 	if code, stop := c.parseFlags(fs, args); stop {
 		return code
 	}
 	if err := o.validate(); err != nil {
 		return c.configFailure(err)
+	}
+	if o.keepRunning {
+		if o.dir == "" {
+			o.dir = defaultSandboxDir(c.environ)
+		}
+		if err := prepareSandbox(o.dir); err != nil {
+			return c.configFailure(err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -126,6 +145,10 @@ func (o *demoOptions) validate() error {
 		return bad("refresh", "must not be negative")
 	case o.drain <= 0:
 		return bad("drain", "must be positive")
+	case o.dir != "" && !o.keepRunning:
+		return bad("dir", "only --keep-running keeps a sandbox directory")
+	case o.keepRunning && (o.sink != string(config.SinkJetStream) || o.natsURL != ""):
+		return bad("keep-running", "keeps the simulator and the embedded NATS server: it goes without --sink kafka and --nats-url")
 	}
 	if !slices.Contains(config.Values("log-level"), o.logLevel) {
 		return bad("log-level", "%q is not one of %s", o.logLevel, strings.Join(config.Values("log-level"), ", "))
@@ -252,6 +275,12 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		d.o.seed = o.seed
 	}
 	stateDir := filepath.Join(tmp, "state") // the simulator is new each time: so are the cursors
+	keep := tmp                             // where the simulator's CA and the NATS store go
+	if o.keepRunning {
+		if keep, err = filepath.Abs(o.dir); err != nil {
+			return exitFailure, err
+		}
+	}
 
 	// Logs: on a terminal they go to a ring shown in the view, elsewhere to stderr.
 	tty := !o.plain && isTerminal(d.c.stdout)
@@ -283,7 +312,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		tags = append(tags, t.name)
 	}
 	d.sim, err = testenv.New(testenv.Config{
-		CertDir:         filepath.Join(tmp, "sim"),
+		CertDir:         filepath.Join(keep, "sim"),
 		Tokens:          tokens,
 		RequestsPerHour: o.requestsPerHour,
 		Cursors:         testenv.CursorOpaque,
@@ -303,7 +332,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	// 2. The broker: an embedded JetStream server unless one was given.
 	natsURL := o.natsURL
 	if config.SinkKind(o.sink) == config.SinkJetStream && natsURL == "" {
-		d.ns, err = startEmbeddedNATS(filepath.Join(tmp, "nats"))
+		d.ns, err = startEmbeddedNATS(filepath.Join(keep, "nats"))
 		if err != nil {
 			return exitFailure, err
 		}
@@ -464,13 +493,19 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	finishView()
 	sum := d.stats.summary(d.sim.GroundTruth())
 	d.printSummary(sum, workEnd.Sub(workStart))
-	if pipeErr != nil {
-		return exitFailure, fmt.Errorf("pipeline: %s", red.String(pipeErr.Error()))
+	code, err := exitOK, error(nil)
+	switch {
+	case pipeErr != nil:
+		code, err = exitFailure, fmt.Errorf("pipeline: %s", red.String(pipeErr.Error()))
+	case sum.missing > 0:
+		code = exitFailure
 	}
-	if sum.missing > 0 {
-		return exitFailure, nil
+	if o.keepRunning {
+		if serr := d.serveSandbox(tokens); serr != nil {
+			return exitFailure, errors.Join(err, fmt.Errorf("sandbox: %w", serr))
+		}
 	}
-	return exitOK, nil
+	return code, err
 }
 
 // waitFirstPolls waits until every tag has been polled successfully once (its cursor is at the head).
