@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +120,68 @@ func TestDemoHelpListsEveryValueItAccepts(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestTheSandboxDirectoryIsOnlyEmptiedWhenASandboxMadeIt(t *testing.T) {
+	t.Parallel()
+	write := func(t *testing.T, dir, name string) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("a new directory is made", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a", "sandbox")
+		if err := prepareSandbox(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, sandboxMarker)); err != nil {
+			t.Errorf("no marker: %v", err)
+		}
+	})
+	t.Run("an earlier sandbox is emptied", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, sandboxMarker)
+		write(t, filepath.Join(dir, "state"), "checkpoints.db")
+		if err := prepareSandbox(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+			t.Errorf("the old state is still there: %v", err)
+		}
+	})
+	t.Run("any other directory with files is refused and left alone", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, "thesis.tex")
+		err := prepareSandbox(dir)
+		if !isConfigError(err) || !strings.Contains(err.Error(), "not empty and not a sandbox") {
+			t.Fatalf("error = %v, want a configuration error", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "thesis.tex")); err != nil {
+			t.Errorf("the file is gone: %v", err)
+		}
+	})
+	t.Run("the default is the user's state directory", func(t *testing.T) {
+		if got := defaultSandboxDir([]string{"HOME=/home/ann"}); got != "/home/ann/.local/state/tagstream/sandbox" {
+			t.Errorf("default = %s", got)
+		}
+		if got := defaultSandboxDir([]string{"HOME=/home/ann", "XDG_STATE_HOME=/st"}); got != "/st/tagstream/sandbox" {
+			t.Errorf("default = %s", got)
+		}
+	})
+	for _, tt := range []struct{ name, want string }{{"--dir without --keep-running", "only --keep-running keeps a sandbox directory"}, {"--keep-running with --nats-url", "goes without --sink kafka and --nats-url"}} {
+		t.Run(tt.name+" is a usage error", func(t *testing.T) {
+			args := []string{"demo", "--dir", t.TempDir()}
+			if strings.Contains(tt.name, "nats-url") {
+				args = []string{"demo", "--keep-running", "--nats-url", "nats://127.0.0.1:4222"}
+			}
+			if r := run(t, nil, args...); r.code != 2 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %s", r.code, r.stderr)
+			}
+		})
 	}
 }
