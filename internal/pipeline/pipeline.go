@@ -208,8 +208,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		close(p.started)
-		p.log.Info("tagstream running", "tags", len(p.cfg.Tags), "tokens", len(p.cfg.Credentials), "sink", p.SinkName(),
-			"checkpoint_store", p.cfg.CheckpointStore, "metrics_addr", p.StatusAddr())
+		attrs := []any{"tags", len(p.cfg.Tags), "tokens", len(p.cfg.Credentials), "sink", p.SinkName(),
+			"checkpoint_store", p.cfg.CheckpointStore}
+		if p.cfg.CheckpointStore == config.StoreBolt {
+			attrs = append(attrs, "state_dir", p.cfg.StateDir)
+		}
+		p.log.Info("tagstream running", append(attrs, "metrics_addr", p.StatusAddr())...)
 		err := p.poller.Run(gctx)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("poller: %w", err)
