@@ -162,7 +162,8 @@ func expectedSince(sim *testenv.Server, since time.Time) map[string]bool {
 	return want
 }
 
-// fileMediaIDs returns the media ids in an NDJSON events file, in order.
+// fileMediaIDs returns the media ids of the complete lines of an NDJSON events file, in order (a line the
+// publisher is writing at that moment is not complete yet).
 func fileMediaIDs(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -171,6 +172,11 @@ func fileMediaIDs(t *testing.T, path string) []string {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
 	}
 	var ids []string
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
