@@ -56,7 +56,7 @@ func TestHelpAndVersion(t *testing.T) {
 		stderr   string
 	}{
 		{"version prints the version, the Go version and the embedded modules", []string{"version"}, 0, []string{"tagstream ", "go1.", "dep\tgithub.com/nats-io/nats.go\tv"}, ""},
-		{"help lists the commands", []string{"--help"}, 0, []string{"demo", "run", "tail", "check", "version"}, ""},
+		{"help lists the commands", []string{"--help"}, 0, []string{"demo", "run", "tail", "check", "status", "version"}, ""},
 		{"help of a command goes to stdout", []string{"help", "tail"}, 0, []string{"Usage: tagstream tail"}, ""},
 		{"run --help lists its flags", []string{"run", "--help"}, 0, []string{"-api-url", "-tokens-file", "-requests-per-hour", "default 5000", "-sink", "-kafka-brokers", "-state-dir", "-metrics-addr", "-ca-file", "-subject-prefix", "-nats-url", "-kafka-topic", "-config", "keeps trying", "none, gzip, snappy, lz4 or zstd"}, ""},
 		{"demo --help explains the demo", []string{"demo", "--help"}, 0, []string{"-duration", "simulator"}, ""},
