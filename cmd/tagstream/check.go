@@ -31,7 +31,7 @@ func runCheck(c *cli, args []string) int {
 	}
 	cfg, err := loader.Load(c.environ)
 	if err != nil {
-		return c.configFailure(err)
+		return c.loadFailure(loader, err)
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(c.stdout, "warn  %s\n", w)

@@ -169,6 +169,15 @@ func helpRequested(args []string) bool {
 	return false
 }
 
+// loadFailure prints the warnings of a failed load (a misspelt variable is often the cause), then the error on
+// one line, and returns exit status 2.
+func (c *cli) loadFailure(l *config.Loader, err error) int {
+	for _, w := range l.Warnings() {
+		fmt.Fprintf(c.stderr, "tagstream: warning: %s\n", w)
+	}
+	return c.configFailure(err)
+}
+
 // configFailure prints a configuration error on one line and returns exit status 2.
 func (c *cli) configFailure(err error) int {
 	fmt.Fprintf(c.stderr, "tagstream: %v\n", err)

@@ -60,7 +60,7 @@ func runStatus(c *cli, args []string) int {
 	}
 	cfg, err := loader.Load(c.environ)
 	if err != nil {
-		return c.configFailure(err)
+		return c.loadFailure(loader, err)
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(c.stderr, "tagstream status: warning: %s\n", w)

@@ -50,7 +50,7 @@ func runTail(c *cli, args []string) int {
 	}
 	cfg, err := loader.Load(c.environ)
 	if err != nil {
-		return c.configFailure(err)
+		return c.loadFailure(loader, err)
 	}
 	if o.max < 0 {
 		return c.configFailure(&config.Error{Key: "max", Origin: "--max", Problem: "must not be negative"})

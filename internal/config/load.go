@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,6 +30,7 @@ type Loader struct {
 	config   *string
 	flagVals map[string]*flagValue
 	defaults Config
+	warnings []string // those of the last Load, kept when it fails
 }
 
 // flagValue records a flag's raw text; it is applied after the file and the environment.
@@ -107,6 +109,8 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 	}
 	c := l.defaults
+	c.Warnings = append(slices.Clip(c.Warnings), unknownVariables(envMap)...)
+	l.warnings = c.Warnings
 	origin := map[string]string{}
 
 	// 1. The file.
@@ -136,7 +140,6 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 		origin[s.name] = name
 	}
-	c.Warnings = append(c.Warnings, unknownVariables(envMap)...)
 
 	// 3. The flags that were set.
 	var flagErr error
@@ -174,6 +177,7 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 		c.Credentials = creds
 		c.Warnings = append(c.Warnings, warn...)
+		l.warnings = c.Warnings
 	}
 
 	v := validator{c: &c, origin: origin, groups: l.groups, needs: l.needs}
@@ -182,6 +186,10 @@ func (l *Loader) Load(env []string) (*Config, error) {
 	}
 	return &c, nil
 }
+
+// Warnings returns the warnings of the last Load, also when it failed: a misspelt TAGSTREAM_* variable is often
+// the cause of the error (TAGSTREAM_TAG=coffee, then "no tags"), so the command prints them before the error.
+func (l *Loader) Warnings() []string { return l.warnings }
 
 // Origin returns a readable origin for key; used in messages.
 func originOf(origin map[string]string, key string) string {
