@@ -83,6 +83,13 @@ func (v *validator) validate() error {
 // warn adds the remarks about settings that are valid but probably not what was meant.
 func (v *validator) warn() {
 	c := v.c
+	if v.groups&GroupAPI != 0 {
+		if u, err := url.Parse(c.APIURL); err == nil && strings.EqualFold(u.Hostname(), "api.instagram.com") {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("api-url (%s) is the Instagram v1 API, switched off in 2020: nothing "+
+				"answers there; point api-url at a compatible API, or try tagstream against the simulator "+
+				"(tagstream demo --keep-running)", originOf(v.origin, "api-url")))
+		}
+	}
 	if v.groups&GroupSink != 0 && v.groups&GroupState != 0 && c.Sink.IsBroker() && c.DeadLetter == "" &&
 		c.CheckpointStore == StoreJetStreamKV && strings.TrimSpace(c.StateDir) != "" {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("dead-letter is empty and checkpoint-store is %s: events the broker refuses "+

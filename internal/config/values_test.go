@@ -131,3 +131,28 @@ func TestUnknownEnvironmentVariablesAreWarnedAbout(t *testing.T) {
 		})
 	}
 }
+
+func TestTheSwitchedOffAPIIsWarnedAbout(t *testing.T) {
+	good := tokensFile(t, secretToken+"\n", 0o600)
+	for _, tt := range []struct {
+		name, file string
+		warned     bool
+	}{
+		{"the default api-url", "tags: x\nsink: stdout\ntokens-file: " + good + "\n", true},
+		{"another API", "tags: x\nsink: stdout\napi-url: https://api.example.com/v1\ntokens-file: " + good + "\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, env{file: tt.file, needs: Needs{Tags: true, Tokens: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := false
+			for _, w := range c.Warnings {
+				warned = warned || strings.Contains(w, "switched off in 2020")
+			}
+			if warned != tt.warned {
+				t.Errorf("warned %v, want %v: %q", warned, tt.warned, c.Warnings)
+			}
+		})
+	}
+}
