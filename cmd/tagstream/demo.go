@@ -222,12 +222,12 @@ func (d *demo) frame(now time.Time) viewFrame {
 	if d.logs != nil {
 		f.logs = d.logs.lines()
 	}
-	intervals := map[string]string{}
+	intervals, states := map[string]string{}, map[string]string{}
 	polled := 0
 	if pipe != nil {
 		f.sink = pipe.SinkName()
 		f.tokens = pipe.TokenStatus()
-		for _, s := range pipe.TagStatus() {
+		for _, s := range pipe.Report().Tags {
 			intervals[s.Tag] = "-"
 			if !s.LastAttempt.IsZero() && s.NextPoll.After(s.LastAttempt) {
 				intervals[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastAttempt))
@@ -235,6 +235,7 @@ func (d *demo) frame(now time.Time) viewFrame {
 			if !s.LastPoll.IsZero() {
 				polled++
 			}
+			states[s.Tag] = s.State
 		}
 	}
 	var posting float64
@@ -243,7 +244,8 @@ func (d *demo) frame(now time.Time) viewFrame {
 		posting += r
 		f.rate += rates[t.name]
 		n, p50, p95 := d.stats.tagRow(t.name)
-		f.tags = append(f.tags, viewTag{name: t.name, posted: r, events: n, rate: rates[t.name], p50: p50, p95: p95, pollEvery: cmp.Or(intervals[t.name], "-")})
+		f.tags = append(f.tags, viewTag{name: t.name, posted: r, events: n, rate: rates[t.name], p50: p50, p95: p95,
+			pollEvery: cmp.Or(intervals[t.name], "-"), state: printable(cmp.Or(states[t.name], "-"))})
 	}
 	switch {
 	case phase == phaseStarting:

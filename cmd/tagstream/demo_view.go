@@ -52,6 +52,7 @@ type viewTag struct {
 	rate      float64 // events per second over the last seconds
 	p50, p95  time.Duration
 	pollEvery string
+	state     string // what the tag is doing, as tagstream status says it
 }
 
 // demoView draws the demo's live view. On a terminal it draws on the alternate screen, redrawing in place from
@@ -187,9 +188,9 @@ func (v *demoView) frameLines(f viewFrame) []string {
 		add("events %d  rate %.1f/s  duplicates %d  gaps %d  post->event p50 %s  p95 %s", f.events, f.rate, f.dups, f.gaps, fmtDur(f.p50), fmtDur(f.p95))
 	}
 	add("")
-	add("%s%-18s %9s %8s %8s %8s %8s %10s%s", bold, "TAG", "POSTED/s", "EVENTS", "RATE/s", "P50", "P95", "POLL EVERY", plain)
+	add("%s%-18s %9s %8s %8s %8s %8s %10s  %s%s", bold, "TAG", "POSTED/s", "EVENTS", "RATE/s", "P50", "P95", "POLL EVERY", "STATE", plain)
 	for _, t := range f.tags {
-		add("#%-17s %9.2f %8d %8.1f %8s %8s %10s", t.name, t.posted, t.events, t.rate, fmtDur(t.p50), fmtDur(t.p95), t.pollEvery)
+		add("#%-17s %9.2f %8d %8.1f %8s %8s %10s  %s", t.name, t.posted, t.events, t.rate, fmtDur(t.p50), fmtDur(t.p95), t.pollEvery, t.state)
 	}
 	if len(f.tokens) > 0 {
 		add("")

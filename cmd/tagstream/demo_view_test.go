@@ -136,7 +136,7 @@ func busyFrame(now time.Time, cols int) viewFrame {
 	f := viewFrame{elapsed: 42 * time.Second, phase: phaseRunning, api: "https://127.0.0.1:43211/v1", sink: "jetstream stream TAGSTREAM_DEMO",
 		events: 1234, rate: 4.2, p50: 800 * time.Millisecond, p95: 2 * time.Second, now: now}
 	for _, t := range demoTags {
-		f.tags = append(f.tags, viewTag{name: t.name, posted: t.rate, events: 100, rate: t.rate, p50: time.Second, p95: 2 * time.Second, pollEvery: "1.2s"})
+		f.tags = append(f.tags, viewTag{name: t.name, posted: t.rate, events: 100, rate: t.rate, p50: time.Second, p95: 2 * time.Second, pollEvery: "1.2s", state: "catching up: 3 pages so far, 99 media pending"})
 	}
 	for i := range 4 {
 		f.tokens = append(f.tokens, poller.TokenStatus{Index: i, Fingerprint: "3f2a9c01", Limit: 5000, Remaining: 4000 + i})

@@ -92,6 +92,16 @@ func usableToken(ts []poller.TokenStatus, now time.Time) error {
 	return fmt.Errorf("all %d tokens retired", retired)
 }
 
+// Report returns what /status serves, without the readiness checks: the instance, the sink, every tag's line
+// (state in words included) and every token's; no tags or tokens before polling starts.
+func (p *Pipeline) Report() status.Report {
+	r := p.report()
+	for i := range r.Tags {
+		r.Tags[i].State = r.Tags[i].Describe()
+	}
+	return r
+}
+
 // report builds the /status body.
 func (p *Pipeline) report() status.Report {
 	r := status.Report{Version: p.deps.Version, Instance: p.instance, Sink: p.SinkName()}
