@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // natsServer is a nats-server process of one test, with its own port and JetStream store so that it can be
@@ -42,7 +44,7 @@ func startNATS(t *testing.T) *natsServer {
 func newNATS(t *testing.T) *natsServer {
 	t.Helper()
 	dir := t.TempDir()
-	n := &natsServer{t: t, port: freePort(t), dir: dir, logPath: filepath.Join(dir, "nats-server.log")}
+	n := &natsServer{t: t, port: testkit.FreePort(t), dir: dir, logPath: filepath.Join(dir, "nats-server.log")}
 	t.Cleanup(func() {
 		if n.proc != nil && n.proc.running() {
 			n.proc.signal(syscall.SIGTERM, 10*time.Second)
@@ -62,11 +64,7 @@ func (n *natsServer) start() {
 	n.starts++
 	cmd := exec.Command(env.NATSServerBin, "-js", "-sd", filepath.Join(n.dir, "store"),
 		"-a", "127.0.0.1", "-p", strconv.Itoa(n.port), "-n", "e2e-"+strconv.Itoa(n.port))
-	n.proc = startProcess(t, fmt.Sprintf("nats-server #%d", n.starts), cmd, n.logPath)
-	ok := waitFor(30*time.Second, func() bool {
-		if !n.proc.running() {
-			return true
-		}
+	n.proc = startReady(t, fmt.Sprintf("nats-server #%d", n.starts), cmd, n.logPath, 30*time.Second, func() bool {
 		nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second))
 		if err != nil {
 			return false
@@ -78,15 +76,9 @@ func (n *natsServer) start() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_, err = js.AccountInfo(ctx)
+		_, err = js.AccountInfo(ctx) // JetStream answers
 		return err == nil
 	})
-	if !n.proc.running() {
-		t.Fatalf("nats-server exited with status %d at start; see %s", n.proc.exitCode(), n.logPath)
-	}
-	if !ok {
-		t.Fatalf("nats-server on %s: JetStream not ready within 30 s", n.URL())
-	}
 }
 
 // kill ends the server with SIGKILL (a crash) and returns the time.
@@ -125,8 +117,8 @@ type kafkaServer struct {
 func startKafka(t *testing.T) *kafkaServer {
 	t.Helper()
 	dir := plainTempDir(t) // log.dirs and log4j2 file lists are comma-separated: no test name in the path
-	k := &kafkaServer{t: t, dir: dir, port: freePort(t), logPath: filepath.Join(dir, "kafka.out")}
-	cport := freePort(t)
+	k := &kafkaServer{t: t, dir: dir, port: testkit.FreePort(t), logPath: filepath.Join(dir, "kafka.out")}
+	cport := testkit.FreePort(t)
 	k.props = filepath.Join(dir, "server.properties")
 	k.log4j = filepath.Join(dir, "log4j2.properties")
 	props := fmt.Sprintf(`process.roles=broker,controller
@@ -200,19 +192,8 @@ func (k *kafkaServer) start() {
 	k.starts++
 	cmd := exec.Command(filepath.Join(env.KafkaHome, "bin", "kafka-server-start.sh"), k.props)
 	cmd.Env = append(os.Environ(), "KAFKA_HEAP_OPTS=-Xms128m -Xmx384m", "KAFKA_LOG4J_CONFIG="+k.log4j)
-	k.proc = startProcess(t, fmt.Sprintf("kafka #%d", k.starts), cmd, k.logPath)
-	ok := waitFor(150*time.Second, func() bool {
-		if !k.proc.running() {
-			return true
-		}
-		return kafkaReady(k.Addr())
-	})
-	if !k.proc.running() {
-		t.Fatalf("private kafka exited with status %d at start; see %s", k.proc.exitCode(), k.dir)
-	}
-	if !ok {
-		t.Fatalf("private kafka on %s not ready within 150 s", k.Addr())
-	}
+	k.proc = startReady(t, fmt.Sprintf("kafka #%d", k.starts), cmd, k.logPath, 150*time.Second,
+		func() bool { return kafkaReady(k.Addr()) })
 }
 
 // stop stops the broker gracefully (SIGTERM) and returns the time it was asked to.

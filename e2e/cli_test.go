@@ -5,7 +5,6 @@ package e2e
 // configurations and check among them, is tested in-process in cmd/tagstream.)
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,8 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tagstream/tagstream/internal/status"
 	"github.com/tagstream/tagstream/internal/testkit"
@@ -178,43 +175,6 @@ func waitPolled(t *testing.T, p *cliProc, addr string, tags int) {
 	})
 }
 
-// expectedSince returns the media ids posted at or after since.
-func expectedSince(sim *testenv.Server, since time.Time) map[string]bool {
-	want := map[string]bool{}
-	for _, tr := range sim.GroundTruth() {
-		if !tr.VisibleAt.Before(since) && tr.DeletedAt.IsZero() {
-			want[tr.MediaID] = true
-		}
-	}
-	return want
-}
-
-// readNDJSON returns the media ids of the events in an NDJSON file, in order.
-func readNDJSON(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var ids []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		ev, err := unmarshalEventLine(sc.Bytes())
-		if err != nil {
-			t.Fatalf("bad line in %s: %v", path, err)
-		}
-		if ev != "" {
-			ids = append(ids, ev)
-		}
-	}
-	return ids
-}
-
 // unmarshalEventLine returns the media id of a structured event ("" for a gap marker).
 func unmarshalEventLine(b []byte) (string, error) {
 	ev, err := schema.UnmarshalEvent(b)
@@ -266,7 +226,7 @@ func TestRunResumesAfterSIGTERMWithNothingLostOrRepeated(t *testing.T) {
 			name: "file sink with the bolt checkpoint store",
 			setup: func(t *testing.T, dir string) ([]string, func() []string, bool) {
 				out := filepath.Join(dir, "events.ndjson")
-				return []string{"--sink", "file", "--output", out}, func() []string { return readNDJSON(t, out) }, false
+				return []string{"--sink", "file", "--output", out}, func() []string { return testkit.FileMediaIDs(t, out) }, false
 			},
 		},
 		{
@@ -314,7 +274,7 @@ func TestRunResumesAfterSIGTERMWithNothingLostOrRepeated(t *testing.T) {
 			for tag := range rates {
 				sim.SetRate(tag, 0)
 			}
-			want := expectedSince(sim, since)
+			want := simkit.ExpectedSince(sim, since)
 			testkit.Eventually(t, 60*time.Second, "every posted media published", func() bool {
 				got := map[string]bool{}
 				for _, id := range published() {
@@ -435,7 +395,7 @@ func TestRunStopsWhileTheBrokerIsDownAndLosesNothing(t *testing.T) {
 	testkit.RunNATS(t, opts)
 	p2 := startCLI(t, args...)
 	waitPolled(t, p2, metrics, len(tags))
-	want := expectedSince(sim, since)
+	want := simkit.ExpectedSince(sim, since)
 	testkit.Eventually(t, 60*time.Second, "every media in the stream", func() bool { return len(streamMediaIDs(t, url, "DOWN")) >= len(want) })
 	if code := p2.stop(t); code != 0 {
 		t.Errorf("second run exited %d", code)
@@ -496,12 +456,7 @@ func TestTokensNeverAppearUnderFaultsAndRevocation(t *testing.T) {
 // test command.
 func kafkaClusters(t *testing.T) map[string]string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return map[string]string{"kfake": strings.Join(c.ListenAddrs(), ","), "apache kafka": env.KafkaBrokers}
+	return map[string]string{"kfake": strings.Join(testkit.FakeKafka(t), ","), "apache kafka": env.KafkaBrokers}
 }
 
 func TestRunPublishesToKafkaAndTailReadsIt(t *testing.T) {
@@ -523,7 +478,7 @@ func TestRunPublishesToKafkaAndTailReadsIt(t *testing.T) {
 			since := time.Now()
 			sim.Post("sunset", 45)
 			sim.Post("coffee", 4)
-			want := expectedSince(sim, since)
+			want := simkit.ExpectedSince(sim, since)
 			testkit.Eventually(t, 60*time.Second, "every event acknowledged", func() bool {
 				return metricValue(t, metrics, "tagstream_media_published_total") >= float64(len(want))
 			})

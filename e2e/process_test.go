@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,17 +20,6 @@ import (
 	"github.com/tagstream/tagstream/internal/redact"
 	"github.com/tagstream/tagstream/internal/testkit"
 )
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // process is a child process whose output goes to a log file and whose end is observed once.
 type process struct {
@@ -60,6 +48,21 @@ func startProcess(t *testing.T, name string, cmd *exec.Cmd, logPath string) *pro
 		f.Close()
 		close(p.done)
 	}()
+	return p
+}
+
+// startReady starts cmd as startProcess does and waits up to timeout until ready reports true. It fails the test
+// when the process exits first or is still not ready when timeout passes; both messages point to logPath.
+func startReady(t *testing.T, name string, cmd *exec.Cmd, logPath string, timeout time.Duration, ready func() bool) *process {
+	t.Helper()
+	p := startProcess(t, name, cmd, logPath)
+	ok := waitFor(timeout, func() bool { return !p.running() || ready() })
+	if !p.running() {
+		t.Fatalf("%s exited with status %d at start; see %s", name, p.exitCode(), logPath)
+	}
+	if !ok {
+		t.Fatalf("%s not ready within %v; see %s", name, timeout, logPath)
+	}
 	return p
 }
 
@@ -137,7 +140,7 @@ func newTagstream(t *testing.T, s *sim, o tagstreamOptions) *tagstream {
 		t:           t,
 		sim:         s,
 		logPath:     filepath.Join(dir, "tagstream.log"),
-		metricsAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		metricsAddr: testkit.FreeAddr(t),
 	}
 	ts.args = []string{"run",
 		"--api-url", s.URL(),

@@ -36,3 +36,7 @@ type clockReading struct {
 
 // wallAt returns the wall-clock time of the monotonic instant m, as the wall clock read at r.
 func (r clockReading) wallAt(m time.Duration) time.Time { return r.wall.Add(m - r.mono) }
+
+// monoAt returns the monotonic reading of the wall-clock time t, as the clocks read at r (negative for an instant
+// before the poller was built).
+func (r clockReading) monoAt(t time.Time) time.Duration { return r.mono + t.Sub(r.wall) }

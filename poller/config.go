@@ -32,22 +32,40 @@ type Token struct {
 type StartFrom int
 
 const (
-	// StartNow (the default) makes a tag's first poll set the cursor to the current head of its feed and publish
-	// nothing: only media that appear after the first poll are published.
+	// StartNow (the default) publishes the media created at or after Config.StartTime (by default the instant New
+	// was called; the command passes the instant the process started), less StartSkew: a tag's first poll walks
+	// back from the head until a page ends with media created before that, as many pages as needed (more than
+	// CatchUpPages are worked off by the catch-up machinery). Nothing posted after the start is missed, except
+	// media tagged late (see StartSkew).
 	StartNow StartFrom = iota
 	// StartBackfill publishes about Config.BackfillPages pages of existing media (oldest first) and goes on from
 	// there. Up to CatchUpPages pages are published exactly; a larger backfill is worked off by the catch-up
 	// machinery and starts just after the oldest media of page BackfillPages.
 	StartBackfill
+	// StartSince is StartNow from an earlier instant, Config.StartTime (required): everything created since then,
+	// as far back as the API still serves. A tag whose feed ends before media as old as that gets a gap marker
+	// first (the API may no longer serve older media, or the tag has none; nothing in an answer tells which).
+	StartSince
 )
 
-// String returns "now" or "backfill".
+// StartSkew is how much older than the start instant a media's created_time may be and still be published by a
+// tag's first poll. It covers created_time's one-second resolution and a small difference between the API's
+// clock and this machine's, so a few media created just before the start may be published too. A media tagged
+// late (created long before it was tagged, so that it sits at the head of the feed with an old created_time) is
+// judged by its created_time like any other: one tagged between the start and the tag's first poll is not
+// published. From the first poll on every media that appears at the head is published, whatever its
+// created_time.
+const StartSkew = 2 * time.Second
+
+// String returns "now", "backfill" or "since".
 func (s StartFrom) String() string {
 	switch s {
 	case StartNow:
 		return "now"
 	case StartBackfill:
 		return "backfill"
+	case StartSince:
+		return "since"
 	}
 	return fmt.Sprintf("StartFrom(%d)", int(s))
 }
@@ -83,10 +101,14 @@ type Config struct {
 	CatchUpPages int
 	// Start says where a tag without a checkpoint starts; default StartNow.
 	Start StartFrom
+	// StartTime is the instant StartNow and StartSince publish from (see StartFrom). With StartNow, zero means
+	// the instant New was called; StartSince requires it; StartBackfill ignores it.
+	StartTime time.Time
 	// BackfillPages is how many pages StartBackfill publishes; default (and 0) means CatchUpPages, at most
 	// MaxBackfillPages (1,000 pages, 33,000 media: the first poll of a tag walks them all in one go).
 	BackfillPages int
-	// MinInterval is the shortest time between two polls of one tag; default 2s.
+	// MinInterval is the shortest time between two polls of one tag's head; default 2s. The walks of a catch-up
+	// follow one another at the catch-up's share of the budget instead (see the package documentation).
 	MinInterval time.Duration
 	// MaxInterval is the longest time between two polls of one tag (the floor for quiet tags); default 5m.
 	// Under overload every interval is stretched by the same factor, so it may then be exceeded (see
@@ -112,6 +134,11 @@ type Config struct {
 	AttachRaw bool
 	// RecentIDs is how many recent media ids per tag are kept in the checkpoint to remove repeats; default 200.
 	RecentIDs int
+	// TagMetrics is how many tags get series of their own (tagstream_tag_last_poll_timestamp_seconds and
+	// tagstream_tag_poll_interval_seconds): the first TagMetrics tags in the order they were configured or
+	// added (a removed tag's series go, and the next tag added takes its place); default 1000 (2,000 series),
+	// negative for none.
+	TagMetrics int
 	// Transport, when set, replaces the HTTP transport built from CAFile (tests and benchmarks use an in-process
 	// RoundTripper). Redirects are still refused by the poller's client.
 	Transport http.RoundTripper
@@ -135,6 +162,7 @@ const (
 	DefaultBackoffMax      = 60 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultRecentIDs       = 200
+	DefaultTagMetrics      = 1000
 )
 
 // Upper bounds of Config. New refuses larger values (with an error wrapping ErrConfig that names the field).
@@ -294,6 +322,12 @@ func (c *Config) resolveCounts() error {
 	if c.Workers == 0 {
 		c.Workers = min(256, max(4, 2*len(c.Tokens)))
 	}
+	switch {
+	case c.TagMetrics == 0:
+		c.TagMetrics = DefaultTagMetrics
+	case c.TagMetrics < 0:
+		c.TagMetrics = 0
+	}
 	return nil
 }
 
@@ -332,6 +366,10 @@ func (c *Config) resolveDurations() error {
 func (c *Config) resolveRest() error {
 	switch c.Start {
 	case StartNow, StartBackfill:
+	case StartSince:
+		if c.StartTime.IsZero() {
+			return badField("StartTime", "required with StartSince")
+		}
 	default:
 		return badField("Start", "unknown value %d", int(c.Start))
 	}

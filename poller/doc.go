@@ -23,12 +23,30 @@
 // token survives the cut), and tokens are named by index and Fingerprint. Probe sends one request through the very
 // same code and says what failed in a *ProbeError.
 //
-// The token pool keeps a token bucket per token (burst 3, refilled at RequestsPerHour per RateWindow), corrected
-// from X-Ratelimit-Limit and X-Ratelimit-Remaining. A rate-limit answer parks the token for a full-jitter delay
-// drawn from its own exponential backoff (cenkalti/backoff/v4, MaxElapsedTime 0), or for Retry-After (seconds or
-// an HTTP date) when longer; a rejected token is retired (logged once, counted) and the rest go on. Tokens sit in
-// a heap by the time they are next ready, so taking one costs O(log tokens); when none is ready a request waits on
-// a timer, never spins. The pool's sustainable rate (the sum of the live tokens' rates) is the scheduler's budget.
+// The token pool keeps a token bucket per token (burst 3, refilled at the token's limit per RateWindow:
+// RequestsPerHour, or X-Ratelimit-Limit once the API sent it). A rate-limit answer parks the token for a
+// full-jitter delay drawn from its own exponential backoff (cenkalti/backoff/v4, MaxElapsedTime 0), or for
+// Retry-After (seconds or an HTTP date) when longer; a rejected token is retired (logged once, counted) and the
+// rest go on. Tokens sit in a heap by the time they are next ready, so taking one costs O(log tokens); when none
+// is ready a request waits on a timer, never spins. The pool's sustainable rate (the sum of the live tokens'
+// limits per window) is the scheduler's budget.
+//
+// # Pacing by what the API says is left
+//
+// Each answer's X-Ratelimit-Remaining (per hour, as the real API sent it; per RateWindow in general) caps the
+// token's bucket: after an answer that says R requests are left, the token hands out at most R - reserve before
+// it refills, where the reserve is 1% of the limit and at least two bursts (6 requests; at most half the limit:
+// reserveOf). There is no other margin. The API counts a sliding window, so in steady state a token's window
+// holds about its limit less the reserve and the bucket refills as fast as the window gives requests back: 99%
+// of a 5,000 requests/hour budget is spent, and Remaining hovers at the reserve without reaching 0. The reserve
+// is the safety margin: it covers the requests in flight whose answers have not come yet (at most a burst, or
+// the rate times the round trip), the burst a fresh bucket starts with, and clock and latency differences
+// between the API and the poller, each worth a few requests at these rates. It also makes the pool yield to
+// whatever else spends the same token: another client, or this process before a restart, whose requests are
+// still in the API's window. A token whose Remaining is at or below the reserve waits until its bucket refilled
+// past the difference (one refill interval per request below it), so its rate follows what the window gives
+// back. A rate-limit answer that comes anyway parks the token as above. tagstream_budget_use_ratio shows the
+// share of the allowed requests spent over the last minute, tagstream_token_budget_limit each token's limit.
 //
 // Time comes from two clocks. Config.Clock, the wall clock, stamps what people and other systems read: checkpoint
 // times, events, statuses. Everything that waits (due times, token buckets and parking, backoffs) runs on the
@@ -79,7 +97,9 @@
 // in L+1 pages, so the work always progresses. When the segments are used up the next poll walks from the head
 // again. Every part of a deep backlog is therefore read about twice (once to locate it, once to publish it),
 // memory stays bounded by L+1 pages, and a crash at any point resumes from the stored segments. While segments
-// remain the tag is polled every MinInterval (the token pool still bounds the total request rate).
+// remain the tag is polled at the catch-up pace (see Scheduling). A catch-up is logged at INFO when it starts
+// (tag, pages read, media pending) and when its last media are published (tag, pages, media, seconds), and
+// TagStatus.CatchUp shows it meanwhile.
 //
 // # Gaps
 //
@@ -98,10 +118,22 @@
 //
 // # First start
 //
-// A tag without a checkpoint starts at the head by default (StartNow): its first poll stores the current head as
-// the cursor (or an empty cursor for an empty feed, meaning "everything that appears is new") and publishes
-// nothing. StartBackfill publishes the newest BackfillPages pages first: in one poll when BackfillPages <=
-// CatchUpPages, otherwise by storing as the cursor the cursor of the media just below the backfill (with its id in
+// A tag without a checkpoint starts at Config.StartTime (StartNow: by default the instant New was called; the
+// command passes the instant the process started; StartSince: an earlier instant). Its first poll walks down
+// from the head and publishes, oldest first, the media whose created_time is at or after the start instant less
+// StartSkew (2 s: created_time has a resolution of one second, and the API's clock may differ a little), until
+// a page ends with media created before that or the feed ends. When that takes more than CatchUpPages pages the
+// catch-up machinery works it off (see Catch-up); the start instant is kept in State.Since until a cursor
+// exists, so a restart meanwhile resumes it. The newest media returned becomes the cursor (its id joins
+// State.Recent even when it is older than the start, for an inclusive upstream). An empty feed stores an empty
+// cursor: everything that appears is new. A media tagged late (an old created_time at the head of the feed)
+// between the start and the tag's first poll is not published; from the first poll on every media that appears
+// at the head is, whatever its created_time. With StartSince, a walk that reaches the end of the feed before
+// media as old as the start publishes a gap marker first: the API may no longer serve media posted since then
+// (or the tag has none older; nothing in an answer tells which).
+//
+// StartBackfill publishes the newest BackfillPages pages first: in one poll when BackfillPages <= CatchUpPages,
+// otherwise by storing as the cursor the cursor of the media just below the backfill (with its id in
 // State.Recent, for an inclusive upstream) and letting catch-up work it off.
 //
 // # Odd pagination
@@ -114,17 +146,41 @@
 //
 // Each tag's posting rate r is estimated from what its polls find at the head: decayed sums of media found and
 // seconds elapsed, with a time constant covering about 20 media (10 minutes for a busy tag, so the estimate follows
-// a change within minutes; up to 6 hours for a quiet one), restarted by a burst, shrunk toward the mean rate of all
-// tags while a tag has little history, and taken as a lower bound when a walk was cut at CatchUpPages. The budget
-// B is the pool's sustainable request rate, less 10 % for retries, divided by the average requests a poll costs.
+// a change within minutes; up to 6 hours for a quiet one), restarted by a burst, and taken as a lower bound when a
+// walk was cut at CatchUpPages. The estimate is the posterior mean of a Gamma prior at the mean rate of all tags
+// worth half a media: with little history a tag is taken to post at about the mean rate, and a few seconds of
+// evidence move it. A tag's first poll already gives an estimate: the page it read carries its own history (the
+// spread of the media's created_time; late-tagged media left out). The estimate is written with every checkpoint
+// (State.RateMedia, State.RateSeconds) and read back when Run starts, with the saved cursors: a restart resumes
+// with the estimates, schedules each tag's first poll within one planned interval (busy tags first), and counts
+// the media its first poll finds over the time since the state was written.
+//
+// The budget is the pool's sustainable request rate. The scheduler plans 97% of it, each tag's polls weighed by
+// what they cost (its own decayed average of requests per poll: pages, gap probes, retries); the dispatcher
+// spends the rest by polling the tag that is due first early whenever no tag is due and a token's bucket is full
+// (tagstream_early_polls_total), so the budget is spent although the plan leaves room for underestimated costs.
+// (Requests queueing at the pool would delay every poll, which would then find more media and cost more.)
 // Poll frequencies follow the square-root rule, which minimises the mean time from post to hand-off:
-// f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that the frequencies sum to B;
-// lo = max(1/MaxInterval, r/(0.8·PageSize)) keeps quiet tags polled (the floor) and hot tags within one page per
-// poll. If the floors alone need more than B, every tag is polled at its floor times B/Σlo (slowed by the same
-// factor; tagstream_schedule_overload shows the factor and one log line says so), so no tag starves. Next-poll
-// times sit in a heap; a tag's deterministic jitter (a hash of its name) spreads first polls and offsets equal
-// intervals; due times are on the monotonic clock. A dispatch costs O(log tags); λ is recomputed about once a
-// second in O(tags) per bisection step.
+// f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that Σ cost·f is the planned budget;
+// lo = max(1/MaxInterval, r_low/(0.7·PageSize)) keeps quiet tags polled (the floor) and busy tags within one page
+// per poll, where r_low is a cautious estimate (the posterior's 10th percentile), so that a tag that merely
+// looks busy after a few seconds does not claim the others' polls. If the floors alone need more than the
+// budget, every tag is polled at its floor times budget/Σlo (slowed by the same factor): that is an overload.
+// tagstream_schedule_overload shows the factor and one log line says so when it starts, another when the demand
+// is back at or below 0.95 of the budget (the band keeps it from flapping). A token at 5,000 requests/hour keeps
+// about 400 tags at the default MaxInterval of 5 minutes (5,000 × 5/60, less the margins); more tags need a
+// larger MaxInterval, or the overload is reported.
+//
+// Tags with catch-up work get their fair part of the budget or 90% of what the other tags do not need for their
+// floors, whichever is more, and their walks follow one another at that pace (not MinInterval apart: a walk
+// goes on where the last one stopped); the square-root rule shares the rest. A
+// backlog's media are all waiting already: quiet tags give up most of their polls above the floor while it
+// lasts, busy tags keep one page per poll. BenchmarkCatchUp measures a catch-up against the least the budget
+// allows.
+//
+// Next-poll times sit in a heap; a tag's deterministic jitter (a hash of its name) spreads first polls and
+// offsets equal intervals; due times are on the monotonic clock. A dispatch costs O(log tags); λ is recomputed
+// about once a second in O(tags) per bisection step.
 //
 // # Shutdown and failures
 //

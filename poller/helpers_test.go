@@ -111,9 +111,13 @@ func startSim(t *testing.T, cfg testenv.Config) *testenv.Server {
 	return srv
 }
 
-// testConfig is a fast configuration against srv: small intervals and backoffs, a one-second rate window.
+// testConfig is a fast configuration against srv: small intervals and backoffs, a one-second rate window. Its
+// StartTime is just after the Initial media of srv, the newest of which the simulator made the instant it
+// started: the tests post their traffic after every tag's first poll and count only that traffic (the start
+// instant itself has tests of its own).
 func testConfig(srv *testenv.Server, tokens []string, tags []string) Config {
 	cfg := Config{
+		StartTime:      time.Now().Add(StartSkew + time.Second),
 		BaseURL:        srv.URL(),
 		CAFile:         srv.CAFile(),
 		RateWindow:     time.Second,

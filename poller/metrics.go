@@ -7,15 +7,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the poller's Prometheus collectors. No label carries a tag or a token: tokens are labelled by their
-// index in Config.Tokens.
+// metrics are the poller's Prometheus collectors. No label carries a token: tokens are labelled by their index in
+// Config.Tokens. Only the two per-tag gauges carry a tag, for at most Config.TagMetrics tags.
 type metrics struct {
 	polls           prometheus.Counter
+	earlyPolls      prometheus.Counter
 	requests        *prometheus.CounterVec
 	published       prometheus.Counter
 	postToPublish   prometheus.Histogram
 	seenToPublish   prometheus.Histogram
 	budgetRemaining *prometheus.GaugeVec
+	budgetLimit     *prometheus.GaugeVec
+	budgetUse       prometheus.Gauge
 	parked          prometheus.Gauge
 	retired         prometheus.Counter
 	catchupPages    prometheus.Counter
@@ -23,6 +26,9 @@ type metrics struct {
 	overload        prometheus.Gauge
 	publishSeconds  prometheus.Histogram
 	apiDown         prometheus.Gauge
+
+	tagLastPoll *prometheus.GaugeVec
+	tagInterval *prometheus.GaugeVec
 
 	checkpointWriteFailures prometheus.Counter
 	checkpointStoreFailing  prometheus.Gauge
@@ -41,6 +47,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		polls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tagstream_polls_total", Help: "Polls of a tag started.",
+		}),
+		earlyPolls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tagstream_early_polls_total",
+			Help: "Polls started before their tag was due because a token had budget to spare.",
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tagstream_requests_total", Help: "Requests to the API by outcome.",
@@ -64,6 +74,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		budgetRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tagstream_token_budget_remaining", Help: "Last X-Ratelimit-Remaining seen per token (by index).",
 		}, []string{"token"}),
+		budgetLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_token_budget_limit",
+			Help: "Request limit per window of each token (by index): X-Ratelimit-Limit once seen, else the configured budget.",
+		}, []string{"token"}),
+		budgetUse: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tagstream_budget_use_ratio",
+			Help: "Fraction of the requests the pool's live tokens allowed over the last minute that were sent.",
+		}),
 		parked: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tagstream_tokens_parked", Help: "Tokens parked after a rate-limit answer.",
 		}),
@@ -87,6 +105,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		apiDown: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tagstream_api_down", Help: "1 while the whole client backs off because every request fails.",
 		}),
+		tagLastPoll: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_tag_last_poll_timestamp_seconds",
+			Help: "Unix time at which the tag's last successful poll ended (the poller's start before the first); " +
+				"only for the first Config.TagMetrics tags.",
+		}, []string{"tag"}),
+		tagInterval: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tagstream_tag_poll_interval_seconds",
+			Help: "The tag's planned time between two polls, overload and catch-up included; only for the first " +
+				"Config.TagMetrics tags.",
+		}, []string{"tag"}),
 		checkpointWriteFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tagstream_checkpoint_write_failures_total",
 			Help: "Checkpoint writes that failed (each is retried alone; acknowledged media are not published again).",
@@ -102,10 +130,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.polls, m.requests, m.published, m.postToPublish, m.seenToPublish,
-		m.budgetRemaining,
+	for _, c := range []prometheus.Collector{m.polls, m.earlyPolls, m.requests, m.published, m.postToPublish, m.seenToPublish,
+		m.budgetRemaining, m.budgetLimit, m.budgetUse,
 		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown,
-		m.checkpointWriteFailures, m.checkpointStoreFailing} {
+		m.tagLastPoll, m.tagInterval, m.checkpointWriteFailures, m.checkpointStoreFailing} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,17 +51,39 @@ var (
 
 // TagStatus is a snapshot of one tag's polling state.
 type TagStatus struct {
-	Tag          string
-	Cursor       string    // committed cursor as last seen by this process ("" before the first commit)
-	Segments     int       // catch-up segments located but not yet published
-	LastPoll     time.Time // end of the last successful poll; zero before the first
-	LastAttempt  time.Time // end of the last poll, successful or not (LastError says how it ended)
-	NextPoll     time.Time // when the tag is due; zero while a poll is in flight
-	RateEstimate float64   // estimated posting rate, media per second
+	Tag string
+	// Cursor is the cursor up to which media are acknowledged by the publisher, as this process knows it: the
+	// SavedCursor, or a newer one whose checkpoint write failed and is being retried. "" when none.
+	Cursor string
+	// SavedCursor is the cursor in the checkpoint store: read when Run starts (so a restart shows where the tag
+	// resumes before its first poll) and updated by every successful write. "" when the store has none.
+	SavedCursor string
+	Segments    int            // catch-up segments located but not yet published
+	CatchUp     *CatchUpStatus // the catch-up under way; nil when none
+	LastPoll    time.Time      // end of the last successful poll of this process; zero before the first
+	LastAttempt time.Time      // end of the last poll, successful or not (LastError says how it ended)
+	NextPoll    time.Time      // when the tag is due; zero while a poll is in flight
+	Rate        float64        // estimated posting rate, media per second
+	// RateEstimate is Rate.
+	//
+	// Deprecated: use Rate.
+	RateEstimate float64
 	Lag          time.Duration
 	Published    uint64 // media events acknowledged by the publisher since start
 	Gaps         uint64 // gap markers published since start
 	LastError    string // the last poll's error ("" when it succeeded); never holds a token
+}
+
+// CatchUpStatus describes a catch-up under way: the tag's new media span more pages than one poll walks
+// (Config.CatchUpPages), so they are located and published oldest first over several polls.
+type CatchUpStatus struct {
+	// Since is when the catch-up started, or when this process resumed it from the checkpoint.
+	Since time.Time
+	// Pages is how many pages the catch-up read so far.
+	Pages int
+	// Pending is how many media are located and not yet published (estimated from the pages when the catch-up
+	// was resumed from the checkpoint).
+	Pending int
 }
 
 // TokenStatus is a snapshot of one token. It never holds the token itself.
@@ -89,12 +110,14 @@ type Poller struct {
 	client *client
 	writes storeHealth
 
-	mu    sync.Mutex
-	sched *scheduler
-	wake  chan struct{}
-	// reqPerPoll is an average of the requests one poll costs (pages, probes, retries), at least 1.
-	reqPerPoll float64
-	overload   bool
+	mu       sync.Mutex
+	sched    *scheduler
+	wake     chan struct{}
+	overload bool
+
+	startTime time.Time // the instant StartNow and StartSince publish from
+	built     time.Time // when New ran (wall clock)
+	metered   int       // tags with series of their own (Config.TagMetrics)
 
 	running   atomic.Bool
 	inclusive atomic.Bool // the upstream returned a min_tag_id boundary item at least once
@@ -127,22 +150,27 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 		return nil, err
 	}
 	p := &Poller{
-		cfg:        cfg,
-		clk:        clk,
-		pub:        pub,
-		store:      store,
-		log:        logger,
-		m:          m,
-		pool:       pool,
-		client:     cl,
-		sched:      newScheduler(cfg),
-		wake:       make(chan struct{}, 1),
-		reqPerPoll: 1,
+		cfg:    cfg,
+		clk:    clk,
+		pub:    pub,
+		store:  store,
+		log:    logger,
+		m:      m,
+		pool:   pool,
+		client: cl,
+		sched:  newScheduler(cfg),
+		wake:   make(chan struct{}, 1),
 	}
 	p.writes = storeHealth{clk: clk, red: cl.red, log: logger, m: m}
+	p.built = cfg.Clock()
+	p.startTime = cfg.StartTime
+	if p.startTime.IsZero() {
+		p.startTime = p.built
+	}
+	p.sched.dropped = p.dropGauges
 	now, budget := clk.mono(), p.budgetLocked()
 	for _, t := range cfg.Tags {
-		p.sched.add(t, now, budget)
+		p.addGauges(p.sched.add(t, now, budget))
 	}
 	return p, nil
 }
@@ -154,10 +182,34 @@ func (p *Poller) AddTag(tag string) error {
 		return err
 	}
 	p.mu.Lock()
-	p.sched.add(tag, p.clk.mono(), p.budgetLocked())
+	p.addGauges(p.sched.add(tag, p.clk.mono(), p.budgetLocked()))
 	p.mu.Unlock()
 	p.signal()
 	return nil
+}
+
+// addGauges gives ts series of its own while fewer than Config.TagMetrics tags have them. Caller holds p.mu.
+func (p *Poller) addGauges(ts *tagState) {
+	if ts.gauges != nil || p.metered >= p.cfg.TagMetrics {
+		return
+	}
+	p.metered++
+	ts.gauges = &tagGauges{
+		lastPoll: p.m.tagLastPoll.WithLabelValues(ts.name),
+		interval: p.m.tagInterval.WithLabelValues(ts.name),
+	}
+	ts.gauges.lastPoll.Set(float64(p.built.UnixNano()) / 1e9)
+}
+
+// dropGauges removes the series of a tag that left the schedule. Caller holds p.mu.
+func (p *Poller) dropGauges(ts *tagState) {
+	if ts.gauges == nil {
+		return
+	}
+	p.m.tagLastPoll.DeleteLabelValues(ts.name)
+	p.m.tagInterval.DeleteLabelValues(ts.name)
+	ts.gauges = nil
+	p.metered--
 }
 
 // RemoveTag stops polling tag. A poll in flight finishes (its batch is published and committed or not at all); the
@@ -181,14 +233,23 @@ func (p *Poller) Status() []TagStatus {
 		if ts.removed {
 			continue // removed while its last poll was in flight
 		}
+		rate := p.sched.rate(ts)
 		s := TagStatus{
 			Tag:          ts.name,
 			Cursor:       ts.cursor,
+			SavedCursor:  ts.cursor,
 			Segments:     int(ts.segments),
-			RateEstimate: p.sched.rate(ts),
+			Rate:         rate,
+			RateEstimate: rate,
 			Published:    ts.published,
 			Gaps:         uint64(ts.gaps),
 			LastError:    ts.lastErr,
+		}
+		if ts.pending != nil {
+			s.Cursor = ts.pending.Cursor
+		}
+		if c := ts.catchUp; c != nil {
+			s.CatchUp = &CatchUpStatus{Since: clk.wallAt(c.since), Pages: c.pages, Pending: c.pending}
 		}
 		if ts.lastPoll != 0 {
 			s.LastPoll = clk.wallAt(ts.lastPoll)
@@ -234,10 +295,19 @@ func (p *Poller) signal() {
 	}
 }
 
-// budgetLocked is the poll rate (polls per second) the token pool can sustain, with a margin for retries.
+// budgetLocked is the request rate (requests per second) the scheduler plans: planMargin of what the token pool
+// can sustain, each tag's polls weighed by the requests they cost. The margin keeps requests from queueing at the
+// pool when the costs are underestimated (a queue delays every poll, which then finds more media and costs more);
+// the dispatcher spends what the plan leaves by polling early (see dispatch).
 func (p *Poller) budgetLocked() float64 {
-	return 0.9 * p.pool.sustainableRate() / math.Max(1, p.reqPerPoll)
+	return planMargin * p.pool.sustainableRate()
 }
+
+// overloadEnd is the demand ratio at or below which an overload ends (it starts above 1).
+const overloadEnd = 0.95
+
+// planMargin is the share of the pool's rate the scheduler plans.
+const planMargin = 0.97
 
 // Run polls until ctx ends. It then stops fetching at once, lets in-flight publishes finish for up to
 // Config.ShutdownTimeout (a cancelled publish leaves the cursor where it was), and returns nil. It returns an error
@@ -269,6 +339,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		})
 	}
 	wg.Go(func() { p.maintain(runCtx) })
+	wg.Go(func() { p.load(runCtx) })
 
 	p.dispatch(runCtx, work)
 	close(work)
@@ -290,13 +361,74 @@ func (p *Poller) Run(ctx context.Context) error {
 	return nil
 }
 
-// dispatch hands due tags to the workers until ctx ends.
+// load reads the checkpoint of every tag when Run starts, while polling goes on, and hands each to the scheduler
+// (see scheduler.load): Status shows the saved cursors and catch-ups at once, and the rate estimates saved with
+// the cursors are used from the start. A tag a poll reached first is skipped (the poll read it).
+func (p *Poller) load(ctx context.Context) {
+	start := time.Now()
+	p.mu.Lock()
+	names := make([]string, 0, len(p.sched.all))
+	for _, ts := range p.sched.all {
+		if !ts.loaded {
+			names = append(names, ts.name)
+		}
+	}
+	p.mu.Unlock()
+	type read struct {
+		tag string
+		st  checkpoint.State
+	}
+	batch := make([]read, 0, 256)
+	found, failed := 0, 0
+	flush := func() {
+		clk := p.clk.reading()
+		p.mu.Lock()
+		for _, r := range batch {
+			p.sched.load(r.tag, r.st, clk)
+		}
+		p.mu.Unlock()
+		batch = batch[:0]
+	}
+	for _, tag := range names {
+		st, ok, err := p.store.Get(ctx, tag)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			failed++ // the tag's poll reads it again and reports the error
+			continue
+		}
+		if !ok {
+			continue
+		}
+		found++
+		batch = append(batch, read{tag, st})
+		if len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	flush()
+	p.mu.Lock()
+	p.sched.rebalance(p.budgetLocked())
+	p.sched.scheduleLoaded(p.clk.mono())
+	p.mu.Unlock()
+	p.signal()
+	p.log.Info("checkpoints read", "tags", len(names), "with_state", found, "unreadable", failed,
+		"seconds", time.Since(start).Round(time.Millisecond).Seconds())
+}
+
+// dispatch hands due tags to the workers until ctx ends. When no tag is due but a token's bucket is full (its
+// budget would go to waste) and a worker is free, it hands out the tag that is due first, early: the pool spends
+// its whole budget although the plan leaves a margin (see budgetLocked). At most one early poll per request the
+// budget allows per second.
 func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var noEarlyUntil time.Duration
 	for {
+		now := p.clk.mono()
 		p.mu.Lock()
-		ts, wait := p.sched.popDue(p.clk.mono())
+		ts, wait := p.sched.popDue(now)
 		p.mu.Unlock()
 		if ts != nil {
 			select {
@@ -309,6 +441,30 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 				return
 			}
 		}
+		if wait > earlyMin && now >= noEarlyUntil {
+			spare, full := p.pool.spare(now)
+			if spare {
+				p.mu.Lock()
+				ts = p.sched.popEarly(now)
+				p.mu.Unlock()
+				if ts != nil {
+					select {
+					case work <- ts:
+						p.m.earlyPolls.Inc()
+						noEarlyUntil = now + time.Duration(float64(time.Second)/max(1, p.pool.sustainableRate()))
+						continue
+					default: // no worker free
+						p.mu.Lock()
+						p.sched.requeue(ts)
+						p.mu.Unlock()
+					}
+				}
+			} else if full > now {
+				wait = min(wait, full-now)
+			}
+		} else if now < noEarlyUntil {
+			wait = min(wait, noEarlyUntil-now)
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -318,6 +474,9 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		}
 	}
 }
+
+// earlyMin is how far off the next due poll must be for the dispatcher to look for a token with budget to spare.
+const earlyMin = 5 * time.Millisecond
 
 // maintain rebalances the schedule and refreshes gauges about once a second (every MinInterval when that is
 // shorter, but not more often than every 50ms), and never spends more than about 1% of the time rebalancing.
@@ -342,20 +501,35 @@ func (p *Poller) rebalance() {
 	p.mu.Lock()
 	budget := p.budgetLocked()
 	ratio := p.sched.rebalance(budget)
-	was := p.overload
-	p.overload = ratio > 1
+	for _, ts := range p.sched.all {
+		if ts.gauges != nil {
+			ts.gauges.interval.Set(p.sched.interval(ts))
+		}
+	}
 	ntags := len(p.sched.tags)
 	p.mu.Unlock()
-	if ratio > 1 {
+	p.reportOverload(ratio, budget, ntags)
+}
+
+// reportOverload keeps the overloaded state, its gauge and its log lines from a rebalance's demand ratio. The
+// state has a band: it starts above 1 and ends at or below overloadEnd, so that a demand hovering about the
+// budget (while estimates form, say) does not flap.
+func (p *Poller) reportOverload(ratio, budget float64, ntags int) {
+	p.mu.Lock()
+	was := p.overload
+	p.overload = ratio > 1 || (was && ratio > overloadEnd)
+	now := p.overload
+	p.mu.Unlock()
+	if now {
 		p.m.overload.Set(ratio)
 	} else {
 		p.m.overload.Set(0)
 	}
 	switch {
-	case ratio > 1 && !was:
-		p.log.Warn("schedule overloaded: every tag is polled less often than its floor",
-			"tags", ntags, "budget_polls_per_second", budget, "demand_ratio", ratio)
-	case ratio <= 1 && was:
-		p.log.Info("schedule no longer overloaded", "tags", ntags, "budget_polls_per_second", budget)
+	case now && !was:
+		p.log.Warn("schedule overloaded: every tag is polled less often than its floor (raise max-interval or add tokens)",
+			"tags", ntags, "budget_requests_per_second", budget, "demand_ratio", ratio)
+	case !now && was:
+		p.log.Info("schedule no longer overloaded", "tags", ntags, "budget_requests_per_second", budget)
 	}
 }

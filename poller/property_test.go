@@ -233,8 +233,9 @@ type propOracle struct {
 	t        *testing.T
 	srv      *testenv.Server
 	pub      *memPublisher
-	backfill int // media a backfill start publishes per tag (0: StartNow)
-	retained int // the simulator's Retention (0: unlimited)
+	backfill int   // media a backfill start publishes per tag (0: StartNow)
+	retained int   // the simulator's Retention (0: unlimited)
+	bound    int64 // StartNow: media created at or after it (unix seconds) must be published
 
 	mu         sync.Mutex
 	start      map[string]int  // index in the tag's truth of the first media that must be published
@@ -286,8 +287,16 @@ func (o *propOracle) observePut(tag string, st checkpoint.State) {
 				start = max(start, len(truth)-o.retained)
 			}
 		} else {
-			// StartNow: the first poll stores the head; everything after it must be published.
-			start = cursorIndex(truth, st.Cursor) + 1 // -1+1 = 0 for an empty cursor (an empty feed)
+			// StartNow: the first poll publishes every media created since the start instant (less StartSkew);
+			// the workload posts nothing before the first poll committed, and the Initial media were created in
+			// order, so these are the newest ones. Everything after them must be published.
+			start = len(truth)
+			for i, tr := range truth {
+				if tr.CreatedTime.Unix() >= o.bound {
+					start = i
+					break
+				}
+			}
 			o.start[tag] = start
 			return
 		}
@@ -383,6 +392,9 @@ func runScenario(t *testing.T, sc propScenario) {
 		cfg.Start = StartBackfill
 		cfg.BackfillPages = sc.backfillPages
 		oracle.backfill = sc.backfillPages * propPageSize
+	} else {
+		cfg.StartTime = time.Now() // the same instant for every run: a restart keeps the process's start
+		oracle.bound = cfg.StartTime.Add(-StartSkew).Unix()
 	}
 	mstore := checkpoint.NewMemory()
 	t.Cleanup(func() { _ = mstore.Close() })

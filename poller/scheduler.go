@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tagstream/tagstream/poller/checkpoint"
 )
 
@@ -12,15 +14,25 @@ import (
 // seconds observed. The decay's time constant covers about rateCount media, at least rateTau (so that a busy tag's
 // estimate follows a change within minutes) and at most rateTauMax (so that a quiet tag's estimate rests on enough
 // media to be worth something). A count far above the estimate (a burst on a quiet tag) restarts the history at
-// once. Quiet tags learn slowly, so estimates are shrunk toward the mean rate of all tags (empirical Bayes): one
-// pseudo-media at that mean rate, weighing at most a quarter of the time the tag was observed.
+// once. Quiet tags learn slowly, so estimates are shrunk toward the mean rate of all tags (empirical Bayes): half a
+// pseudo-media at that mean rate (see rate).
 const (
 	rateTau    = 10 * 60.0  // seconds
 	rateTauMax = 6 * 3600.0 // seconds
 	rateCount  = 20.0       // media
 	// pageFill is the fraction of a page one poll aims to fill at most: a tag is polled at least
 	// rate/(pageFill*PageSize) times a second, so that Poisson bursts rarely need a second page.
-	pageFill = 0.8
+	pageFill = 0.7
+	// priorMedia is the weight of the prior (the mean rate of all tags) in a tag's estimate, in media.
+	priorMedia = 0.5
+	// priorSecondsMax caps the prior's weight in seconds of observation at the mean rate.
+	priorSecondsMax = 10.0
+	// catchUpGap is the least time between two catch-up walks of a tag, in seconds.
+	catchUpGap = 0.01
+	// catchUpShare is the share of the budget above the other tags' floors that catch-up work may take.
+	catchUpShare = 0.9
+	// costDecay weighs a tag's past head polls against the last one in its average cost.
+	costDecay = 0.8
 )
 
 // tagState is the scheduler's state of one tag, kept small (about 250 bytes with the map entry) so that 100,000 tags
@@ -37,7 +49,10 @@ type tagState struct {
 	lastHead  time.Duration     // when the head of the feed was last read, for rate estimation (monotonic clock)
 	newest    int64             // created time of the newest media published, unix nanos (for Lag)
 	cnt, dur  float64
+	cost      float32 // requests a head poll costs (pages, gap probes, retries): a decayed average, at least 1
 	published uint64
+	catchUp   *catchUp   // the catch-up under way; nil when none
+	gauges    *tagGauges // the tag's own series (see Config.TagMetrics); nil for most tags
 	gaps      uint32
 	hidx      int32 // index in scheduler.queue, -1 when not queued
 	aidx      int32 // index in scheduler.all
@@ -46,6 +61,23 @@ type tagState struct {
 	phase     float32 // deterministic jitter in [0,1) from the hash of the name
 	inFlight  bool
 	removed   bool
+	loaded    bool // the checkpoint was read (by the load at Run's start, or by a poll)
+	backlog   bool // the last poll left catch-up work: the tag is polled at the catch-up pace
+}
+
+// catchUp follows a catch-up: from the poll that found more new media than one walk reads to the head walk that
+// published the last of them.
+type catchUp struct {
+	since     time.Duration // start (monotonic clock), or when this process resumed it from the checkpoint
+	pages     int           // pages read so far
+	pending   int           // media located and not yet published
+	published int           // media published so far
+	resumed   bool          // resumed from the checkpoint: pending is an estimate
+}
+
+// tagGauges are the per-tag series of a tag that has them.
+type tagGauges struct {
+	lastPoll, interval prometheus.Gauge
 }
 
 // heapEntry is a slot of the scheduler's queue; the due time is kept inline so that sifting compares without
@@ -67,6 +99,14 @@ type observation struct {
 	cursor    string
 	segments  int
 	newest    time.Time
+	requests  int           // requests the poll sent (pages, probes, retries)
+	elapsed   time.Duration // how long the poll took
+	pages     int           // pages the poll read
+	located   int           // media the poll read and left for later (a walk deeper than CatchUpPages)
+	first     bool          // the tag's first poll (a walk back to the start instant, or a backfill)
+	// hist, histMedia and histSeconds are a first rate estimate from the history a first poll's pages carry.
+	hist                   bool
+	histMedia, histSeconds float64
 	// write is the state the poll decided to write: nil when there is nothing to write or the write succeeded;
 	// with err set, the write failed and the scheduler keeps the state for the next polls to write.
 	write *checkpoint.State
@@ -82,28 +122,37 @@ type observation struct {
 type scheduler struct {
 	minIv, maxIv float64 // seconds
 	pageSize     float64
+	catchUp      float64 // requests a catch-up poll costs at most: CatchUpPages+1
 	priorRate    float64 // mean rate of all tags (media per second), the shrinkage target
 
 	tags  map[string]*tagState
 	all   []*tagState
 	queue indexedHeap[heapEntry] // tags waiting for their poll, by due time
 
-	lambda     float64 // +Inf: every tag at hi
-	scale      float64 // overload factor applied to the floors (1: none)
-	overloaded bool
+	lambda float64 // +Inf: every tag at hi
+	// catchUpRate is the request rate each tag with catch-up work gets (requests per second): its share of the
+	// budget plus what the other tags do not need for their floors (see rebalance).
+	catchUpRate float64
+	scale       float64 // overload factor applied to the floors (1: none)
+	overloaded  bool
+
+	// dropped, when set, is called for every tag that leaves the schedule.
+	dropped func(*tagState)
 
 	// scratch for rebalance
-	s, lo []float64
+	s, lo, c []float64
 }
 
 func newScheduler(cfg Config) *scheduler {
 	return &scheduler{
-		minIv:     cfg.MinInterval.Seconds(),
-		maxIv:     cfg.MaxInterval.Seconds(),
-		pageSize:  float64(cfg.PageSize),
-		priorRate: 1 / (4 * cfg.MaxInterval.Seconds()),
-		tags:      make(map[string]*tagState),
-		scale:     1,
+		minIv:       cfg.MinInterval.Seconds(),
+		maxIv:       cfg.MaxInterval.Seconds(),
+		pageSize:    float64(cfg.PageSize),
+		priorRate:   1 / (4 * cfg.MaxInterval.Seconds()),
+		tags:        make(map[string]*tagState),
+		scale:       1,
+		catchUp:     float64(cfg.CatchUpPages + 1),
+		catchUpRate: math.Inf(1),
 		queue: indexedHeap[heapEntry]{
 			less:     func(a, b heapEntry) bool { return a.due < b.due },
 			setIndex: func(e heapEntry, i int) { e.ts.hidx = int32(i) },
@@ -124,7 +173,7 @@ func (s *scheduler) add(name string, now time.Duration, budget float64) *tagStat
 		ts.removed = false
 		return ts
 	}
-	ts := &tagState{name: name, hidx: -1, phase: phaseOf(name), aidx: int32(len(s.all))}
+	ts := &tagState{name: name, hidx: -1, phase: phaseOf(name), aidx: int32(len(s.all)), cost: 1}
 	spread := s.minIv
 	if budget > 0 {
 		spread = min(s.maxIv, max(s.minIv, float64(len(s.tags)+1)/budget))
@@ -159,6 +208,56 @@ func (s *scheduler) drop(ts *tagState) {
 	s.all[last] = nil
 	s.all = s.all[:last]
 	delete(s.tags, ts.name)
+	if s.dropped != nil {
+		s.dropped(ts)
+	}
+}
+
+// load applies a tag's checkpoint read when Run starts, unless a poll read it first: the saved cursor (for Status),
+// the rate estimate saved with it (so that a restart resumes with it: the first head poll after the restart
+// counts the media found since the state was written), and a catch-up under way. A tag with an estimate that
+// has not been polled yet is then scheduled by it instead of by the spread of first polls (see scheduleLoaded). clk is a reading of both clocks.
+func (s *scheduler) load(name string, st checkpoint.State, clk clockReading) {
+	ts := s.tags[name]
+	if ts == nil || ts.loaded {
+		return
+	}
+	ts.loaded = true
+	ts.cursor = st.Cursor
+	ts.segments = uint16(min(len(st.Segments), math.MaxUint16))
+	if st.RateSeconds > 0 && ts.lastTry == 0 {
+		ts.cnt, ts.dur = max(0, st.RateMedia), st.RateSeconds
+		if !st.Updated.IsZero() {
+			if ts.lastHead = clk.monoAt(st.Updated); ts.lastHead == 0 {
+				ts.lastHead = -1 // 0 means never
+			}
+		}
+	}
+	if len(st.Segments) > 0 {
+		ts.backlog = true
+		ts.catchUp = &catchUp{since: clk.mono, resumed: true, pending: len(st.Segments) * int(s.catchUp-1) * int(s.pageSize)}
+	}
+}
+
+// scheduleLoaded schedules the first poll of every tag whose estimate was loaded and that was not polled yet by
+// its planned interval, once the estimates are in and rebalance ran: at its phase within one interval, so
+// that busy tags come first and the polls stay spread (a poll per tag at once would queue them all).
+func (s *scheduler) scheduleLoaded(now time.Duration) {
+	for _, ts := range s.all {
+		if ts.lastTry != 0 || ts.hidx < 0 || ts.dur <= 0 {
+			continue
+		}
+		iv := 1 / s.freq(ts)
+		if ts.backlog {
+			iv = s.minIv
+		}
+		due := now + time.Duration(float64(ts.phase)*iv*1e9)
+		if due != ts.due {
+			ts.due = due
+			s.queue.items[ts.hidx].due = due
+			s.queue.Fix(int(ts.hidx))
+		}
+	}
 }
 
 // popDue returns a tag whose poll is due at now (monotonic clock) and marks it in flight, or nil and how long until
@@ -175,6 +274,29 @@ func (s *scheduler) popDue(now time.Duration) (*tagState, time.Duration) {
 	return top, 0
 }
 
+// popEarly returns, before it is due, the tag due first among those whose last poll ended at least MinInterval
+// before now, and marks it in flight; nil when there is none among the first few of the queue (the top three
+// levels of the heap: the tags due soonest). The dispatcher polls it early when a token would waste its budget
+// otherwise.
+func (s *scheduler) popEarly(now time.Duration) *tagState {
+	best := -1
+	for i := 0; i < min(s.queue.Len(), 7); i++ {
+		ts := s.queue.items[i].ts
+		if ts.lastTry != 0 && now-ts.lastTry < time.Duration(s.minIv*1e9) {
+			continue
+		}
+		if best < 0 || s.queue.items[i].due < s.queue.items[best].due {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	ts := s.queue.Remove(best).ts
+	ts.inFlight = true
+	return ts
+}
+
 // requeue puts back a tag taken by popDue but never polled.
 func (s *scheduler) requeue(ts *tagState) {
 	ts.inFlight = false
@@ -185,18 +307,34 @@ func (s *scheduler) requeue(ts *tagState) {
 	s.push(ts)
 }
 
-// rate is the tag's estimated posting rate in media per second.
+// rate is the tag's estimated posting rate in media per second: the posterior mean of a Gamma prior at the mean
+// rate of all tags worth priorMedia media (or priorSecondsMax seconds at that rate, when that is less), updated
+// with the tag's own (decayed) count and time. With little history, a tag is taken to post at about the mean
+// rate; a few seconds with nothing new, or a page full of recent media, move it quickly. The cap in seconds
+// keeps a mean rate near zero (two busy tags among 100,000 silent ones) from holding the busy tags down for
+// hours.
 func (s *scheduler) rate(ts *tagState) float64 {
-	if ts.dur <= 0 {
-		return s.priorRate
-	}
-	b := s.priorWeight(ts)
+	b := s.priorWeight()
 	return max(0, (ts.cnt+b*s.priorRate)/(ts.dur+b))
 }
 
 // priorWeight is how many seconds at the mean rate the shrinkage adds to a tag's observations.
-func (s *scheduler) priorWeight(ts *tagState) float64 {
-	return min(1/s.priorRate, ts.dur/4)
+func (s *scheduler) priorWeight() float64 {
+	return min(priorMedia/s.priorRate, priorSecondsMax)
+}
+
+// rateLow is a cautious estimate of the tag's posting rate: about the 10th percentile of the same posterior
+// (Wilson and Hilferty's approximation of a Gamma quantile). It sets a busy tag's page floor, so that a tag that
+// merely looks busy after a few seconds of history (a handful of media in a short span) does not claim polls the
+// other tags need; with a few hundred media of history it is within a few percent of rate.
+func (s *scheduler) rateLow(ts *tagState) float64 {
+	b := s.priorWeight()
+	a := max(0, ts.cnt) + b*s.priorRate
+	x := 1 - 1/(9*a) - 1.2816/(3*math.Sqrt(a))
+	if x <= 0 {
+		return 0
+	}
+	return a * x * x * x / (ts.dur + b)
 }
 
 // bounds returns the floor and ceiling of a tag's poll frequency.
@@ -209,7 +347,7 @@ func (s *scheduler) bounds(r float64) (lo, hi float64) {
 // freq is the tag's poll frequency (polls per second) under the current λ and overload scale.
 func (s *scheduler) freq(ts *tagState) float64 {
 	r := s.rate(ts)
-	lo, hi := s.bounds(r)
+	lo, hi := s.bounds(s.rateLow(ts))
 	switch {
 	case s.overloaded:
 		return lo * s.scale
@@ -219,12 +357,25 @@ func (s *scheduler) freq(ts *tagState) float64 {
 	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
 }
 
-// done records a poll that finished at now (monotonic clock) and schedules the tag's next one.
-func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
+// interval is the tag's planned time between two polls in seconds: overload included, and the catch-up pace
+// while it has catch-up work.
+func (s *scheduler) interval(ts *tagState) float64 {
+	if ts.backlog {
+		if s.catchUpRate > 0 && !math.IsInf(s.catchUpRate, 1) {
+			return max(catchUpGap, s.catchUp/s.catchUpRate)
+		}
+		return s.minIv
+	}
+	return 1 / s.freq(ts)
+}
+
+// done records a poll that finished at now (monotonic clock) and schedules the tag's next one. It returns the
+// tag's catch-up when this poll started one (ended false) or ended one (ended true), for the log; nil otherwise.
+func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *catchUp, ended bool) {
 	ts.inFlight = false
 	if ts.removed {
 		s.drop(ts)
-		return
+		return nil, false
 	}
 	n := now
 	ts.lastTry = n
@@ -241,21 +392,38 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 		ts.fails = 0
 		ts.cursor = o.cursor
 		ts.segments = uint16(min(o.segments, math.MaxUint16))
+		ts.loaded = true
+		cu, ended = ts.followCatchUp(o, now)
 	}
 	ts.published += uint64(o.published)
 	ts.gaps += uint32(o.gaps)
 	if !o.newest.IsZero() && o.newest.UnixNano() > ts.newest {
 		ts.newest = o.newest.UnixNano()
 	}
+	if o.head && o.err == nil && !o.first && !o.truncated && o.requests > 0 {
+		ts.cost = max(1, costDecay*ts.cost+(1-costDecay)*float32(o.requests))
+	}
+	if o.hist && o.err == nil {
+		ts.cnt, ts.dur = o.histMedia, o.histSeconds
+	}
 	if o.head && o.err == nil {
-		if ts.lastHead != 0 && n > ts.lastHead {
+		if ts.lastHead != 0 && n > ts.lastHead && !o.first {
 			s.observe(ts, float64(o.found), (n - ts.lastHead).Seconds(), o.truncated)
 		}
 		ts.lastHead = n
 	}
+	if o.err == nil {
+		ts.backlog = o.backlog
+	}
 	iv := 1 / s.freq(ts)
-	if o.backlog && o.err == nil {
+	if ts.backlog {
+		// Catch-up walks follow one another at the catch-up pace, counted from the start of the walk (its
+		// requests are the tag's share of that time), not MinInterval apart: a walk goes on where the last one
+		// stopped, it does not poll the head again.
 		iv = s.minIv
+		if s.catchUpRate > 0 {
+			iv = max(catchUpGap, float64(max(1, o.requests))/s.catchUpRate-o.elapsed.Seconds())
+		}
 	}
 	if ts.fails > 0 {
 		iv = max(iv, min(s.maxIv, s.minIv*math.Exp2(float64(ts.fails))))
@@ -263,6 +431,29 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) {
 	iv *= 0.95 + 0.1*float64(ts.phase)
 	ts.due = n + time.Duration(iv*1e9)
 	s.push(ts)
+	return cu, ended
+}
+
+// followCatchUp updates the tag's catch-up after a successful poll o: one starts when a poll leaves catch-up
+// segments, and ends with the head walk that publishes the last of the new media.
+func (ts *tagState) followCatchUp(o observation, now time.Duration) (cu *catchUp, ended bool) {
+	c := ts.catchUp
+	if c == nil {
+		if ts.segments == 0 {
+			return nil, false
+		}
+		c = &catchUp{since: now}
+		ts.catchUp = c
+		cu = c
+	}
+	c.pages += o.pages
+	c.published += o.published
+	c.pending = max(0, c.pending+o.located-o.published)
+	if ts.segments == 0 && o.head && !o.truncated {
+		ts.catchUp = nil
+		return c, true
+	}
+	return cu, false
 }
 
 // observe folds found media over dt seconds into the tag's rate estimate; a truncated count is a lower bound.
@@ -278,23 +469,29 @@ func (s *scheduler) observe(ts *tagState, found, dt float64, truncated bool) {
 	}
 	if truncated && dt > 0 {
 		if lb := found / dt; s.rate(ts) < lb {
-			b := s.priorWeight(ts)
+			b := s.priorWeight()
 			ts.cnt = lb*(ts.dur+b) - b*s.priorRate
 		}
 	}
 }
 
-// rebalance recomputes λ (or the overload scale) for a budget in polls per second. It returns the ratio of the
+// rebalance recomputes λ (or the overload scale) for a budget in requests per second: the frequencies follow the
+// square-root rule, f_i = clamp(λ·sqrt(r_i), lo_i, hi), and λ is such that the requests they cost,
+// Σ c_i·f_i with c_i the tag's average requests per poll, sum to the budget. (The cost is not put under the root:
+// it depends on the interval itself, a slower poll finding more media and needing more pages, so weighing it
+// there would slow a busy tag further.) A busy tag's page floor lo_i rests on rateLow. It returns the ratio of the
 // floors' demand to the budget: above 1 means overload.
 func (s *scheduler) rebalance(budget float64) float64 {
 	n := len(s.all)
 	if n == 0 || budget <= 0 {
 		s.overloaded = false
 		s.lambda = math.Inf(1)
+		s.catchUpRate = math.Inf(1)
 		return 0
 	}
 	s.s = s.s[:0]
 	s.lo = s.lo[:0]
+	s.c = s.c[:0]
 	var demand, sumHi, cnt, dur float64
 	var hi float64
 	for _, ts := range s.all {
@@ -304,14 +501,37 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	if cnt > 0 && dur > 0 {
 		s.priorRate = max(cnt/dur, 1e-9)
 	}
+	catching := 0
 	for _, ts := range s.all {
+		if ts.backlog {
+			catching++
+			continue
+		}
 		r := s.rate(ts)
-		lo, h := s.bounds(r)
+		c := float64(ts.cost)
+		lo, h := s.bounds(s.rateLow(ts))
 		hi = h
 		s.s = append(s.s, math.Sqrt(r))
 		s.lo = append(s.lo, lo)
-		demand += lo
-		sumHi += h
+		s.c = append(s.c, c)
+		demand += c * lo
+		sumHi += c * h
+	}
+	if catching > 0 {
+		// Catch-up: the tags with catch-up work share their fair part of the budget or catchUpShare of what the
+		// other tags do not need for their floors, whichever is more; the square-root rule shares the rest among
+		// the others. The
+		// backlog's media are all waiting already: the quiet tags give up most of their polls above the floor,
+		// the busy ones keep one page per poll.
+		give := max(budget*float64(catching)/float64(n), catchUpShare*(budget-demand))
+		s.catchUpRate = give / float64(catching)
+		budget -= give
+		if len(s.s) == 0 {
+			s.overloaded, s.scale, s.lambda = false, 1, math.Inf(1)
+			return 0
+		}
+	} else {
+		s.catchUpRate = math.Inf(1)
 	}
 	ratio := demand / budget
 	if ratio > 1 {
@@ -328,7 +548,7 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	total := func(l float64) float64 {
 		var f float64
 		for i, sq := range s.s {
-			f += min(hi, max(s.lo[i], l*sq))
+			f += s.c[i] * min(hi, max(s.lo[i], l*sq))
 		}
 		return f
 	}

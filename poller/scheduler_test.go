@@ -20,7 +20,7 @@ func testScheduler(minIv, maxIv time.Duration) *scheduler {
 // setRate makes the tag's estimated rate r (media per second) with a long history.
 func setRate(s *scheduler, ts *tagState, r float64) {
 	ts.dur = 1e6
-	b := s.priorWeight(ts)
+	b := s.priorWeight()
 	ts.cnt = r*(ts.dur+b) - b*s.priorRate
 }
 
@@ -339,5 +339,31 @@ func TestSkewedWorkloadNearOptimum(t *testing.T) {
 	}
 	if res.meanWait >= res.roundRobin {
 		t.Errorf("mean wait %.2fs is no better than round-robin %.2fs", res.meanWait, res.roundRobin)
+	}
+}
+
+func TestOverloadDoesNotFlapAboutTheBudget(t *testing.T) {
+	logs := &testkit.SyncBuffer{}
+	cfg := Config{BaseURL: "https://h/v1", Tokens: []Token{{Value: "t"}}, Tags: []string{"a"}}
+	p, err := New(cfg, &memPublisher{}, checkpoint.NewMemory(), slog.New(slog.NewTextHandler(logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.reportOverload(0.9, 1, 1)
+	if g := counterValue(t, p.m.overload); g != 0 {
+		t.Fatalf("gauge %v below the budget, want 0", g)
+	}
+	for _, ratio := range []float64{1.02, 0.98, 1.01, 0.97, 1.03, 0.96} {
+		p.reportOverload(ratio, 1, 1)
+		if g := counterValue(t, p.m.overload); g != ratio {
+			t.Fatalf("gauge %v at a demand ratio of %v within the overload, want the ratio", g, ratio)
+		}
+	}
+	p.reportOverload(0.95, 1, 1)
+	if g := counterValue(t, p.m.overload); g != 0 {
+		t.Errorf("gauge %v once the demand fell to 0.95, want 0", g)
+	}
+	if n, m := strings.Count(logs.String(), "schedule overloaded"), strings.Count(logs.String(), "no longer overloaded"); n != 1 || m != 1 {
+		t.Errorf("overload logged %d times and its end %d times, want once each:\n%s", n, m, logs.String())
 	}
 }

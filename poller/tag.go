@@ -3,8 +3,10 @@ package poller
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,8 @@ const gapReason = "the API no longer serves the media between these cursors (ret
 // the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	p.m.polls.Inc()
+	began := p.clk.mono()
+
 	p.mu.Lock()
 	pending := ts.pending
 	p.mu.Unlock()
@@ -35,6 +39,13 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		o, err = r.step()
 	}
 	if err == nil && o.write != nil {
+		// The rate estimate goes with the cursor, so that a restart resumes with it.
+		p.mu.Lock()
+		o.write.RateMedia, o.write.RateSeconds = ts.cnt, ts.dur
+		p.mu.Unlock()
+		if o.hist {
+			o.write.RateMedia, o.write.RateSeconds = o.histMedia, o.histSeconds
+		}
 		if err = p.commit(commitCtx, ts.name, *o.write); err == nil {
 			o.cursor, o.segments = o.write.Cursor, len(o.write.Segments)
 			o.write = nil
@@ -42,17 +53,36 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	}
 	o.err = err
 	p.mu.Lock()
-	p.reqPerPoll = 0.995*p.reqPerPoll + 0.005*float64(max(1, r.requests))
+	o.requests, o.pages, o.elapsed = r.requests, r.pages, p.clk.mono()-began
 	if err != nil && ctx.Err() != nil && o.write == nil {
 		// Shutting down: the poll was cut short; nothing moved.
 		p.sched.requeue(ts)
 		p.mu.Unlock()
 		return err
 	}
-	p.sched.done(ts, o, p.clk.mono())
+	now := p.clk.mono()
+	cu, ended := p.sched.done(ts, o, now)
+	if g := ts.gauges; g != nil {
+		if err == nil {
+			g.lastPoll.Set(float64(p.cfg.Clock().UnixNano()) / 1e9)
+		}
+		g.interval.Set(p.sched.interval(ts))
+	}
+	var cuLog catchUp
+	if cu != nil {
+		cuLog = *cu
+	}
 	first := ts.fails == 1
 	p.mu.Unlock()
 	p.signal()
+	switch {
+	case cu != nil && ended:
+		p.log.Info("catch-up done", "tag", ts.name, "pages", cuLog.pages, "media", cuLog.published,
+			"seconds", (now - cuLog.since).Round(time.Millisecond).Seconds())
+	case cu != nil:
+		p.log.Info("catch-up started: more new media than one poll reads", "tag", ts.name, "pages", cuLog.pages,
+			"media_pending", cuLog.pending)
+	}
 	switch {
 	case err != nil && o.write != nil:
 		p.log.Debug("checkpoint write failed; the acknowledged state is kept and its write retried", "tag", ts.name, "err", err)
@@ -73,12 +103,17 @@ type pollRun struct {
 	commitCtx context.Context // publishing: ends Config.ShutdownTimeout after shutdown
 	tag       string
 	requests  int // requests sent, retries and probes included
+	pages     int // pages received
 }
 
 // page fetches one page of the tag.
 func (r *pollRun) page(q query) (*schema.Page, error) {
 	q.tag, q.probes = r.tag, &r.requests
-	return r.p.client.page(r.ctx, q)
+	page, err := r.p.client.page(r.ctx, q)
+	if err == nil {
+		r.pages++
+	}
+	return page, err
 }
 
 // step polls the tag once: a first poll, a catch-up step on the oldest backlog segment, or a walk from the head.
@@ -114,6 +149,10 @@ type walked struct {
 	fetched     int // media returned, repeats included
 	noID        int // media returned without an id: they cannot be published, de-duplicated or remembered
 	sawBoundary bool
+	splitItems  int     // len(items) after page splitAt: the media located above the split
+	headID      string  // id of the first media returned: the media at head
+	reachedOld  bool    // a walk with a time bound ended at a page whose oldest media is older than the bound
+	created     []int64 // created_time (unix seconds) of every media returned, feed order (walkSpec.history)
 }
 
 // walkSpec says which part of a tag's feed a walk reads and what it keeps.
@@ -125,6 +164,11 @@ type walkSpec struct {
 	keep     bool            // collect the new media (false: only read and bound them)
 	known    map[string]bool // ids already published (State.Recent): not kept
 	boundary string          // id of the media at min, whose return marks an inclusive upstream
+	// since, when not 0, is a time bound (unix seconds): media created before it are not kept, and the walk ends
+	// after a page whose oldest media was created before it.
+	since int64
+	// history records the created_time of every media returned (walked.created), for a first rate estimate.
+	history bool
 }
 
 // walk fetches pages newer than s.min and older than s.max, newest first, following next_max_tag_id on the
@@ -159,10 +203,20 @@ func (r *pollRun) walk(s walkSpec) (walked, error) {
 			if s.boundary != "" && m.ID == s.boundary {
 				w.sawBoundary = true
 			}
+			if w.headID == "" {
+				w.headID = m.ID
+			}
 			if w.batch[m.ID] {
 				continue // a repeat across pages (an inclusive max_tag_id, or a shifted page)
 			}
 			w.batch[m.ID] = true
+			created, known := createdUnix(m.CreatedTime)
+			if s.history && known {
+				w.created = append(w.created, created)
+			}
+			if s.since != 0 && known && created < s.since {
+				continue // created before the start instant
+			}
 			if s.keep && !s.known[m.ID] {
 				if !p.cfg.AttachRaw {
 					m.Raw = nil // Raw aliases the page's body: without it the body is freed while the walk goes on
@@ -195,6 +249,14 @@ func (r *pollRun) walk(s walkSpec) (walked, error) {
 				w.split = next
 			}
 		}
+		if w.pages == s.splitAt {
+			w.splitItems = len(w.items)
+		}
+		if s.since != 0 && oldestBefore(page.Media, s.since) {
+			// Everything below this page was created before the start instant too (late-tagged media aside).
+			w.complete, w.reachedOld = true, true
+			return w, nil
+		}
 		// An empty page that still says more remains (next_url) is walked past, not taken for the end: that
 		// would skip the media below it for good.
 		if pg.NextURL == "" || next == "" || next == max {
@@ -219,6 +281,32 @@ func maxFromNextURL(next string) string {
 	return firstOf(q.Get("max_tag_id"), q.Get("max_id"))
 }
 
+// createdUnix reads a media's created_time: Unix seconds as the API sent them (or an RFC 3339 time, as in
+// 2010-2011). ok is false when it cannot be read.
+func createdUnix(v string) (sec int64, ok bool) {
+	v = strings.TrimSpace(v)
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n, true
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+		return int64(math.Floor(f)), true
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t.Unix(), true
+	}
+	return 0, false
+}
+
+// oldestBefore reports whether the last media of a page whose created_time can be read was created before since.
+func oldestBefore(media []schema.Media, since int64) bool {
+	for i := len(media) - 1; i >= 0; i-- {
+		if c, ok := createdUnix(media[i].CreatedTime); ok {
+			return c < since
+		}
+	}
+	return false
+}
+
 func firstOf(a, b string) string {
 	if a != "" {
 		return a
@@ -226,20 +314,16 @@ func firstOf(a, b string) string {
 	return b
 }
 
-// firstPoll starts a tag that has no checkpoint: at the head (StartNow) or with a backfill.
+// firstPoll starts a tag that has no checkpoint: from the start instant (StartNow, StartSince) or with a
+// backfill.
 func (r *pollRun) firstPoll() (observation, error) {
 	p := r.p
-	if p.cfg.Start == StartNow {
-		w, err := r.walk(walkSpec{maxPages: 1, splitAt: 1, keep: true})
-		if err != nil {
-			return observation{}, err
-		}
-		p.log.Debug("tag started at the head", "tag", r.tag)
-		return observation{head: true, write: &checkpoint.State{Cursor: w.head, Recent: p.recent(nil, w.items)}}, nil
+	if p.cfg.Start != StartBackfill {
+		return r.sinceStep(checkpoint.State{Since: p.startTime}, "", true)
 	}
 	n := p.cfg.BackfillPages
 	keep := n <= p.cfg.CatchUpPages
-	w, err := r.walk(walkSpec{maxPages: n, splitAt: n, keep: keep})
+	w, err := r.walk(walkSpec{maxPages: n, splitAt: n, keep: keep, history: true})
 	if err != nil {
 		return observation{}, err
 	}
@@ -258,7 +342,7 @@ func (r *pollRun) firstPoll() (observation, error) {
 		keep = true
 	}
 	if keep {
-		return r.publish(checkpoint.State{Cursor: w.head}, w, nil, observation{head: true})
+		return r.publish(checkpoint.State{Cursor: w.head}, w, nil, r.firstObservation(w, time.Time{}))
 	}
 	// A deep backfill: remember where it starts and let the catch-up machinery work it off oldest first.
 	//
@@ -278,7 +362,101 @@ func (r *pollRun) firstPoll() (observation, error) {
 			st.Recent = []string{below.Media[0].ID}
 		}
 	}
-	return observation{backlog: true, write: &st}, nil
+	o := r.firstObservation(w, time.Time{})
+	o.head, o.backlog, o.write = false, true, &st
+	return o, nil
+}
+
+// sinceStep publishes the media created at or after st.Since (less StartSkew) between max ("" = the head) and
+// the bottom of the feed, for a tag that has no cursor yet: the first poll (max "") and, when the new media
+// span more than CatchUpPages pages, the catch-up of the oldest segment. It walks down until a page ends with
+// media created before the bound, or the feed ends. A walk that needs more than CatchUpPages+1 pages publishes
+// nothing: its lower end becomes an older segment, and st.Since stays so that the catch-up keeps the bound.
+// A walk that completes publishes its media and sets the cursor to the newest media it returned (its id joins
+// State.Recent even when that media was created before the bound, so that an inclusive upstream's repeat of it
+// is removed); the segments newer than it are then caught up by cursor.
+//
+// With StartSince, a walk that reaches the end of the feed before media as old as the bound publishes a gap
+// marker first: the API may no longer serve media posted since the start time, or the tag has none older; it
+// cannot tell which.
+func (r *pollRun) sinceStep(st checkpoint.State, max string, first bool) (observation, error) {
+	p := r.p
+	bound := st.Since.Add(-StartSkew).Unix()
+	w, err := r.walk(walkSpec{max: max, maxPages: p.cfg.CatchUpPages + 1, splitAt: p.cfg.CatchUpPages, keep: true,
+		since: bound, history: first})
+	if err != nil {
+		return observation{}, err
+	}
+	o := observation{head: max == "", backlog: max != "", cursor: st.Cursor}
+	if first {
+		o = r.firstObservation(w, st.Since)
+	}
+	if !w.complete {
+		st.Segments = append(slices.Clone(st.Segments), w.split)
+		o.backlog, o.truncated, o.write, o.located = true, true, &st, w.splitItems
+		return o, nil
+	}
+	if max != "" {
+		st.Segments = slices.Clone(st.Segments[:len(st.Segments)-1])
+	}
+	var gap *schema.Event
+	if p.cfg.Start == StartSince && !w.reachedOld && w.fetched > 0 {
+		gap = schema.NewGap(r.tag, p.cfg.Source, schema.Gap{
+			ToCursor: firstOf(w.oldest, w.lastMin), Missing: -1, DetectedAt: p.cfg.Clock(),
+			Reason: "the API serves no media of this tag as old as the start time " +
+				st.Since.UTC().Format(time.RFC3339) + ": older ones posted since then may no longer be served (or there are none)",
+		})
+		p.log.Info("start time: the API serves nothing as old; a gap marker says so", "tag", r.tag, "start", st.Since)
+	}
+	if w.head != "" {
+		st.Cursor, st.Since = w.head, time.Time{}
+	}
+	if len(st.Segments) == 0 {
+		st.Since = time.Time{}
+	}
+	o, err = r.publish(st, w, gap, o)
+	if err != nil {
+		return o, err
+	}
+	if w.headID != "" && lastOf(o.write.Recent) != w.headID {
+		// The media at the cursor was created before the bound (or is a late-tagged one): remember it anyway.
+		o.write.Recent = p.recent(o.write.Recent, []*schema.Media{{ID: w.headID}})
+	}
+	return o, nil
+}
+
+// firstObservation is the scheduler's observation of a tag's first poll, with a first estimate of its posting
+// rate from the created_time of the media the walk returned (a page of media carries its own history): the media
+// seen over the span from the oldest of them to now, or, when the walk reached the end of the feed, over the
+// span since the start instant if that is older (every media since then was seen). A media older than the one
+// below it in the feed was tagged late and is left out. created_time has a resolution of one second: the
+// oldest media is taken to be half a second newer than it says, and a span is at least half a second.
+func (r *pollRun) firstObservation(w walked, since time.Time) observation {
+	o := observation{head: true, first: true}
+	now := r.p.cfg.Clock()
+	var n int
+	var oldest int64
+	for i, c := range w.created {
+		if i+1 < len(w.created) && c < w.created[i+1] {
+			continue // tagged late: its created_time says nothing about the rate
+		}
+		n++
+		oldest = c
+	}
+	from := time.Unix(oldest, int64(time.Second/2))
+	feedEnd := w.complete && !w.reachedOld
+	var cnt float64
+	var start time.Time
+	switch {
+	case feedEnd && !since.IsZero() && (n == 0 || since.Before(from)):
+		cnt, start = float64(n), since
+	case n > 1:
+		cnt, start = float64(n-1), from
+	default:
+		return o // nothing to go by: the tag starts from the mean rate of all tags
+	}
+	o.hist, o.histMedia, o.histSeconds = true, cnt, max(0.5, now.Sub(start).Seconds())
+	return o
 }
 
 // pollHead walks from the head down to the committed cursor. A backlog deeper than CatchUpPages is not published
@@ -297,7 +475,7 @@ func (r *pollRun) pollHead(st checkpoint.State) (observation, error) {
 	if !w.complete {
 		st.Segments = append(st.Segments[:0:0], w.split)
 		p.log.Debug("backlog deeper than CatchUpPages: catching up", "tag", r.tag, "pages", w.pages)
-		o.truncated, o.backlog, o.write = true, true, &st
+		o.truncated, o.backlog, o.write, o.located = true, true, &st, w.splitItems
 		return o, nil
 	}
 	probe := st.Cursor != "" && !w.sawBoundary &&
@@ -310,6 +488,9 @@ func (r *pollRun) pollHead(st checkpoint.State) (observation, error) {
 func (r *pollRun) catchUp(st checkpoint.State) (observation, error) {
 	p := r.p
 	seg := st.Segments[len(st.Segments)-1]
+	if st.Cursor == "" && !st.Since.IsZero() {
+		return r.sinceStep(st, seg, false)
+	}
 	w, err := r.walk(walkSpec{min: st.Cursor, max: seg, maxPages: p.cfg.CatchUpPages + 1,
 		splitAt: p.cfg.CatchUpPages, keep: true, known: recentSet(st.Recent), boundary: lastOf(st.Recent)})
 	if err != nil {
@@ -321,7 +502,7 @@ func (r *pollRun) catchUp(st checkpoint.State) (observation, error) {
 	o := observation{backlog: true, cursor: st.Cursor}
 	if !w.complete {
 		st.Segments = append(slices.Clone(st.Segments), w.split)
-		o.write = &st
+		o.write, o.located = &st, w.splitItems
 		return o, nil
 	}
 	st.Segments = slices.Clone(st.Segments[:len(st.Segments)-1])

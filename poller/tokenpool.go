@@ -23,8 +23,9 @@ type token struct {
 	clientID bool
 	fp       string
 
-	rate        float64       // requests per second
+	rate        float64       // requests per second: limit per window
 	limit       int           // requests per window (configured, or X-Ratelimit-Limit)
+	keep        int           // the reserve: the token is not used while the API says it has no more left
 	remaining   int           // last X-Ratelimit-Remaining, -1 before any
 	level       float64       // token-bucket level
 	last        time.Duration // when level was computed (monotonic clock)
@@ -37,7 +38,9 @@ type token struct {
 }
 
 // tokenPool hands out tokens so that each stays within its budget: a token bucket per token (a small burst,
-// refilled at the token's rate), corrected from the API's X-Ratelimit headers. A rate-limit answer parks the token
+// refilled at the token's limit per window), corrected from the API's X-Ratelimit headers: an answer's Remaining,
+// less the token's reserve (see reserveOf), caps what the bucket may hand out until it refills, so the pool spends
+// what the API says is left and never the last few requests of a window. A rate-limit answer parks the token
 // (exponential backoff with full jitter, or Retry-After when longer); an invalid-token answer retires it for good.
 // Acquire takes the token that is ready first (a heap keyed by ready time), so one acquisition costs O(log tokens),
 // and waits on a timer — never spins — when none is ready. The pool is safe for concurrent use.
@@ -50,6 +53,34 @@ type tokenPool struct {
 	clk     clock
 	log     *slog.Logger
 	m       *metrics
+
+	// Budget accounting for tagstream_budget_use_ratio: requests handed out and requests allowed (the live
+	// tokens' limits per window, integrated over time) since the start, sampled about once a second.
+	sent     int64
+	allowed  float64
+	lastAcct time.Duration
+	samples  [budgetSamples]budgetSample
+	nsamples int
+}
+
+// budgetSamples is how many samples of the budget accounting the pool keeps: a bit over a minute at one a second.
+const budgetSamples = 64
+
+// budgetSample is one reading of the pool's budget accounting.
+type budgetSample struct {
+	at      time.Duration // monotonic clock
+	sent    int64
+	allowed float64
+}
+
+// reserveOf is how many requests of a window a token with that limit keeps back: it is not used while the API's
+// X-Ratelimit-Remaining is at or below the reserve. The reserve covers requests in flight whose answers have not
+// come yet and small differences between the API's clock and the poller's: 1% of the limit, at least two bursts
+// (and at most half the limit). In steady state a token's window holds its limit less the reserve, so the reserve
+// is the only margin: 99% of a 5,000 requests/hour budget is spent (see the package documentation).
+func reserveOf(limit int) int {
+	r := max(2*tokenBurst, (limit+99)/100)
+	return min(r, limit/2)
 }
 
 // Fingerprint is the first 8 hex digits of the SHA-256 of a token: enough to tell tokens apart in logs, status and
@@ -90,6 +121,7 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 			clientID:  t.ClientID,
 			fp:        Fingerprint(t.Value),
 			limit:     limit,
+			keep:      reserveOf(limit),
 			remaining: -1,
 			last:      now,
 			bo:        p.backoff(),
@@ -101,7 +133,11 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 		p.tokens = append(p.tokens, tk)
 		p.heap.Push(tk)
 		m.budgetRemaining.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
+		m.budgetLimit.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
 	}
+	p.lastAcct = now
+	p.samples[0] = budgetSample{at: now}
+	p.nsamples = 1
 	return p
 }
 
@@ -161,6 +197,7 @@ func (p *tokenPool) tryAcquire(now time.Duration) (*token, time.Duration) {
 	t.computeReady()
 	if t.ready <= now {
 		t.level--
+		p.sent++
 		t.computeReady()
 		p.heap.Fix(t.hidx)
 		return t, now
@@ -204,7 +241,8 @@ func (p *tokenPool) acquire(ctx context.Context) (*token, error) {
 	}
 }
 
-// observe corrects t's pacing from the X-Ratelimit headers of an answer (-1 when absent).
+// observe corrects t's pacing from the X-Ratelimit headers of an answer (-1 when absent): the limit sets the
+// refill rate, and what the API says is left, less the reserve, caps the bucket.
 func (p *tokenPool) observe(t *token, limit, remaining int) {
 	if limit < 0 && remaining < 0 {
 		return
@@ -212,14 +250,17 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if limit > 0 && limit != t.limit {
+		p.account(p.clk.mono())
 		t.limit = limit
+		t.keep = reserveOf(limit)
 		t.rate = float64(limit) / p.window.Seconds()
+		p.m.budgetLimit.WithLabelValues(strconv.Itoa(t.idx)).Set(float64(limit))
 	}
 	if remaining >= 0 {
 		t.remaining = remaining
 		t.refill(p.clk.mono())
-		if float64(remaining) < t.level {
-			t.level = float64(remaining)
+		if left := float64(remaining - t.keep); left < t.level {
+			t.level = left
 		}
 		if t.hidx >= 0 {
 			t.computeReady()
@@ -267,6 +308,7 @@ func (p *tokenPool) retire(t *token) {
 	if t.retired {
 		return
 	}
+	p.account(p.clk.mono())
 	t.retired = true
 	if t.hidx >= 0 {
 		p.heap.Remove(t.hidx)
@@ -276,6 +318,30 @@ func (p *tokenPool) retire(t *token) {
 	if p.heap.Len() == 0 {
 		p.log.Error("every token is retired: polling stops")
 	}
+}
+
+// spare reports whether a live token that is not parked has a full bucket at now (monotonic clock): its refill
+// would be wasted unless a request is sent. Otherwise it returns when the first bucket will be full (0 when
+// none will: every token parked or retired). It costs O(tokens).
+func (p *tokenPool) spare(now time.Duration) (bool, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var next time.Duration
+	for _, t := range p.heap.items {
+		if t.parkedUntil > now || t.rate <= 0 {
+			continue
+		}
+		t.refill(now)
+		full := float64(min(tokenBurst, max(1, t.limit)))
+		if t.level >= full-1e-9 {
+			return true, 0
+		}
+		at := t.last + time.Duration((full-t.level)/t.rate*1e9)
+		if next == 0 || at < next {
+			next = at
+		}
+	}
+	return false, next
 }
 
 // live returns how many tokens are not retired.
@@ -306,12 +372,54 @@ func (p *tokenPool) parkedLocked(now time.Duration) int {
 	return n
 }
 
-// refreshGauges updates the parked-tokens gauge.
-func (p *tokenPool) refreshGauges() {
+// account adds the requests the live tokens allowed since the last call to p.allowed. Caller holds p.mu.
+func (p *tokenPool) account(now time.Duration) {
+	if now <= p.lastAcct {
+		return
+	}
+	var r float64
+	for _, t := range p.heap.items {
+		r += t.rate
+	}
+	p.allowed += r * (now - p.lastAcct).Seconds()
+	p.lastAcct = now
+}
+
+// budgetUse returns the fraction of the requests the live tokens allowed over about the last minute that the pool
+// handed out (0 before any time passed), and records a sample for the next calls. Called about once a second.
+func (p *tokenPool) budgetUse(now time.Duration) float64 {
 	p.mu.Lock()
-	n := p.parkedLocked(p.clk.mono())
+	defer p.mu.Unlock()
+	p.account(now)
+	cur := budgetSample{at: now, sent: p.sent, allowed: p.allowed}
+	// The oldest sample at most a minute old (or the oldest kept).
+	n := p.nsamples
+	first := (p.nsamples - min(n, budgetSamples)) % budgetSamples
+	base := p.samples[first]
+	for i := range min(n, budgetSamples) {
+		s := p.samples[(first+i)%budgetSamples]
+		if now-s.at <= time.Minute {
+			base = s
+			break
+		}
+	}
+	p.samples[p.nsamples%budgetSamples] = cur
+	p.nsamples++
+	if cur.allowed-base.allowed <= 0 {
+		return 0
+	}
+	return float64(cur.sent-base.sent) / (cur.allowed - base.allowed)
+}
+
+// refreshGauges updates the parked-tokens and budget-use gauges.
+func (p *tokenPool) refreshGauges() {
+	now := p.clk.mono()
+	use := p.budgetUse(now)
+	p.mu.Lock()
+	n := p.parkedLocked(now)
 	p.mu.Unlock()
 	p.m.parked.Set(float64(n))
+	p.m.budgetUse.Set(use)
 }
 
 func (p *tokenPool) status() []TokenStatus {

@@ -122,6 +122,10 @@ func TestTokenPoolSpreadsOverTokens(t *testing.T) {
 }
 
 func TestTokenPoolHeaderCorrection(t *testing.T) {
+	keep := reserveOf(3600) // the pools below allow 3600 requests an hour
+	if keep < 2*tokenBurst {
+		t.Fatalf("reserve %d: want at least two bursts", keep)
+	}
 	cases := []struct {
 		name             string
 		limit, remaining int
@@ -129,8 +133,10 @@ func TestTokenPoolHeaderCorrection(t *testing.T) {
 		wantNext         time.Duration // then the wait for the next one
 	}{
 		{"no headers change nothing", -1, -1, tokenBurst, time.Second},
-		{"a spent budget stops the token until one refills", -1, 0, 0, time.Second},
-		{"a low remaining budget caps the burst", -1, 1, 1, time.Second},
+		{"a spent budget stops the token until the reserve and one more refilled", -1, 0, 0, time.Duration(keep+1) * time.Second},
+		{"a remaining budget at the reserve stops the token", -1, keep, 0, time.Second},
+		{"a remaining budget just above the reserve caps the burst", -1, keep + 1, 1, time.Second},
+		{"a remaining budget well above the reserve changes nothing", -1, keep + 100, tokenBurst, time.Second},
 		{"a higher limit speeds the refill", 7200, -1, tokenBurst, time.Second / 2},
 	}
 	for _, tc := range cases {
@@ -232,5 +238,37 @@ func TestFingerprintHidesTheToken(t *testing.T) {
 	}
 	if Fingerprint("a") == Fingerprint("b") {
 		t.Errorf("different tokens share a fingerprint")
+	}
+}
+
+func TestBudgetUseCoversTheLastMinute(t *testing.T) {
+	clock := newFakeClock()
+	p, _ := newTestPool(t, clock, 3600, "a", "b") // two requests a second allowed
+	if use := p.budgetUse(clock.mono()); use != 0 {
+		t.Fatalf("budget use before any time passed = %v, want 0", use)
+	}
+	steps := []struct {
+		name    string
+		perSec  int
+		seconds int
+		want    float64
+	}{
+		{"one request a second of two allowed is half the budget", 1, 60, 0.5},
+		{"two a second for a minute is the whole budget", 2, 60, 1},
+		{"a quiet minute after that counts alone", 0, 60, 0},
+	}
+	for _, st := range steps {
+		for range st.seconds {
+			clock.Advance(time.Second)
+			for range st.perSec {
+				if tk, _ := p.tryAcquire(clock.mono()); tk == nil {
+					t.Fatalf("%s: no token ready", st.name)
+				}
+			}
+			p.budgetUse(clock.mono())
+		}
+		if use := p.budgetUse(clock.mono()); use < st.want-0.05 || use > st.want+0.05 {
+			t.Errorf("%s: budget use %.3f, want %.2f", st.name, use, st.want)
+		}
 	}
 }

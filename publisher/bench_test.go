@@ -3,7 +3,6 @@ package publisher
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -148,12 +147,7 @@ func BenchmarkJetStream(b *testing.B) {
 // port and a temporary store, and returns its URL once it accepts connections.
 func startNATSProcess(b *testing.B, bin string) string {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testkit.FreePort(b)
 	cmd := exec.Command(bin, "-js", "-sd", b.TempDir(), "-a", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -179,7 +173,7 @@ func BenchmarkKafka(b *testing.B) {
 		name    string
 		brokers func(b *testing.B) []string
 	}
-	targets := []target{{"kfake", func(b *testing.B) []string { return fakeKafka(b) }}}
+	targets := []target{{"kfake", func(b *testing.B) []string { return testkit.FakeKafka(b) }}}
 	if env := os.Getenv("TAGSTREAM_KAFKA_BROKERS"); env != "" {
 		targets = append(targets, target{"apache", func(*testing.B) []string { return strings.Split(env, ",") }})
 	}

@@ -29,12 +29,9 @@ import (
 // startNATSWith starts an in-process server with extra options (auth, TLS).
 func startNATSWith(t *testing.T, edit func(o *server.Options)) *natsServer {
 	t.Helper()
-	ns := &natsServer{t: t, opts: server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}}
-	edit(&ns.opts)
-	ns.start()
-	ns.opts.Port = ns.s.Addr().(*net.TCPAddr).Port
-	t.Cleanup(ns.stop)
-	return ns
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
+	edit(opts)
+	return runNATS(t, opts)
 }
 
 // writeTestPKI writes a CA and a server certificate for 127.0.0.1 into dir and returns the file paths.

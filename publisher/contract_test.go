@@ -25,8 +25,10 @@ var (
 	_ Deliverer = (*File)(nil)
 )
 
-// restartStream is a broker outage in the middle of a stream, as every at-least-once publisher must survive it.
-type restartStream struct {
+// tagStream is a stream of the events of several tags published at once, each tag by its own goroutine in media
+// id order (testkit.MediaEvents), as concurrent pollers publish; run can take the broker away in the middle, an
+// outage every at-least-once publisher must survive.
+type tagStream struct {
 	tags         []string      // each published by its own goroutine, in order
 	batches      int           // Publish calls per tag
 	perBatch     int           // events per call
@@ -35,9 +37,10 @@ type restartStream struct {
 	timeout      time.Duration // bound of each Publish call
 }
 
-// run publishes the stream with p, calls restart once restartAfter Publish calls have returned, and fails the test
-// if any Publish call fails (each must ride out the outage by retrying). It returns once every call returned.
-func (rs restartStream) run(t *testing.T, p Publisher, restart func()) {
+// run publishes the stream with p, calls restart (unless nil) once restartAfter Publish calls have returned, and
+// fails the test if any Publish call fails (each must ride out an outage by retrying). It returns once every call
+// returned.
+func (rs tagStream) run(t *testing.T, p Publisher, restart func()) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(rs.tags))
@@ -46,7 +49,7 @@ func (rs restartStream) run(t *testing.T, p Publisher, restart func()) {
 		wg.Go(func() {
 			for b := range rs.batches {
 				ctx, cancel := context.WithTimeout(context.Background(), rs.timeout)
-				err := p.Publish(ctx, makeEvents(tag, b*rs.perBatch, rs.perBatch, rs.captionBytes))
+				err := p.Publish(ctx, testkit.MediaEvents(tag, b*rs.perBatch, rs.perBatch, rs.captionBytes))
 				cancel()
 				if err != nil {
 					errs <- fmt.Errorf("tag %s batch %d: %w", tag, b, err)
@@ -56,10 +59,12 @@ func (rs restartStream) run(t *testing.T, p Publisher, restart func()) {
 			}
 		})
 	}
-	for i := range rs.restartAfter { // let the stream get going, then take the broker away mid-stream
-		testkit.Receive(t, progress, rs.timeout, fmt.Sprintf("Publish call %d of the stream", i+1))
+	if restart != nil {
+		for i := range rs.restartAfter { // let the stream get going, then take the broker away mid-stream
+			testkit.Receive(t, progress, rs.timeout, fmt.Sprintf("Publish call %d of the stream", i+1))
+		}
+		restart()
 	}
-	restart()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -68,4 +73,14 @@ func (rs restartStream) run(t *testing.T, p Publisher, restart func()) {
 }
 
 // total is the number of events of the stream.
-func (rs restartStream) total() int { return len(rs.tags) * rs.batches * rs.perBatch }
+func (rs tagStream) total() int { return len(rs.tags) * rs.batches * rs.perBatch }
+
+// inTagOrder fails the test unless mediaID is the media id due next for tag in a tagStream read back in order
+// ("0_1", "1_1", …); next counts what was read per tag.
+func inTagOrder(t *testing.T, next map[string]int, tag, mediaID string) {
+	t.Helper()
+	if want := fmt.Sprintf("%d_1", next[tag]); mediaID != want {
+		t.Fatalf("tag %q: media %s where %s was due (order broken)", tag, mediaID, want)
+	}
+	next[tag]++
+}

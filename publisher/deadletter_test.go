@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tagstream/tagstream/internal/testkit"
@@ -69,7 +68,7 @@ func checkLetter(t *testing.T, raw []byte, e *schema.Event, wantEvent string) le
 // TestEveryLetterIdentifiesItsMedia is issue 10.4: a letter cut to its destination's size limit keeps the media
 // id, cursor, link, tag and reason, and drops only the large fields.
 func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
-	big := func(caption int) *schema.Event { return makeEvents("big", 7, 1, caption)[0] }
+	big := func(caption int) *schema.Event { return testkit.MediaEvents("big", 7, 1, caption)[0] }
 	tests := []struct {
 		name      string
 		event     *schema.Event
@@ -78,7 +77,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 	}{
 		{"a Kafka dead-letter topic gets the event without its large fields when the whole does not fit",
 			big(40 << 10), "slim", func(t *testing.T, e *schema.Event) []byte {
-				brokers := fakeKafka(t)
+				brokers := testkit.FakeKafka(t)
 				topic := uniqueTopic(t)
 				p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Topic: topic, CreateTopic: true,
 					MaxMessageBytes: 16 << 10, DeadLetterTopic: topic + ".dlq"})
@@ -87,7 +86,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 			}},
 		{"a Kafka dead-letter topic that refuses the letter still gets the identifying fields",
 			big(10 << 10), "none", func(t *testing.T, e *schema.Event) []byte {
-				brokers := fakeKafka(t)
+				brokers := testkit.FakeKafka(t)
 				topic := uniqueTopic(t)
 				cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 				res, err := cl.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
@@ -111,16 +110,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 		{"a core NATS dead-letter subject gets the event without its large fields when the whole does not fit",
 			big(8000), "slim", func(t *testing.T, e *schema.Event) []byte {
 				ns := startNATS(t, 4096)
-				sub := ns.connect(t)
-				ch := make(chan *nats.Msg, 1)
-				s, err := sub.ChanSubscribe("tagstream.deadletter", ch)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = s.Unsubscribe() })
-				if err := sub.Flush(); err != nil {
-					t.Fatal(err)
-				}
+				ch := ns.subscribe(t, "tagstream.deadletter", 1)
 				p, err := NewNATS(ns.connect(t), NATSConfig{DeadLetterSubject: "tagstream.deadletter"}, testLogger(t), nil)
 				if err != nil {
 					t.Fatal(err)
@@ -136,7 +126,7 @@ func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = dl.Close() })
-				p, _ := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
+				p, _ := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
 				publishOK(t, p, []*schema.Event{e})
 				raw, err := os.ReadFile(path)
 				if err != nil {

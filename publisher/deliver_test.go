@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // TestDeliverCountsDeadLettersApartFromPublished is issue 10.11: an event handed to the dead-letter destination is
@@ -22,7 +24,7 @@ func TestDeliverCountsDeadLettersApartFromPublished(t *testing.T) {
 		build func(t *testing.T, dl DeadLetter) built
 	}{
 		{"kafka", func(t *testing.T, dl DeadLetter) built {
-			p, reg := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
+			p, reg := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t), MaxMessageBytes: 4096, DeadLetter: dl})
 			return built{p, reg, "kafka"}
 		}},
 		{"jetstream", func(t *testing.T, dl DeadLetter) built {
@@ -42,9 +44,9 @@ func TestDeliverCountsDeadLettersApartFromPublished(t *testing.T) {
 		t.Run(tt.name+" names the dead-lettered events and counts only the others as published", func(t *testing.T) {
 			rec := &letterRecorder{}
 			b := tt.build(t, rec)
-			events := makeEvents("mixed", 0, 6, 10)
-			events[1] = makeEvents("mixed", 1, 1, 8000)[0]
-			events[4] = makeEvents("mixed", 4, 1, 9000)[0]
+			events := testkit.MediaEvents("mixed", 0, 6, 10)
+			events[1] = testkit.MediaEvents("mixed", 1, 1, 8000)[0]
+			events[4] = testkit.MediaEvents("mixed", 4, 1, 9000)[0]
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			dead, err := b.p.Deliver(ctx, events)
@@ -64,7 +66,7 @@ func TestDeliverCountsDeadLettersApartFromPublished(t *testing.T) {
 			if n := counter(t, b.reg, "tagstream_publisher_dead_letters_total", labels); n != 2 {
 				t.Fatalf("dead_letters_total = %v, want 2", n)
 			}
-			again, err := b.p.Deliver(ctx, makeEvents("mixed", 10, 2, 10))
+			again, err := b.p.Deliver(ctx, testkit.MediaEvents("mixed", 10, 2, 10))
 			if err != nil || again != nil {
 				t.Fatalf("Deliver of a clean batch = %v, %v; want no dead letters", again, err)
 			}
@@ -72,7 +74,7 @@ func TestDeliverCountsDeadLettersApartFromPublished(t *testing.T) {
 	}
 	t.Run("file never dead-letters", func(t *testing.T) {
 		p := NewFile(discardWriter{}, FileConfig{}, nil, nil)
-		dead, err := p.Deliver(context.Background(), makeEvents("f", 0, 3, 10))
+		dead, err := p.Deliver(context.Background(), testkit.MediaEvents("f", 0, 3, 10))
 		if err != nil || dead != nil {
 			t.Fatalf("Deliver = %v, %v", dead, err)
 		}

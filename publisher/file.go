@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -128,6 +129,24 @@ func (p *File) Ready(context.Context) error {
 		return fmt.Errorf("publisher: ndjson file %s: %w: %w", p.path, ErrUnavailable, err)
 	}
 	return nil
+}
+
+// fileWritable reports why f, opened at path, cannot take more writes: path names another file or none, or
+// (where the platform can tell, see fsWritable) the process may not write to it, or its file system is
+// read-only or full.
+func fileWritable(f *os.File, path string) error {
+	open, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	named, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(open, named) {
+		return errors.New("the path names another file now (moved or replaced)")
+	}
+	return fsWritable(f, path)
 }
 
 // Close flushes (fsync) and, for a File from OpenFile, closes the file.

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -57,26 +58,18 @@ func TestOpenFileAppendsAcrossReopensAndKeepsBatchesWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for _, tag := range []string{"a", "b", "c"} {
-		wg.Go(func() {
-			for b := range 10 {
-				publishOK(t, p, makeEvents(tag, b*33, 33, 50))
-			}
-		})
-	}
-	wg.Wait()
+	tagStream{tags: []string{"a", "b", "c"}, batches: 10, perBatch: 33, captionBytes: 50, timeout: 30 * time.Second}.run(t, p, nil)
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish(context.Background(), makeEvents("a", 0, 1, 1)); !errors.Is(err, ErrClosed) {
+	if err := p.Publish(context.Background(), testkit.MediaEvents("a", 0, 1, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
 	}
 	p2, err := OpenFile(path, FileConfig{}, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishOK(t, p2, makeEvents("d", 0, 1, 1))
+	publishOK(t, p2, testkit.MediaEvents("d", 0, 1, 1))
 	if err := p2.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +83,7 @@ func TestOpenFileAppendsAcrossReopensAndKeepsBatchesWhole(t *testing.T) {
 	}
 	next := map[string]int{}
 	for _, e := range got {
-		if want := makeEvents(e.Subject, next[e.Subject], 1, 0)[0].ID; e.ID != want {
+		if want := testkit.MediaEvents(e.Subject, next[e.Subject], 1, 0)[0].ID; e.ID != want {
 			t.Fatalf("tag %s out of order", e.Subject)
 		}
 		next[e.Subject]++
@@ -101,7 +94,7 @@ func TestFilePublishHonoursACancelledContext(t *testing.T) {
 	p := NewFile(&bytes.Buffer{}, FileConfig{}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.Publish(ctx, makeEvents("a", 0, 1, 1)); !errors.Is(err, context.Canceled) {
+	if err := p.Publish(ctx, testkit.MediaEvents("a", 0, 1, 1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Publish = %v, want context.Canceled", err)
 	}
 }
@@ -112,7 +105,7 @@ func TestFileDeadLetterWritesWrappedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := makeEvents("x y", 0, 2, 10)
+	events := testkit.MediaEvents("x y", 0, 2, 10)
 	letters := []Letter{{Event: events[0], Reason: "too large", Publisher: "kafka", Size: 5}, {Event: events[1], Reason: "invalid", Publisher: "jetstream"}}
 	if err := d.DeadLetter(context.Background(), letters); err != nil {
 		t.Fatal(err)
@@ -141,7 +134,7 @@ func TestFileDeadLetterWritesWrappedEvents(t *testing.T) {
 }
 
 func TestAppendLetterDropsOnlyWhatDoesNotFit(t *testing.T) {
-	e := makeEvents("t", 0, 1, 5000)[0]
+	e := testkit.MediaEvents("t", 0, 1, 5000)[0]
 	ev := e.AppendJSON(nil)
 	tests := []struct {
 		name      string

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -25,19 +23,7 @@ const cassette = "../testdata/instagram-v1/elixtagram__tags_ts_media_recent__201
 // fixtureEvents returns the normalized media of the recorded #ts page (realistic 1-2 KB events).
 func fixtureEvents(tb testing.TB) []*schema.Event {
 	tb.Helper()
-	raw, err := os.ReadFile(cassette)
-	if err != nil {
-		tb.Fatalf("read cassette: %v", err)
-	}
-	var recs []struct {
-		Response struct {
-			Body string `json:"body"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(raw, &recs); err != nil || len(recs) == 0 {
-		tb.Fatalf("decode cassette: %v", err)
-	}
-	page, err := schema.DecodePage(200, "application/json", []byte(recs[0].Response.Body))
+	page, err := schema.DecodePage(200, "application/json", []byte(testkit.Cassette(tb, cassette)[0].Body))
 	if err != nil {
 		tb.Fatalf("decode page: %v", err)
 	}
@@ -55,23 +41,6 @@ func fixtureEvents(tb testing.TB) []*schema.Event {
 		tb.Fatal("cassette holds no media")
 	}
 	return events
-}
-
-// makeEvents builds n media events of tag with media ids "<from+i>_1" and a caption of captionBytes bytes.
-func makeEvents(tag string, from, n, captionBytes int) []*schema.Event {
-	out := make([]*schema.Event, n)
-	for i := range out {
-		id := fmt.Sprintf("%d_1", from+i)
-		created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(from+i) * time.Second)
-		out[i] = &schema.Event{
-			SpecVersion: "1.0", ID: schema.EventID(tag, id), Source: schema.DefaultSource,
-			Type: schema.MediaEventType, Subject: tag, Time: created, DataContentType: "application/json",
-			Data: &schema.MediaData{MediaID: id, Type: "image", Tag: tag, CreatedAt: created, FetchedAt: created,
-				Caption: strings.Repeat("x", captionBytes), Link: "https://instagram.com/p/" + id + "/",
-				Cursor: fmt.Sprintf("%d", 1000+from+i)},
-		}
-	}
-	return out
 }
 
 // testLogger logs to the test output at warn level (errors and retries only).
@@ -127,40 +96,35 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 	return true
 }
 
-// natsServer is an in-process nats-server with JetStream that a test can stop and restart on the same port and
-// store.
+// natsServer is an in-process nats-server that a test can stop and restart on the same port and store.
 type natsServer struct {
 	t    testing.TB
-	opts server.Options
+	opts *server.Options
 	s    *server.Server
 }
 
-// startNATS starts an in-process JetStream server on a free port with a t.TempDir store. maxPayload 0 keeps the
-// default (1 MiB).
+// startNATS starts an in-process JetStream server on a free port with a t.TempDir store (testkit.NATSOptions).
+// maxPayload 0 keeps the default (1 MiB).
 func startNATS(t testing.TB, maxPayload int32) *natsServer {
 	t.Helper()
-	ns := &natsServer{t: t, opts: server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"),
-		MaxPayload: maxPayload, NoLog: true, NoSigs: true,
-	}}
+	opts := testkit.NATSOptions(t)
+	opts.MaxPayload = maxPayload
+	return runNATS(t, opts)
+}
+
+// runNATS starts an in-process server with opts (testkit.RunNATS, which sets opts.Port, so that restarts reuse
+// the port) and stops it when the test ends.
+func runNATS(t testing.TB, opts *server.Options) *natsServer {
+	t.Helper()
+	ns := &natsServer{t: t, opts: opts}
 	ns.start()
-	ns.opts.Port = ns.s.Addr().(*net.TCPAddr).Port // restarts reuse the port
 	t.Cleanup(ns.stop)
 	return ns
 }
 
 func (ns *natsServer) start() {
 	ns.t.Helper()
-	opts := ns.opts
-	s, err := server.NewServer(&opts)
-	if err != nil {
-		ns.t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		ns.t.Fatal("nats server not ready")
-	}
-	ns.s = s
+	ns.s = testkit.RunNATS(ns.t, ns.opts)
 }
 
 func (ns *natsServer) stop() {
@@ -194,6 +158,23 @@ func (ns *natsServer) connect(t testing.TB) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// subscribe subscribes to subject on a connection of its own, keeping up to n messages, and returns once the
+// server holds the subscription (a flush round trip), so that nothing published afterwards is missed.
+func (ns *natsServer) subscribe(t testing.TB, subject string, n int) <-chan *nats.Msg {
+	t.Helper()
+	sub := ns.connect(t)
+	ch := make(chan *nats.Msg, n)
+	s, err := sub.ChanSubscribe(subject, ch)
+	if err != nil {
+		t.Fatalf("subscribe to %s: %v", subject, err)
+	}
+	t.Cleanup(func() { _ = s.Unsubscribe() })
+	if err := sub.Flush(); err != nil {
+		t.Fatalf("subscribe to %s: flush: %v", subject, err)
+	}
+	return ch
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

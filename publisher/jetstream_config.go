@@ -66,11 +66,9 @@ type JetStreamConfig struct {
 
 // withDefaults checks every field and resolves the defaults, once, for NewJetStream and ProbeJetStream alike.
 func (c JetStreamConfig) withDefaults() (JetStreamConfig, error) {
-	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultSubjectPrefix
-	}
-	if err := ValidateSubjectPrefix(c.SubjectPrefix); err != nil {
-		return c, configError("SubjectPrefix", "%v", err)
+	var err error
+	if c.SubjectPrefix, err = natsSubjects(c.SubjectPrefix, c.DeadLetterSubject); err != nil {
+		return c, err
 	}
 	if c.Stream != "" {
 		if err := ValidateStreamName(c.Stream); err != nil {
@@ -93,9 +91,6 @@ func (c JetStreamConfig) withDefaults() (JetStreamConfig, error) {
 		return c, configError("AckTimeout", "must not be negative, got %v", c.AckTimeout)
 	}
 	if c.DeadLetterSubject != "" {
-		if err := ValidateSubject(c.DeadLetterSubject); err != nil {
-			return c, configError("DeadLetterSubject", "%v", err)
-		}
 		if subjectCovers(c.SubjectPrefix+".>", c.DeadLetterSubject) {
 			return c, configError("DeadLetterSubject", "%q lies under SubjectPrefix %q", c.DeadLetterSubject, c.SubjectPrefix)
 		}

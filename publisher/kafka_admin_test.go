@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 func TestProbeKafkaAgreesWithNewKafka(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	existing, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 3})
 	tests := []struct {
 		name      string
@@ -72,7 +74,7 @@ func TestProbeKafkaAgreesWithNewKafka(t *testing.T) {
 	t.Run("an unreachable broker is ErrUnreachable", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		_, err := ProbeKafka(ctx, KafkaConfig{Brokers: []string{closedPort(t)}, Topic: "t"})
+		_, err := ProbeKafka(ctx, KafkaConfig{Brokers: []string{testkit.FreeAddr(t)}, Topic: "t"})
 		startErrorClass(t, "ProbeKafka", err, ErrUnreachable)
 	})
 }
@@ -98,7 +100,7 @@ func TestProbeKafkaOnApacheKafka(t *testing.T) {
 func TestKafkaDialerUsesTheOneSASLMapping(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "scram-sha-256", "SCRAM-SHA-512"} {
 		t.Run(mech+" authenticates a kafka-go reader's connection", func(t *testing.T) {
-			brokers := fakeKafka(t, kfake.EnableSASL(), kfake.Superuser(strings.ToUpper(mech), "svc", "s3cret"))
+			brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser(strings.ToUpper(mech), "svc", "s3cret"))
 			d, err := KafkaDialer(KafkaConfig{SASL: SASLConfig{Mechanism: mech, Username: "svc", Password: "s3cret"}})
 			if err != nil {
 				t.Fatal(err)

@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,17 +21,6 @@ import (
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
-
-// fakeKafka starts an in-process kfake cluster (one broker) and returns its bootstrap addresses.
-func fakeKafka(t testing.TB, opts ...kfake.Opt) []string {
-	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
-	if err != nil {
-		t.Fatalf("kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
-	return c.ListenAddrs()
-}
 
 // realKafka returns the brokers of a real Apache Kafka from TAGSTREAM_KAFKA_BROKERS. Without it the test is
 // skipped, unless TAGSTREAM_INTEGRATION=1 demands the integration run, which then fails.
@@ -57,7 +44,7 @@ type kafkaTarget struct {
 
 // kafkaTargets are kfake (always) and the real broker (integration runs).
 var kafkaTargets = []kafkaTarget{
-	{"kfake", func(t testing.TB) []string { return fakeKafka(t) }},
+	{"kfake", func(t testing.TB) []string { return testkit.FakeKafka(t) }},
 	{"apache kafka", realKafka},
 }
 
@@ -187,20 +174,12 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 		t.Run(target.name+" puts each tag in one partition, in publish order, under concurrent publishers", func(t *testing.T) {
 			brokers := target.brokers(t)
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 4})
-			tags := []string{"a", "b", "c", "new york", "東京", "x.y"}
-			const batches, perBatch = 10, 33
-			var wg sync.WaitGroup
-			for _, tag := range tags {
-				wg.Go(func() {
-					for b := range batches {
-						publishOK(t, p, makeEvents(tag, b*perBatch, perBatch, 300))
-					}
-				})
-			}
-			wg.Wait()
-			recs := consume(t, brokers, p.Topic(), len(tags)*batches*perBatch)
-			if len(recs) != len(tags)*batches*perBatch {
-				t.Fatalf("topic holds %d records, want %d", len(recs), len(tags)*batches*perBatch)
+			rs := tagStream{tags: []string{"a", "b", "c", "new york", "東京", "x.y"}, batches: 10, perBatch: 33,
+				captionBytes: 300, timeout: 30 * time.Second}
+			rs.run(t, p, nil)
+			recs := consume(t, brokers, p.Topic(), rs.total())
+			if len(recs) != rs.total() {
+				t.Fatalf("topic holds %d records, want %d", len(recs), rs.total())
 			}
 			partition := map[string]int32{}
 			next := map[string]int{}
@@ -216,10 +195,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 				if err := json.Unmarshal(r.Value, &data); err != nil {
 					t.Fatal(err)
 				}
-				if want := fmt.Sprintf("%d_1", next[tag]); data.MediaID != want {
-					t.Fatalf("tag %q: media %s where %s was due (order broken)", tag, data.MediaID, want)
-				}
-				next[tag]++
+				inTagOrder(t, next, tag, data.MediaID)
 			}
 			if len(partitions) < 2 {
 				t.Fatalf("all tags landed in one partition; the key does not spread tags")
@@ -227,9 +203,9 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 		})
 	}
 	t.Run("keying by media id puts the media id in the key", func(t *testing.T) {
-		brokers := fakeKafka(t)
+		brokers := testkit.FakeKafka(t)
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Key: KeyMediaID})
-		events := makeEvents("sunset", 0, 10, 10)
+		events := testkit.MediaEvents("sunset", 0, 10, 10)
 		publishOK(t, p, events)
 		want := map[string]string{}
 		for _, e := range events {
@@ -245,7 +221,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 }
 
 func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec+" records decode to the published events", func(t *testing.T) {
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Compression: codec})
@@ -276,7 +252,7 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			brokers := fakeKafka(t, tt.kfakeOpts...)
+			brokers := testkit.FakeKafka(t, tt.kfakeOpts...)
 			cfg := tt.cfg
 			cfg.Brokers = brokers
 			cfg.Topic = uniqueTopic(t)
@@ -284,8 +260,8 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 			cfg.CreateTopic = true
 			cfg.Partitions = 1
 			p, reg := newTestKafka(t, cfg)
-			events := makeEvents("big", 0, 5, 100)
-			events[2] = makeEvents("big", 2, 1, 40<<10)[0]
+			events := testkit.MediaEvents("big", 0, 5, 100)
+			events[2] = testkit.MediaEvents("big", 2, 1, 40<<10)[0]
 			publishOK(t, p, events)
 
 			recs := consume(t, brokers, cfg.Topic, 4)
@@ -318,7 +294,7 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 }
 
 func TestKafkaDeadLettersToAFile(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	path := filepath.Join(t.TempDir(), "dead.ndjson")
 	dl, err := OpenDeadLetterFile(path)
 	if err != nil {
@@ -326,7 +302,7 @@ func TestKafkaDeadLettersToAFile(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = dl.Close() })
 	p, reg := newTestKafka(t, KafkaConfig{Brokers: brokers, MaxMessageBytes: 4096, DeadLetter: dl})
-	events := append(makeEvents("t", 0, 2, 10), makeEvents("t", 2, 1, 10000)...)
+	events := append(testkit.MediaEvents("t", 0, 2, 10), testkit.MediaEvents("t", 2, 1, 10000)...)
 	publishOK(t, p, events)
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -346,7 +322,7 @@ func TestKafkaDeadLettersToAFile(t *testing.T) {
 }
 
 func TestKafkaChecksTheTopicAtStart(t *testing.T) {
-	brokers := fakeKafka(t)
+	brokers := testkit.FakeKafka(t)
 	ctx := context.Background()
 	t.Run("a missing topic with creation off is a clear error", func(t *testing.T) {
 		_, err := NewKafka(ctx, KafkaConfig{Brokers: brokers, Topic: "missing"}, testLogger(t), nil)
@@ -367,12 +343,7 @@ func TestKafkaChecksTheTopicAtStart(t *testing.T) {
 		}
 	})
 	t.Run("an unreachable broker fails the start once its context ends", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
+		addr := testkit.FreeAddr(t)
 		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		if _, err := NewKafka(ctx, KafkaConfig{Brokers: []string{addr}, Topic: "t"}, testLogger(t), nil); !errors.Is(err, ErrUnavailable) {
@@ -383,16 +354,12 @@ func TestKafkaChecksTheTopicAtStart(t *testing.T) {
 
 func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testkit.FreePort(t)
 	start := func() *kfake.Cluster {
 		t.Helper()
 		var c *kfake.Cluster
 		testkit.Eventually(t, 10*time.Second, "kfake to listen on its port again", func() bool {
+			var err error
 			c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites())
 			return err == nil // the port can linger briefly after a close
 		})
@@ -415,7 +382,7 @@ func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 // checks that every event arrived (at least once, in order per tag once de-duplicated by ce_id).
 func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int) []*kgo.Record) {
 	t.Helper()
-	rs := restartStream{tags: []string{"one", "two"}, batches: 30, perBatch: 33, captionBytes: 500, restartAfter: 4,
+	rs := tagStream{tags: []string{"one", "two"}, batches: 30, perBatch: 33, captionBytes: 500, restartAfter: 4,
 		timeout: 90 * time.Second}
 	rs.run(t, p, restart)
 	total := rs.total()
@@ -433,10 +400,7 @@ func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int
 		if err := json.Unmarshal(r.Value, &data); err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf("%d_1", next[tag]); data.MediaID != want {
-			t.Fatalf("tag %q: media %s where %s was due", tag, data.MediaID, want)
-		}
-		next[tag]++
+		inTagOrder(t, next, tag, data.MediaID)
 	}
 	if len(seen) != total {
 		t.Fatalf("%d distinct events arrived, want %d", len(seen), total)
@@ -491,10 +455,10 @@ func TestKafkaSurvivesRealBrokerRestart(t *testing.T) {
 func TestKafkaSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech+" authenticates, and a wrong password fails without showing it", func(t *testing.T) {
-			brokers := fakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
+			brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers,
 				SASL: SASLConfig{Mechanism: mech, Username: "svc", Password: "s3cret-pw"}})
-			publishOK(t, p, makeEvents("auth", 0, 3, 10))
+			publishOK(t, p, testkit.MediaEvents("auth", 0, 3, 10))
 
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
@@ -555,14 +519,14 @@ func tlsKafka(t *testing.T) (brokers []string, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})), caFile
+	return testkit.FakeKafka(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})), caFile
 }
 
 func TestKafkaTLS(t *testing.T) {
 	brokers, caFile := tlsKafka(t)
 	t.Run("a broker certificate signed by the configured CA is trusted", func(t *testing.T) {
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, TLS: TLSConfig{CAFile: caFile}})
-		publishOK(t, p, makeEvents("tls", 0, 3, 10))
+		publishOK(t, p, testkit.MediaEvents("tls", 0, 3, 10))
 	})
 	t.Run("a broker certificate from an unknown CA is refused", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -576,12 +540,12 @@ func TestKafkaTLS(t *testing.T) {
 }
 
 func TestKafkaPublishAfterCloseIsErrClosed(t *testing.T) {
-	p, _ := newTestKafka(t, KafkaConfig{Brokers: fakeKafka(t)})
-	publishOK(t, p, makeEvents("a", 0, 2, 10))
+	p, _ := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t)})
+	publishOK(t, p, testkit.MediaEvents("a", 0, 2, 10))
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Publish(context.Background(), makeEvents("a", 2, 1, 10)); !errors.Is(err, ErrClosed) {
+	if err := p.Publish(context.Background(), testkit.MediaEvents("a", 2, 1, 10)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
 	}
 }

@@ -34,26 +34,16 @@ type metricSet struct {
 // reg already holds the collectors (several publishers in one process), the registered ones are reused.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "tagstream", Subsystem: "publisher", Name: "published_total",
-			Help: "Events durably acknowledged by the broker; dead-lettered events are counted in dead_letters_total instead.",
-		}, []string{"publisher"}),
-		Acks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "tagstream", Subsystem: "publisher", Name: "acks_total",
-			Help: "Broker acknowledgements received, one per event, duplicates included.",
-		}, []string{"publisher"}),
-		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "tagstream", Subsystem: "publisher", Name: "duplicates_total",
-			Help: "Acknowledgements the broker flagged as duplicates of an already stored event.",
-		}, []string{"publisher"}),
-		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "tagstream", Subsystem: "publisher", Name: "retries_total",
-			Help: "Publish attempts retried after a transient broker failure.",
-		}, []string{"publisher"}),
-		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "tagstream", Subsystem: "publisher", Name: "dead_letters_total",
-			Help: "Events the broker will never accept, handed to the dead-letter destination.",
-		}, []string{"publisher", "destination"}),
+		Published: counterVec("published_total",
+			"Events durably acknowledged by the broker; dead-lettered events are counted in dead_letters_total instead."),
+		Acks: counterVec("acks_total",
+			"Broker acknowledgements received, one per event, duplicates included."),
+		Duplicates: counterVec("duplicates_total",
+			"Acknowledgements the broker flagged as duplicates of an already stored event."),
+		Retries: counterVec("retries_total",
+			"Publish attempts retried after a transient broker failure."),
+		DeadLetters: counterVec("dead_letters_total",
+			"Events the broker will never accept, handed to the dead-letter destination.", "destination"),
 		Seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "tagstream", Subsystem: "publisher", Name: "publish_seconds",
 			Help:    "Duration of successful Publish calls, retries included.",
@@ -74,6 +64,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.InFlight = register(reg, m.InFlight)
 	}
 	return m
+}
+
+// counterVec builds the counter tagstream_publisher_<name>, labelled by publisher kind and then by labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "tagstream", Subsystem: "publisher", Name: name, Help: help},
+		append([]string{"publisher"}, labels...))
 }
 
 // register registers c, or returns the collector already registered under the same description.

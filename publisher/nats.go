@@ -36,11 +36,9 @@ type NATSConfig struct {
 }
 
 func (c NATSConfig) withDefaults() (NATSConfig, error) {
-	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = DefaultSubjectPrefix
-	}
-	if err := ValidateSubjectPrefix(c.SubjectPrefix); err != nil {
-		return c, configError("SubjectPrefix", "%v", err)
+	var err error
+	if c.SubjectPrefix, err = natsSubjects(c.SubjectPrefix, c.DeadLetterSubject); err != nil {
+		return c, err
 	}
 	if c.FlushTimeout < 0 {
 		return c, configError("FlushTimeout", "must not be negative, got %v", c.FlushTimeout)
@@ -48,16 +46,29 @@ func (c NATSConfig) withDefaults() (NATSConfig, error) {
 	if c.FlushTimeout == 0 {
 		c.FlushTimeout = 5 * time.Second
 	}
-	if c.DeadLetterSubject != "" {
-		if err := ValidateSubject(c.DeadLetterSubject); err != nil {
-			return c, configError("DeadLetterSubject", "%v", err)
-		}
-	}
 	if err := c.Retry.validate("Retry"); err != nil {
 		return c, err
 	}
 	c.Retry = c.Retry.withDefaults()
 	return c, nil
+}
+
+// natsSubjects resolves and checks the subject settings the core NATS and JetStream publishers share: it returns
+// the prefix (default DefaultSubjectPrefix; see ValidateSubjectPrefix), or an ErrConfig naming SubjectPrefix or
+// DeadLetterSubject (checked when set; see ValidateSubject).
+func natsSubjects(prefix, deadLetter string) (string, error) {
+	if prefix == "" {
+		prefix = DefaultSubjectPrefix
+	}
+	if err := ValidateSubjectPrefix(prefix); err != nil {
+		return prefix, configError("SubjectPrefix", "%v", err)
+	}
+	if deadLetter != "" {
+		if err := ValidateSubject(deadLetter); err != nil {
+			return prefix, configError("DeadLetterSubject", "%v", err)
+		}
+	}
+	return prefix, nil
 }
 
 // NATS publishes events with core NATS: explicitly at-most-once. Publish returns once the server has received

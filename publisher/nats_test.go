@@ -19,23 +19,14 @@ import (
 
 func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
 	ns := startNATS(t, 0)
-	sub := ns.connect(t)
-	got := make(chan *nats.Msg, 100)
-	s, err := sub.ChanSubscribe(DefaultSubjectPrefix+".>", got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Unsubscribe() })
-	if err := sub.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	got := ns.subscribe(t, DefaultSubjectPrefix+".>", 100)
 	nc := ns.connect(t)
 	reg := prometheus.NewRegistry()
 	p, err := NewNATS(nc, NATSConfig{}, testLogger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := append(makeEvents("new york", 0, 3, 10), makeEvents("sunset", 0, 2, 10)...)
+	events := append(testkit.MediaEvents("new york", 0, 3, 10), testkit.MediaEvents("sunset", 0, 2, 10)...)
 	publishOK(t, p, events)
 	for i, e := range events {
 		m := testkit.Receive(t, got, 5*time.Second, fmt.Sprintf("message %d", i))
@@ -54,20 +45,13 @@ func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
 
 func TestNATSDeadLettersAnEventAboveMaxPayload(t *testing.T) {
 	ns := startNATS(t, 4096)
-	sub := ns.connect(t)
-	dl := make(chan *nats.Msg, 10)
-	s, err := sub.ChanSubscribe("tagstream.deadletter", dl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Unsubscribe() })
-	_ = sub.Flush()
+	dl := ns.subscribe(t, "tagstream.deadletter", 10)
 	nc := ns.connect(t)
 	p, err := NewNATS(nc, NATSConfig{DeadLetterSubject: "tagstream.deadletter"}, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := append(makeEvents("a", 0, 1, 10), makeEvents("a", 1, 1, 8000)...)
+	events := append(testkit.MediaEvents("a", 0, 1, 10), testkit.MediaEvents("a", 1, 1, 8000)...)
 	publishOK(t, p, events)
 	m := testkit.Receive(t, dl, 5*time.Second, "the dead letter")
 	var l letterJSON
@@ -90,11 +74,11 @@ func TestNATSReturnsWhenTheContextEndsWhileTheServerIsDown(t *testing.T) {
 	ns.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	if err := p.Publish(ctx, makeEvents("a", 0, 3, 10)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := p.Publish(ctx, testkit.MediaEvents("a", 0, 3, 10)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Publish = %v, want a deadline error", err)
 	}
 	nc.Close()
-	if err := p.Publish(context.Background(), makeEvents("a", 0, 1, 10)); !errors.Is(err, ErrClosed) {
+	if err := p.Publish(context.Background(), testkit.MediaEvents("a", 0, 1, 10)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Publish on a closed connection = %v, want ErrClosed", err)
 	}
 }
@@ -141,7 +125,7 @@ func TestNATSKeepsDeadLettersAcrossRetries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		events := append(append(makeEvents("a", 0, 1, 10), makeEvents("a", 1, 1, 8000)...), makeEvents("a", 2, 1, 10)...)
+		events := append(append(testkit.MediaEvents("a", 0, 1, 10), testkit.MediaEvents("a", 1, 1, 8000)...), testkit.MediaEvents("a", 2, 1, 10)...)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		dead, err := p.Deliver(ctx, events)
@@ -177,7 +161,7 @@ func TestNATSKeepsDeadLettersAcrossRetries(t *testing.T) {
 		waitStatus(t, nc, nats.RECONNECTING)
 		// The large event is refused by the client (max_payload of the last server); the small ones fill the
 		// reconnect buffer until a publish fails, which ends the attempt.
-		events := append(makeEvents("a", 0, 1, 8000), makeEvents("a", 1, 20, 300)...)
+		events := append(testkit.MediaEvents("a", 0, 1, 8000), testkit.MediaEvents("a", 1, 20, 300)...)
 		type result struct {
 			dead []int
 			err  error

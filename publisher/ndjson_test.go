@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -101,7 +102,7 @@ func eventIDs(events []*schema.Event) []string {
 // TestNDJSONOutputsLeaveNoTornLine is issue 10.5: a write cut short (disk full, file size limit) must not leave a
 // partial line that the retried batch is glued onto.
 func TestNDJSONOutputsLeaveNoTornLine(t *testing.T) {
-	first, second := makeEvents("a", 0, 3, 200), makeEvents("a", 3, 3, 200)
+	first, second := testkit.MediaEvents("a", 0, 3, 200), testkit.MediaEvents("a", 3, 3, 200)
 	t.Run("the file sink truncates a short write back to the last whole line", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "events.ndjson")
 		f := openShort(t, path)

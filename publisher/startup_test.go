@@ -16,18 +16,6 @@ import (
 	"github.com/tagstream/tagstream/internal/testkit"
 )
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // startErrorClass checks that err wraps want and, unless want is ErrUnreachable, not ErrUnreachable.
 func startErrorClass(t *testing.T, what string, err, want error) {
 	t.Helper()
@@ -46,7 +34,7 @@ func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
 	t.Run("Connect to a closed port is unreachable", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, err := Connect(ctx, ConnConfig{URLs: []string{"nats://" + closedPort(t)}}, testLogger(t))
+		_, err := Connect(ctx, ConnConfig{URLs: []string{"nats://" + testkit.FreeAddr(t)}}, testLogger(t))
 		startErrorClass(t, "Connect", err, ErrUnreachable)
 	})
 	t.Run("Connect whose context ends first is unreachable", func(t *testing.T) {
@@ -104,7 +92,7 @@ func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
 	t.Run("NewKafka against a closed port is unreachable", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := NewKafka(ctx, KafkaConfig{Brokers: []string{closedPort(t)}, Topic: "t"}, testLogger(t), nil)
+		_, err := NewKafka(ctx, KafkaConfig{Brokers: []string{testkit.FreeAddr(t)}, Topic: "t"}, testLogger(t), nil)
 		startErrorClass(t, "NewKafka", err, ErrUnreachable)
 		if !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("NewKafka = %v, want ErrUnavailable too", err)
@@ -113,7 +101,7 @@ func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
 	t.Run("NewKafka with a wrong SASL password is not unreachable and hides the password", func(t *testing.T) {
 		// kfake answers a wrong password by closing the connection, where Apache Kafka returns
 		// SASL_AUTHENTICATION_FAILED (classified ErrConfig): an ambiguous cut connection is no retry signal.
-		brokers := fakeKafka(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "svc", "right-pw"))
+		brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "svc", "right-pw"))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_, err := NewKafka(ctx, KafkaConfig{Brokers: brokers, Topic: "t", CreateTopic: true,
@@ -123,11 +111,11 @@ func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
 		}
 	})
 	t.Run("NewKafka with a missing topic and creation off keeps ErrTopicNotFound", func(t *testing.T) {
-		_, err := NewKafka(context.Background(), KafkaConfig{Brokers: fakeKafka(t), Topic: "missing"}, testLogger(t), nil)
+		_, err := NewKafka(context.Background(), KafkaConfig{Brokers: testkit.FakeKafka(t), Topic: "missing"}, testLogger(t), nil)
 		startErrorClass(t, "NewKafka", err, ErrTopicNotFound)
 	})
 	t.Run("NewKafka with an unreadable CA file is a config error", func(t *testing.T) {
-		_, err := NewKafka(context.Background(), KafkaConfig{Brokers: []string{closedPort(t)}, Topic: "t",
+		_, err := NewKafka(context.Background(), KafkaConfig{Brokers: []string{testkit.FreeAddr(t)}, Topic: "t",
 			TLS: TLSConfig{CAFile: "/nonexistent/ca.pem"}}, testLogger(t), nil)
 		startErrorClass(t, "NewKafka", err, ErrConfig)
 	})

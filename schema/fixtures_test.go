@@ -2,7 +2,6 @@ package schema_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -40,25 +40,16 @@ type fixture struct {
 // plain body.
 func loadFixture(t testing.TB, name string) fixture {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
+	path := filepath.Join(fixtureDir, name)
+	if strings.HasSuffix(name, ".cassette.json") {
+		r := testkit.Cassette(t, path)[0]
+		return fixture{status: r.Status, contentType: r.Headers["Content-Type"], body: []byte(r.Body)}
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("read fixture: %v", err)
 	}
-	if !strings.HasSuffix(name, ".cassette.json") {
-		return fixture{status: 200, contentType: "application/json", body: b}
-	}
-	var c []struct {
-		Response struct {
-			Body    string            `json:"body"`
-			Headers map[string]string `json:"headers"`
-			Status  int               `json:"status_code"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(b, &c); err != nil || len(c) == 0 {
-		t.Fatalf("fixture %s is not a cassette: %v", name, err)
-	}
-	r := c[0].Response
-	return fixture{status: r.Status, contentType: r.Headers["Content-Type"], body: []byte(r.Body)}
+	return fixture{status: 200, contentType: "application/json", body: b}
 }
 
 // mediaFixtures are the recordings that carry media objects, each with the

@@ -54,6 +54,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	say "stopping brokers"
+	"$REPO/scripts/nats-cluster.sh" down "$BROKERS_DIR/nats-cluster" || true # the group tests' cluster (below)
 	"$REPO/scripts/brokers.sh" down "$BROKERS_DIR" || true
 	if [[ "${TAGSTREAM_KEEP_BROKERS_DIR:-}" == 1 ]]; then
 		echo "broker logs and data kept in $BROKERS_DIR"
@@ -72,6 +73,13 @@ say "starting Kafka and nats-server (scripts/brokers.sh up $BROKERS_DIR)"
 # shellcheck disable=SC1091
 . "$BROKERS_DIR/env"
 echo "TAGSTREAM_KAFKA_BROKERS=$TAGSTREAM_KAFKA_BROKERS TAGSTREAM_NATS_URL=$TAGSTREAM_NATS_URL"
+
+# A three-node nats-server cluster (JetStream, R3 buckets) for the group tests: exports TAGSTREAM_NATS_CLUSTER_URLS,
+# TAGSTREAM_NATS_CLUSTER_CTL and TAGSTREAM_NATS_CLUSTER_DIR (scripts/nats-cluster.sh; stopped by cleanup above).
+say "starting a three-node nats-server cluster (scripts/nats-cluster.sh up $BROKERS_DIR/nats-cluster)"
+"$REPO/scripts/nats-cluster.sh" up "$BROKERS_DIR/nats-cluster"
+# shellcheck disable=SC1091
+. "$BROKERS_DIR/nats-cluster/env"
 
 say "go test -race -count=1 ${PKGS[*]}"
 # shellcheck disable=SC2086

@@ -97,14 +97,7 @@ func TestAdminEndpointMirrorsTheGoAPI(t *testing.T) {
 			s.SetFaults(Faults{})
 		}},
 		{"down takes the API down", "/down", map[string]any{"for": 0.2}, nil, 200, func(t *testing.T) {
-			testkit.Eventually(t, waitTimeout, "the API is back", func() bool {
-				resp, err := s.Client().Get(s.URL() + "/tags/adm?client_id=client-1")
-				if err != nil {
-					return false
-				}
-				resp.Body.Close()
-				return resp.StatusCode == 200
-			})
+			waitAPIBack(t, s, "adm")
 		}},
 		{"an unknown field is refused", "/post", map[string]any{"tag": "adm", "n": 1, "bogus": true}, nil, 400, nil},
 		{"an invalid tag is refused", "/tags", map[string]any{"name": "no spaces"}, nil, 400, nil},

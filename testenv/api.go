@@ -269,6 +269,11 @@ func (s *Server) handle(rq *apiRequest, now time.Time) {
 		s.fail(rq, paramErr)
 		return
 	}
+	if ep != epLikes && rq.method != http.MethodGet && rq.method != http.MethodHead {
+		// Every endpoint but likes (which takes POST and DELETE too) is read-only.
+		s.fail(rq, notFound("this endpoint does not support "+rq.method))
+		return
+	}
 	var e *apiError
 	switch ep {
 	case epRecent:
@@ -455,9 +460,6 @@ func parseRecent(q url.Values, codec cursorCodec) (pageQuery, *apiError) {
 
 // serveRecent answers GET /v1/tags/{tag}/media/recent from pre-encoded media.
 func (s *Server) serveRecent(rq *apiRequest, tag string) *apiError {
-	if rq.method != http.MethodGet && rq.method != http.MethodHead {
-		return notFound("this endpoint does not support " + rq.method)
-	}
 	if !validTagName(tag) {
 		return invalidParam("Invalid tag name.")
 	}
@@ -544,9 +546,6 @@ func (s *Server) nextURL(rq *apiRequest, tag, oldest string) string {
 
 // serveTag answers GET /v1/tags/{tag}.
 func (s *Server) serveTag(rq *apiRequest, tag string) *apiError {
-	if rq.method != http.MethodGet && rq.method != http.MethodHead {
-		return notFound("this endpoint does not support " + rq.method)
-	}
 	if !validTagName(tag) {
 		return invalidParam("Invalid tag name.")
 	}
@@ -567,9 +566,6 @@ func (s *Server) serveTag(rq *apiRequest, tag string) *apiError {
 // serveTagSearch answers GET /v1/tags/search?q=: known tags starting with q (case-insensitive), an exact match
 // first, then by media count.
 func (s *Server) serveTagSearch(rq *apiRequest) *apiError {
-	if rq.method != http.MethodGet && rq.method != http.MethodHead {
-		return notFound("this endpoint does not support " + rq.method)
-	}
 	qv, ok := rq.q["q"]
 	if !ok || len(qv) == 0 || qv[0] == "" {
 		return invalidParam("Missing required parameter: q.")
@@ -619,9 +615,6 @@ func (s *Server) serveTagSearch(rq *apiRequest) *apiError {
 
 // servePopular answers GET /v1/media/popular: the 20 most recently visible media over all tags.
 func (s *Server) servePopular(rq *apiRequest) *apiError {
-	if rq.method != http.MethodGet && rq.method != http.MethodHead {
-		return notFound("this endpoint does not support " + rq.method)
-	}
 	const n = 20
 	var all []*media
 	for _, f := range s.tagNames() {
@@ -656,9 +649,6 @@ func (s *Server) mediaJSON(m *media) []byte {
 
 // serveMedia answers GET /v1/media/{id}.
 func (s *Server) serveMedia(rq *apiRequest, id string) *apiError {
-	if rq.method != http.MethodGet && rq.method != http.MethodHead {
-		return notFound("this endpoint does not support " + rq.method)
-	}
 	m := s.lookupMedia(id)
 	if m == nil {
 		return notFound("invalid media id")

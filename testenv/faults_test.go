@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 func TestFaultsByProbability(t *testing.T) {
@@ -177,14 +175,7 @@ func TestDownResetsConnectionsThenRecovers(t *testing.T) {
 	} else {
 		r.Body.Close()
 	}
-	testkit.Eventually(t, waitTimeout, "the API is back", func() bool {
-		resp, err := s.Client().Get(s.URL() + "/tags/dn?client_id=client-1")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitAPIBack(t, s, "dn")
 	if s.Stats().ByOutcome[outcomeDown] == 0 {
 		t.Error("no request counted as down")
 	}

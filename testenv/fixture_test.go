@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 // fixtureDir holds the recorded responses (see SOURCES.md there).
@@ -61,21 +63,9 @@ func (sh shape) kinds(path string) string {
 // readCassetteBodies returns the decoded response bodies of an ExVCR cassette.
 func readCassetteBodies(t *testing.T, name string) []map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Fatalf("fixture: %v", err)
-	}
-	var cassette []struct {
-		Response struct {
-			Body string `json:"body"`
-		} `json:"response"`
-	}
-	if err := json.Unmarshal(raw, &cassette); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
 	var out []map[string]any
-	for _, c := range cassette {
-		out = append(out, decodeUseNumber(t, []byte(c.Response.Body)))
+	for _, r := range testkit.Cassette(t, filepath.Join(fixtureDir, name)) {
+		out = append(out, decodeUseNumber(t, []byte(r.Body)))
 	}
 	return out
 }

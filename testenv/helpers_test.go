@@ -7,9 +7,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
 const testToken = "tok-alpha.0001"
@@ -17,19 +18,7 @@ const testToken = "tok-alpha.0001"
 // start builds and starts a server; it is closed when the test ends.
 func start(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return startWithClock(t, cfg, nil)
 }
 
 // plain returns a plain-HTTP config with one token and the given tags.
@@ -204,38 +193,35 @@ func equalStrings(a, b []string) bool {
 // waitTimeout bounds testkit.Eventually: a safety net against a hung test, never a timing assertion.
 const waitTimeout = 15 * time.Second
 
-// testClock is a settable clock for the time of API requests (Server.clock).
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
+// waitAPIBack waits until the API, taken down by Server.Down, answers GET /tags/{tag} with 200 again.
+func waitAPIBack(t *testing.T, s *Server, tag string) {
+	t.Helper()
+	testkit.Eventually(t, waitTimeout, "the API is back", func() bool {
+		resp, err := s.Client().Get(s.URL() + "/tags/" + tag + "?client_id=client-1")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }
 
-func newTestClock() *testClock {
-	return &testClock{now: time.Date(2015, 7, 1, 12, 0, 0, 0, time.UTC)}
+// newTestClock returns a settable clock for the time of API requests (Server.clock), at 2015-07-01 12:00 UTC.
+func newTestClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2015, 7, 1, 12, 0, 0, 0, time.UTC))
 }
 
-// Now returns the clock's time.
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// startWithClock builds and starts a server whose API requests happen at clock's time.
-func startWithClock(t *testing.T, cfg Config, clock *testClock) *Server {
+// startWithClock builds and starts a server whose API requests happen at clock's time (nil: the real time); it
+// is closed when the test ends.
+func startWithClock(t *testing.T, cfg Config, clock *testkit.Clock) *Server {
 	t.Helper()
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	s.clock = clock.Now
+	if clock != nil {
+		s.clock = clock.Now
+	}
 	if err := s.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -139,14 +139,21 @@ func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' })
 }
 
+// commaItems returns the items of a comma-separated list, trimmed, without the empty ones.
+func commaItems(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
 // parseTags reads name=rate[:initial],...
 func parseTags(s string, initial int) ([]testenv.TagConfig, error) {
 	var out []testenv.TagConfig
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
+	for _, item := range commaItems(s) {
 		name, spec, ok := strings.Cut(item, "=")
 		if !ok {
 			return nil, fmt.Errorf("tag %q: want name=rate[:initial]", item)
@@ -173,11 +180,7 @@ func parseTags(s string, initial int) ([]testenv.TagConfig, error) {
 // parseSchedule reads Kind@start+duration,... with start relative to now.
 func parseSchedule(s string, now time.Time) ([]testenv.ScheduledFault, error) {
 	var out []testenv.ScheduledFault
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
+	for _, item := range commaItems(s) {
 		kind, rest, ok := strings.Cut(item, "@")
 		at, dur, ok2 := strings.Cut(rest, "+")
 		if !ok || !ok2 {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/pipeline"
+	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/testenv"
 )
 
@@ -363,6 +364,9 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	cfg.MetricsAddr = o.metricsAddr
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.Source = "/tagstream/demo"
+	// start=now publishes what was created since the start, less poller.StartSkew: start after the Initial media
+	// (the newest was made the instant the simulator started), which the demo does not count as posted.
+	cfg.StartedAt = time.Now().Add(poller.StartSkew + time.Second)
 	if err := config.Validate(&cfg, config.GroupAll, config.Needs{Tags: true, Tokens: true}); err != nil {
 		return exitUsage, err
 	}

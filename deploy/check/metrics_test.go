@@ -43,17 +43,6 @@ const (
 // binary does not export, for a pending metric named elsewhere, for a pending metric that nothing names, and for
 // a pending metric the binary exports by now: then delete its line here (and "pending" in docs/operations.md).
 var pendingMetrics = []pendingMetric{
-	{"tagstream_budget_use_ratio", "gauge", nil,
-		"pending: to be added with the pool's budget accounting", []string{mainRules, dashFile}},
-	{"tagstream_tag_last_poll_timestamp_seconds", "gauge", []string{"tag"},
-		"pending, proposed here: Unix time of the end of each tag's last successful poll (process start before the first)",
-		[]string{mainRules, dashFile}},
-	{"tagstream_tag_poll_interval_seconds", "gauge", []string{"tag"},
-		"pending, proposed here: each tag's planned time between two polls, overload included",
-		[]string{mainRules, dashFile}},
-	{"tagstream_token_budget_limit", "gauge", []string{"token"},
-		"pending, proposed here: each token's request limit per window (X-Ratelimit-Limit, else requests-per-hour)",
-		[]string{dashFile}},
 	{"tagstream_group_unowned_tags", "gauge", nil,
 		"pending: group mode does not exist yet; configured tags no member of the group owns",
 		[]string{groupRules, dashFile}},

@@ -124,7 +124,7 @@ type Config struct {
 	RequestsPerHour   int
 	PageSize          int
 	CatchUpPages      int
-	Start             string // "now" or "backfill"
+	Start             string // "now", "backfill", an RFC 3339 time or a duration (ParseStart)
 	BackfillPages     int
 	MinInterval       time.Duration
 	MaxInterval       time.Duration
@@ -180,6 +180,10 @@ type Config struct {
 	NATSPassword      string
 	NATSToken         string
 	KafkaSASLPassword string
+
+	// StartedAt is when Load began, at the start of the process: the instant start=now and a start duration
+	// refer to. Zero for a Config that was not loaded (the current time is taken then).
+	StartedAt time.Time
 
 	// ConfigFile is the YAML file that was read, "" when none.
 	ConfigFile string

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -102,6 +103,7 @@ func NewLoader(fs *flag.FlagSet, groups Group, needs Needs, defaults Config) *Lo
 // flags, reads the credentials, and validates everything. It does not dial any broker (see CheckReachable).
 // Every problem is a *Error.
 func (l *Loader) Load(env []string) (*Config, error) {
+	started := time.Now()
 	envMap := map[string]string{}
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -109,6 +111,7 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 	}
 	c := l.defaults
+	c.StartedAt = started
 	c.Warnings = append(slices.Clip(c.Warnings), unknownVariables(envMap)...)
 	l.warnings = c.Warnings
 	origin := map[string]string{}

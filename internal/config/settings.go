@@ -212,7 +212,7 @@ var settings = []*setting{
 	num("requests-per-hour", GroupAPI, "request budget of each token per hour", func(c *Config) *int { return &c.RequestsPerHour }),
 	num("page-size", GroupAPI, "media asked per page (the API serves at most 33)", func(c *Config) *int { return &c.PageSize }),
 	num("catch-up-pages", GroupAPI, "most pages fetched for one tag in one poll; a deeper backlog is worked off over several polls", func(c *Config) *int { return &c.CatchUpPages }),
-	str("start", GroupAPI, "first start of a tag without a cursor: now (publish only what comes next) or backfill", func(c *Config) *string { return &c.Start }),
+	str("start", GroupAPI, "first start of a tag without a saved cursor: now (the media created since the process started), an RFC 3339 time or a duration such as 24h (the media created since then, with a gap marker where the API no longer serves them), or backfill (backfill-pages pages of existing media)", func(c *Config) *string { return &c.Start }),
 	num("backfill-pages", GroupAPI, "pages of existing media published on first start with start=backfill", func(c *Config) *int { return &c.BackfillPages }),
 	dur("min-interval", GroupAPI, "shortest time between two polls of one tag", func(c *Config) *time.Duration { return &c.MinInterval }),
 	dur("max-interval", GroupAPI, "longest time between two polls of one tag (floor for quiet tags)", func(c *Config) *time.Duration { return &c.MaxInterval }),

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -133,8 +134,12 @@ func (v *validator) api() error {
 	if c.CatchUpPages < 1 || c.CatchUpPages > maxCatchUpPages {
 		return v.fail("catch-up-pages", "%d is out of range 1..%d", c.CatchUpPages, maxCatchUpPages)
 	}
-	if err := v.oneOf("start", c.Start, "now", "backfill"); err != nil {
-		return err
+	at := c.StartedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if _, err := ParseStart(c.Start, at); err != nil {
+		return v.fail("start", "%v", err)
 	}
 	if c.BackfillPages < 0 || (c.Start == "backfill" && c.BackfillPages < 1) {
 		return v.fail("backfill-pages", "%d: start=backfill needs at least 1 page", c.BackfillPages)

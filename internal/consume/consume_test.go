@@ -9,30 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/publisher"
 	"github.com/tagstream/tagstream/schema"
 )
-
-// events builds n media events of tag with media ids "<from+i>_1".
-func events(tag string, from, n int) []*schema.Event {
-	out := make([]*schema.Event, n)
-	for i := range out {
-		id := fmt.Sprintf("%d_1", from+i)
-		created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(from+i) * time.Second)
-		out[i] = &schema.Event{
-			SpecVersion: "1.0", ID: schema.EventID(tag, id), Source: schema.DefaultSource,
-			Type: schema.MediaEventType, Subject: tag, Time: created, DataContentType: "application/json",
-			Data: &schema.MediaData{MediaID: id, Type: "image", Tag: tag, CreatedAt: created, FetchedAt: created,
-				Caption: "caption of " + id, Link: "https://instagram.com/p/" + id + "/"},
-		}
-	}
-	return out
-}
 
 // read returns the media ids of the next n messages, failing on anything that is not a media event.
 func read(t *testing.T, c *Consumer, n int) []string {
@@ -56,7 +38,7 @@ func read(t *testing.T, c *Consumer, n int) []string {
 func nothingElse(t *testing.T, c *Consumer, pub publisher.Publisher, tag string) {
 	t.Helper()
 	n := int(markers.Add(1)) + 1000 // a new id each time: JetStream drops a repeated one
-	if err := pub.Publish(t.Context(), events(tag, n, 1)); err != nil {
+	if err := pub.Publish(t.Context(), testkit.MediaEvents(tag, n, 1, 10)); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, c, 1); got[0] != fmt.Sprintf("%s/%d_1", tag, n) {
@@ -79,17 +61,12 @@ func ids(evs []*schema.Event) []string {
 
 func TestJetStreamReadsFromTheStartOrOnlyWhatComesNext(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t).ClientURL())
 	pub, err := publisher.NewJetStream(t.Context(), nc, publisher.JetStreamConfig{SubjectPrefix: "t.media", CreateStream: true}, quiet, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := append(events("sunset", 1, 2), events("東京", 1, 1)...)
+	before := append(testkit.MediaEvents("sunset", 1, 2, 10), testkit.MediaEvents("東京", 1, 1, 10)...)
 	if err := pub.Publish(t.Context(), before); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +78,7 @@ func TestJetStreamReadsFromTheStartOrOnlyWhatComesNext(t *testing.T) {
 		marker string   // the tag of the marker
 	}{
 		{"from the start every stored event comes, in stream order", Config{Start: StartFirst}, ids(before), nil, "sunset"},
-		{"only what comes next", Config{}, nil, ids(events("coffee", 1, 2)), "sunset"},
+		{"only what comes next", Config{}, nil, ids(testkit.MediaEvents("coffee", 1, 2, 10)), "sunset"},
 		{"a tag filter keeps one tag", Config{Start: StartFirst, Tags: []string{"東京"}}, []string{"東京/1_1"}, nil, "東京"},
 	}
 	for _, tt := range tests {
@@ -118,7 +95,7 @@ func TestJetStreamReadsFromTheStartOrOnlyWhatComesNext(t *testing.T) {
 			}
 			want := tt.want
 			if tt.after != nil {
-				evs := events("coffee", 1, 2)
+				evs := testkit.MediaEvents("coffee", 1, 2, 10)
 				if err := pub.Publish(t.Context(), evs); err != nil {
 					t.Fatal(err)
 				}
@@ -134,12 +111,7 @@ func TestJetStreamReadsFromTheStartOrOnlyWhatComesNext(t *testing.T) {
 
 func TestCoreNATSSeesWhatIsPublishedWhileSubscribed(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t).ClientURL())
 	if _, err := New(t.Context(), Config{Kind: NATS, Conn: nc, Start: StartFirst}); !errors.Is(err, ErrConfig) {
 		t.Errorf("StartFirst on core NATS: %v, want ErrConfig", err)
 	}
@@ -152,7 +124,7 @@ func TestCoreNATSSeesWhatIsPublishedWhileSubscribed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Publish(t.Context(), append(events("sunset", 1, 2), events("tea", 1, 2)...)); err != nil {
+	if err := pub.Publish(t.Context(), append(testkit.MediaEvents("sunset", 1, 2, 10), testkit.MediaEvents("tea", 1, 2, 10)...)); err != nil {
 		t.Fatal(err)
 	}
 	if got := read(t, c, 2); strings.Join(got, " ") != "tea/1_1 tea/2_1" {
@@ -167,12 +139,7 @@ func TestCoreNATSSeesWhatIsPublishedWhileSubscribed(t *testing.T) {
 
 func TestKafkaDecodesBothContentModes(t *testing.T) {
 	t.Parallel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	brokers := testkit.FakeKafka(t)
 	for _, mode := range []struct {
 		name string
 		mode publisher.ContentMode
@@ -185,7 +152,7 @@ func TestKafkaDecodesBothContentModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pub.Close()
-			first := append(events("sunset", 1, 3), events("coffee", 1, 2)...)
+			first := append(testkit.MediaEvents("sunset", 1, 3, 10), testkit.MediaEvents("coffee", 1, 2, 10)...)
 			if err := pub.Publish(t.Context(), first); err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +193,7 @@ func TestKafkaDecodesBothContentModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer next.Close()
-			if err := pub.Publish(t.Context(), append(events("sunset", 10, 2), events("coffee", 10, 1)...)); err != nil {
+			if err := pub.Publish(t.Context(), append(testkit.MediaEvents("sunset", 10, 2, 10), testkit.MediaEvents("coffee", 10, 1, 10)...)); err != nil {
 				t.Fatal(err)
 			}
 			if got := read(t, next, 1); got[0] != "coffee/10_1" {
@@ -262,21 +229,11 @@ func TestKafkaRecordsThatAreNotEventsAreReported(t *testing.T) {
 
 func TestNothingToReadYet(t *testing.T) {
 	t.Parallel()
-	ns := testkit.StartNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t).ClientURL())
 	if _, err := New(t.Context(), Config{Kind: JetStream, Conn: nc}); !errors.Is(err, ErrNoStream) {
 		t.Errorf("no stream: %v, want ErrNoStream", err)
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	if _, err := New(t.Context(), Config{Kind: Kafka, Brokers: cluster.ListenAddrs(), Topic: "none"}); !errors.Is(err, ErrNoTopic) {
+	if _, err := New(t.Context(), Config{Kind: Kafka, Brokers: testkit.FakeKafka(t), Topic: "none"}); !errors.Is(err, ErrNoTopic) {
 		t.Errorf("no topic: %v, want ErrNoTopic", err)
 	}
 }

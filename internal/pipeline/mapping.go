@@ -34,8 +34,20 @@ func pollerConfig(cfg *config.Config, rateWindow time.Duration) poller.Config {
 		Source:            cfg.Source,
 		AttachRaw:         cfg.AttachRaw,
 	}
-	if cfg.Start == "backfill" {
-		pc.Start = poller.StartBackfill
+	// The start setting is validated by config; "now" and durations refer to the process start (Load).
+	at := cfg.StartedAt
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if st, err := config.ParseStart(cfg.Start, at); err == nil {
+		switch {
+		case st.Backfill:
+			pc.Start = poller.StartBackfill
+		case st.Earlier:
+			pc.Start, pc.StartTime = poller.StartSince, st.Since
+		default:
+			pc.StartTime = st.Since
+		}
 	}
 	for _, c := range cfg.Credentials {
 		pc.Tokens = append(pc.Tokens, poller.Token{Value: c.Value, ClientID: c.ClientID})

@@ -56,6 +56,9 @@ func newFixture(t *testing.T, edit func(*config.Config), tags ...string) *fixtur
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.Sink = config.SinkFile
 	cfg.Output = filepath.Join(t.TempDir(), "events.ndjson")
+	// start=now publishes what was created since the start, less poller.StartSkew: start after simkit's Initial
+	// media (the newest made the instant the simulator started); the tests count only what they post.
+	cfg.StartedAt = time.Now().Add(poller.StartSkew + time.Second)
 	if edit != nil {
 		edit(&cfg)
 	}

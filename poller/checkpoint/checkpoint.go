@@ -39,6 +39,14 @@ type State struct {
 	// Updated is when the poller last changed this state. Stores keep it as given (at the precision of
 	// RFC 3339 with nanoseconds, without the monotonic clock reading).
 	Updated time.Time
+	// Since is the start instant of a tag whose first poll is still catching up (Cursor empty, Segments not):
+	// the media created before it are not published. Zero otherwise.
+	Since time.Time `json:",omitzero"`
+	// RateMedia and RateSeconds are the poller's estimate of the tag's posting rate when the state was written:
+	// decayed sums of media seen and of seconds observed (the rate is their ratio), so that a restart resumes
+	// with the estimate. Zero when none.
+	RateMedia   float64 `json:",omitempty"`
+	RateSeconds float64 `json:",omitempty"`
 }
 
 // Store persists State per tag. Implementations are safe for concurrent use. A tag is what schema.ValidateTag

@@ -99,6 +99,10 @@ func sampleState(i int) State {
 		Recent:   []string{fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i+1), "ids \"quoted\" ✓"},
 		Segments: []string{fmt.Sprintf("seg-%d", i)},
 		Updated:  time.Date(2026, 11, 30, 4, 0, 0, 123456789, time.UTC).Add(time.Duration(i) * time.Second),
+		Since:    time.Date(2026, 11, 29, 4, 0, 0, 5, time.UTC).Add(time.Duration(i) * time.Second),
+		// Rates that a decimal round trip must keep exactly.
+		RateMedia:   float64(i) + 1.0/3,
+		RateSeconds: 0.1 + float64(i)*1e-9,
 	}
 }
 
@@ -106,7 +110,8 @@ func sampleState(i int) State {
 // are the same), and the same instant.
 func sameState(a, b State) bool {
 	return a.Cursor == b.Cursor && slices.Equal(a.Recent, b.Recent) && slices.Equal(a.Segments, b.Segments) &&
-		a.Updated.Equal(b.Updated)
+		a.Updated.Equal(b.Updated) && a.Since.Equal(b.Since) && a.RateMedia == b.RateMedia &&
+		a.RateSeconds == b.RateSeconds
 }
 
 func mustPut(t *testing.T, s Store, tag string, st State) {
@@ -390,6 +395,8 @@ func TestDecodeState(t *testing.T) {
 			State{Cursor: "c1", Recent: []string{"a"}, Updated: time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)}, nil},
 		{"fields written by a newer build are ignored", `{"v":1,"Cursor":"c2","FutureField":{"x":1},"Rate":0.5}`,
 			State{Cursor: "c2"}, nil},
+		{"the start instant and the rate estimate decode", `{"v":1,"Segments":["s"],"Since":"2026-11-30T03:00:00Z","RateMedia":12.5,"RateSeconds":40}`,
+			State{Segments: []string{"s"}, Since: time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC), RateMedia: 12.5, RateSeconds: 40}, nil},
 		{"a missing version is corrupt", `{"Cursor":"c"}`, State{}, ErrCorrupt},
 		{"an unknown version is corrupt", `{"v":99,"Cursor":"c"}`, State{}, ErrCorrupt},
 		{"truncated JSON is corrupt", `{"v":1,"Cursor":"c`, State{}, ErrCorrupt},
@@ -406,6 +413,18 @@ func TestDecodeState(t *testing.T) {
 				t.Fatalf("got %+v; want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestEncodedStateOmitsUnsetNewFields(t *testing.T) {
+	b, err := encodeState(State{Cursor: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, absent := range []string{"Since", "RateMedia", "RateSeconds"} {
+		if strings.Contains(string(b), absent) {
+			t.Errorf("encoded %s holds %s although it is unset", b, absent)
+		}
 	}
 }
 

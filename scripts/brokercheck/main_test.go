@@ -3,42 +3,21 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/tagstream/tagstream/internal/testkit"
 )
 
+// runNATS starts an in-process nats-server, with or without JetStream, and returns its URL.
 func runNATS(t *testing.T, jetStream bool) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: jetStream, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s.ClientURL()
-}
-
-// closedAddr returns a loopback address on which nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	opts := testkit.NATSOptions(t)
+	opts.JetStream = jetStream
+	return testkit.RunNATS(t, opts).ClientURL()
 }
 
 func TestFreePorts(t *testing.T) {
@@ -69,12 +48,12 @@ func TestChecks(t *testing.T) {
 			return checkNATS(ctx, runNATS(t, false))
 		}, "account info"},
 		{"nothing listening on the NATS port fails", func(t *testing.T) error {
-			return checkNATS(ctx, "nats://"+closedAddr(t))
+			return checkNATS(ctx, "nats://"+testkit.FreeAddr(t))
 		}, "connect"},
 		{"nothing listening on the Kafka port fails", func(t *testing.T) error {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			return checkKafka(cctx, closedAddr(t))
+			return checkKafka(cctx, testkit.FreeAddr(t))
 		}, "create topic"},
 	}
 	for _, tc := range cases {
