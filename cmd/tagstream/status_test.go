@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,13 +16,24 @@ import (
 	"github.com/tagstream/tagstream/internal/pipeline"
 	"github.com/tagstream/tagstream/internal/status"
 	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/poller"
+	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
 )
 
 // startPipeline runs a pipeline against a simulator with tags, publishing to a file, with its status endpoints on
 // a free port, until the test ends; it returns once every tag was polled once.
 func startPipeline(t *testing.T, tags ...string) *pipeline.Pipeline {
 	t.Helper()
-	sim := startSim(t, tags...)
+	cfg := pipelineConfig(t, startSim(t, tags...), tags...)
+	p, _ := runPipeline(t, cfg, pipeline.Deps{Version: "test"})
+	waitPolled(t, p, len(tags))
+	return p
+}
+
+// pipelineConfig is a validated configuration that polls sim's tags quickly and publishes to a file.
+func pipelineConfig(t *testing.T, sim *testenv.Server, tags ...string) *config.Config {
+	t.Helper()
 	cfg := config.Defaults()
 	cfg.APIURL, cfg.CAFile, cfg.Tags = sim.URL(), sim.CAFile(), tags
 	cfg.Credentials = []config.Credential{{Value: secretTokens[0]}, {Value: secretTokens[1]}}
@@ -32,27 +44,112 @@ func startPipeline(t *testing.T, tags ...string) *pipeline.Pipeline {
 	if err := config.Validate(&cfg, config.GroupAll, config.Needs{Tags: true, Tokens: true}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := pipeline.New(t.Context(), &cfg, pipeline.Deps{Version: "test"})
+	return &cfg
+}
+
+// runPipeline runs a pipeline of cfg until the test ends or the returned stop is called (which waits for it).
+func runPipeline(t *testing.T, cfg *config.Config, deps pipeline.Deps) (*pipeline.Pipeline, func()) {
+	t.Helper()
+	p, err := pipeline.New(t.Context(), cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
-		testkit.Receive(t, done, 30*time.Second, "the pipeline to stop")
-	})
+		if err := testkit.Receive(t, done, 30*time.Second, "the pipeline to stop"); err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return p, stop
+}
+
+// waitPolled waits until n tags were polled once.
+func waitPolled(t *testing.T, p *pipeline.Pipeline, n int) {
+	t.Helper()
 	testkit.Eventually(t, 30*time.Second, "the first poll of every tag", func() bool {
-		n := 0
+		polled := 0
 		for _, s := range p.TagStatus() {
 			if !s.LastPoll.IsZero() {
-				n++
+				polled++
 			}
 		}
-		return n == len(tags)
+		return polled == n
 	})
-	return p
+}
+
+func TestStatusShowsACatchUpUnderWay(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, "sunset", "coffee")
+	cfg := pipelineConfig(t, sim, "sunset", "coffee")
+	cfg.PageSize, cfg.CatchUpPages = 5, 1 // 60 media posted while down are 12 pages, one walk reads one
+
+	// First life: each tag's cursor is saved at the head.
+	p1, stop := runPipeline(t, cfg, pipeline.Deps{Version: "test"})
+	waitPolled(t, p1, 2)
+	stop()
+	sim.Post("sunset", 60)
+
+	// Second life: the first publish passes, the next ones wait, so the walk stays under way while we look.
+	release := make(chan struct{})
+	defer close(release)
+	var publishes atomic.Int32
+	deps := pipeline.Deps{Version: "test", WrapPublisher: func(next poller.Publisher) poller.Publisher {
+		return poller.PublisherFunc(func(ctx context.Context, events []*schema.Event) error {
+			if publishes.Add(1) > 1 {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return next.Publish(ctx, events)
+		})
+	}}
+	p, _ := runPipeline(t, cfg, deps)
+	var rep status.Report
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last report:\n%s", last)
+		}
+	})
+	testkit.Eventually(t, 30*time.Second, "sunset's catch-up on /status", func() bool {
+		r := run(t, nil, "status", "--metrics-addr", p.StatusAddr(), "--json")
+		last = r.stdout + r.stderr
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil {
+			return false
+		}
+		for _, tag := range rep.Tags {
+			if tag.Tag == "sunset" && tag.CatchUp != nil {
+				return true
+			}
+		}
+		return false
+	})
+	for _, tag := range rep.Tags {
+		if tag.Tag != "sunset" {
+			continue
+		}
+		if tag.SavedCursor == "" || tag.CatchUp.Pages < 1 || tag.CatchUp.Pending < 1 || tag.CatchUp.Since.IsZero() {
+			t.Errorf("sunset on /status: saved cursor %q, catch-up %+v; want the saved cursor and the walk's pages and pending media", tag.SavedCursor, tag.CatchUp)
+		}
+		if !strings.HasPrefix(tag.State, "catching up: ") || !strings.Contains(tag.State, " so far, ") || !strings.HasSuffix(tag.State, " media pending") {
+			t.Errorf("state %q does not say the catch-up", tag.State)
+		}
+	}
+	r := run(t, nil, "status", "--metrics-addr", p.StatusAddr())
+	if !strings.Contains(r.stdout, "catching up: ") || !strings.Contains(r.stdout, " media pending") {
+		t.Errorf("the table does not show the catch-up:\n%s", r.stdout)
+	}
 }
 
 func TestStatusShowsARunningPipeline(t *testing.T) {

@@ -124,9 +124,13 @@ func (p *Pipeline) report() status.Report {
 // tagLine is the /status line of a tag polled by this process (owner): the one translation of the poller's view
 // into the report's.
 func tagLine(t poller.TagStatus, owner string) status.TagStatus {
-	return status.TagStatus{
-		Tag: t.Tag, Owner: owner, Cursor: t.Cursor, Segments: t.Segments, LastPoll: t.LastPoll,
-		LastAttempt: t.LastAttempt, NextPoll: t.NextPoll, RateEstimate: t.RateEstimate, LagSeconds: t.Lag.Seconds(),
-		Published: t.Published, Gaps: t.Gaps, LastError: t.LastError,
+	line := status.TagStatus{
+		Tag: t.Tag, Owner: owner, Cursor: t.Cursor, SavedCursor: t.SavedCursor, Segments: t.Segments,
+		LastPoll: t.LastPoll, LastAttempt: t.LastAttempt, NextPoll: t.NextPoll, RateEstimate: t.Rate,
+		LagSeconds: t.Lag.Seconds(), Published: t.Published, Gaps: t.Gaps, LastError: t.LastError,
 	}
+	if c := t.CatchUp; c != nil {
+		line.CatchUp = &status.CatchUp{Since: c.Since, Pages: c.Pages, Pending: c.Pending}
+	}
+	return line
 }

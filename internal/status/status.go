@@ -30,10 +30,11 @@ type TagStatus struct {
 	// State says in words what the tag is doing ("ok", "catching up: 3 pages so far, 99 media pending", ...);
 	// the server fills it (Describe) when the report function leaves it empty.
 	State string `json:"state"`
-	// Cursor is the cursor this process committed; "" before its first commit.
+	// Cursor is the cursor up to which the broker acknowledged the tag's media, as this process knows it: the
+	// saved cursor, or a newer one whose checkpoint write is being retried; "" for a tag never polled before.
 	Cursor string `json:"cursor"`
-	// SavedCursor is the cursor the checkpoint store held when the tag started: where a restart resumes. It shows
-	// the tag's place before this process commits its first cursor ("" for a tag never polled before).
+	// SavedCursor is the cursor in the checkpoint store: where a restart resumes. It is read when polling starts,
+	// so a restarted tag shows its place before its first poll.
 	SavedCursor string `json:"saved_cursor,omitempty"`
 	// CatchUp describes the walk back through older pages under way; nil when none is.
 	CatchUp      *CatchUp  `json:"catch_up,omitempty"`

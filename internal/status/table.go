@@ -49,8 +49,11 @@ func WriteTable(w io.Writer, r Report, now time.Time) error {
 	fmt.Fprintln(tw, "TAG\tOWNER\tCURSOR\tLAST POLL\tNEXT POLL\tRATE/s\tLAG\tGAPS\tSTATE")
 	for _, t := range tags {
 		cursor := short(t.Cursor, 16)
-		if t.Cursor == "" && t.SavedCursor != "" {
+		switch {
+		case t.Cursor == "" && t.SavedCursor != "":
 			cursor = "saved " + short(t.SavedCursor, 16)
+		case t.SavedCursor != "" && t.Cursor != t.SavedCursor:
+			cursor += " (unsaved)" // acknowledged, its checkpoint write is being retried
 		}
 		state := t.State
 		if state == "" {

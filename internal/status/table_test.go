@@ -29,7 +29,7 @@ func sampleReport(now time.Time) Report {
 			{Tag: "travel", Owner: "host-a/4242", Cursor: "55", LastPoll: sec(-300), LastAttempt: sec(-1), NextPoll: sec(4), RateEstimate: 0.01, LagSeconds: 3600, Gaps: 2,
 				LastError: "GET https://api/v1/tags/travel/media/recent: HTTP 500: APIError: oops\x1b[2J"},
 			{Tag: "berlin", Owner: "host-a/4242"},
-			{Tag: "nofilter", Owner: "host-a/4242", Cursor: "77", LastPoll: sec(-1), LastAttempt: sec(-1), RateEstimate: 0.6, LagSeconds: 12},
+			{Tag: "nofilter", Owner: "host-a/4242", Cursor: "77", SavedCursor: "70", LastPoll: sec(-1), LastAttempt: sec(-1), RateEstimate: 0.6, LagSeconds: 12},
 		},
 		Tokens: []TokenStatus{
 			{Index: 0, Fingerprint: "3f2a9c01", Limit: 5000, Remaining: 4410},
