@@ -28,8 +28,9 @@ Exit status:
   3  nothing answered at the address: is tagstream running, with that metrics-addr?`
 
 // reportSource is where status reads a report from. Today it is one running instance's /status
-// (instanceSource). Group mode will add a source that reads every member's report from the group's bucket and
-// merges them, each tag's Owner naming the member that polls it; the table and --json stay as they are.
+// (instanceSource). When the command runs group mode (package group; not wired into run yet), a second source
+// will read the group's bucket (members, and own.<tag> naming the member that owns each tag), fetch each
+// member's report and merge them, each tag's Owner naming its member; the table and --json stay as they are.
 type reportSource interface {
 	Report(ctx context.Context) (status.Report, error)
 	String() string
