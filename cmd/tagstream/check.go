@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/pipeline"
+	"github.com/tagstream/tagstream/poller"
 )
 
 const checkHelp = `
@@ -29,7 +31,7 @@ func runCheck(c *cli, args []string) int {
 	}
 	cfg, err := loader.Load(c.environ)
 	if err != nil {
-		return c.configFailure(err)
+		return c.loadFailure(loader, err)
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(c.stdout, "warn  %s\n", w)
@@ -49,10 +51,10 @@ func runCheck(c *cli, args []string) int {
 			fmt.Fprintf(c.stdout, "ok    %s: %s\n", r.Name, r.Detail)
 		case r.Unreachable():
 			unreachable = true
-			fmt.Fprintf(c.stdout, "FAIL  %s: %v\n", r.Name, r.Err)
+			c.printFailure(r)
 		default:
 			failed = true
-			fmt.Fprintf(c.stdout, "FAIL  %s: %v\n", r.Name, r.Err)
+			c.printFailure(r)
 		}
 	}
 	switch {
@@ -62,6 +64,20 @@ func runCheck(c *cli, args []string) int {
 		return exitUnreachable
 	}
 	return exitOK
+}
+
+// printFailure prints a failed check: what failed (for the API, the cause before the request it ended), then
+// what it means on an indented line.
+func (c *cli) printFailure(r pipeline.CheckResult) {
+	var pe *poller.ProbeError
+	if errors.As(r.Err, &pe) {
+		fmt.Fprintf(c.stdout, "FAIL  %s: %v (GET %s)\n", r.Name, pe.Err, pe.URL)
+	} else {
+		fmt.Fprintf(c.stdout, "FAIL  %s: %v\n", r.Name, r.Err)
+	}
+	if r.Hint != "" {
+		fmt.Fprintf(c.stdout, "      %s\n", r.Hint)
+	}
 }
 
 // plural returns "1 tag", "2 tags".

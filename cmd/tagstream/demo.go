@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -12,7 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,7 +37,11 @@ few seconds when stdout is not a terminal). At the end (--duration, or Ctrl-C) i
 pipeline catch up and prints a summary checked against the simulator's ground truth: events, missing,
 duplicates, latency. Exit status 1 when an event is missing.
 
---nats-url points it at an external NATS server (JetStream enabled); --sink kafka --kafka-brokers at Kafka.`
+--nats-url points it at an external NATS server (JetStream enabled); --sink kafka --kafka-brokers at Kafka.
+
+--keep-running turns the demo into a sandbox for your own tagstream commands: after the summary the simulator
+(its tags posting again) and the embedded NATS server stay up until Ctrl-C, and --dir holds their tokens, the
+simulator's CA and tagstream.yaml, the settings that point check, run, tail and status at them.`
 
 // demoTag is one tag of the demo workload: a skewed spread of posting rates.
 type demoTag struct {
@@ -65,13 +72,15 @@ type demoOptions struct {
 	interval        time.Duration
 	drain           time.Duration
 	logLevel        string
+	keepRunning     bool
+	dir             string
 }
 
 func runDemo(c *cli, args []string) int {
 	fs := c.newFlagSet("demo", "[flags]", demoHelp)
 	var o demoOptions
 	fs.DurationVar(&o.duration, "duration", 0, "how long the workload runs (0 = until Ctrl-C)")
-	fs.StringVar(&o.sink, "sink", "jetstream", "jetstream (embedded server unless --nats-url) or kafka (needs --kafka-brokers)")
+	fs.StringVar(&o.sink, "sink", "jetstream", "where the demo publishes: jetstream (embedded server unless --nats-url) or kafka (needs --kafka-brokers)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "an external NATS server with JetStream instead of the embedded one")
 	fs.StringVar(&o.kafkaBrokers, "kafka-brokers", "", "Kafka brokers host:port, comma-separated, for --sink kafka")
 	fs.StringVar(&o.kafkaTopic, "kafka-topic", "tagstream.demo", "Kafka topic for --sink kafka (created if missing)")
@@ -86,12 +95,25 @@ func runDemo(c *cli, args []string) int {
 	fs.BoolVar(&o.plain, "plain", false, "print a plain line every few seconds even on a terminal")
 	fs.DurationVar(&o.interval, "refresh", 0, "refresh interval of the view (default 500ms on a terminal, 5s otherwise)")
 	fs.DurationVar(&o.drain, "drain", 30*time.Second, "how long the end of the demo waits for the last events")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "level of the pipeline's log: debug, info, warn, error")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "level of the pipeline's log: "+orList(config.Values("log-level")))
+	fs.BoolVar(&o.keepRunning, "keep-running", false, "after the summary, keep the simulator and the embedded NATS server up for your own\n"+
+		"      tagstream commands until Ctrl-C, and write --dir/tagstream.yaml, the settings that point them there")
+	fs.StringVar(&o.dir, "dir", "", "with --keep-running: the sandbox's directory (tokens, CA, settings, run's state); emptied\n"+
+		"      when an earlier --keep-running made it (default $XDG_STATE_HOME/tagstream/sandbox, else\n"+
+		"      ~/.local/state/tagstream/sandbox)")
 	if code, stop := c.parseFlags(fs, args); stop {
 		return code
 	}
 	if err := o.validate(); err != nil {
 		return c.configFailure(err)
+	}
+	if o.keepRunning {
+		if o.dir == "" {
+			o.dir = defaultSandboxDir(c.environ)
+		}
+		if err := prepareSandbox(o.dir); err != nil {
+			return c.configFailure(err)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -110,8 +132,8 @@ func (o *demoOptions) validate() error {
 	switch {
 	case o.duration < 0:
 		return bad("duration", "must not be negative")
-	case config.SinkKind(o.sink) != config.SinkJetStream && config.SinkKind(o.sink) != config.SinkKafka:
-		return bad("sink", "%q: the demo runs with jetstream or kafka", o.sink)
+	case !slices.Contains(demoSinks, o.sink):
+		return bad("sink", "%q: the demo runs with %s", o.sink, orList(demoSinks))
 	case config.SinkKind(o.sink) == config.SinkKafka && o.kafkaBrokers == "":
 		return bad("kafka-brokers", "--sink kafka needs --kafka-brokers")
 	case o.tokens < 1 || o.tokens > 1000:
@@ -124,13 +146,26 @@ func (o *demoOptions) validate() error {
 		return bad("refresh", "must not be negative")
 	case o.drain <= 0:
 		return bad("drain", "must be positive")
+	case o.dir != "" && !o.keepRunning:
+		return bad("dir", "only --keep-running keeps a sandbox directory")
+	case o.keepRunning && (o.sink != string(config.SinkJetStream) || o.natsURL != ""):
+		return bad("keep-running", "keeps the simulator and the embedded NATS server: it goes without --sink kafka and --nats-url")
 	}
-	switch o.logLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		return bad("log-level", "%q is not one of debug, info, warn, error", o.logLevel)
+	if !slices.Contains(config.Values("log-level"), o.logLevel) {
+		return bad("log-level", "%q is not one of %s", o.logLevel, strings.Join(config.Values("log-level"), ", "))
 	}
 	return nil
+}
+
+// demoSinks are the values of the demo's --sink.
+var demoSinks = []string{string(config.SinkJetStream), string(config.SinkKafka)}
+
+// orList returns "a, b or c".
+func orList(values []string) string {
+	if n := len(values); n > 1 {
+		return strings.Join(values[:n-1], ", ") + " or " + values[n-1]
+	}
+	return strings.Join(values, "")
 }
 
 // demo holds the running pieces.
@@ -140,10 +175,88 @@ type demo struct {
 	sim   *testenv.Server
 	ns    *server.Server
 	cfg   *config.Config
-	pipe  *pipeline.Pipeline
 	stats *demoStats
 	view  *demoView
 	logs  *logRing
+	start time.Time
+
+	mu    sync.Mutex
+	pipe  *pipeline.Pipeline // nil until built
+	phase string
+}
+
+// The phases of the demo, as the view shows them.
+const (
+	phaseStarting  = "starting the pipeline: reaching the broker"
+	phaseFirstPoll = "waiting for the first poll of every tag"
+	phaseRunning   = "running"
+	phaseDraining  = "posting stopped; waiting for the last events"
+	phaseDone      = "done"
+)
+
+func (d *demo) setPhase(p string) {
+	d.mu.Lock()
+	d.phase = p
+	d.mu.Unlock()
+}
+
+func (d *demo) pipeline() *pipeline.Pipeline {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.pipe
+}
+
+// frame gathers what the view shows at now, including what the demo is waiting for until events flow.
+func (d *demo) frame(now time.Time) viewFrame {
+	d.mu.Lock()
+	phase, pipe := d.phase, d.pipe
+	d.mu.Unlock()
+	d.stats.resolve(d.sim.GroundTruth())
+	rates := d.stats.rates(now)
+	events, dups, gaps := d.stats.totals()
+	sum := d.stats.summary(nil)
+	f := viewFrame{elapsed: now.Sub(d.start), phase: phase, api: d.cfg.APIURL, sink: d.cfg.NATSURL, events: events,
+		dups: dups, gaps: gaps, p50: sum.p50, p95: sum.p95, samples: d.stats.sampleLines(), now: now}
+	if d.cfg.Sink == config.SinkKafka {
+		f.sink = "kafka " + strings.Join(d.cfg.KafkaBrokers, ",")
+	}
+	if d.logs != nil {
+		f.logs = d.logs.lines()
+	}
+	intervals, states := map[string]string{}, map[string]string{}
+	polled := 0
+	if pipe != nil {
+		f.sink = pipe.SinkName()
+		f.tokens = pipe.TokenStatus()
+		for _, s := range pipe.Report().Tags {
+			intervals[s.Tag] = "-"
+			if !s.LastAttempt.IsZero() && s.NextPoll.After(s.LastAttempt) {
+				intervals[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastAttempt))
+			}
+			if !s.LastPoll.IsZero() {
+				polled++
+			}
+			states[s.Tag] = s.State
+		}
+	}
+	var posting float64
+	for _, t := range demoTags {
+		r := t.rate * d.o.rateScale
+		posting += r
+		f.rate += rates[t.name]
+		n, p50, p95 := d.stats.tagRow(t.name)
+		f.tags = append(f.tags, viewTag{name: t.name, posted: r, events: n, rate: rates[t.name], p50: p50, p95: p95,
+			pollEvery: cmp.Or(intervals[t.name], "-"), state: printable(cmp.Or(states[t.name], "-"))})
+	}
+	switch {
+	case phase == phaseStarting:
+		f.waiting = fmt.Sprintf("waiting for the broker (%s); polling starts once it answers", f.sink)
+	case phase == phaseFirstPoll:
+		f.waiting = fmt.Sprintf("waiting for the first poll of every tag (%d of %d): it puts the cursor at the head", polled, len(demoTags))
+	case phase == phaseRunning && events == 0:
+		f.waiting = fmt.Sprintf("waiting for the first event: the tags post %.1f media/s from now on", posting)
+	}
+	return f
 }
 
 func randomToken() string {
@@ -165,9 +278,22 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		d.o.seed = o.seed
 	}
 	stateDir := filepath.Join(tmp, "state") // the simulator is new each time: so are the cursors
+	keep := tmp                             // where the simulator's CA and the NATS store go
+	if o.keepRunning {
+		if keep, err = filepath.Abs(o.dir); err != nil {
+			return exitFailure, err
+		}
+	}
 
 	// Logs: on a terminal they go to a ring shown in the view, elsewhere to stderr.
 	tty := !o.plain && isTerminal(d.c.stdout)
+	interval := o.interval
+	if interval == 0 {
+		interval = 5 * time.Second
+		if tty {
+			interval = 500 * time.Millisecond
+		}
+	}
 	var logW io.Writer = d.c.stderr
 	if tty {
 		d.logs = newLogRing(5)
@@ -189,7 +315,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		tags = append(tags, t.name)
 	}
 	d.sim, err = testenv.New(testenv.Config{
-		CertDir:         filepath.Join(tmp, "sim"),
+		CertDir:         filepath.Join(keep, "sim"),
 		Tokens:          tokens,
 		RequestsPerHour: o.requestsPerHour,
 		Cursors:         testenv.CursorOpaque,
@@ -209,7 +335,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	// 2. The broker: an embedded JetStream server unless one was given.
 	natsURL := o.natsURL
 	if config.SinkKind(o.sink) == config.SinkJetStream && natsURL == "" {
-		d.ns, err = startEmbeddedNATS(filepath.Join(tmp, "nats"))
+		d.ns, err = startEmbeddedNATS(filepath.Join(keep, "nats"))
 		if err != nil {
 			return exitFailure, err
 		}
@@ -245,19 +371,39 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		return exitUsage, err
 	}
 	if err := config.CheckReachable(ctx, &cfg); err != nil {
-		return exitUsage, err
+		return exitUnreachable, err
 	}
 	d.cfg = &cfg
 	red := cfg.Redactor()
 
+	// The view from now on, saying what the demo waits for until events flow; it is finished (the last frame
+	// left on the screen) before the summary or an error is printed.
+	d.stats = newDemoStats(tags)
+	d.start = time.Now()
+	d.setPhase(phaseStarting)
+	d.view = newDemoView(d.c.stdout, tty, d.frame)
+	viewCtx, stopView := context.WithCancel(context.Background())
+	viewDone := make(chan struct{})
+	go func() {
+		defer close(viewDone)
+		d.view.loop(viewCtx, interval)
+	}()
+	finishView := func() {
+		stopView()
+		<-viewDone
+		d.view.finish(time.Now())
+	}
+	defer finishView()
+
 	// 4. The pipeline; once it polls, the consumer that reads every event back (before anything is published:
 	// the first poll of each tag only sets its cursor).
-	d.stats = newDemoStats(tags)
 	pipe, err := pipeline.New(ctx, &cfg, pipeline.Deps{Logger: logger, Version: Version(), Stdout: io.Discard})
 	if err != nil {
 		return exitFailure, errors.New(red.String(err.Error()))
 	}
+	d.mu.Lock()
 	d.pipe = pipe
+	d.mu.Unlock()
 	runCtx, stopPipeline := context.WithCancel(context.Background())
 	defer stopPipeline()
 	pipeEnded := make(chan struct{})
@@ -284,17 +430,8 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		return exitFailure, errors.New(red.String(err.Error()))
 	}
 
-	d.view = &demoView{w: d.c.stdout, tty: tty, d: d, start: time.Now()}
-	interval := o.interval
-	if interval == 0 {
-		interval = 5 * time.Second
-		if tty {
-			interval = 500 * time.Millisecond
-		}
-	}
-
 	// 5. Wait until every tag had its first poll (its cursor is set at the head), then start posting.
-	d.view.phase = "waiting for the first poll of every tag"
+	d.setPhase(phaseFirstPoll)
 	if err := d.waitFirstPolls(ctx, pipeEnded, &pipeErr); err != nil {
 		stopPipeline()
 		<-pipeEnded
@@ -326,8 +463,11 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	}()
 
 	// 6. The live view until the end of the workload.
-	d.view.phase = "running"
-	d.view.loop(workCtx, interval, pipeEnded)
+	d.setPhase(phaseRunning)
+	select {
+	case <-workCtx.Done():
+	case <-pipeEnded:
+	}
 	<-burstsDone
 	interrupted := ctx.Err() != nil
 
@@ -338,7 +478,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	d.sim.SetFaults(testenv.Faults{})
 	workEnd := time.Now()
 	d.stats.setWorkEnd(workEnd)
-	d.view.phase = "posting stopped; waiting for the last events"
+	d.setPhase(phaseDraining)
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), o.drain)
 	if interrupted {
 		// A second Ctrl-C during the drain ends it at once.
@@ -346,7 +486,7 @@ func (d *demo) run(ctx context.Context) (int, error) {
 		drainCtx, cancel = signal.NotifyContext(drainCtx, os.Interrupt, syscall.SIGTERM)
 		defer cancel()
 	}
-	d.drain(drainCtx, interval)
+	d.drain(drainCtx)
 	cancelDrain()
 	stopPipeline()
 	<-pipeEnded
@@ -354,17 +494,24 @@ func (d *demo) run(ctx context.Context) (int, error) {
 	<-consumerDone
 	d.stats.resolve(d.sim.GroundTruth())
 
-	// 8. The summary.
-	d.view.final()
+	// 8. The summary, below the last frame.
+	d.setPhase(phaseDone)
+	finishView()
 	sum := d.stats.summary(d.sim.GroundTruth())
 	d.printSummary(sum, workEnd.Sub(workStart))
-	if pipeErr != nil {
-		return exitFailure, fmt.Errorf("pipeline: %s", red.String(pipeErr.Error()))
+	code, err := exitOK, error(nil)
+	switch {
+	case pipeErr != nil:
+		code, err = exitFailure, fmt.Errorf("pipeline: %s", red.String(pipeErr.Error()))
+	case sum.missing > 0:
+		code = exitFailure
 	}
-	if sum.missing > 0 {
-		return exitFailure, nil
+	if o.keepRunning {
+		if serr := d.serveSandbox(tokens); serr != nil {
+			return exitFailure, errors.Join(err, fmt.Errorf("sandbox: %w", serr))
+		}
 	}
-	return exitOK, nil
+	return code, err
 }
 
 // waitFirstPolls waits until every tag has been polled successfully once (its cursor is at the head).
@@ -374,7 +521,7 @@ func (d *demo) waitFirstPolls(ctx context.Context, pipeEnded <-chan struct{}, pi
 	deadline := time.After(60 * time.Second)
 	for {
 		done := 0
-		for _, s := range d.pipe.TagStatus() {
+		for _, s := range d.pipeline().TagStatus() {
 			if !s.LastPoll.IsZero() && s.Cursor != "" {
 				done++
 			}
@@ -418,19 +565,14 @@ func (d *demo) burstLoop(ctx context.Context, seed int64) {
 }
 
 // drain waits until every media posted during the workload was consumed, or ctx ends.
-func (d *demo) drain(ctx context.Context, interval time.Duration) {
+func (d *demo) drain(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	last := time.Time{}
 	for {
 		truth := d.sim.GroundTruth()
 		d.stats.resolve(truth)
 		if d.stats.summary(truth).missing == 0 {
 			return
-		}
-		if time.Since(last) >= interval {
-			d.view.render()
-			last = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/consume"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
@@ -23,6 +26,10 @@ func TestClipWidth(t *testing.T) {
 		{"escape sequences take no room", "\x1b[1mbold\x1b[0m", 4, "\x1b[1mbold\x1b[0m"},
 		{"wide characters take two cells", "東京東京", 5, "東京\x1b[0m"},
 		{"combining marks take none", "e\u0301e\u0301", 2, "e\u0301e\u0301"},
+		{"a quoted escape is kept whole", `ab\u2028c`, 8, "ab\\u2028\x1b[0m"},
+		{"a quoted escape that does not fit is cut before", `ab\u2028c`, 6, "ab\x1b[0m"},
+		{"a quoted backslash is one unit", `a\\b`, 2, "a\x1b[0m"},
+		{"an escape sequence at the cut is kept whole", "ab\x1b[31mcd", 2, "ab\x1b[31m\x1b[0m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,7 +84,7 @@ func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("demo exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
-	for _, w := range []string{"Summary", "missing              0", "duplicates           0", "post to event", "budget-left=", "sink jetstream stream TAGSTREAM_DEMO"} {
+	for _, w := range []string{"demo 0s: starting the pipeline: reaching the broker\ndemo 0s: waiting for the broker", "Summary", "missing              0", "duplicates           0", "post to event", "budget-left=", "sink jetstream stream TAGSTREAM_DEMO"} {
 		if !strings.Contains(r.stdout, w) {
 			t.Errorf("demo output does not contain %q:\n%s", w, r.stdout)
 		}
@@ -90,5 +97,91 @@ func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
 	}
 	if consumed == 0 || consumed != posted {
 		t.Errorf("demo consumed %d of %d posted media", consumed, posted)
+	}
+}
+
+func TestDemoHelpListsEveryValueItAccepts(t *testing.T) {
+	t.Parallel()
+	help := run(t, nil, "demo", "--help").stdout
+	for flag, values := range map[string][]string{"sink": demoSinks, "log-level": config.Values("log-level")} {
+		for _, v := range values {
+			t.Run("--"+flag+" "+v+" is listed and accepted", func(t *testing.T) {
+				if !strings.Contains(help, v) {
+					t.Errorf("demo --help does not list %s for --%s", v, flag)
+				}
+				o := demoOptions{sink: "jetstream", logLevel: "warn", tokens: 1, requestsPerHour: 100, rateScale: 1, drain: time.Second, kafkaBrokers: "k:9092"}
+				if flag == "sink" {
+					o.sink = v
+				} else {
+					o.logLevel = v
+				}
+				if err := o.validate(); err != nil {
+					t.Errorf("--%s %s is listed but refused: %v", flag, v, err)
+				}
+			})
+		}
+	}
+}
+
+func TestTheSandboxDirectoryIsOnlyEmptiedWhenASandboxMadeIt(t *testing.T) {
+	t.Parallel()
+	write := func(t *testing.T, dir, name string) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("a new directory is made", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a", "sandbox")
+		if err := prepareSandbox(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, sandboxMarker)); err != nil {
+			t.Errorf("no marker: %v", err)
+		}
+	})
+	t.Run("an earlier sandbox is emptied", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, sandboxMarker)
+		write(t, filepath.Join(dir, "state"), "checkpoints.db")
+		if err := prepareSandbox(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+			t.Errorf("the old state is still there: %v", err)
+		}
+	})
+	t.Run("any other directory with files is refused and left alone", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, "thesis.tex")
+		err := prepareSandbox(dir)
+		if !isConfigError(err) || !strings.Contains(err.Error(), "not empty and not a sandbox") {
+			t.Fatalf("error = %v, want a configuration error", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "thesis.tex")); err != nil {
+			t.Errorf("the file is gone: %v", err)
+		}
+	})
+	t.Run("the default is the user's state directory", func(t *testing.T) {
+		if got := defaultSandboxDir([]string{"HOME=/home/ann"}); got != "/home/ann/.local/state/tagstream/sandbox" {
+			t.Errorf("default = %s", got)
+		}
+		if got := defaultSandboxDir([]string{"HOME=/home/ann", "XDG_STATE_HOME=/st"}); got != "/st/tagstream/sandbox" {
+			t.Errorf("default = %s", got)
+		}
+	})
+	for _, tt := range []struct{ name, want string }{{"--dir without --keep-running", "only --keep-running keeps a sandbox directory"}, {"--keep-running with --nats-url", "goes without --sink kafka and --nats-url"}} {
+		t.Run(tt.name+" is a usage error", func(t *testing.T) {
+			args := []string{"demo", "--dir", t.TempDir()}
+			if strings.Contains(tt.name, "nats-url") {
+				args = []string{"demo", "--keep-running", "--nats-url", "nats://127.0.0.1:4222"}
+			}
+			if r := run(t, nil, args...); r.code != 2 || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d, stderr %s", r.code, r.stderr)
+			}
+		})
 	}
 }

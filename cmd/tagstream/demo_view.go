@@ -10,28 +10,78 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
+
+	"github.com/tagstream/tagstream/poller"
 )
 
-// demoView draws the demo's live view: redrawn in place on a terminal, a plain line per refresh otherwise.
+// Terminal control sequences of the live view.
+const (
+	enterAltScreen = "\x1b[?1049h\x1b[?25l" // the alternate screen (the scrollback is left alone), cursor hidden
+	leaveAltScreen = "\x1b[?25h\x1b[?1049l" // back to the normal screen, cursor shown
+	cursorHome     = "\x1b[H"
+	clearLineRest  = "\x1b[K"
+	clearBelow     = "\x1b[J"
+	bold, plain    = "\x1b[1m", "\x1b[0m"
+)
+
+// viewFrame is what one refresh of the view shows. The demo fills it (demo.frame); the view draws it.
+type viewFrame struct {
+	elapsed    time.Duration
+	phase      string
+	waiting    string // what the demo waits for, until events flow ("" then)
+	api, sink  string
+	events     int
+	dups, gaps int
+	rate       float64 // events per second over the last seconds, all tags
+	p50, p95   time.Duration
+	tags       []viewTag
+	tokens     []poller.TokenStatus
+	samples    []string
+	logs       []string
+	now        time.Time
+}
+
+// viewTag is one tag's row.
+type viewTag struct {
+	name      string
+	posted    float64 // media per second the simulator posts
+	events    int
+	rate      float64 // events per second over the last seconds
+	p50, p95  time.Duration
+	pollEvery string
+	state     string // what the tag is doing, as tagstream status says it
+}
+
+// demoView draws the demo's live view. On a terminal it draws on the alternate screen, redrawing in place from
+// the top left corner, every line cut to the terminal's width and the frame to its height, so that nothing
+// scrolls and the scrollback stays as it was; finish leaves the alternate screen and prints the last frame once
+// on the normal screen, where it stays. Elsewhere (a pipe, a file, --plain) it prints one line per refresh, and
+// a line for each new phase, sample and note. Its methods are safe for concurrent use.
 type demoView struct {
-	w     io.Writer
-	tty   bool
-	d     *demo
-	start time.Time
+	w    io.Writer
+	tty  bool
+	size func() (cols, rows int) // the terminal's size
+	data func(now time.Time) viewFrame
 
-	mu     sync.Mutex
-	phase  string
-	notes  []string
-	drawn  int // lines of the last frame on a terminal
-	hidden bool
-
+	mu           sync.Mutex
+	notes        []string
+	onAlt        bool
+	finished     bool
+	last         viewFrame
+	lastPhase    string // plain mode: the phase last printed
 	lastSample   string // plain mode: the last sample printed
 	printedNotes int    // plain mode: notes already printed
 }
 
-// note adds a line to the view's notes (bursts and the like).
+// newDemoView returns a view writing to w; tty says whether w is a terminal (then its size is asked each frame).
+func newDemoView(w io.Writer, tty bool, data func(time.Time) viewFrame) *demoView {
+	return &demoView{w: w, tty: tty, data: data, size: func() (int, int) { return terminalSize(w) }}
+}
+
+// note adds a line to the view's notes (bursts and the like); the last three are shown.
 func (v *demoView) note(s string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -43,152 +93,184 @@ func (v *demoView) note(s string) {
 	}
 }
 
-// loop redraws every interval until ctx ends or the pipeline stops.
-func (v *demoView) loop(ctx context.Context, interval time.Duration, pipeEnded <-chan struct{}) {
+// loop draws a frame at once and then every interval until ctx ends.
+func (v *demoView) loop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	v.render()
 	for {
+		v.render(time.Now())
 		select {
 		case <-ctx.Done():
 			return
-		case <-pipeEnded:
-			return
 		case <-t.C:
-			v.render()
 		}
 	}
 }
 
-// render draws one frame or one line.
-func (v *demoView) render() {
-	d := v.d
-	now := time.Now()
-	d.stats.resolve(d.sim.GroundTruth())
-	rates := d.stats.rates(now)
-	events, dups, gaps := d.stats.totals()
-	sum := d.stats.summary(nil)
-	tokens := d.pipe.TokenStatus()
-	elapsed := now.Sub(v.start).Round(time.Second)
+// render draws one frame (terminal) or prints the lines of one refresh (elsewhere).
+func (v *demoView) render(now time.Time) {
+	f := v.data(now)
 	v.mu.Lock()
 	defer v.mu.Unlock()
-
-	var total float64
-	for _, r := range rates {
-		total += r
+	if v.finished {
+		return
 	}
+	v.last = f
 	if !v.tty {
+		v.printPlain(f)
+		return
+	}
+	if !v.onAlt {
+		io.WriteString(v.w, enterAltScreen)
+		v.onAlt = true
+	}
+	cols, rows := v.size()
+	v.w.Write(drawFrame(v.frameLines(f), cols, rows))
+}
+
+// finish ends the view: on a terminal it leaves the alternate screen and prints the last frame (with a final
+// refresh) on the normal screen, where it stays above the summary. Later calls do nothing.
+func (v *demoView) finish(now time.Time) {
+	f := v.data(now)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.finished {
+		return
+	}
+	v.finished = true
+	if !v.tty {
+		v.printPlain(f)
+		return
+	}
+	if v.onAlt {
+		io.WriteString(v.w, leaveAltScreen)
+		v.onAlt = false
+	}
+	cols, _ := v.size()
+	var b bytes.Buffer
+	for _, l := range v.frameLines(f) {
+		b.WriteString(clipWidth(l, cols-1))
+		b.WriteString("\n")
+	}
+	v.w.Write(b.Bytes())
+}
+
+// drawFrame returns the bytes that redraw lines in place on a terminal of cols × rows: from the top left corner,
+// each line cut to cols-1 cells (the last column would wrap on some terminals) and cleared to its end, at most
+// rows-1 lines and no newline after the last one (a newline on the bottom row scrolls), then the rest of the
+// screen cleared.
+func drawFrame(lines []string, cols, rows int) []byte {
+	if len(lines) > rows-1 {
+		lines = lines[:max(rows-1, 1)]
+	}
+	var b bytes.Buffer
+	b.WriteString(cursorHome)
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString(clipWidth(l, cols-1))
+		b.WriteString(clearLineRest)
+	}
+	b.WriteString(clearBelow)
+	return b.Bytes()
+}
+
+// frameLines lays out a terminal frame. Every text that comes from outside (events, logs) is escaped already.
+func (v *demoView) frameLines(f viewFrame) []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	add("%stagstream demo%s  %s  %s", bold, plain, f.elapsed.Round(time.Second), f.phase)
+	add("API %s  ->  %s", f.api, f.sink)
+	if f.waiting != "" {
+		add("%s%s%s", bold, f.waiting, plain)
+	} else {
+		add("events %d  rate %.1f/s  duplicates %d  gaps %d  post->event p50 %s  p95 %s", f.events, f.rate, f.dups, f.gaps, fmtDur(f.p50), fmtDur(f.p95))
+	}
+	add("")
+	add("%s%-18s %9s %8s %8s %8s %8s %10s  %s%s", bold, "TAG", "POSTED/s", "EVENTS", "RATE/s", "P50", "P95", "POLL EVERY", "STATE", plain)
+	for _, t := range f.tags {
+		add("#%-17s %9.2f %8d %8.1f %8s %8s %10s  %s", t.name, t.posted, t.events, t.rate, fmtDur(t.p50), fmtDur(t.p95), t.pollEvery, t.state)
+	}
+	if len(f.tokens) > 0 {
+		add("")
+		add("%s%-6s %-12s %-20s %s%s", bold, "TOKEN", "FINGERPRINT", "BUDGET LEFT", "STATE", plain)
+		for _, t := range f.tokens {
+			add("%-6d %-12s %-20s %s", t.Index+1, t.Fingerprint, budgetLeft(t), tokenState(t, f.now))
+		}
+	}
+	if len(f.samples) > 0 {
+		add("")
+		add("%srecent events%s", bold, plain)
+		for _, l := range f.samples {
+			add("  %s", l)
+		}
+	}
+	if len(v.notes) > 0 || len(f.logs) > 0 {
+		add("")
+		add("%snotes%s", bold, plain)
+		for _, n := range v.notes {
+			add("  %s", n)
+		}
+		for _, l := range f.logs {
+			add("  %s", l)
+		}
+	}
+	if f.phase != phaseDone {
+		add("")
+		add("Ctrl-C ends the demo with a summary.")
+	}
+	return out
+}
+
+// printPlain prints one refresh for a pipe or a file: the phase when it changed, a status line, a new sample
+// and new notes.
+func (v *demoView) printPlain(f viewFrame) {
+	if f.phase != v.lastPhase {
+		fmt.Fprintf(v.w, "demo %s: %s\n", f.elapsed.Round(time.Second), f.phase)
+		v.lastPhase = f.phase
+	}
+	if f.waiting != "" {
+		fmt.Fprintf(v.w, "demo %s: %s\n", f.elapsed.Round(time.Second), f.waiting)
+	} else {
 		var budget []string
 		parked, retired := 0, 0
-		for _, t := range tokens {
+		for _, t := range f.tokens {
 			budget = append(budget, fmt.Sprint(t.Remaining))
 			if t.Retired {
 				retired++
-			} else if t.ParkedUntil.After(now) {
+			} else if t.ParkedUntil.After(f.now) {
 				parked++
 			}
 		}
 		fmt.Fprintf(v.w, "demo %s %s: events=%d rate=%.1f/s duplicates=%d gaps=%d post-to-event p50=%s p95=%s budget-left=%s parked=%d retired=%d\n",
-			elapsed, v.phase, events, total, dups, gaps, fmtDur(sum.p50), fmtDur(sum.p95), strings.Join(budget, ","), parked, retired)
-		// One sample event per line, when a new one arrived.
-		if samples := d.stats.sampleLines(); len(samples) > 0 && samples[len(samples)-1] != v.lastSample {
-			v.lastSample = samples[len(samples)-1]
-			fmt.Fprintf(v.w, "  sample event: %s\n", clip(v.lastSample, 200))
-		}
-		for _, n := range v.notes[v.printedNotes:] {
-			fmt.Fprintf(v.w, "  %s\n", n)
-		}
-		v.printedNotes = len(v.notes)
-		return
+			f.elapsed.Round(time.Second), f.phase, f.events, f.rate, f.dups, f.gaps, fmtDur(f.p50), fmtDur(f.p95), strings.Join(budget, ","), parked, retired)
 	}
-
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "\x1b[1mtagstream demo\x1b[0m  %s  %s\n", elapsed, v.phase)
-	fmt.Fprintf(&b, "API %s  ->  %s\n", d.cfg.APIURL, d.pipe.SinkName())
-	fmt.Fprintf(&b, "events %d  rate %.1f/s  duplicates %d  gaps %d  post->event p50 %s  p95 %s\n\n",
-		events, total, dups, gaps, fmtDur(sum.p50), fmtDur(sum.p95))
-	fmt.Fprintf(&b, "\x1b[1m%-18s %9s %8s %8s %8s %8s %10s\x1b[0m\n", "TAG", "POSTED/s", "EVENTS", "RATE/s", "P50", "P95", "POLL EVERY")
-	intervals := pollIntervals(d)
-	for _, t := range demoTags {
-		n, p50, p95 := d.stats.tagRow(t.name)
-		fmt.Fprintf(&b, "#%-17s %9.2f %8d %8.1f %8s %8s %10s\n", t.name, t.rate*d.o.rateScale, n, rates[t.name], fmtDur(p50), fmtDur(p95), intervals[t.name])
+	if n := len(f.samples); n > 0 && f.samples[n-1] != v.lastSample {
+		v.lastSample = f.samples[n-1]
+		fmt.Fprintf(v.w, "  sample event: %s\n", clipWidth(v.lastSample, 200))
 	}
-	fmt.Fprintf(&b, "\n\x1b[1m%-6s %-12s %-20s %s\x1b[0m\n", "TOKEN", "FINGERPRINT", "BUDGET LEFT", "STATE")
-	for _, t := range tokens {
-		state := "ok"
-		switch {
-		case t.Retired:
-			state = "retired"
-		case t.ParkedUntil.After(now):
-			state = "parked " + fmtDur(t.ParkedUntil.Sub(now))
-		}
-		left := "?"
-		if t.Remaining >= 0 {
-			left = fmt.Sprintf("%d / %d", t.Remaining, t.Limit)
-		}
-		fmt.Fprintf(&b, "%-6d %-12s %-20s %s\n", t.Index+1, t.Fingerprint, left, state)
+	for _, n := range v.notes[v.printedNotes:] {
+		fmt.Fprintf(v.w, "  %s\n", n)
 	}
-	b.WriteString("\n\x1b[1mrecent events\x1b[0m\n")
-	for _, l := range d.stats.sampleLines() {
-		b.WriteString("  " + l + "\n")
-	}
-	if len(v.notes) > 0 || d.logs != nil {
-		b.WriteString("\n\x1b[1mnotes\x1b[0m\n")
-		for _, n := range v.notes {
-			b.WriteString("  " + n + "\n")
-		}
-		if d.logs != nil {
-			for _, l := range d.logs.lines() {
-				b.WriteString("  " + l + "\n")
-			}
-		}
-	}
-	b.WriteString("\nCtrl-C ends the demo with a summary.\n")
-
-	// Clip every line to the terminal's width so that the in-place redraw counts lines right.
-	width := terminalWidth(v.w)
-	lines := strings.SplitAfter(b.String(), "\n")
-	b.Reset()
-	for _, l := range lines {
-		if l == "" {
-			continue
-		}
-		b.WriteString(clipWidth(strings.TrimSuffix(l, "\n"), width-1))
-		b.WriteString("\x1b[K\n")
-	}
-	if !v.hidden {
-		io.WriteString(v.w, "\x1b[?25l")
-		v.hidden = true
-	}
-	if v.drawn > 0 {
-		fmt.Fprintf(v.w, "\x1b[%dA\x1b[J", v.drawn)
-	}
-	v.drawn = bytes.Count(b.Bytes(), []byte("\n"))
-	v.w.Write(b.Bytes())
+	v.printedNotes = len(v.notes)
 }
 
-// final draws the last frame and shows the cursor again.
-func (v *demoView) final() {
-	v.render()
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.hidden {
-		io.WriteString(v.w, "\x1b[?25h")
-		v.hidden = false
+func budgetLeft(t poller.TokenStatus) string {
+	if t.Remaining < 0 {
+		return "?"
 	}
+	return fmt.Sprintf("%d / %d", t.Remaining, t.Limit)
 }
 
-// pollIntervals returns, per tag, the time between its last poll and the next one, as a hint of the schedule.
-func pollIntervals(d *demo) map[string]string {
-	out := map[string]string{}
-	for _, s := range d.pipe.TagStatus() {
-		if !s.LastAttempt.IsZero() && s.NextPoll.After(s.LastAttempt) {
-			out[s.Tag] = fmtDur(s.NextPoll.Sub(s.LastAttempt))
-		} else {
-			out[s.Tag] = "-"
-		}
+func tokenState(t poller.TokenStatus, now time.Time) string {
+	switch {
+	case t.Retired:
+		return "retired"
+	case t.ParkedUntil.After(now):
+		return "parked " + fmtDur(t.ParkedUntil.Sub(now))
 	}
-	return out
+	return "ok"
 }
 
 // fmtDur prints a duration compactly: 850ms, 1.2s, 3m4s.
@@ -205,7 +287,7 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-// logRing keeps the last lines written to it (the pipeline's log while the view owns the terminal).
+// logRing keeps the last lines written to it (the pipeline's log while the view owns the terminal), escaped.
 type logRing struct {
 	mu   sync.Mutex
 	n    int
@@ -224,7 +306,7 @@ func (r *logRing) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		r.buf = append(r.buf, string(r.part[:i]))
+		r.buf = append(r.buf, printable(string(r.part[:i])))
 		r.part = r.part[i+1:]
 	}
 	if len(r.buf) > r.n {
@@ -239,43 +321,107 @@ func (r *logRing) lines() []string {
 	return append([]string(nil), r.buf...)
 }
 
-// terminalWidth returns the width of the terminal w, or 120.
-func terminalWidth(w io.Writer) int {
+// terminalSize returns the size of the terminal w, or 120 × 40.
+func terminalSize(w io.Writer) (cols, rows int) {
 	if f, ok := w.(*os.File); ok {
-		if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 20 {
-			return cols
+		if c, r, err := term.GetSize(int(f.Fd())); err == nil && c > 20 && r > 5 {
+			return c, r
 		}
 	}
-	return 120
+	return 120, 40
 }
 
-// clipWidth cuts s so that it takes at most width terminal cells. Escape sequences take none; wide runes (CJK,
-// emoji) take two, combining marks none. It is an estimate good enough to keep one line on one row.
+// printable replaces what a terminal would interpret (control and format characters such as ESC, from an event
+// or a log line) by a visible escape (\u001b), so that a caption cannot move the cursor or change colours.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, nonPrintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if nonPrintable(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func nonPrintable(r rune) bool { return r != ' ' && !unicode.IsPrint(r) || r == utf8.RuneError }
+
+// clipWidth cuts s so that it takes at most width terminal cells, at a character boundary and never inside an
+// escape: an ANSI sequence (ESC [ ... final byte) takes no room and is kept whole; a backslash escape of quoted
+// text (\", \\, \n, \xHH, \uHHHH, \UHHHHHHHH) is one unit, kept whole or cut before; wide runes (CJK, emoji) take
+// two cells, combining marks none. A cut line ends with a reset of the colours.
 func clipWidth(s string, width int) string {
 	cells := 0
-	inEsc := false
-	for i, r := range s {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		var unit, w int
 		switch {
-		case inEsc:
-			if r >= '@' && r <= '~' && r != '[' {
-				inEsc = false
-			}
-			continue
 		case r == 0x1b:
-			inEsc = true
-			continue
-		case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || r == 0x200b || r == 0x200d || r == 0xfe0f:
-			continue
-		case r >= 0x1100 && (r <= 0x115f || r >= 0x2e80 && r <= 0xa4cf || r >= 0xac00 && r <= 0xd7a3 ||
-			r >= 0xf900 && r <= 0xfaff || r >= 0xfe30 && r <= 0xfe4f || r >= 0xff00 && r <= 0xff60 ||
-			r >= 0xffe0 && r <= 0xffe6 || r >= 0x1f300 && r <= 0x1faff || r >= 0x20000):
-			cells += 2
+			unit, w = ansiLen(s[i:]), 0
+		case r == '\\':
+			unit = backslashLen(s[i:])
+			w = unit // ASCII
 		default:
-			cells++
+			unit, w = size, runeCells(r)
 		}
-		if cells > width {
-			return s[:i] + "\x1b[0m"
+		if cells+w > width {
+			return s[:i] + plain
 		}
+		cells += w
+		i += unit
 	}
 	return s
+}
+
+// ansiLen returns the length of the escape sequence at the start of s (CSI: ESC [ params final; otherwise ESC
+// and one byte).
+func ansiLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	if s[1] != '[' {
+		return 2
+	}
+	for j := 2; j < len(s); j++ {
+		if s[j] >= 0x40 && s[j] <= 0x7e {
+			return j + 1
+		}
+	}
+	return len(s)
+}
+
+// backslashLen returns the length of the backslash escape at the start of s, as strconv.Quote writes them.
+func backslashLen(s string) int {
+	if len(s) < 2 {
+		return 1
+	}
+	n := 2
+	switch s[1] {
+	case 'x':
+		n = 4
+	case 'u':
+		n = 6
+	case 'U':
+		n = 10
+	case '0', '1', '2', '3', '4', '5', '6', '7':
+		n = 4
+	}
+	return min(n, len(s))
+}
+
+// runeCells is an estimate of the cells r takes: 0 for combining marks and zero-width joiners, 2 for wide runes.
+func runeCells(r rune) int {
+	switch {
+	case unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Me, r) || r == 0x200b || r == 0x200d || r == 0xfe0f:
+		return 0
+	case r >= 0x1100 && (r <= 0x115f || r >= 0x2e80 && r <= 0xa4cf || r >= 0xac00 && r <= 0xd7a3 ||
+		r >= 0xf900 && r <= 0xfaff || r >= 0xfe30 && r <= 0xfe4f || r >= 0xff00 && r <= 0xff60 ||
+		r >= 0xffe0 && r <= 0xffe6 || r >= 0x1f300 && r <= 0x1faff || r >= 0x20000):
+		return 2
+	}
+	return 1
 }

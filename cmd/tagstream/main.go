@@ -7,10 +7,12 @@
 //	tagstream run [flags]      poll the configured tags and publish until SIGINT or SIGTERM
 //	tagstream tail [flags]     print the events a broker holds
 //	tagstream check [flags]    validate the configuration and reach the API and the broker, publishing nothing
+//	tagstream status [flags]   show what a running tagstream is doing, from its /status
 //	tagstream version          print the version
 //
 // Every subcommand takes --help. Exit status: 0 success, 1 a runtime failure, 2 a usage or configuration
-// problem, 3 (check only) a broker could not be reached. Settings come from a YAML file (--config), TAGSTREAM_* environment variables and flags; see
+// problem, 3 what the command talks to could not be reached (check, tail, demo: a broker; status: the running
+// instance). Settings come from a YAML file (--config), TAGSTREAM_* environment variables and flags; see
 // docs/configuration.md and docs/operations.md.
 package main
 
@@ -30,7 +32,7 @@ const (
 	exitOK          = 0
 	exitFailure     = 1
 	exitUsage       = 2
-	exitUnreachable = 3 // check: a broker could not be reached, and nothing else failed
+	exitUnreachable = 3 // check, tail, demo: a broker could not be reached (check: and nothing else failed); status: the instance
 )
 
 // cli carries the process environment to a subcommand, so that tests can run commands in-process.
@@ -52,6 +54,7 @@ func commands() []command {
 		{"run", "poll the configured tags and publish one event per new media until SIGINT/SIGTERM", runRun},
 		{"tail", "consume and print events from JetStream, NATS or Kafka", runTail},
 		{"check", "validate the configuration and reach the API and the broker without publishing", runCheck},
+		{"status", "show what a running tagstream is doing: per tag cursor, polls, lag, catch-up; per token budget", runStatus},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -94,8 +97,8 @@ func (c *cli) usage(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nRun 'tagstream <command> --help' for the flags of a command.\n"+
 		"Settings also come from a YAML file (--config) and TAGSTREAM_* environment variables; tokens only from\n"+
-		"--tokens-file or TAGSTREAM_TOKENS. Exit status: 0 ok, 1 failure, 2 bad usage or configuration (check: 3 a\n"+
-		"broker could not be reached).\n")
+		"--tokens-file or TAGSTREAM_TOKENS. Exit status: 0 ok, 1 failure, 2 bad usage or configuration, 3 what the\n"+
+		"command talks to could not be reached (check, tail, demo: a broker; status: the instance; run waits for it).\n")
 }
 
 // newFlagSet returns a flag set for a subcommand whose usage text names the command and its purpose.
@@ -164,6 +167,15 @@ func helpRequested(args []string) bool {
 		}
 	}
 	return false
+}
+
+// loadFailure prints the warnings of a failed load (a misspelt variable is often the cause), then the error on
+// one line, and returns exit status 2.
+func (c *cli) loadFailure(l *config.Loader, err error) int {
+	for _, w := range l.Warnings() {
+		fmt.Fprintf(c.stderr, "tagstream: warning: %s\n", w)
+	}
+	return c.configFailure(err)
 }
 
 // configFailure prints a configuration error on one line and returns exit status 2.

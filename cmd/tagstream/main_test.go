@@ -56,9 +56,9 @@ func TestHelpAndVersion(t *testing.T) {
 		stderr   string
 	}{
 		{"version prints the version, the Go version and the embedded modules", []string{"version"}, 0, []string{"tagstream ", "go1.", "dep\tgithub.com/nats-io/nats.go\tv"}, ""},
-		{"help lists the commands", []string{"--help"}, 0, []string{"demo", "run", "tail", "check", "version"}, ""},
+		{"help lists the commands", []string{"--help"}, 0, []string{"demo", "run", "tail", "check", "status", "version"}, ""},
 		{"help of a command goes to stdout", []string{"help", "tail"}, 0, []string{"Usage: tagstream tail"}, ""},
-		{"run --help lists its flags", []string{"run", "--help"}, 0, []string{"-api-url", "-tokens-file", "-requests-per-hour", "default 5000", "-sink", "-kafka-brokers", "-state-dir", "-metrics-addr", "-ca-file", "-subject-prefix", "-nats-url", "-kafka-topic", "-config", "keeps trying"}, ""},
+		{"run --help lists its flags", []string{"run", "--help"}, 0, []string{"-api-url", "-tokens-file", "-requests-per-hour", "default 5000", "-sink", "-kafka-brokers", "-state-dir", "-metrics-addr", "-ca-file", "-subject-prefix", "-nats-url", "-kafka-topic", "-config", "keeps trying", "none, gzip, snappy, lz4 or zstd"}, ""},
 		{"demo --help explains the demo", []string{"demo", "--help"}, 0, []string{"-duration", "simulator"}, ""},
 		{"tail --help lists its flags", []string{"tail", "--help"}, 0, []string{"-tag", "-from-beginning", "-json"}, ""},
 		{"check --help explains every exit status", []string{"check", "--help"}, 0, []string{"Exit status", "0  everything passed", "2  the configuration is invalid", "3  only a broker could not be reached"}, ""},
@@ -135,6 +135,8 @@ func TestBadConfigurationExitsWithStatusTwo(t *testing.T) {
 		{"an empty tag", common("--tags", "sunset,,tea", "--tokens-file", good, "--sink", "stdout"), nil, []string{"tags", "empty"}},
 		{"an invalid tag", common("--tags", "new york", "--tokens-file", good, "--sink", "stdout"), nil, []string{"tags", "only letters"}},
 		{"an invalid tag from the environment", common("--tokens-file", good, "--sink", "stdout"), []string{"TAGSTREAM_TAGS=a/b"}, []string{"TAGSTREAM_TAGS", "only letters"}},
+		{"a misspelt variable is named before the error it causes", common("--tokens-file", good, "--sink", "stdout"), []string{"TAGSTREAM_TAG=coffee"},
+			[]string{"tagstream: warning: environment variable TAGSTREAM_TAG is not a tagstream setting and is ignored (did you mean TAGSTREAM_TAGS?)\ntagstream: config: tags (default): no tags"}},
 		{"a bad duration", common("--tags", "sunset", "--tokens-file", good, "--sink", "stdout", "--min-interval", "soon"), nil, []string{"min-interval", "not a duration"}},
 		{"an unknown sink", common("--tags", "sunset", "--tokens-file", good, "--sink", "kinesis"), nil, []string{"sink", "not one of"}},
 		{"a metrics address in use", common("--tags", "sunset", "--tokens-file", good, "--sink", "stdout", "--metrics-addr", busy.Addr().String()), nil, []string{"metrics-addr", "address already in use"}},
@@ -152,7 +154,7 @@ func TestBadConfigurationExitsWithStatusTwo(t *testing.T) {
 					t.Errorf("stderr does not contain %q:\n%s", w, r.stderr)
 				}
 			}
-			if tt.name != "an unknown flag" && strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			if tt.name != "an unknown flag" && !strings.Contains(r.stderr, "warning") && strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 				t.Errorf("the message spans several lines:\n%s", r.stderr)
 			}
 		})
@@ -193,22 +195,29 @@ func TestCheckExitStatusSaysWhatFailed(t *testing.T) {
 	tests := []struct {
 		name     string
 		args     []string
+		env      []string
 		wantCode int
 		want     []string
 	}{
-		{"a good configuration passes every check", args(good), 0, []string{"ok    config", "ok    api", "budget", "of 5000 left", "ok    sink", "run creates stream TAGSTREAM", "ok    state"}},
-		{"a revoked token fails the API check", args(revoked), 1, []string{"FAIL  api", "invalid or revoked", "ok    sink"}},
-		{"a stream that must exist but does not fails the sink check", args(good, "--create-stream=false"), 1, []string{"ok    api", "FAIL  sink", "create-stream is off"}},
-		{"an unreachable broker exits 3", args(good, "--nats-url", "nats://"+testkit.FreeAddr(t)), 3, []string{"ok    api", "FAIL  sink: pipeline: broker unreachable"}},
-		{"an unreachable broker and a failed check exit 1", args(revoked, "--nats-url", "nats://"+testkit.FreeAddr(t)), 1, []string{"FAIL  api", "FAIL  sink: pipeline: broker unreachable"}},
-		{"the KV store without a dead-letter destination is warned about", args(good, "--checkpoint-store", "jetstream-kv"), 0, []string{"warn  dead-letter is empty and checkpoint-store is jetstream-kv", "set dead-letter to a subject or topic", "KV bucket tagstream_cursors does not exist yet"}},
-		{"the file sink needs no broker", args(good, "--sink", "file", "--output", filepath.Join(dir, "out.ndjson")), 0, []string{"ok    sink: events will be appended"}},
-		{"an invalid configuration exits 2", args(good, "--page-size", "100"), 2, nil},
+		{"a good configuration passes every check", args(good), nil, 0, []string{"ok    config", "ok    api", "budget", "of 5000 left", "ok    sink", "run creates stream TAGSTREAM", "ok    state"}},
+		{"a revoked token fails the API check", args(revoked), nil, 1, []string{"FAIL  api", "invalid or revoked", "ok    sink"}},
+		{"a stream that must exist but does not fails the sink check", args(good, "--create-stream=false"), nil, 1, []string{"ok    api", "FAIL  sink", "create-stream is off"}},
+		{"an unreachable broker exits 3", args(good, "--nats-url", "nats://"+testkit.FreeAddr(t)), nil, 3, []string{"ok    api", "FAIL  sink: pipeline: broker unreachable"}},
+		{"an unreachable broker and a failed check exit 1", args(revoked, "--nats-url", "nats://"+testkit.FreeAddr(t)), nil, 1, []string{"FAIL  api", "FAIL  sink: pipeline: broker unreachable"}},
+		{"the KV store without a dead-letter destination is warned about", args(good, "--checkpoint-store", "jetstream-kv"), nil, 0, []string{"warn  dead-letter is empty and checkpoint-store is jetstream-kv", "set dead-letter to a subject or topic", "KV bucket tagstream_cursors does not exist yet"}},
+		{"the file sink needs no broker", args(good, "--sink", "file", "--output", filepath.Join(dir, "out.ndjson")), nil, 0, []string{"ok    sink: events will be appended"}},
+		{"an invalid configuration exits 2", args(good, "--page-size", "100"), nil, 2, nil},
+		{"an API that is not there is refused, with what to look at", args(good, "--api-url", "https://"+testkit.FreeAddr(t)+"/v1"), nil, 1,
+			[]string{"FAIL  api: connection refused (GET https://127.0.0.1:", "/v1/tags/sunset/media/recent)\n      refused: nothing listens at"}},
+		{"an API whose certificate is not trusted is a TLS problem", args(good, "--ca-file", ""), nil, 1,
+			[]string{"FAIL  api: TLS: ", "give the CA that signed it in ca-file"}},
+		{"a misspelt environment variable is named", args(good), []string{"TAGSTREAM_MIN_INTERVALL=5s"}, 0,
+			[]string{"warn  environment variable TAGSTREAM_MIN_INTERVALL is not a tagstream setting and is ignored (did you mean TAGSTREAM_MIN_INTERVAL?)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := run(t, nil, tt.args...)
+			r := run(t, tt.env, tt.args...)
 			if r.code != tt.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, tt.wantCode, r.stdout, r.stderr)
 			}

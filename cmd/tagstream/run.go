@@ -27,7 +27,7 @@ func runRun(c *cli, args []string) int {
 	}
 	cfg, err := loader.Load(c.environ)
 	if err != nil {
-		return c.configFailure(err)
+		return c.loadFailure(loader, err)
 	}
 	logger := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
 	for _, w := range cfg.Warnings {

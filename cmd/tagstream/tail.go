@@ -22,7 +22,10 @@ const tailHelp = `
 Consume the events the pipeline published and print them, one line each (or the raw CloudEvents JSON with
 --json). Reads JetStream with an ephemeral ordered consumer, core NATS with a plain subscription (new events
 only) or Kafka with a reader per partition. --tag narrows to some tags: a subject filter on NATS, the event's
-subject on Kafka. Stops on Ctrl-C, after --max events, or after --idle without events.`
+subject on Kafka. Stops on Ctrl-C, after --max events, or after --idle without events.
+
+Exit status: 0 stopped (Ctrl-C, --max, --idle); 1 the broker failed while reading; 2 a bad setting; 3 the broker
+could not be reached (nothing listens at its address, or it timed out), said at once with the address.`
 
 // tailOptions are the tail-only flags.
 type tailOptions struct {
@@ -47,7 +50,7 @@ func runTail(c *cli, args []string) int {
 	}
 	cfg, err := loader.Load(c.environ)
 	if err != nil {
-		return c.configFailure(err)
+		return c.loadFailure(loader, err)
 	}
 	if o.max < 0 {
 		return c.configFailure(&config.Error{Key: "max", Origin: "--max", Problem: "must not be negative"})
@@ -63,9 +66,13 @@ func runTail(c *cli, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := config.CheckReachable(ctx, cfg); err != nil {
-		return c.configFailure(err)
+		return c.tailFailure(cfg, err)
 	}
-	opts := pipeline.ConsumerOptions{Tags: splitComma(o.tags), Logger: newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)}
+	logger := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+	opts := pipeline.ConsumerOptions{Tags: splitComma(o.tags), Logger: logger}
 	if o.fromBeginning {
 		opts.Start = consume.StartFirst
 	}
@@ -101,8 +108,18 @@ func runTail(c *cli, args []string) int {
 	return exitOK
 }
 
+// tailFailure prints err; a broker that cannot be reached exits 3 with a hint, anything else 1 (a configuration
+// problem found late, 2).
 func (c *cli) tailFailure(cfg *config.Config, err error) int {
-	fmt.Fprintf(c.stderr, "tagstream tail: %s\n", cfg.Redactor().String(err.Error()))
+	msg := cfg.Redactor().String(err.Error())
+	switch {
+	case pipeline.IsUnreachable(err):
+		fmt.Fprintf(c.stderr, "tagstream tail: %s\n  is the broker running? tagstream demo --keep-running starts a NATS server; check --sink and its address\n", msg)
+		return exitUnreachable
+	case isConfigError(err):
+		return c.configFailure(err)
+	}
+	fmt.Fprintf(c.stderr, "tagstream tail: %s\n", msg)
 	return exitFailure
 }
 
@@ -131,11 +148,13 @@ func (p *printer) print(m consume.Message) {
 func (p *printer) flush() { p.w.Flush() }
 
 // prettyLine describes an event on one line: time, tag, type, media id, user, caption and link; a gap marker
-// says what is missing; a record that is not an event is shown clipped.
+// says what is missing; a record that is not an event is shown clipped. Every text from the event is escaped
+// (the caption quoted, the rest with control characters made visible), so that an event cannot drive the
+// terminal.
 func prettyLine(m consume.Message) string {
 	e := m.Event
 	if e == nil {
-		return "?  unreadable event: " + clip(string(m.JSON), 120)
+		return "?  unreadable event: " + printable(clip(string(m.JSON), 120))
 	}
 	when := ""
 	if !e.Time.IsZero() {
@@ -146,11 +165,12 @@ func prettyLine(m consume.Message) string {
 		if g.Missing >= 0 {
 			missing = fmt.Sprint(g.Missing)
 		}
-		return fmt.Sprintf("%s  #%s  GAP  %s media missing between cursors %s and %s: %s", when, e.Subject, missing, g.FromCursor, g.ToCursor, g.Reason)
+		return printable(fmt.Sprintf("%s  #%s  GAP  %s media missing between cursors %s and %s: %s", when, e.Subject, missing, g.FromCursor, g.ToCursor, g.Reason))
 	}
 	d := e.Data
 	caption := strings.Join(strings.Fields(d.Caption), " ")
-	return fmt.Sprintf("%s  #%-16s %-8s %-24s @%-16s %q  %s", when, e.Subject, d.Type, d.MediaID, d.User.Username, clip(caption, 60), d.Link)
+	return fmt.Sprintf("%s  #%-16s %-8s %-24s @%-16s %q  %s", when, printable(e.Subject), printable(d.Type), printable(d.MediaID),
+		printable(d.User.Username), clip(caption, 60), printable(d.Link))
 }
 
 // clip shortens s to at most n runes, marking the cut.

@@ -164,3 +164,31 @@ func TestPrettyLine(t *testing.T) {
 		})
 	}
 }
+
+func TestABrokerThatDoesNotAnswerIsSaidAtOnceWithStatusThree(t *testing.T) {
+	t.Parallel()
+	dead := testkit.FreeAddr(t)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"tail on NATS", []string{"tail", "--nats-url", "nats://" + dead}, []string{"tagstream tail: cannot reach the NATS server at " + dead + ": connection refused (nats-url)", "is the broker running?"}},
+		{"tail on Kafka", []string{"tail", "--sink", "kafka", "--kafka-brokers", dead}, []string{"cannot reach any Kafka broker at " + dead + ": connection refused (kafka-brokers)"}},
+		{"the demo on an external NATS server", []string{"demo", "--nats-url", "nats://" + dead, "--duration", "1s"}, []string{"tagstream demo: cannot reach the NATS server at " + dead + ": connection refused"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, nil, tt.args...)
+			if r.code != exitUnreachable {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, exitUnreachable, r.stdout, r.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, r.stderr)
+				}
+			}
+		})
+	}
+}

@@ -43,9 +43,6 @@ const (
 // binary does not export, for a pending metric named elsewhere, for a pending metric that nothing names, and for
 // a pending metric the binary exports by now: then delete its line here (and "pending" in docs/operations.md).
 var pendingMetrics = []pendingMetric{
-	{"tagstream_broker_up", "gauge", nil,
-		"pending, proposed here: 1 while the sink's readiness check (the broker check of /readyz) passes, else 0",
-		[]string{mainRules, dashFile}},
 	{"tagstream_group_unowned_tags", "gauge", nil,
 		"pending: group mode does not exist yet; configured tags no member of the group owns",
 		[]string{groupRules, dashFile}},

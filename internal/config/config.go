@@ -164,7 +164,7 @@ type Config struct {
 	Output     string // the file sink's path
 
 	// Local state and operations.
-	StateDir        string
+	StateDir        string // Load's default: $XDG_STATE_HOME/tagstream, else $HOME/.local/state/tagstream
 	CheckpointStore StoreKind
 	KVBucket        string
 	MetricsAddr     string
@@ -237,7 +237,7 @@ func Defaults() Config {
 		KafkaContentMode:       "binary",
 		KafkaPartitions:        1,
 		KafkaReplicationFactor: 1,
-		StateDir:               "tagstream-state",
+		StateDir:               "", // Load resolves it: $XDG_STATE_HOME/tagstream, else ~/.local/state/tagstream
 		CheckpointStore:        StoreBolt,
 		KVBucket:               "tagstream_cursors",
 		LogFormat:              "text",

@@ -38,6 +38,9 @@ func readCredentials(path, pathOrigin, envTokens string, allowShared bool) ([]Cr
 			return nil, nil, &Error{Key: "tokens-file", Origin: pathOrigin, Problem: err.Error()}
 		}
 		creds = append(creds, c...)
+		if w := gitExposure(path); w != "" {
+			warnings = append(warnings, w)
+		}
 	}
 	if envTokens != "" {
 		// One per line or comma-separated.

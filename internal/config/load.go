@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ type Loader struct {
 	config   *string
 	flagVals map[string]*flagValue
 	defaults Config
+	warnings []string // those of the last Load, kept when it fails
 }
 
 // flagValue records a flag's raw text; it is applied after the file and the environment.
@@ -88,7 +90,7 @@ func NewLoader(fs *flag.FlagSet, groups Group, needs Needs, defaults Config) *Lo
 		}
 		fv := &flagValue{s: s, def: s.get(&defaults), isBool: s.kind == kindBool}
 		l.flagVals[s.name] = fv
-		usage := s.usage
+		usage := s.help()
 		if fv.def != "" && fv.def != "false" && fv.def != "0" {
 			usage += " (default " + fv.def + ")"
 		}
@@ -110,6 +112,8 @@ func (l *Loader) Load(env []string) (*Config, error) {
 	}
 	c := l.defaults
 	c.StartedAt = started
+	c.Warnings = append(slices.Clip(c.Warnings), unknownVariables(envMap)...)
+	l.warnings = c.Warnings
 	origin := map[string]string{}
 
 	// 1. The file.
@@ -157,6 +161,13 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		return nil, flagErr
 	}
 
+	// The default state directory is the user's, not the working directory: a run started from another
+	// directory must find the same cursors (starting afresh would skip what was posted meanwhile), and the
+	// cursors and dead letters stay out of any repository.
+	if _, set := origin["state-dir"]; !set && c.StateDir == "" && l.groups&GroupState != 0 {
+		c.StateDir, origin["state-dir"] = defaultStateDir(envMap)
+	}
+
 	// 4. Secrets, from the environment only.
 	c.NATSUser = envMap[EnvNATSUser]
 	c.NATSPassword = envMap[EnvNATSPassword]
@@ -169,6 +180,7 @@ func (l *Loader) Load(env []string) (*Config, error) {
 		}
 		c.Credentials = creds
 		c.Warnings = append(c.Warnings, warn...)
+		l.warnings = c.Warnings
 	}
 
 	v := validator{c: &c, origin: origin, groups: l.groups, needs: l.needs}
@@ -177,6 +189,10 @@ func (l *Loader) Load(env []string) (*Config, error) {
 	}
 	return &c, nil
 }
+
+// Warnings returns the warnings of the last Load, also when it failed: a misspelt TAGSTREAM_* variable is often
+// the cause of the error (TAGSTREAM_TAG=coffee, then "no tags"), so the command prints them before the error.
+func (l *Loader) Warnings() []string { return l.warnings }
 
 // Origin returns a readable origin for key; used in messages.
 func originOf(origin map[string]string, key string) string {
@@ -349,4 +365,17 @@ func describeFileErr(err error) string {
 func Validate(c *Config, groups Group, needs Needs) error {
 	v := validator{c: c, origin: map[string]string{}, groups: groups, needs: needs}
 	return v.validate()
+}
+
+// defaultStateDir returns the default state directory per the XDG base directory specification:
+// $XDG_STATE_HOME/tagstream when XDG_STATE_HOME is an absolute path, else $HOME/.local/state/tagstream, and where
+// the value came from; "" when neither variable is set.
+func defaultStateDir(env map[string]string) (dir, origin string) {
+	if x := env["XDG_STATE_HOME"]; filepath.IsAbs(x) {
+		return filepath.Join(x, "tagstream"), "default, from XDG_STATE_HOME"
+	}
+	if h := env["HOME"]; h != "" {
+		return filepath.Join(h, ".local", "state", "tagstream"), "default, from HOME"
+	}
+	return "", "default"
 }

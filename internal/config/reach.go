@@ -11,9 +11,14 @@ import (
 	"syscall"
 )
 
+// ErrUnreachable is wrapped by the error of CheckReachable: a broker did not answer. It is an outage, not a bad
+// setting, so it does not wrap ErrInvalid.
+var ErrUnreachable = errors.New("config: broker unreachable")
+
 // CheckReachable dials the configured broker addresses (NATS for the jetstream and nats sinks and for the
-// jetstream-kv store, Kafka for the kafka sink) with c.ConnectTimeout, and returns a *Error naming the key
-// when none of a broker's addresses answers. It only opens and closes TCP connections.
+// jetstream-kv store, Kafka for the kafka sink) with c.ConnectTimeout, and returns an error wrapping
+// ErrUnreachable, naming the broker, each address and why it did not answer and the setting, when none of a
+// broker's addresses answers. A malformed nats-url is a *Error. It only opens and closes TCP connections.
 func CheckReachable(ctx context.Context, c *Config) error {
 	if c.SkipBrokerCheck {
 		return nil
@@ -41,16 +46,22 @@ func CheckReachable(ctx context.Context, c *Config) error {
 			addrs = append(addrs, net.JoinHostPort(u.Hostname(), port))
 		}
 		if err := dialAny(ctx, addrs, c); err != nil {
-			return &Error{Key: "nats-url", Problem: "cannot reach the NATS server: " + err.Error(), Err: err}
+			return &unreachableError{"cannot reach the NATS server at " + err.Error() + " (nats-url)"}
 		}
 	}
 	if c.Sink == SinkKafka {
 		if err := dialAny(ctx, c.KafkaBrokers, c); err != nil {
-			return &Error{Key: "kafka-brokers", Problem: "cannot reach any Kafka broker: " + err.Error(), Err: err}
+			return &unreachableError{"cannot reach any Kafka broker at " + err.Error() + " (kafka-brokers)"}
 		}
 	}
 	return nil
 }
+
+// unreachableError says which broker did not answer; errors.Is(err, ErrUnreachable) is true.
+type unreachableError struct{ msg string }
+
+func (e *unreachableError) Error() string        { return e.msg }
+func (e *unreachableError) Is(target error) bool { return target == ErrUnreachable }
 
 func dialAny(ctx context.Context, addrs []string, c *Config) error {
 	d := net.Dialer{Timeout: c.ConnectTimeout}

@@ -12,11 +12,12 @@ type Group uint
 
 // Setting groups.
 const (
-	GroupAPI   Group = 1 << iota // upstream API, tags, tokens, polling
-	GroupSink                    // broker or file sink
-	GroupState                   // checkpoint store
-	GroupOps                     // metrics, logging, shutdown
-	GroupAll   = GroupAPI | GroupSink | GroupState | GroupOps
+	GroupAPI    Group = 1 << iota // upstream API, tags, tokens, polling
+	GroupSink                     // broker or file sink
+	GroupState                    // checkpoint store
+	GroupOps                      // metrics, logging, shutdown
+	GroupStatus                   // what status needs to find a running instance (metrics-addr)
+	GroupAll    = GroupAPI | GroupSink | GroupState | GroupOps
 )
 
 type kind int
@@ -29,22 +30,92 @@ const (
 	kindList
 )
 
-// setting describes one named setting: its key/flag name, kind, help text and where it lives in Config.
+// setting describes one named setting: its key/flag name, kind, help text, the values it accepts when they are a
+// fixed list, and where it lives in Config.
 type setting struct {
-	name  string
-	group Group
-	kind  kind
-	usage string
-	str   func(*Config) *string
-	num   func(*Config) *int
-	flag  func(*Config) *bool
-	dur   func(*Config) *time.Duration
-	list  func(*Config) *[]string
+	name   string
+	group  Group
+	kind   kind
+	usage  string
+	after  string   // help text after the list of values
+	values []choice // the only values accepted, in the order help lists them; nil: any value of the kind
+	str    func(*Config) *string
+	num    func(*Config) *int
+	flag   func(*Config) *bool
+	dur    func(*Config) *time.Duration
+	list   func(*Config) *[]string
 }
 
 // EnvName returns the environment variable that carries the setting name.
 func EnvName(name string) string {
 	return "TAGSTREAM_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// choice is one value of a setting that accepts a fixed list, with an optional note for the help text.
+type choice struct {
+	value string
+	note  string
+}
+
+// oneOf builds the choices of an enumerated setting from "value" or "value: note" strings.
+func oneOf(values ...string) []choice {
+	out := make([]choice, len(values))
+	for i, v := range values {
+		value, note, _ := strings.Cut(v, ": ")
+		out[i] = choice{value: value, note: note}
+	}
+	return out
+}
+
+// help returns the text --help shows: the usage, and for an enumerated setting every accepted value with its note
+// ("sink: where events go: jetstream, nats (core, at-most-once), kafka, file or stdout").
+func (s *setting) help() string {
+	if len(s.values) == 0 {
+		return s.usage
+	}
+	parts := make([]string, len(s.values))
+	for i, c := range s.values {
+		v := c.value
+		if v == "" {
+			v = `""`
+		}
+		if c.note != "" {
+			v += " (" + c.note + ")"
+		}
+		parts[i] = v
+	}
+	list := parts[0]
+	if n := len(parts); n > 1 {
+		list = strings.Join(parts[:n-1], ", ") + " or " + parts[n-1]
+	}
+	return s.usage + ": " + list + s.after
+}
+
+// accepts reports whether v is one of the setting's values (any value when it has no list).
+func (s *setting) accepts(v string) bool {
+	if len(s.values) == 0 {
+		return true
+	}
+	for _, c := range s.values {
+		if c.value == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Values returns the values the setting name accepts when they are a fixed list, in the order its help lists
+// them; nil for a setting that takes any value of its kind (or that does not exist).
+func Values(name string) []string {
+	s, ok := settingByName[name]
+	if !ok || len(s.values) == 0 {
+		return nil
+	}
+	out := make([]string, len(s.values))
+	for i, c := range s.values {
+		out[i] = c.value
+	}
+	return out
 }
 
 func (s *setting) set(c *Config, v string) error {
@@ -120,6 +191,11 @@ func boolean(name string, g Group, usage string, f func(*Config) *bool) *setting
 func dur(name string, g Group, usage string, f func(*Config) *time.Duration) *setting {
 	return &setting{name: name, group: g, kind: kindDuration, usage: usage, dur: f}
 }
+
+// enum is a string setting that accepts only values; after is help text that follows the list of values.
+func enum(name string, g Group, usage string, values []choice, after string, f func(*Config) *string) *setting {
+	return &setting{name: name, group: g, kind: kindString, usage: usage, values: values, after: after, str: f}
+}
 func list(name string, g Group, usage string, f func(*Config) *[]string) *setting {
 	return &setting{name: name, group: g, kind: kindList, usage: usage, list: f}
 }
@@ -145,7 +221,7 @@ var settings = []*setting{
 	boolean("attach-raw", GroupAPI, "include the raw upstream media object in each event", func(c *Config) *bool { return &c.AttachRaw }),
 
 	// Sink.
-	str("sink", GroupSink, "where events go: jetstream, nats (core, at-most-once), kafka, file or stdout", func(c *Config) *string { return (*string)(&c.Sink) }),
+	enum("sink", GroupSink, "where events go", oneOf("jetstream", "nats: core, at-most-once", "kafka", "file", "stdout"), "", func(c *Config) *string { return (*string)(&c.Sink) }),
 	str("nats-url", GroupSink|GroupState, "NATS server URL(s), comma-separated", func(c *Config) *string { return &c.NATSURL }),
 	str("nats-creds-file", GroupSink|GroupState, "NATS credentials (.creds) file", func(c *Config) *string { return &c.NATSCredsFile }),
 	str("nats-nkey-file", GroupSink|GroupState, "NATS nkey seed file", func(c *Config) *string { return &c.NATSNKeyFile }),
@@ -153,19 +229,19 @@ var settings = []*setting{
 	str("subject-prefix", GroupSink, "NATS subject prefix; each tag publishes to <prefix>.<encoded tag>", func(c *Config) *string { return &c.SubjectPrefix }),
 	str("stream", GroupSink, "JetStream stream that stores the events; empty: the stream that covers <subject-prefix>.> (one named TAGSTREAM is created when none does)", func(c *Config) *string { return &c.Stream }),
 	boolean("create-stream", GroupSink, "create the stream when it does not exist (the named stream, or TAGSTREAM when no stream covers <subject-prefix>.>); off: a missing stream is a configuration error", func(c *Config) *bool { return &c.CreateStream }),
-	str("stream-storage", GroupSink, "storage of a created stream: file or memory", func(c *Config) *string { return &c.StreamStorage }),
+	enum("stream-storage", GroupSink, "storage of a created stream", oneOf("file", "memory"), "", func(c *Config) *string { return &c.StreamStorage }),
 	num("replicas", GroupSink|GroupState, "replicas of a created stream or KV bucket", func(c *Config) *int { return &c.Replicas }),
 	dur("duplicate-window", GroupSink, "duplicate window of a created stream", func(c *Config) *time.Duration { return &c.DuplicateWindow }),
 	list("kafka-brokers", GroupSink, "Kafka bootstrap brokers host:port, comma-separated", func(c *Config) *[]string { return &c.KafkaBrokers }),
 	str("kafka-topic", GroupSink, "Kafka topic of the events", func(c *Config) *string { return &c.KafkaTopic }),
-	str("kafka-compression", GroupSink, "Kafka compression: none, snappy, lz4 or zstd", func(c *Config) *string { return &c.KafkaCompression }),
-	str("kafka-key", GroupSink, "Kafka message key: tag (keeps per-tag order) or id", func(c *Config) *string { return &c.KafkaKey }),
-	str("kafka-acks", GroupSink, "Kafka acknowledgements: all (the only value: every in-sync replica stores the event)", func(c *Config) *string { return &c.KafkaAcks }),
-	str("kafka-content-mode", GroupSink, "CloudEvents Kafka binding: binary (ce_ headers) or structured", func(c *Config) *string { return &c.KafkaContentMode }),
+	enum("kafka-compression", GroupSink, "Kafka compression", oneOf("none", "gzip", "snappy", "lz4", "zstd"), "", func(c *Config) *string { return &c.KafkaCompression }),
+	enum("kafka-key", GroupSink, "Kafka message key", oneOf("tag: keeps per-tag order", "id"), "", func(c *Config) *string { return &c.KafkaKey }),
+	enum("kafka-acks", GroupSink, "Kafka acknowledgements", oneOf("all: the only value: every in-sync replica stores the event"), "", func(c *Config) *string { return &c.KafkaAcks }),
+	enum("kafka-content-mode", GroupSink, "CloudEvents Kafka binding", oneOf("binary: ce_ headers", "structured"), "", func(c *Config) *string { return &c.KafkaContentMode }),
 	boolean("kafka-create-topic", GroupSink, "create the topic when it does not exist", func(c *Config) *bool { return &c.KafkaCreateTopic }),
 	num("kafka-partitions", GroupSink, "partitions of a created topic", func(c *Config) *int { return &c.KafkaPartitions }),
 	num("kafka-replication-factor", GroupSink, "replication factor of a created topic", func(c *Config) *int { return &c.KafkaReplicationFactor }),
-	str("kafka-sasl-mechanism", GroupSink, "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (password from TAGSTREAM_KAFKA_SASL_PASSWORD)", func(c *Config) *string { return &c.KafkaSASLMechanism }),
+	enum("kafka-sasl-mechanism", GroupSink, "Kafka SASL mechanism", oneOf(": no SASL", "plain", "scram-sha-256", "scram-sha-512"), " (password from TAGSTREAM_KAFKA_SASL_PASSWORD)", func(c *Config) *string { return &c.KafkaSASLMechanism }),
 	str("kafka-sasl-user", GroupSink, "Kafka SASL user name", func(c *Config) *string { return &c.KafkaSASLUser }),
 	boolean("kafka-tls", GroupSink, "connect to Kafka over TLS (trusting ca-file in addition to the system roots)", func(c *Config) *bool { return &c.KafkaTLS }),
 	str("kafka-cert-file", GroupSink, "client certificate (PEM) for Kafka TLS", func(c *Config) *string { return &c.KafkaCertFile }),
@@ -174,14 +250,14 @@ var settings = []*setting{
 	str("output", GroupSink, "path of the NDJSON file for sink=file", func(c *Config) *string { return &c.Output }),
 
 	// State.
-	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db)", func(c *Config) *string { return &c.StateDir }),
-	str("checkpoint-store", GroupState, "cursor store: bolt (file in state-dir), jetstream-kv or memory (lost on exit)", func(c *Config) *string { return (*string)(&c.CheckpointStore) }),
+	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db) and of dead-letters.ndjson (default $XDG_STATE_HOME/tagstream, else ~/.local/state/tagstream: the same whatever the working directory)", func(c *Config) *string { return &c.StateDir }),
+	enum("checkpoint-store", GroupState, "cursor store", oneOf("bolt: file in state-dir", "jetstream-kv", "memory: lost on exit"), "", func(c *Config) *string { return (*string)(&c.CheckpointStore) }),
 	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
 
 	// Operations.
-	str("metrics-addr", GroupOps, "listen address of /metrics, /healthz, /readyz and /status (empty = off)", func(c *Config) *string { return &c.MetricsAddr }),
-	str("log-format", GroupOps, "log format: text or json", func(c *Config) *string { return &c.LogFormat }),
-	str("log-level", GroupOps, "log level: debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+	str("metrics-addr", GroupOps|GroupStatus, "listen address of /metrics, /healthz, /readyz and /status (empty = off)", func(c *Config) *string { return &c.MetricsAddr }),
+	enum("log-format", GroupOps, "log format", oneOf("text", "json"), "", func(c *Config) *string { return &c.LogFormat }),
+	enum("log-level", GroupOps, "log level", oneOf("debug", "info", "warn", "error"), "", func(c *Config) *string { return &c.LogLevel }),
 	dur("shutdown-timeout", GroupOps, "how long a stop may take to flush and save cursors", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 	dur("connect-timeout", GroupSink|GroupOps, "timeout of one broker connect attempt (run retries with backoff until the broker answers; check and tail report it)", func(c *Config) *time.Duration { return &c.ConnectTimeout }),
 	boolean("skip-broker-check", GroupSink, "tail: do not dial the broker before subscribing (run never dials during validation: it waits for the broker)", func(c *Config) *bool { return &c.SkipBrokerCheck }),

@@ -33,6 +33,22 @@ func (v *validator) oneOf(key, val string, allowed ...string) error {
 	return v.fail(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
 }
 
+// choice checks val against the values the setting key declares (settings.go), the same list its help shows.
+func (v *validator) choice(key, val string) error {
+	s := settingByName[key]
+	if s.accepts(val) {
+		return nil
+	}
+	names := make([]string, len(s.values))
+	for i, c := range s.values {
+		names[i] = c.value
+		if c.value == "" {
+			names[i] = `"" (none)`
+		}
+	}
+	return v.fail(key, "%q is not one of %s", val, strings.Join(names, ", "))
+}
+
 // validate checks every setting of the loader's groups. It returns the first problem.
 func (v *validator) validate() error {
 	c := v.c
@@ -68,6 +84,13 @@ func (v *validator) validate() error {
 // warn adds the remarks about settings that are valid but probably not what was meant.
 func (v *validator) warn() {
 	c := v.c
+	if v.groups&GroupAPI != 0 {
+		if u, err := url.Parse(c.APIURL); err == nil && strings.EqualFold(u.Hostname(), "api.instagram.com") {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("api-url (%s) is the Instagram v1 API, switched off in 2020: nothing "+
+				"answers there; point api-url at a compatible API, or try tagstream against the simulator "+
+				"(tagstream demo --keep-running)", originOf(v.origin, "api-url")))
+		}
+	}
 	if v.groups&GroupSink != 0 && v.groups&GroupState != 0 && c.Sink.IsBroker() && c.DeadLetter == "" &&
 		c.CheckpointStore == StoreJetStreamKV && strings.TrimSpace(c.StateDir) != "" {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("dead-letter is empty and checkpoint-store is %s: events the broker refuses "+
@@ -141,7 +164,7 @@ func (v *validator) api() error {
 
 func (v *validator) sink() error {
 	c := v.c
-	if err := v.oneOf("sink", string(c.Sink), string(SinkJetStream), string(SinkNATS), string(SinkKafka), string(SinkFile), string(SinkStdout)); err != nil {
+	if err := v.choice("sink", string(c.Sink)); err != nil {
 		return err
 	}
 	if c.ConnectTimeout <= 0 {
@@ -161,7 +184,7 @@ func (v *validator) sink() error {
 					return v.fail("stream", "%v", err)
 				}
 			}
-			if err := v.oneOf("stream-storage", c.StreamStorage, "file", "memory"); err != nil {
+			if err := v.choice("stream-storage", c.StreamStorage); err != nil {
 				return err
 			}
 			if c.Replicas < 1 || c.Replicas > 5 {
@@ -191,16 +214,16 @@ func (v *validator) sink() error {
 		if err := checkTopic(c.KafkaTopic); err != nil {
 			return v.fail("kafka-topic", "%v", err)
 		}
-		if err := v.oneOf("kafka-compression", c.KafkaCompression, "none", "snappy", "lz4", "zstd", "gzip"); err != nil {
+		if err := v.choice("kafka-compression", c.KafkaCompression); err != nil {
 			return err
 		}
-		if err := v.oneOf("kafka-key", c.KafkaKey, "tag", "id"); err != nil {
+		if err := v.choice("kafka-key", c.KafkaKey); err != nil {
 			return err
 		}
-		if c.KafkaAcks != "all" {
+		if !settingByName["kafka-acks"].accepts(c.KafkaAcks) {
 			return v.fail("kafka-acks", "%q: only all is supported (an event counts as published once every in-sync replica has it)", c.KafkaAcks)
 		}
-		if err := v.oneOf("kafka-content-mode", c.KafkaContentMode, "binary", "structured"); err != nil {
+		if err := v.choice("kafka-content-mode", c.KafkaContentMode); err != nil {
 			return err
 		}
 		if c.KafkaPartitions < 1 {
@@ -209,7 +232,7 @@ func (v *validator) sink() error {
 		if c.KafkaReplicationFactor < 1 {
 			return v.fail("kafka-replication-factor", "%d must be at least 1", c.KafkaReplicationFactor)
 		}
-		if err := v.oneOf("kafka-sasl-mechanism", c.KafkaSASLMechanism, "", "plain", "scram-sha-256", "scram-sha-512"); err != nil {
+		if err := v.choice("kafka-sasl-mechanism", c.KafkaSASLMechanism); err != nil {
 			return err
 		}
 		if c.KafkaSASLMechanism != "" {
@@ -274,13 +297,13 @@ func (v *validator) nats() error {
 
 func (v *validator) state() error {
 	c := v.c
-	if err := v.oneOf("checkpoint-store", string(c.CheckpointStore), string(StoreBolt), string(StoreJetStreamKV), string(StoreMemory)); err != nil {
+	if err := v.choice("checkpoint-store", string(c.CheckpointStore)); err != nil {
 		return err
 	}
 	switch c.CheckpointStore {
 	case StoreBolt:
 		if strings.TrimSpace(c.StateDir) == "" {
-			return v.fail("state-dir", "checkpoint-store=bolt needs a directory")
+			return v.fail("state-dir", "checkpoint-store=bolt needs a directory (the default, $XDG_STATE_HOME/tagstream or ~/.local/state/tagstream, needs XDG_STATE_HOME or HOME)")
 		}
 		st, err := os.Stat(c.StateDir)
 		switch {
@@ -292,6 +315,12 @@ func (v *validator) state() error {
 			}
 		case !os.IsNotExist(err):
 			return v.fail("state-dir", "%s: %s", c.StateDir, describeFileErr(err))
+		case strings.HasPrefix(originOf(v.origin, "state-dir"), "default"):
+			// The default (~/.local/state/tagstream) is created with its parents, as XDG directories are.
+			parent := nearestDir(c.StateDir)
+			if err := checkWritable(parent); err != nil {
+				return v.fail("state-dir", "%s cannot be created: %v", c.StateDir, err)
+			}
 		default:
 			if err := checkParentDir(c.StateDir); err != nil {
 				return v.fail("state-dir", "cannot be created: %v", err)
@@ -322,10 +351,10 @@ func (v *validator) ops() error {
 			return v.fail("metrics-addr", "%q: %v", c.MetricsAddr, err)
 		}
 	}
-	if err := v.oneOf("log-format", c.LogFormat, "text", "json"); err != nil {
+	if err := v.choice("log-format", c.LogFormat); err != nil {
 		return err
 	}
-	if err := v.oneOf("log-level", strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"); err != nil {
+	if err := v.choice("log-level", strings.ToLower(c.LogLevel)); err != nil {
 		return err
 	}
 	if c.ShutdownTimeout <= 0 {
@@ -404,6 +433,21 @@ func checkCAFile(path string) error {
 		return fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return nil
+}
+
+// nearestDir returns the nearest existing ancestor of path.
+func nearestDir(path string) string {
+	dir := filepath.Dir(filepath.Clean(path))
+	for {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
 }
 
 // checkParentDir reports whether the directory that would hold path exists.

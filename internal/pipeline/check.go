@@ -23,8 +23,11 @@ type CheckResult struct {
 	// Detail says what the check found when it passed.
 	Detail string
 	// Err says why the check failed; nil when it passed. It wraps ErrUnreachable when a broker could not be
-	// reached. Neither text holds a secret.
+	// reached, and a *poller.ProbeError when the API request failed. Neither text holds a secret.
 	Err error
+	// Hint says in words what a failure means and what to look at ("refused: nothing listens at ..."); "" when
+	// there is nothing to add to Err.
+	Hint string
 }
 
 // Unreachable reports whether the check failed only because a broker could not be reached.
@@ -51,8 +54,11 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 		}
 		return r
 	}
-	detail, err := probeAPI(ctx, pollerConfig(cfg, deps.RateWindow))
-	out := []CheckResult{clean("api", detail, err)}
+	pc := pollerConfig(cfg, deps.RateWindow)
+	detail, err := probeAPI(ctx, pc)
+	api := clean("api", detail, err)
+	api.Hint = red.String(apiHint(pc, err))
+	out := []CheckResult{api}
 	detail, err = checkSink(ctx, cfg, logger)
 	out = append(out, clean("sink", detail, err))
 	detail, err = checkState(ctx, cfg, logger)

@@ -150,6 +150,12 @@ func (p *Pipeline) brokerAddr() string {
 	return ""
 }
 
+// IsUnreachable reports whether err means that a broker could not be reached (refused, timed out, unknown host):
+// an outage that can end, not a setting to change. tail and the demo exit with their own status for it.
+func IsUnreachable(err error) bool {
+	return errors.Is(err, config.ErrUnreachable) || errors.Is(err, ErrUnreachable) || unreachable(err)
+}
+
 // unreachable reports whether err means the broker cannot be reached right now (so that trying again later can
 // succeed), as opposed to a broker that answered and refused: the publisher's classification of its connects and
 // constructors, and for the JetStream KV store (on a connection that was up a moment ago) a request that timed out

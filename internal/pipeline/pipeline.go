@@ -64,16 +64,17 @@ type Deps struct {
 // Run once (a second call returns an error); Close releases it when Run is not called. Its methods are safe for
 // concurrent use.
 type Pipeline struct {
-	cfg     *config.Config
-	deps    Deps
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	red     *redact.Redactor
-	status  *status.Server       // nil when metrics-addr is empty
-	dead    publisher.DeadLetter // the default dead-letter file, or nil
-	closers []func() error       // released last by Close, in reverse order
-	started chan struct{}        // closed when polling starts
-	running atomic.Bool          // Run was called
+	cfg      *config.Config
+	deps     Deps
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	red      *redact.Redactor
+	status   *status.Server       // nil when metrics-addr is empty
+	dead     publisher.DeadLetter // the default dead-letter file, or nil
+	closers  []func() error       // released last by Close, in reverse order
+	instance string               // host/pid, the owner of every tag on /status
+	started  chan struct{}        // closed when polling starts
+	running  atomic.Bool          // Run was called
 
 	mu      sync.Mutex
 	sink    *sink
@@ -90,7 +91,7 @@ type Pipeline struct {
 // errors that a restart cannot fix are *config.Error values (errors.Is(err, config.ErrInvalid)).
 func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err error) {
 	p := &Pipeline{cfg: cfg, deps: deps, log: deps.Logger, reg: deps.Registry, red: cfg.Redactor(),
-		started: make(chan struct{})}
+		started: make(chan struct{}), instance: instanceName()}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -108,6 +109,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err e
 		}
 	}()
 
+	if err := p.registerMetrics(p.reg); err != nil {
+		return nil, fmt.Errorf("pipeline: metrics: %w", err)
+	}
 	// The status listener first: a busy address is a configuration problem found before any work.
 	if cfg.MetricsAddr != "" {
 		p.status = status.New(status.Config{
@@ -148,6 +152,15 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err e
 		p.store = b
 	}
 	return p, nil
+}
+
+// instanceName names this process on /status: host/pid.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return fmt.Sprintf("%s/%d", host, os.Getpid())
 }
 
 // openDeadLetterFile opens <state-dir>/dead-letters.ndjson for the broker sinks when the dead-letter setting is
@@ -195,8 +208,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		close(p.started)
-		p.log.Info("tagstream running", "tags", len(p.cfg.Tags), "tokens", len(p.cfg.Credentials), "sink", p.SinkName(),
-			"checkpoint_store", p.cfg.CheckpointStore, "metrics_addr", p.StatusAddr())
+		attrs := []any{"tags", len(p.cfg.Tags), "tokens", len(p.cfg.Credentials), "sink", p.SinkName(),
+			"checkpoint_store", p.cfg.CheckpointStore}
+		if p.cfg.CheckpointStore == config.StoreBolt {
+			attrs = append(attrs, "state_dir", p.cfg.StateDir)
+		}
+		p.log.Info("tagstream running", append(attrs, "metrics_addr", p.StatusAddr())...)
 		err := p.poller.Run(gctx)
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("poller: %w", err)

@@ -165,7 +165,8 @@ func expectedSince(sim *testenv.Server, since time.Time) map[string]bool {
 	return want
 }
 
-// fileMediaIDs returns the media ids in an NDJSON events file, in order.
+// fileMediaIDs returns the media ids of the complete lines of an NDJSON events file, in order (a line the
+// publisher is writing at that moment is not complete yet).
 func fileMediaIDs(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -174,6 +175,11 @@ func fileMediaIDs(t *testing.T, path string) []string {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
 	}
 	var ids []string
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -268,11 +274,17 @@ func TestRunWaitsForABrokerThatIsDownAtStart(t *testing.T) {
 	if n := f.sim.Stats().Requests; n != 0 {
 		t.Errorf("%d API requests while the broker was away: polling must wait for it", n)
 	}
+	if _, body := r.get(t, "/metrics"); !strings.Contains(body, "\ntagstream_broker_up 0\n") {
+		t.Errorf("tagstream_broker_up is not 0 while the broker is away")
+	}
 
 	// The broker comes: polling starts and events arrive.
-	testkit.RunNATS(t, opts)
+	ns := testkit.RunNATS(t, opts)
 	r.waitPolled(t, len(tags))
 	testkit.Eventually(t, 30*time.Second, "readiness", func() bool { c, _ := r.get(t, "/readyz"); return c == http.StatusOK })
+	if _, body := r.get(t, "/metrics"); !strings.Contains(body, "\ntagstream_broker_up 1\n") {
+		t.Errorf("tagstream_broker_up is not 1 once the broker answers")
+	}
 	cons, err := NewConsumer(t.Context(), f.cfg, ConsumerOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -284,9 +296,44 @@ func TestRunWaitsForABrokerThatIsDownAtStart(t *testing.T) {
 			t.Fatalf("event %d: %v", i+1, err)
 		}
 	}
+
+	// The broker goes away again: the gauge and /readyz say so.
+	ns.Shutdown()
+	testkit.Eventually(t, 30*time.Second, "tagstream_broker_up 0 after the broker stopped", func() bool {
+		_, body := r.get(t, "/metrics")
+		return strings.Contains(body, "\ntagstream_broker_up 0\n")
+	})
+	if code, body := r.get(t, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready broker") {
+		t.Errorf("/readyz answered %d while the broker is away:\n%s", code, body)
+	}
 	if err := r.stop(t); err != nil {
 		t.Errorf("Run = %v, want nil", err)
 	}
+}
+
+func TestReadinessFollowsTheAPI(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil, "sunset")
+	r := f.start(t)
+	r.waitPolled(t, 1)
+	testkit.Eventually(t, 30*time.Second, "readiness", func() bool { c, _ := r.get(t, "/readyz"); return c == http.StatusOK })
+
+	// Every request fails: after a few failures in a row the API counts as down and /readyz says so.
+	f.sim.SetFaults(testenv.Faults{Error500: 1})
+	testkit.Eventually(t, 60*time.Second, "/readyz not ready while the API is down", func() bool {
+		code, body := r.get(t, "/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "not ready poller: poller: the API is considered down")
+	})
+	if _, body := r.get(t, "/metrics"); !strings.Contains(body, "\ntagstream_broker_up 1\n") {
+		t.Errorf("tagstream_broker_up is not 1 while only the API is down (the file sink is writable)")
+	}
+
+	// The API answers again: ready again, with nothing to restart.
+	f.sim.SetFaults(testenv.Faults{})
+	testkit.Eventually(t, 60*time.Second, "/readyz ready once the API answers", func() bool {
+		code, _ := r.get(t, "/readyz")
+		return code == http.StatusOK
+	})
 }
 
 func TestAStopWhileTheBrokerIsUnreachableIsClean(t *testing.T) {

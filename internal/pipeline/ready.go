@@ -92,19 +92,25 @@ func usableToken(ts []poller.TokenStatus, now time.Time) error {
 	return fmt.Errorf("all %d tokens retired", retired)
 }
 
+// Report returns what /status serves, without the readiness checks: the instance, the sink, every tag's line
+// (state in words included) and every token's; no tags or tokens before polling starts.
+func (p *Pipeline) Report() status.Report {
+	r := p.report()
+	for i := range r.Tags {
+		r.Tags[i].State = r.Tags[i].Describe()
+	}
+	return r
+}
+
 // report builds the /status body.
 func (p *Pipeline) report() status.Report {
-	r := status.Report{Version: p.deps.Version, Sink: p.SinkName()}
+	r := status.Report{Version: p.deps.Version, Instance: p.instance, Sink: p.SinkName()}
 	pl := p.currentPoller()
 	if pl == nil {
 		return r
 	}
 	for _, t := range pl.Status() {
-		r.Tags = append(r.Tags, status.TagStatus{
-			Tag: t.Tag, Cursor: t.Cursor, Segments: t.Segments, LastPoll: t.LastPoll, LastAttempt: t.LastAttempt, NextPoll: t.NextPoll,
-			RateEstimate: t.RateEstimate, LagSeconds: t.Lag.Seconds(), Published: t.Published, Gaps: t.Gaps,
-			LastError: t.LastError,
-		})
+		r.Tags = append(r.Tags, tagLine(t, p.instance))
 	}
 	for _, t := range pl.TokenStatus() {
 		r.Tokens = append(r.Tokens, status.TokenStatus{
@@ -113,4 +119,18 @@ func (p *Pipeline) report() status.Report {
 		})
 	}
 	return r
+}
+
+// tagLine is the /status line of a tag polled by this process (owner): the one translation of the poller's view
+// into the report's.
+func tagLine(t poller.TagStatus, owner string) status.TagStatus {
+	line := status.TagStatus{
+		Tag: t.Tag, Owner: owner, Cursor: t.Cursor, SavedCursor: t.SavedCursor, Segments: t.Segments,
+		LastPoll: t.LastPoll, LastAttempt: t.LastAttempt, NextPoll: t.NextPoll, RateEstimate: t.Rate,
+		LagSeconds: t.Lag.Seconds(), Published: t.Published, Gaps: t.Gaps, LastError: t.LastError,
+	}
+	if c := t.CatchUp; c != nil {
+		line.CatchUp = &status.CatchUp{Since: c.Since, Pages: c.Pages, Pending: c.Pending}
+	}
+	return line
 }

@@ -24,8 +24,20 @@ import (
 
 // TagStatus is one tag's line of the status report.
 type TagStatus struct {
-	Tag          string    `json:"tag"`
-	Cursor       string    `json:"cursor"`
+	Tag string `json:"tag"`
+	// Owner is the instance that polls the tag (Report.Instance; in group mode, the member that owns it).
+	Owner string `json:"owner,omitempty"`
+	// State says in words what the tag is doing ("ok", "catching up: 3 pages so far, 99 media pending", ...);
+	// the server fills it (Describe) when the report function leaves it empty.
+	State string `json:"state"`
+	// Cursor is the cursor up to which the broker acknowledged the tag's media, as this process knows it: the
+	// saved cursor, or a newer one whose checkpoint write is being retried; "" for a tag never polled before.
+	Cursor string `json:"cursor"`
+	// SavedCursor is the cursor in the checkpoint store: where a restart resumes. It is read when polling starts,
+	// so a restarted tag shows its place before its first poll.
+	SavedCursor string `json:"saved_cursor,omitempty"`
+	// CatchUp describes the walk back through older pages under way; nil when none is.
+	CatchUp      *CatchUp  `json:"catch_up,omitempty"`
 	Segments     int       `json:"catch_up_segments"`
 	LastPoll     time.Time `json:"last_poll,omitzero"`
 	LastAttempt  time.Time `json:"last_attempt,omitzero"` // the last poll, successful or not; LastPoll is the last successful one
@@ -35,6 +47,41 @@ type TagStatus struct {
 	Published    uint64    `json:"published"`
 	Gaps         uint64    `json:"gaps"`
 	LastError    string    `json:"last_error,omitempty"`
+}
+
+// CatchUp is a walk back through older pages (after downtime or a burst) that is under way.
+type CatchUp struct {
+	// Since is when the walk started.
+	Since time.Time `json:"since"`
+	// Pages is how many pages the walk fetched so far.
+	Pages int `json:"pages"`
+	// Pending is how many media the walk found and has not published yet.
+	Pending int `json:"pending"`
+}
+
+// Describe says in words what the tag is doing, as State shows it: a catch-up under way first, then a failing
+// last poll, a tag not polled yet (resuming from a saved cursor, or new), catch-up segments waiting, else "ok".
+func (t TagStatus) Describe() string {
+	switch {
+	case t.CatchUp != nil:
+		return fmt.Sprintf("catching up: %s so far, %d media pending", plural(t.CatchUp.Pages, "page"), t.CatchUp.Pending)
+	case t.LastError != "" && t.LastAttempt.After(t.LastPoll):
+		return "failing: " + t.LastError
+	case t.LastPoll.IsZero() && t.SavedCursor != "":
+		return "resuming from its saved cursor"
+	case t.LastPoll.IsZero():
+		return "waiting for its first poll"
+	case t.Segments > 0:
+		return fmt.Sprintf("catching up: %s to publish", plural(t.Segments, "segment"))
+	}
+	return "ok"
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // TokenStatus is one token's line of the status report. It never holds the token itself.
@@ -57,13 +104,15 @@ type CheckResult struct {
 
 // Report is the body of /status.
 type Report struct {
-	Time    time.Time     `json:"time"`
-	Version string        `json:"version,omitempty"`
-	Sink    string        `json:"sink,omitempty"`
-	Ready   bool          `json:"ready"`
-	Checks  []CheckResult `json:"checks"`
-	Tags    []TagStatus   `json:"tags"`
-	Tokens  []TokenStatus `json:"tokens"`
+	Time    time.Time `json:"time"`
+	Version string    `json:"version,omitempty"`
+	// Instance names the process that made the report (host/pid).
+	Instance string        `json:"instance,omitempty"`
+	Sink     string        `json:"sink,omitempty"`
+	Ready    bool          `json:"ready"`
+	Checks   []CheckResult `json:"checks"`
+	Tags     []TagStatus   `json:"tags"`
+	Tokens   []TokenStatus `json:"tokens"`
 }
 
 // Check is one readiness condition. Func returns nil when the condition holds; its error text is shown on
@@ -247,6 +296,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if rep.Tags == nil {
 		rep.Tags = []TagStatus{}
+	}
+	for i := range rep.Tags {
+		if rep.Tags[i].State == "" {
+			rep.Tags[i].State = rep.Tags[i].Describe()
+		}
 	}
 	if rep.Tokens == nil {
 		rep.Tokens = []TokenStatus{}

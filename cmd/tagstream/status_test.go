@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/internal/pipeline"
+	"github.com/tagstream/tagstream/internal/status"
+	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/poller"
+	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
+)
+
+// startPipeline runs a pipeline against a simulator with tags, publishing to a file, with its status endpoints on
+// a free port, until the test ends; it returns once every tag was polled once.
+func startPipeline(t *testing.T, tags ...string) *pipeline.Pipeline {
+	t.Helper()
+	cfg := pipelineConfig(t, startSim(t, tags...), tags...)
+	p, _ := runPipeline(t, cfg, pipeline.Deps{Version: "test"})
+	waitPolled(t, p, len(tags))
+	return p
+}
+
+// pipelineConfig is a validated configuration that polls sim's tags quickly and publishes to a file.
+func pipelineConfig(t *testing.T, sim *testenv.Server, tags ...string) *config.Config {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.APIURL, cfg.CAFile, cfg.Tags = sim.URL(), sim.CAFile(), tags
+	cfg.Credentials = []config.Credential{{Value: secretTokens[0]}, {Value: secretTokens[1]}}
+	cfg.StateDir = filepath.Join(t.TempDir(), "state")
+	cfg.Sink, cfg.Output = config.SinkFile, filepath.Join(t.TempDir(), "events.ndjson")
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.MinInterval, cfg.MaxInterval = 200*time.Millisecond, time.Second
+	if err := config.Validate(&cfg, config.GroupAll, config.Needs{Tags: true, Tokens: true}); err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
+}
+
+// runPipeline runs a pipeline of cfg until the test ends or the returned stop is called (which waits for it).
+func runPipeline(t *testing.T, cfg *config.Config, deps pipeline.Deps) (*pipeline.Pipeline, func()) {
+	t.Helper()
+	p, err := pipeline.New(t.Context(), cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := testkit.Receive(t, done, 30*time.Second, "the pipeline to stop"); err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return p, stop
+}
+
+// waitPolled waits until n tags were polled once.
+func waitPolled(t *testing.T, p *pipeline.Pipeline, n int) {
+	t.Helper()
+	testkit.Eventually(t, 30*time.Second, "the first poll of every tag", func() bool {
+		polled := 0
+		for _, s := range p.TagStatus() {
+			if !s.LastPoll.IsZero() {
+				polled++
+			}
+		}
+		return polled == n
+	})
+}
+
+func TestStatusShowsACatchUpUnderWay(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, "sunset", "coffee")
+	cfg := pipelineConfig(t, sim, "sunset", "coffee")
+	cfg.PageSize, cfg.CatchUpPages = 5, 1 // 60 media posted while down are 12 pages, one walk reads one
+
+	// First life: each tag's cursor is saved at the head.
+	p1, stop := runPipeline(t, cfg, pipeline.Deps{Version: "test"})
+	waitPolled(t, p1, 2)
+	stop()
+	sim.Post("sunset", 60)
+
+	// Second life: the first publish passes, the next ones wait, so the walk stays under way while we look.
+	release := make(chan struct{})
+	defer close(release)
+	var publishes atomic.Int32
+	deps := pipeline.Deps{Version: "test", WrapPublisher: func(next poller.Publisher) poller.Publisher {
+		return poller.PublisherFunc(func(ctx context.Context, events []*schema.Event) error {
+			if publishes.Add(1) > 1 {
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return next.Publish(ctx, events)
+		})
+	}}
+	p, _ := runPipeline(t, cfg, deps)
+	var rep status.Report
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last report:\n%s", last)
+		}
+	})
+	testkit.Eventually(t, 30*time.Second, "sunset's catch-up on /status", func() bool {
+		r := run(t, nil, "status", "--metrics-addr", p.StatusAddr(), "--json")
+		last = r.stdout + r.stderr
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil {
+			return false
+		}
+		for _, tag := range rep.Tags {
+			if tag.Tag == "sunset" && tag.CatchUp != nil {
+				return true
+			}
+		}
+		return false
+	})
+	for _, tag := range rep.Tags {
+		if tag.Tag != "sunset" {
+			continue
+		}
+		if tag.SavedCursor == "" || tag.CatchUp.Pages < 1 || tag.CatchUp.Pending < 1 || tag.CatchUp.Since.IsZero() {
+			t.Errorf("sunset on /status: saved cursor %q, catch-up %+v; want the saved cursor and the walk's pages and pending media", tag.SavedCursor, tag.CatchUp)
+		}
+		if !strings.HasPrefix(tag.State, "catching up: ") || !strings.Contains(tag.State, " so far, ") || !strings.HasSuffix(tag.State, " media pending") {
+			t.Errorf("state %q does not say the catch-up", tag.State)
+		}
+	}
+	r := run(t, nil, "status", "--metrics-addr", p.StatusAddr())
+	if !strings.Contains(r.stdout, "catching up: ") || !strings.Contains(r.stdout, " media pending") {
+		t.Errorf("the table does not show the catch-up:\n%s", r.stdout)
+	}
+}
+
+func TestStatusShowsARunningPipeline(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, "sunset", "coffee")
+	addr := p.StatusAddr()
+	cfgFile := filepath.Join(t.TempDir(), "tagstream.yaml")
+	if err := os.WriteFile(cfgFile, []byte("tags: [x]\nmetrics-addr: "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"from --metrics-addr", nil, []string{"--metrics-addr", addr}},
+		{"from TAGSTREAM_METRICS_ADDR", []string{"TAGSTREAM_METRICS_ADDR=" + addr}, nil},
+		{"from the config file run uses", nil, []string{"--config", cfgFile}},
+	} {
+		t.Run("a table "+how.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, how.env, append([]string{"status"}, how.args...)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+			}
+			lines := strings.Split(r.stdout, "\n")
+			if !strings.HasPrefix(lines[0], "tagstream test (") || !strings.Contains(lines[0], "sink file ") {
+				t.Errorf("first line %q does not name the instance and the sink", lines[0])
+			}
+			for _, w := range []string{"TAG ", "OWNER", "CURSOR", "LAST POLL", "NEXT POLL", "RATE/s", "LAG", "GAPS", "STATE",
+				"\nsunset ", "\ncoffee ", " ago ", "TOKEN", "FINGERPRINT", "BUDGET LEFT", " / 5000"} {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("the table does not show %q:\n%s", w, r.stdout)
+				}
+			}
+			if strings.Contains(r.stderr, "warning") {
+				t.Errorf("stderr: %s", r.stderr)
+			}
+		})
+	}
+	t.Run("JSON for scripts", func(t *testing.T) {
+		t.Parallel()
+		r := run(t, nil, "status", "--metrics-addr", addr, "--json")
+		var rep status.Report
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != 0 {
+			t.Fatalf("exit %d, %v:\n%s", r.code, err, r.stdout)
+		}
+		if len(rep.Tags) != 2 || len(rep.Tokens) != 2 || rep.Instance == "" {
+			t.Fatalf("report = %+v", rep)
+		}
+		for _, tag := range rep.Tags {
+			if tag.Owner != rep.Instance || tag.Cursor == "" || tag.LastPoll.IsZero() || tag.State == "" {
+				t.Errorf("tag %+v lacks its owner, cursor, last poll or state", tag)
+			}
+		}
+	})
+}
+
+func TestStatusSaysWhatIsWrong(t *testing.T) {
+	t.Parallel()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
+	t.Cleanup(other.Close)
+	dead := testkit.FreeAddr(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no address", []string{"status"}, 2, "metrics-addr: status reads a running tagstream's /status"},
+		{"nothing answers", []string{"status", "--metrics-addr", dead}, 3, "nothing answered at http://" + dead + "/status: connection refused\n  is tagstream running, with --metrics-addr " + dead + "?"},
+		{"something else answers", []string{"status", "--metrics-addr", other.URL}, 1, "not a tagstream status report"},
+		{"a bad address", []string{"status", "--metrics-addr", "localhost"}, 2, "not host:port or a URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := run(t, nil, tt.args...)
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to say %q", r.code, tt.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
