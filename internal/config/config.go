@@ -122,6 +122,7 @@ type Config struct {
 	TokensFile        string
 	AllowSharedTokens bool // accept a tokens file readable by group or others (warned)
 	RequestsPerHour   int
+	RateWindow        time.Duration // the window requests-per-hour and X-Ratelimit-* refer to
 	PageSize          int
 	CatchUpPages      int
 	Start             string // "now", "backfill", an RFC 3339 time or a duration (ParseStart)
@@ -214,6 +215,7 @@ func Defaults() Config {
 	return Config{
 		APIURL:                 "https://api.instagram.com/v1",
 		RequestsPerHour:        5000,
+		RateWindow:             time.Hour,
 		PageSize:               33,
 		CatchUpPages:           20,
 		Start:                  "now",

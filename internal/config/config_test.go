@@ -218,6 +218,7 @@ func TestLoadRejectsBadSettings(t *testing.T) {
 		{"max-interval below min-interval", env{file: base + "tags: x\nmin-interval: 1m\nmax-interval: 30s\n"}, "max-interval", []string{"shorter"}},
 		{"a number that is not a number", env{file: base + "tags: x\nrequests-per-hour: many\n"}, "requests-per-hour", []string{"whole number"}},
 		{"a zero budget", env{file: base + "tags: x\nrequests-per-hour: 0\n"}, "requests-per-hour", []string{"out of range"}},
+		{"a rate window shorter than a second", env{file: base + "tags: x\nrate-window: 500ms\n"}, "rate-window", []string{"out of range 1s..24h"}},
 		{"a page size above the API's maximum", env{file: base + "tags: x\npage-size: 50\n"}, "page-size", []string{"at most 33"}},
 		{"an unknown sink", env{file: base + "tags: x\n", args: []string{"--sink", "redis"}}, "sink", []string{"not one of"}},
 		{"a bad NATS URL", env{file: "tags: x\ntokens-file: " + good + "\nsink: jetstream\nnats-url: http://x:4222\n"}, "nats-url", []string{"scheme"}},

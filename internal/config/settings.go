@@ -210,6 +210,7 @@ var settings = []*setting{
 	str("tokens-file", GroupAPI, "file with one access token per line ('client_id:' prefix for a client id, '#' comments); or set TAGSTREAM_TOKENS", func(c *Config) *string { return &c.TokensFile }),
 	boolean("allow-shared-tokens-file", GroupAPI, "accept a tokens file that group or others can read (only a warning)", func(c *Config) *bool { return &c.AllowSharedTokens }),
 	num("requests-per-hour", GroupAPI, "request budget of each token per hour", func(c *Config) *int { return &c.RequestsPerHour }),
+	dur("rate-window", GroupAPI, "the window requests-per-hour and the API's X-Ratelimit-Limit refer to: 1h for the real API; shorter only against a time-scaled simulator (igsim -time-scale 60 makes it 1m)", func(c *Config) *time.Duration { return &c.RateWindow }),
 	num("page-size", GroupAPI, "media asked per page (the API serves at most 33)", func(c *Config) *int { return &c.PageSize }),
 	num("catch-up-pages", GroupAPI, "most pages fetched for one tag in one poll; a deeper backlog is worked off over several polls", func(c *Config) *int { return &c.CatchUpPages }),
 	str("start", GroupAPI, "first start of a tag without a saved cursor: now (the media created since the process started), an RFC 3339 time or a duration such as 24h (the media created since then, with a gap marker where the API no longer serves them), or backfill (backfill-pages pages of existing media)", func(c *Config) *string { return &c.Start }),

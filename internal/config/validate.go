@@ -128,6 +128,9 @@ func (v *validator) api() error {
 	if c.RequestsPerHour < 1 || c.RequestsPerHour > 1_000_000 {
 		return v.fail("requests-per-hour", "%d is out of range 1..1000000", c.RequestsPerHour)
 	}
+	if c.RateWindow < time.Second || c.RateWindow > 24*time.Hour {
+		return v.fail("rate-window", "%s is out of range 1s..24h", c.RateWindow)
+	}
 	if c.PageSize < 1 || c.PageSize > 33 {
 		return v.fail("page-size", "%d is out of range 1..33 (the API serves at most 33)", c.PageSize)
 	}

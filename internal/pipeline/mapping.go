@@ -14,9 +14,12 @@ import (
 // This file is the one translation of the settings into the libraries' configurations. run, check, tail and the
 // demo all go through it, so that what check approves is what run builds.
 
-// pollerConfig maps the settings onto the poller's configuration. rateWindow is poller.Config.RateWindow (0 = an
-// hour).
+// pollerConfig maps the settings onto the poller's configuration. rateWindow, when not zero, overrides the
+// rate-window setting (Deps.RateWindow, for tests).
 func pollerConfig(cfg *config.Config, rateWindow time.Duration) poller.Config {
+	if rateWindow == 0 {
+		rateWindow = cfg.RateWindow
+	}
 	pc := poller.Config{
 		BaseURL:           cfg.APIURL,
 		AllowInsecureHTTP: cfg.AllowInsecureHTTP,
