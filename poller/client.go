@@ -39,6 +39,10 @@ var (
 	ErrRedirect = errors.New("poller: redirect refused")
 )
 
+// errNoSpareToken is returned for a request that may only use a token that is ready at once (see query.spare)
+// when none is.
+var errNoSpareToken = errors.New("poller: no token to spare")
+
 // maxBody bounds the body of one answer (a page of 33 media is about 100 KiB).
 const maxBody = 16 << 20
 
@@ -72,6 +76,7 @@ type query struct {
 	max    string // max_tag_id, "" = none
 	count  int
 	probes *int // incremented per request sent, when not nil
+	spare  bool // take a token only if one is ready now (an early poll's first request); errNoSpareToken if not
 }
 
 // client is the one HTTP boundary of the poller: it builds each request on the configured base URL (never on a
@@ -171,7 +176,19 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 		if err := c.health.wait(ctx); err != nil {
 			return nil, err
 		}
-		tok, err := c.pool.acquire(ctx)
+		var tok *token
+		var err error
+		if q.spare {
+			var next time.Duration
+			if tok, next = c.pool.trySpare(c.pool.clk.mono()); tok == nil {
+				if next == 0 {
+					return nil, fmt.Errorf("poller: fetch tag %q: %w", q.tag, ErrAllTokensRetired)
+				}
+				return nil, errNoSpareToken
+			}
+		} else {
+			tok, err = c.pool.acquire(ctx)
+		}
 		if err != nil {
 			if errors.Is(err, ErrAllTokensRetired) {
 				return nil, fmt.Errorf("poller: fetch tag %q: %w", q.tag, err)

@@ -148,18 +148,23 @@
 // seconds elapsed, with a time constant covering about 20 media (10 minutes for a busy tag, so the estimate follows
 // a change within minutes; up to 6 hours for a quiet one), restarted by a burst, and taken as a lower bound when a
 // walk was cut at CatchUpPages. The estimate is the posterior mean of a Gamma prior at the mean rate of all tags
-// worth half a media: with little history a tag is taken to post at about the mean rate, and a few seconds of
-// evidence move it. A tag's first poll already gives an estimate: the page it read carries its own history (the
+// worth half a media, or what the tag's own count says when that is more: with little history a tag is taken to
+// post at about the mean rate, a few seconds of evidence move it, and where nearly every tag is silent the silent
+// ones stay alike while a busy one is taken at its word. A tag's first poll already gives an estimate: the page it read carries its own history (the
 // spread of the media's created_time; late-tagged media left out). The estimate is written with every checkpoint
 // (State.RateMedia, State.RateSeconds) and read back when Run starts, with the saved cursors: a restart resumes
 // with the estimates, schedules each tag's first poll within one planned interval (busy tags first), and counts
 // the media its first poll finds over the time since the state was written.
 //
-// The budget is the pool's sustainable request rate. The scheduler plans 97% of it, each tag's polls weighed by
+// The budget is the pool's sustainable request rate. The scheduler plans 90% of it, each tag's polls weighed by
 // what they cost (its own decayed average of requests per poll: pages, gap probes, retries); the dispatcher
-// spends the rest by polling the tag that is due first early whenever no tag is due and a token's bucket is full
-// (tagstream_early_polls_total), so the budget is spent although the plan leaves room for underestimated costs.
-// (Requests queueing at the pool would delay every poll, which would then find more media and cost more.)
+// spends the rest by polling a tag that is due soon early whenever no tag is due and a token's bucket is full
+// (tagstream_early_polls_total). An early poll takes a token only if one is ready at once and no request waits
+// for one (otherwise it is put back, due as before), and requests waiting for a token are served in the order
+// they came: so the budget is spent in full, while requests never queue at the pool because of the early polls.
+// (A queue at the pool delays every poll, which then finds more media and costs more; with the plan at 97% of the
+// budget, the first round of 100,000 tags left a queue that took minutes to drain.)
+//
 // Poll frequencies follow the square-root rule, which minimises the mean time from post to hand-off:
 // f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that Σ cost·f is the planned budget;
 // lo = max(1/MaxInterval, r_low/(0.7·PageSize)) keeps quiet tags polled (the floor) and busy tags within one page
@@ -178,8 +183,10 @@
 // lasts, busy tags keep one page per poll. BenchmarkCatchUp measures a catch-up against the least the budget
 // allows.
 //
-// Next-poll times sit in a heap; a tag's deterministic jitter (a hash of its name) spreads first polls and
-// offsets equal intervals; due times are on the monotonic clock. A dispatch costs O(log tags); λ is recomputed
+// Next-poll times sit in a heap; a tag's deterministic jitter (a hash of its name) spreads the first polls evenly
+// over one round of all tags at the planned budget and offsets equal intervals; due times are on the monotonic
+// clock. When a tag's planned interval has become clearly shorter than the one its due time was set with (λ
+// rose), the due time is brought in. A dispatch costs O(log tags); λ is recomputed
 // about once a second in O(tags) per bisection step.
 //
 // # Shutdown and failures

@@ -175,6 +175,7 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 	for _, t := range cfg.Tags {
 		p.addGauges(p.sched.add(t, now, budget))
 	}
+	p.sched.spreadFirstPolls(now, budget)
 	return p, nil
 }
 
@@ -300,8 +301,9 @@ func (p *Poller) signal() {
 
 // budgetLocked is the request rate (requests per second) the scheduler plans: planMargin of what the token pool
 // can sustain, each tag's polls weighed by the requests they cost. The margin keeps requests from queueing at the
-// pool when the costs are underestimated (a queue delays every poll, which then finds more media and costs more);
-// the dispatcher spends what the plan leaves by polling early (see dispatch).
+// pool when the costs are underestimated or the due times bunch: a queue delays every poll (which then finds
+// more media and costs more), and at a plan of 97% a queue of a few seconds took minutes to drain. The
+// dispatcher spends what the plan leaves by polling early, with tokens no request waits for (see dispatch).
 func (p *Poller) budgetLocked() float64 {
 	return planMargin * p.pool.sustainableRate()
 }
@@ -310,7 +312,7 @@ func (p *Poller) budgetLocked() float64 {
 const overloadEnd = 0.95
 
 // planMargin is the share of the pool's rate the scheduler plans.
-const planMargin = 0.97
+const planMargin = 0.9
 
 // Run polls until ctx ends. It then stops fetching at once, lets in-flight publishes finish for up to
 // Config.ShutdownTimeout (a cancelled publish leaves the cursor where it was), and returns nil. It returns an error
@@ -459,7 +461,6 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 				}
 				select {
 				case work <- ts:
-					p.m.earlyPolls.Inc()
 					continue
 				default: // no worker free
 					p.mu.Lock()

@@ -25,7 +25,8 @@ const (
 	pageFill = 0.7
 	// priorMedia is the weight of the prior (the mean rate of all tags) in a tag's estimate, in media.
 	priorMedia = 0.5
-	// priorSecondsMax caps the prior's weight in seconds of observation at the mean rate.
+	// priorSecondsMax is how many seconds a tag's own count is spread over beyond its time, when it speaks
+	// against the prior (see rate).
 	priorSecondsMax = 10.0
 	// catchUpGap is the least time between two catch-up walks of a tag, in seconds.
 	catchUpGap = 0.01
@@ -65,6 +66,7 @@ type tagState struct {
 	loaded    bool // the checkpoint was read (by the load at Run's start, or by a poll)
 	plain     bool // the stored state is {Cursor: cursor} and a rate estimate (plainState): no read needed
 	backlog   bool // the last poll left catch-up work: the tag is polled at the catch-up pace
+	early     bool // handed out by popEarly: the poll uses only a token that is ready at once
 }
 
 // catchUp follows a catch-up: from the poll that found more new media than one walk reads to the head walk that
@@ -189,6 +191,26 @@ func (s *scheduler) add(name string, now time.Duration, budget float64) *tagStat
 	return ts
 }
 
+// spreadFirstPolls spreads the first polls of the tags never polled evenly over the time one round of all tags
+// takes at the budget (requests per second), between MinInterval and MaxInterval, by their phase. New calls it
+// once all tags are added: add spreads each tag over the round of the tags added before it, which packs the
+// first polls of a long tag list into its first seconds, far beyond the budget (requests then queue at the
+// pool and every poll waits).
+func (s *scheduler) spreadFirstPolls(now time.Duration, budget float64) {
+	spread := s.minIv
+	if budget > 0 {
+		spread = min(s.maxIv, max(s.minIv, float64(len(s.all))/budget))
+	}
+	for _, ts := range s.all {
+		if ts.lastTry != 0 || ts.hidx < 0 {
+			continue
+		}
+		ts.due = now + time.Duration(float64(ts.phase)*spread*1e9)
+		s.queue.items[ts.hidx].due = ts.due
+		s.queue.Fix(int(ts.hidx))
+	}
+}
+
 // remove stops scheduling a tag; one in flight is dropped when its poll is done.
 func (s *scheduler) remove(name string) {
 	ts, ok := s.tags[name]
@@ -298,7 +320,7 @@ func (s *scheduler) popEarly(now time.Duration) *tagState {
 		return nil
 	}
 	ts := s.queue.Remove(best).ts
-	ts.inFlight = true
+	ts.inFlight, ts.early = true, true
 	return ts
 }
 
@@ -313,33 +335,41 @@ func (s *scheduler) requeue(ts *tagState) {
 }
 
 // rate is the tag's estimated posting rate in media per second: the posterior mean of a Gamma prior at the mean
-// rate of all tags worth priorMedia media (or priorSecondsMax seconds at that rate, when that is less), updated
-// with the tag's own (decayed) count and time. With little history, a tag is taken to post at about the mean
-// rate; a few seconds with nothing new, or a page full of recent media, move it quickly. The cap in seconds
-// keeps a mean rate near zero (two busy tags among 100,000 silent ones) from holding the busy tags down for
-// hours.
+// rate of all tags worth priorMedia media, updated with the tag's own (decayed) count and time, or what the tag's
+// own count says when that is more (over its time and priorSecondsMax more). With little history a tag is taken
+// to post at about the mean rate, and a few seconds with nothing new, or a page full of recent media, move it
+// quickly. Where nearly every tag is silent (two busy tags among 100,000), the mean is tiny and the prior holds
+// for hours: the silent tags stay at about the mean, all alike (their estimates do not drift apart with the time
+// each was observed), while a tag whose own count speaks is taken at its word.
 func (s *scheduler) rate(ts *tagState) float64 {
 	b := s.priorWeight()
-	return max(0, (ts.cnt+b*s.priorRate)/(ts.dur+b))
+	return max(0, (ts.cnt+priorMedia)/(ts.dur+b), ts.cnt/(ts.dur+priorSecondsMax))
 }
 
-// priorWeight is how many seconds at the mean rate the shrinkage adds to a tag's observations.
+// priorWeight is how many seconds at the mean rate the prior adds to a tag's observations.
 func (s *scheduler) priorWeight() float64 {
-	return min(priorMedia/s.priorRate, priorSecondsMax)
+	return priorMedia / s.priorRate
 }
 
-// rateLow is a cautious estimate of the tag's posting rate: about the 10th percentile of the same posterior
+// rateLow is a cautious estimate of the tag's posting rate: about the 10th percentile of the same posteriors
 // (Wilson and Hilferty's approximation of a Gamma quantile). It sets a busy tag's page floor, so that a tag that
 // merely looks busy after a few seconds of history (a handful of media in a short span) does not claim polls the
 // other tags need; with a few hundred media of history it is within a few percent of rate.
 func (s *scheduler) rateLow(ts *tagState) float64 {
-	b := s.priorWeight()
-	a := max(0, ts.cnt) + b*s.priorRate
+	return max(gammaLow(max(0, ts.cnt)+priorMedia, ts.dur+s.priorWeight()),
+		gammaLow(max(0, ts.cnt), ts.dur+priorSecondsMax))
+}
+
+// gammaLow is about the 10th percentile of a Gamma distribution of shape a and rate b.
+func gammaLow(a, b float64) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
 	x := 1 - 1/(9*a) - 1.2816/(3*math.Sqrt(a))
 	if x <= 0 {
 		return 0
 	}
-	return a * x * x * x / (ts.dur + b)
+	return a * x * x * x / b
 }
 
 // bounds returns the floor and ceiling of a tag's poll frequency.
@@ -482,8 +512,7 @@ func (s *scheduler) observe(ts *tagState, found, dt float64, truncated bool) {
 	}
 	if truncated && dt > 0 {
 		if lb := found / dt; s.rate(ts) < lb {
-			b := s.priorWeight()
-			ts.cnt = lb*(ts.dur+b) - b*s.priorRate
+			ts.cnt = lb * (ts.dur + priorSecondsMax)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -24,12 +25,12 @@ const gapReason = "the API no longer serves the media between these cursors (ret
 // and writes the state the step decided. When that write fails, the state stays in memory (tagState.pending) and
 // the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
-	p.m.polls.Inc()
 	began := p.clk.mono()
 
 	p.mu.Lock()
 	pending := ts.pending
-	r := &pollRun{p: p, ctx: ctx, commitCtx: commitCtx, tag: ts.name}
+	r := &pollRun{p: p, ctx: ctx, commitCtx: commitCtx, tag: ts.name, early: ts.early}
+	ts.early = false
 	if ts.plain {
 		r.known = &checkpoint.State{Cursor: ts.cursor}
 	}
@@ -58,12 +59,22 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	o.err = err
 	p.mu.Lock()
 	o.requests, o.pages, o.elapsed = r.requests, r.pages, p.clk.mono()-began
-	if err != nil && ctx.Err() != nil && o.write == nil {
-		// Shutting down: the poll was cut short; nothing moved.
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errNoSpareToken)) && o.write == nil {
+		// Shutting down, or an early poll found no token to spare: the poll was cut short before it began or
+		// nothing moved; the tag keeps its due time.
 		p.sched.requeue(ts)
 		p.mu.Unlock()
+		if errors.Is(err, errNoSpareToken) {
+			return nil
+		}
+		p.m.polls.Inc()
 		return err
 	}
+	p.m.polls.Inc()
+	if r.early {
+		p.m.earlyPolls.Inc()
+	}
+
 	now := p.clk.mono()
 	cu, ended := p.sched.done(ts, o, now)
 	if g := ts.gauges; g != nil {
@@ -113,6 +124,7 @@ type pollRun struct {
 	requests  int               // requests sent, retries and probes included
 	pages     int               // pages received
 	known     *checkpoint.State // the tag's stored state when this process knows it (plainState), else nil
+	early     bool              // an early poll: its first request takes a token only if one is ready at once
 }
 
 // plainState reports whether st holds nothing but a cursor (and the rate estimate) — no recent ids, segments or
@@ -124,6 +136,7 @@ func plainState(st *checkpoint.State) bool {
 // page fetches one page of the tag.
 func (r *pollRun) page(q query) (*schema.Page, error) {
 	q.tag, q.probes = r.tag, &r.requests
+	q.spare = r.early && r.requests == 0
 	page, err := r.p.client.page(r.ctx, q)
 	if err == nil {
 		r.pages++

@@ -54,6 +54,8 @@ type tokenPool struct {
 	log     *slog.Logger
 	m       *metrics
 
+	waiters []*waiter // requests waiting in acquire, in the order they came; the first holds the turn
+
 	// rateSum is the sum of the live tokens' rates (requests per second), kept up to date by every change.
 	rateSum float64
 
@@ -195,6 +197,11 @@ func (t *token) computeReady() {
 func (p *tokenPool) tryAcquire(now time.Duration) (*token, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.tryAcquireLocked(now)
+}
+
+// tryAcquireLocked is tryAcquire; the caller holds p.mu.
+func (p *tokenPool) tryAcquireLocked(now time.Duration) (*token, time.Duration) {
 	if p.heap.Len() == 0 {
 		return nil, 0
 	}
@@ -212,19 +219,45 @@ func (p *tokenPool) tryAcquire(now time.Duration) (*token, time.Duration) {
 	return nil, p.heap.Min().ready
 }
 
-// acquire waits until a token is ready and takes it. It returns ErrAllTokensRetired when none is left, or the
-// context's error.
+// acquire waits until a token is ready and takes it. Requests are served in the order they asked: a request
+// that finds others waiting queues behind them, and only the first in the queue waits for the next ready token
+// (on a timer, never spinning), then hands the turn on. A poll that is due is therefore never overtaken for
+// long by the requests of others. It returns ErrAllTokensRetired when none is left, or the context's error.
 func (p *tokenPool) acquire(ctx context.Context) (*token, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.waiters) == 0 {
+		t, next := p.tryAcquireLocked(p.clk.mono())
+		if t != nil || next == 0 {
+			p.mu.Unlock()
+			if t == nil {
+				return nil, ErrAllTokensRetired
+			}
+			return t, nil
+		}
+	}
+	w := &waiter{turn: make(chan struct{}, 1)}
+	p.waiters = append(p.waiters, w)
+	if len(p.waiters) == 1 {
+		w.turn <- struct{}{}
+	}
+	p.mu.Unlock()
+	defer p.leave(w)
+
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	select { // wait for the turn
+	case <-w.turn:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		now := p.clk.mono()
 		t, next := p.tryAcquire(now)
 		if t != nil {
@@ -245,6 +278,38 @@ func (p *tokenPool) acquire(ctx context.Context) (*token, error) {
 		case <-timer.C:
 		}
 	}
+}
+
+// waiter is a request queued in acquire; turn receives once it is first in the queue.
+type waiter struct {
+	turn chan struct{}
+}
+
+// leave takes w out of the queue and gives the turn to the next waiter when w was first.
+func (p *tokenPool) leave(w *waiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, x := range p.waiters {
+		if x != w {
+			continue
+		}
+		p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+		if i == 0 && len(p.waiters) > 0 {
+			p.waiters[0].turn <- struct{}{}
+		}
+		return
+	}
+}
+
+// trySpare takes a token that is ready at now if no request is waiting for one (an early poll never overtakes a
+// waiting request). It returns nil and when the next token will be ready (0 when every token is retired).
+func (p *tokenPool) trySpare(now time.Duration) (*token, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiters) > 0 {
+		return nil, now
+	}
+	return p.tryAcquireLocked(now)
 }
 
 // observe corrects t's pacing from the X-Ratelimit headers of an answer (-1 when absent): the limit sets the

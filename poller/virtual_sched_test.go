@@ -203,5 +203,12 @@ func logSchedule2(t *testing.T, r *virtualRun) {
 		ts := s.tags[name]
 		t.Logf("%-12s est %8.4f low %8.4f iv %6.2fs cost %.2f backlog %v due-last %v", name, s.rate(ts), s.rateLow(ts), s.interval(ts), ts.cost, ts.backlog, ts.due-ts.lastTry)
 	}
-	t.Logf("lambda %v overloaded %v prior %v", s.lambda, s.overloaded, s.priorRate)
+	var plan float64
+	for _, ts := range s.all {
+		plan += float64(ts.cost) / s.interval(ts)
+	}
+	r.p.pool.mu.Lock()
+	waiting := len(r.p.pool.waiters)
+	r.p.pool.mu.Unlock()
+	t.Logf("lambda %v overloaded %v prior %v planned %.1f req/s of %.1f, %d requests waiting", s.lambda, s.overloaded, s.priorRate, plan, r.p.pool.rateSum, waiting)
 }
