@@ -429,7 +429,7 @@ func (p *Poller) load(ctx context.Context) {
 func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var noEarlyUntil time.Duration
+	var noEarlyUntil, lastLook time.Duration
 	for {
 		now := p.clk.mono()
 		p.mu.Lock()
@@ -441,7 +441,10 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		if ts != nil {
 			select {
 			case work <- ts:
-				continue
+				// Between due polls that follow one another closely, look for spare tokens now and then.
+				if now-lastLook < earlyEvery || now < noEarlyUntil {
+					continue
+				}
 			case <-ctx.Done():
 				p.mu.Lock()
 				p.sched.requeue(ts)
@@ -449,33 +452,22 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 				return
 			}
 		}
-		if wait > earlyMin && now >= noEarlyUntil {
+		if (ts != nil || wait > earlyMin) && now >= noEarlyUntil {
+			lastLook = now
 			spare, full := p.pool.spare(now)
-			sent := 0
-			for ; sent < (spare+3)/4; sent++ { // a quarter of the full buckets at a time, at least one
-				p.mu.Lock()
-				ts = p.sched.popEarly(now)
-				p.mu.Unlock()
-				if ts == nil {
-					break
-				}
-				select {
-				case work <- ts:
-					continue
-				default: // no worker free
-					p.mu.Lock()
-					p.sched.requeue(ts)
-					p.mu.Unlock()
-				}
-				break
-			}
+			sent := p.dispatchEarly(now, (spare+3)/4, work) // a quarter of the full buckets at a time, at least one
 			if sent > 0 {
 				noEarlyUntil = now + time.Duration(float64(sent)*float64(time.Second)/max(1, p.pool.sustainableRate()))
+				continue
+			}
+			if ts != nil {
 				continue
 			}
 			if spare == 0 && full > now {
 				wait = min(wait, full-now)
 			}
+		} else if ts != nil {
+			continue
 		} else if now < noEarlyUntil {
 			wait = min(wait, noEarlyUntil-now)
 		}
@@ -489,8 +481,35 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	}
 }
 
-// earlyMin is how far off the next due poll must be for the dispatcher to look for a token with budget to spare.
-const earlyMin = 5 * time.Millisecond
+// dispatchEarly hands out up to n tags before they are due, as long as a worker is free; it returns how many.
+func (p *Poller) dispatchEarly(now time.Duration, n int, work chan<- *tagState) int {
+	sent := 0
+	for ; sent < n; sent++ {
+		p.mu.Lock()
+		ts := p.sched.popEarly(now)
+		p.mu.Unlock()
+		if ts == nil {
+			break
+		}
+		select {
+		case work <- ts:
+			continue
+		default: // no worker free
+			p.mu.Lock()
+			p.sched.requeue(ts)
+			p.mu.Unlock()
+		}
+		break
+	}
+	return sent
+}
+
+// earlyMin is how far off the next due poll must be for the dispatcher to look for a token with budget to spare
+// at once; earlyEvery is how often it looks while due polls follow one another more closely.
+const (
+	earlyMin   = 5 * time.Millisecond
+	earlyEvery = 10 * time.Millisecond
+)
 
 // maintain rebalances the schedule and refreshes gauges about once a second (every MinInterval when that is
 // shorter, but not more often than every 50ms), and never spends more than about 1% of the time rebalancing.
