@@ -266,6 +266,8 @@ func TestParseFlags(t *testing.T) {
 		{"a restart too late for its 90 s is refused", []string{"-scenario", "restart", "-restart-at", "4m"}, "restart-at"},
 		{"restart-at outside the restart scenario is refused", []string{"-scenario", "zipf50", "-restart-at", "1m"}, "only the restart"},
 		{"a scenario with its defaults is accepted", []string{"-scenario", "scale100k"}, ""},
+		{"a time scale that does not divide the hourly budget is refused", []string{"-scenario", "scale100k", "-time-scale", "7"}, "divides"},
+		{"a time scale below one is refused", []string{"-scenario", "scale100k", "-time-scale", "0"}, "at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,6 +286,35 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestCompressedHourKeepsTheBudget checks that -time-scale shortens the window and divides the limit by the same
+// factor, so that B (and L*) stay the uncompressed workload's and the simulator and tagstream are told alike.
+func TestCompressedHourKeepsTheBudget(t *testing.T) {
+	o, err := parseFlags([]string{"-scenario", "zipf50", "-time-scale", "12"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.rateWindow(); got != 5*time.Minute {
+		t.Errorf("rate window %s, want 5m0s", got)
+	}
+	if limit := o.scenario.RequestsPerHour / o.timeScale; float64(limit)/o.rateWindow().Seconds() != 1 {
+		t.Errorf("%d requests per %s: want 1 request/s per token, as uncompressed", limit, o.rateWindow())
+	}
+	ts, err := newTagstream(tagstreamConfig{Binary: "tagstream", Dir: t.TempDir(), RequestsPerHour: 300, RateWindow: o.rateWindow()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl := ts.commandLine(); !strings.Contains(cl, "--requests-per-hour 300 ") || !strings.Contains(cl, "--rate-window 5m0s") {
+		t.Errorf("tagstream is not told the compressed window: %s", cl)
+	}
+	o, err = parseFlags([]string{"-scenario", "zipf50"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := o.rateWindow(); got != 0 {
+		t.Errorf("uncompressed rate window %s, want 0 (the binary's default hour)", got)
 	}
 }
 

@@ -54,6 +54,8 @@ type options struct {
 	note         string
 	charts       string   // directory of the charts ("" = none)
 	replot       string   // a saved run to draw again instead of running
+	timeScale    int      // the simulator's -time-scale: the rate-limit window is one hour / timeScale (1 = a real hour)
+	tsBinary     string   // a tagstream binary built beforehand ("" = build ./cmd/tagstream)
 	args         []string // the command line as given, for the report
 }
 
@@ -107,6 +109,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	charts := fs.String("charts", defaultChartsDir, "directory the run's charts (PNG) and their data (JSON) are written to (\"\" = none); "+
 		"with -replot, default: the JSON's directory")
 	replotFile := fs.String("replot", "", "draw the charts again from a saved run (the JSON of -charts) instead of running")
+	timeScale := fs.Int("time-scale", 1, "compress the rate-limit window to one hour / N: the simulator runs -time-scale N with a limit of "+
+		"the workload's requests per hour / N per (simulated) hour, and tagstream gets the same --requests-per-hour and "+
+		"--rate-window 1h/N, so B is unchanged and the simulator refuses any overspend within a window")
+	tsBinary := fs.String("tagstream-bin", "", "run this tagstream binary instead of building ./cmd/tagstream (e.g. another commit's, for a side-by-side run)")
 	var tsFlags stringList
 	fs.Var(&tsFlags, "ts-flag", "extra flag for `tagstream run`, e.g. -ts-flag=--start=backfill (repeatable)")
 	fs.Usage = func() {
@@ -145,7 +151,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	o := &options{scenario: sc, duration: sc.Duration, sink: sc.Sink, out: *out, baseline: sc.Baseline,
 		restartAt: sc.RestartAt, maxInterval: sc.MaxInterval, seed: *seed, keep: *keep, tsFlags: tsFlags,
-		kafkaBrokers: *kafka, note: *note, charts: *charts, args: args}
+		kafkaBrokers: *kafka, note: *note, charts: *charts, args: args, timeScale: *timeScale, tsBinary: *tsBinary}
+	if o.timeScale < 1 || sc.RequestsPerHour%o.timeScale != 0 {
+		return nil, fmt.Errorf("-time-scale %d: want a whole number of at least 1 that divides the workload's %d requests per hour",
+			o.timeScale, sc.RequestsPerHour)
+	}
 	if *duration != 0 {
 		o.duration = *duration
 	}
@@ -194,4 +204,12 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		o.grace = mi + 30*time.Second
 	}
 	return o, nil
+}
+
+// rateWindow is the rate-limit window of a compressed run (-time-scale N: one hour / N), 0 for a real hour.
+func (o *options) rateWindow() time.Duration {
+	if o.timeScale <= 1 {
+		return 0
+	}
+	return time.Hour / time.Duration(o.timeScale)
 }

@@ -27,6 +27,13 @@ func (res *result) markdown() string {
 	p("- tagstream commit %s, %s, %d CPUs; load average %s at the start, %s at the end.\n",
 		res.commit, goVersion(), runtime.NumCPU(), res.loadStart, res.loadEnd)
 	p("- `%s`\n", res.tsCommand)
+	if w := o.rateWindow(); w > 0 {
+		p("- **Compressed hour**: the simulator runs `-time-scale %d`, so its rate-limit window (one simulated hour) lasts %s; "+
+			"each token may make %d requests in it (X-Ratelimit-Limit %d, Remaining counted the same way: per-hour units, as the "+
+			"real API sent them), the same B as the uncompressed workload. tagstream gets `--requests-per-hour %d --rate-window %s`. "+
+			"Any overspend within a window is refused with a rate-limit answer.\n",
+			o.timeScale, w, sc.RequestsPerHour/o.timeScale, sc.RequestsPerHour/o.timeScale, sc.RequestsPerHour/o.timeScale, w)
+	}
 	if !res.restarted.IsZero() {
 		p("- Restarted (SIGTERM, then started again on the same state directory) %s after the start.\n",
 			res.restarted.Sub(res.started).Round(time.Second))
@@ -119,6 +126,10 @@ func (res *result) markdown() string {
 	row("requests (simulator's count)", num(res.ts.requests), num(res.rr.requests))
 	row("budget use, whole run", pct(res.ts.requests/budgetReq), pct(res.rr.requests/budgetReq))
 	row("budget use after the first 90 s", pct(res.ts.requestsWarm/(res.budget*warmSecs)), pct(res.rr.requestsWarm/(res.budget*warmSecs)))
+	if w := o.rateWindow(); w > 0 && o.duration >= w {
+		winReq := res.budget * w.Seconds()
+		row(fmt.Sprintf("budget use over the last full window (%s)", w), pct(res.ts.lastWindow/winReq), pct(res.rr.lastWindow/winReq))
+	}
 	series := func(s *sideResult) string {
 		if !s.ran {
 			return "-"
@@ -203,6 +214,10 @@ func (res *result) targets() []string {
 	}
 	use := res.ts.requests / (res.budget * res.o.duration.Seconds())
 	check(use >= 0.97, fmt.Sprintf("budget use at least 97 %% (%s)", pct(use)))
+	if w := res.o.rateWindow(); w > 0 && res.o.duration >= w {
+		lw := res.ts.lastWindow / (res.budget * w.Seconds())
+		check(lw >= 0.97, fmt.Sprintf("budget use over the last full %s window at least 97 %% (%s)", w, pct(lw)))
+	}
 	check(res.ts.limited == 0, fmt.Sprintf("zero rate-limit answers (%s)", num(res.ts.limited)))
 	check(st[all].MissingAfterFirstPoll == 0 && st[all].MissingTagNeverPolled == 0,
 		fmt.Sprintf("nothing lost after a tag's first poll (%d)", st[all].MissingAfterFirstPoll+st[all].MissingTagNeverPolled))

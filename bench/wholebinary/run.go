@@ -56,6 +56,7 @@ type sideResult struct {
 	stats        []latencyStats        // one per window
 	requests     float64               // simulator count over [T0, end]
 	requestsWarm float64               // over [T0+warmup, end]
+	lastWindow   float64               // requests over the last full rate-limit window [end-W, end] of a compressed run
 	useSeries    []float64             // budget use per seriesStep slice of the span
 	chartUse     []float64             // budget use per chartStep slice of the span
 	perTag       map[string]tagLatency // mean latency per tag over the steady windows
@@ -87,9 +88,13 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 		defer os.RemoveAll(dir)
 	}
 
-	logf("building ./cmd/tagstream and ./cmd/igsim (no -race)")
 	tsBin, simBin := filepath.Join(dir, "tagstream"), filepath.Join(dir, "igsim")
-	for _, b := range [][2]string{{tsBin, "./cmd/tagstream"}, {simBin, "./cmd/igsim"}} {
+	builds := [][2]string{{tsBin, "./cmd/tagstream"}, {simBin, "./cmd/igsim"}}
+	if o.tsBinary != "" {
+		tsBin, builds = o.tsBinary, builds[1:]
+	}
+	logf("building %s (no -race)", builds)
+	for _, b := range builds {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", b[0], b[1])
 		cmd.Stdout, cmd.Stderr = stderr, stderr
 		if err := cmd.Run(); err != nil {
@@ -100,7 +105,8 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 	tsTokens, rrTokens := makeTokens(sc.Tokens), makeTokens(sc.Tokens)
 	simTokens := append(append([]string(nil), tsTokens...), rrTokens...)
 	sim, err := startSimulator(ctx, simConfig{
-		Binary: simBin, Dir: dir, Tags: sc.Active, Tokens: simTokens, RequestsPerHour: sc.RequestsPerHour, Seed: o.seed,
+		Binary: simBin, Dir: dir, Tags: sc.Active, Tokens: simTokens, RequestsPerHour: sc.RequestsPerHour / o.timeScale,
+		TimeScale: o.timeScale, Seed: o.seed,
 	})
 	if err != nil {
 		return err
@@ -140,7 +146,8 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 	}
 	ts, err := newTagstream(tagstreamConfig{
 		Binary: tsBin, Dir: dir, APIURL: sim.apiURL, Tags: tags, Tokens: tsTokens,
-		RequestsPerHour: sc.RequestsPerHour, SinkArgs: sinkArgs, MaxInterval: o.maxInterval, Extra: o.tsFlags,
+		RequestsPerHour: sc.RequestsPerHour / o.timeScale, RateWindow: o.rateWindow(), SinkArgs: sinkArgs,
+		MaxInterval: o.maxInterval, Extra: o.tsFlags,
 	})
 	if err != nil {
 		return err
@@ -406,6 +413,11 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 	warm := t0.Add(warmup)
 	res.ts.requests = span(smp.tsRequests, t0, end)
 	res.ts.requestsWarm = math.Round(span(smp.tsRequests, warm, end))
+	w := res.o.rateWindow()
+	lastWin := end.Add(-w)
+	if w > 0 && !lastWin.Before(t0) {
+		res.ts.lastWindow = math.Round(span(smp.tsRequests, lastWin, end))
+	}
 	res.ts.useSeries = useSeries(smp.tsRequests, t0, end, res.budget, seriesStep)
 	res.chartStep = chartSliceStep(smp.tsRequests, t0, end)
 	res.ts.chartUse = useSeries(smp.tsRequests, t0, end, res.budget, res.chartStep)
@@ -425,6 +437,9 @@ func (res *result) analyse(truth []testenv.Truth, rec, rrRec *recorder, smp *sam
 		fill(&res.rr, rrRec, rrFirst)
 		res.rr.requests = span(smp.rrRequests, t0, end)
 		res.rr.requestsWarm = math.Round(span(smp.rrRequests, warm, end))
+		if w > 0 && !lastWin.Before(t0) {
+			res.rr.lastWindow = math.Round(span(smp.rrRequests, lastWin, end))
+		}
 		res.rr.useSeries = useSeries(smp.rrRequests, t0, end, res.budget, seriesStep)
 		res.rr.chartUse = useSeries(smp.rrRequests, t0, end, res.budget, res.chartStep)
 		res.rr.limited = span(smp.rrLimited, t0, end)

@@ -33,7 +33,8 @@ type simConfig struct {
 	Dir             string // for the tokens file and the log
 	Tags            []tagRate
 	Tokens          []string // every token it accepts (tagstream's and the baseline's)
-	RequestsPerHour int
+	RequestsPerHour int      // the limit per token per simulated hour (X-Ratelimit-Limit)
+	TimeScale       int      // simulated hours per real hour: the window lasts one hour / TimeScale (0 = 1)
 	Seed            int64
 }
 
@@ -92,7 +93,7 @@ func startSimulator(ctx context.Context, cfg simConfig) (*simulator, error) {
 		"-plain-http", "-addr", "127.0.0.1:0",
 		"-tokens-file", tokFile,
 		"-rate-limit", strconv.Itoa(cfg.RequestsPerHour),
-		"-time-scale", "1",
+		"-time-scale", strconv.Itoa(max(1, cfg.TimeScale)),
 		"-seed", strconv.FormatInt(cfg.Seed, 10),
 		"-tags", spec.String(),
 		"-log-level", "warn",

@@ -38,6 +38,7 @@ type tagstreamConfig struct {
 	Tokens          []string
 	RequestsPerHour int
 	SinkArgs        []string
+	RateWindow      time.Duration // --rate-window, the window RequestsPerHour counts over (0: the binary's default, an hour)
 	MaxInterval     time.Duration // 0: the binary's default
 	Extra           []string      // -ts-flag values, after everything else (the flag package keeps the last)
 }
@@ -69,6 +70,9 @@ func newTagstream(cfg tagstreamConfig) (*tagstreamProc, error) {
 		"--requests-per-hour", strconv.Itoa(cfg.RequestsPerHour),
 		"--state-dir", filepath.Join(cfg.Dir, "state"),
 		"--metrics-addr", ts.metricsAddr,
+	}
+	if cfg.RateWindow > 0 {
+		ts.args = append(ts.args, "--rate-window", cfg.RateWindow.String())
 	}
 	if cfg.MaxInterval > 0 {
 		ts.args = append(ts.args, "--max-interval", cfg.MaxInterval.String())
