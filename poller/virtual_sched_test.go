@@ -212,3 +212,22 @@ func logSchedule2(t *testing.T, r *virtualRun) {
 	r.p.pool.mu.Unlock()
 	t.Logf("lambda %v overloaded %v prior %v planned %.1f req/s of %.1f, %d requests waiting", s.lambda, s.overloaded, s.priorRate, plan, r.p.pool.rateSum, waiting)
 }
+
+// TestVirtualZipf1000Seeds runs the zipf1000 workload (1,000 tags, 20 tokens at 1 request/s) with a few seeds and
+// logs the mean ratios to L* (a tuning report: run with -v).
+func TestVirtualZipf1000Seeds(t *testing.T) {
+	if !testing.Verbose() {
+		t.Skip("a report: run with -v")
+	}
+	var f, s, u float64
+	const n = 2
+	for seed := range uint64(n) {
+		first, steady, use, _ := runVirtualReport(t, virtualWorkload{rates: zipfRates("zipf", 1000, 8, 1.1), tokens: 20,
+			limit: 600, window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: seed + 1}, 3*time.Minute)
+		ls := lstar(zipfRates("zipf", 1000, 8, 1.1), 20)
+		f += first.mean / ls / n
+		s += steady.mean / ls / n
+		u += use / n
+	}
+	t.Logf("MEAN over %d seeds: first 90s %.3fx, steady %.3fx, budget use %.1f%%", n, f, s, 100*u)
+}
