@@ -305,6 +305,9 @@ func (p *Poller) signal() {
 // more media and costs more), and at a plan of 97% a queue of a few seconds took minutes to drain. The
 // dispatcher spends what the plan leaves by polling early, with tokens no request waits for (see dispatch).
 func (p *Poller) budgetLocked() float64 {
+	if p.sched.fresh > 0 {
+		return firstRoundMargin * p.pool.sustainableRate()
+	}
 	return planMargin * p.pool.sustainableRate()
 }
 
@@ -312,7 +315,12 @@ func (p *Poller) budgetLocked() float64 {
 const overloadEnd = 0.95
 
 // planMargin is the share of the pool's rate the scheduler plans.
-const planMargin = 0.9
+const planMargin = 0.97
+
+// firstRoundMargin is the share planned while some tags were never polled: the first polls of a long tag list
+// come at the full pace of one round, and the margin keeps the pool from queueing the polls of the tags already
+// known behind them.
+const firstRoundMargin = 0.9
 
 // Run polls until ctx ends. It then stops fetching at once, lets in-flight publishes finish for up to
 // Config.ShutdownTimeout (a cancelled publish leaves the cursor where it was), and returns nil. It returns an error

@@ -141,6 +141,8 @@ type scheduler struct {
 	catchUpRate float64
 	scale       float64 // overload factor applied to the floors (1: none)
 	overloaded  bool
+	// fresh counts the tags never polled yet (lastTry == 0): while there are any, the first round is under way.
+	fresh int
 
 	// dropped, when set, is called for every tag that leaves the schedule.
 	dropped func(*tagState)
@@ -166,10 +168,19 @@ func newScheduler(cfg Config) *scheduler {
 	}
 }
 
+// phaseOf is a tag's deterministic jitter in [0,1): FNV-1a of its name, mixed by MurmurHash3's finalizer. (FNV-1a
+// alone changes little but bits 40-48 for names that differ in their last characters, such as tag0001 to tag1000,
+// so their phases bunched in a few narrow bands and so did their first polls.)
 func phaseOf(name string) float32 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	return float32(h.Sum64()>>40) / float32(1<<24)
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return float32(x>>40) / float32(1<<24)
 }
 
 // add schedules a new tag at now (monotonic clock); its first poll is spread by its phase over the time one round of
@@ -187,6 +198,7 @@ func (s *scheduler) add(name string, now time.Duration, budget float64) *tagStat
 	ts.due = now + time.Duration(float64(ts.phase)*spread*1e9)
 	s.tags[name] = ts
 	s.all = append(s.all, ts)
+	s.fresh++
 	s.push(ts)
 	return ts
 }
@@ -225,6 +237,9 @@ func (s *scheduler) remove(name string) {
 }
 
 func (s *scheduler) drop(ts *tagState) {
+	if ts.lastTry == 0 {
+		s.fresh--
+	}
 	if ts.hidx >= 0 {
 		s.queue.Remove(int(ts.hidx))
 	}
@@ -413,6 +428,9 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 		return nil, false
 	}
 	n := now
+	if ts.lastTry == 0 {
+		s.fresh--
+	}
 	ts.lastTry = n
 	ts.pending = nil
 	if o.err != nil && o.write != nil {

@@ -220,7 +220,7 @@ func TestVirtualZipf1000Seeds(t *testing.T) {
 		t.Skip("a report: run with -v")
 	}
 	var f, s, u float64
-	const n = 2
+	const n = 4
 	for seed := range uint64(n) {
 		first, steady, use, _ := runVirtualReport(t, virtualWorkload{rates: zipfRates("zipf", 1000, 8, 1.1), tokens: 20,
 			limit: 600, window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: seed + 1}, 3*time.Minute)

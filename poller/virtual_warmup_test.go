@@ -1,0 +1,98 @@
+package poller
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/tagstream/tagstream/poller/checkpoint"
+)
+
+// warmupPoller builds (without running) a poller of n tags on tokens tokens at 1 request/s each.
+func warmupPoller(t *testing.T, n, tokens int) *Poller {
+	t.Helper()
+	cfg := Config{BaseURL: "https://api.instagram.invalid/v1", RequestsPerHour: 3600}
+	for i := range n {
+		cfg.Tags = append(cfg.Tags, fmt.Sprintf("tag%05d", i))
+	}
+	for i := range tokens {
+		cfg.Tokens = append(cfg.Tokens, Token{Value: fmt.Sprintf("warmup-token-%04d", i)})
+	}
+	p, err := New(cfg, newAckPublisher(), checkpoint.NewMemory(), nil, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return p
+}
+
+// TestFirstPollsAreSpreadEvenlyOverOneRound checks that the first polls of a tag list are spread evenly over the
+// time one round of all tags takes at the planned budget: no tenth of the round holds much more than a tenth of
+// the tags. (Spread tag by tag over the round of the tags added before it, a third of 1,000 tags fell due in the
+// first tenth, three times what the budget allows: the known tags' polls then queued behind them.)
+func TestFirstPollsAreSpreadEvenlyOverOneRound(t *testing.T) {
+	tests := []struct {
+		name        string
+		tags, toks  int
+		wantRoundAt float64 // seconds: tags / (0.9 × tokens)
+	}{
+		{"1,000 tags on 20 tokens take 56 s", 1000, 20, 1000 / 18.0},
+		{"50 tags on 3 tokens take 19 s", 50, 3, 50 / 2.7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := warmupPoller(t, tt.tags, tt.toks)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			start := time.Duration(math.MaxInt64)
+			for _, ts := range p.sched.all {
+				start = min(start, ts.due)
+			}
+			var tenths [10]int
+			last := time.Duration(0)
+			for _, ts := range p.sched.all {
+				at := (ts.due - start).Seconds()
+				last = max(last, ts.due-start)
+				tenths[min(9, int(10*at/tt.wantRoundAt))]++
+			}
+			if r := last.Seconds(); r > tt.wantRoundAt || r < 0.8*tt.wantRoundAt {
+				t.Errorf("the first polls span %.1f s, want about one round, %.1f s", r, tt.wantRoundAt)
+			}
+			for i, n := range tenths {
+				if want := float64(tt.tags) / 10; float64(n) > 1.6*want+3 {
+					t.Errorf("tenth %d of the round holds %d first polls, want about %.0f: %v", i, n, want, tenths)
+				}
+			}
+		})
+	}
+}
+
+// TestPlanLeavesRoomWhileTagsWereNeverPolled checks the planned budget: 90 % of the pool's rate while some tags
+// were never polled (their first polls come at the pace of one round), 97 % once every tag was polled, and that
+// the count of tags never polled follows polls and removals.
+func TestPlanLeavesRoomWhileTagsWereNeverPolled(t *testing.T) {
+	p := warmupPoller(t, 3, 2)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rate := p.pool.sustainableRate()
+	if got, want := p.budgetLocked(), firstRoundMargin*rate; got != want || p.sched.fresh != 3 {
+		t.Fatalf("before any poll: budget %v, %d fresh; want %v, 3", got, p.sched.fresh, want)
+	}
+	now := p.clk.mono() + time.Hour
+	first, _ := p.sched.popDue(now)
+	p.sched.done(first, observation{head: true, first: true}, now)
+	if p.sched.fresh != 2 {
+		t.Errorf("after one first poll %d tags fresh, want 2", p.sched.fresh)
+	}
+	second, _ := p.sched.popDue(now)
+	p.sched.done(second, observation{head: true, first: true}, now)
+	for _, ts := range p.sched.all {
+		if ts.lastTry == 0 {
+			p.sched.remove(ts.name)
+			break
+		}
+	}
+	if got, want := p.budgetLocked(), planMargin*rate; got != want || p.sched.fresh != 0 {
+		t.Errorf("every tag polled or removed: budget %v, %d fresh; want %v, 0", got, p.sched.fresh, want)
+	}
+}
