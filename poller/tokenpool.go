@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // tokenBurst is the most requests a token may send back to back after a quiet spell.
@@ -35,6 +36,8 @@ type token struct {
 	bo          *backoff.ExponentialBackOff
 	ready       time.Duration // when the token can next be taken (monotonic clock); heap key
 	hidx        int           // index in tokenPool.heap, -1 when retired
+
+	remainingGauge prometheus.Gauge // the token's tagstream budget-remaining series, looked up once (set on every answer)
 }
 
 // tokenPool hands out tokens so that each stays within its budget: a token bucket per token (a small burst,
@@ -58,6 +61,11 @@ type tokenPool struct {
 
 	// rateSum is the sum of the live tokens' rates (requests per second), kept up to date by every change.
 	rateSum float64
+
+	// noSpareUntil is when spare last said the first bucket would be full, having found none full: until then no
+	// bucket can be (levels rise only by refilling at the tokens' rates, and a change of rate clears it), so
+	// spare answers at once instead of looking at every token. 0 = unknown.
+	noSpareUntil time.Duration
 
 	// Budget accounting for tagstream_budget_use_ratio: requests handed out and requests allowed (the live
 	// tokens' limits per window, integrated over time) since the start, sampled about once a second.
@@ -137,7 +145,8 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 		tk.ready = now
 		p.tokens = append(p.tokens, tk)
 		p.heap.Push(tk)
-		m.budgetRemaining.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
+		tk.remainingGauge = m.budgetRemaining.WithLabelValues(strconv.Itoa(i))
+		tk.remainingGauge.Set(float64(limit))
 		m.budgetLimit.WithLabelValues(strconv.Itoa(i)).Set(float64(limit))
 	}
 	for _, t := range p.tokens {
@@ -331,6 +340,7 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 		if !t.retired {
 			p.rateSum += t.rate
 		}
+		p.noSpareUntil = 0 // a faster refill fills buckets sooner
 		p.m.budgetLimit.WithLabelValues(strconv.Itoa(t.idx)).Set(float64(limit))
 	}
 	if remaining >= 0 {
@@ -343,7 +353,7 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 			t.computeReady()
 			p.heap.Fix(t.hidx)
 		}
-		p.m.budgetRemaining.WithLabelValues(strconv.Itoa(t.idx)).Set(float64(remaining))
+		t.remainingGauge.Set(float64(remaining))
 	}
 }
 
@@ -404,10 +414,19 @@ func (p *tokenPool) retire(t *token) {
 func (p *tokenPool) spare(now time.Duration) (int, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var next time.Duration
+	if now < p.noSpareUntil {
+		return 0, p.noSpareUntil
+	}
+	var next, unpark time.Duration
 	n := 0
 	for _, t := range p.heap.items {
-		if t.parkedUntil > now || t.rate <= 0 {
+		if t.rate <= 0 {
+			continue
+		}
+		if t.parkedUntil > now {
+			if unpark == 0 || t.parkedUntil < unpark {
+				unpark = t.parkedUntil
+			}
 			continue
 		}
 		t.refill(now)
@@ -420,6 +439,10 @@ func (p *tokenPool) spare(now time.Duration) (int, time.Duration) {
 		if next == 0 || at < next {
 			next = at
 		}
+	}
+	p.noSpareUntil = 0
+	if n == 0 && next > now && (unpark == 0 || unpark >= next) {
+		p.noSpareUntil = next
 	}
 	return n, next
 }
