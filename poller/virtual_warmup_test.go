@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tagstream/tagstream/poller/checkpoint"
@@ -94,5 +95,44 @@ func TestPlanLeavesRoomWhileTagsWereNeverPolled(t *testing.T) {
 	}
 	if got, want := p.budgetLocked(), planMargin*rate; got != want || p.sched.fresh != 0 {
 		t.Errorf("every tag polled or removed: budget %v, %d fresh; want %v, 0", got, p.sched.fresh, want)
+	}
+}
+
+// TestVirtualCompressedHourSpendsTheBudgetWithoutRateLimitAnswers runs the poller against an upstream that counts
+// each token's requests over a sliding window and answers with X-Ratelimit-Limit and -Remaining in its per-window
+// units, as the real API did per hour, and refuses any request over the limit: the whole-binary harness's
+// compressed hour (-time-scale 12: 300 requests per token per 5-minute window, B unchanged). Over whole windows after the first the pool must spend at least 97 % of the budget, with no rate-limit
+// answer at all.
+func TestVirtualCompressedHourSpendsTheBudgetWithoutRateLimitAnswers(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  int
+		window time.Duration
+		tokens int
+		rates  map[string]float64
+	}{
+		{"zipf50 in a 5-minute hour of 300 requests per token", 300, 5 * time.Minute, 3, zipfRates("zipf", 50, 8, 1.1)},
+		{"zipf1000 in a 5-minute hour of 300 requests per token", 300, 5 * time.Minute, 20, zipfRates("zipf", 1000, 8, 1.1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := virtualWorkload{rates: tt.rates, tokens: tt.tokens, limit: tt.limit, window: tt.window,
+					latency: 5 * time.Millisecond, seed: 1}
+				r, stop := startVirtual(t, w, nil)
+				defer stop()
+				time.Sleep(tt.window)
+				from, _ := r.api.stats()
+				const windows = 2
+				time.Sleep(windows * tt.window)
+				to, limited := r.api.stats()
+				use := float64(to-from) / (r.budget * windows * tt.window.Seconds())
+				t.Logf("budget use over %d whole windows %.2f%%, %d rate-limit answers", windows, 100*use, limited)
+				if limited != 0 || use < 0.97 || use > 1 {
+					t.Errorf("over %d whole windows after the first: budget use %.2f%%, %d rate-limit answers; want 97-100%%, none",
+						windows, 100*use, limited)
+				}
+			})
+		})
 	}
 }
