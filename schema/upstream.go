@@ -254,13 +254,16 @@ func DecodePage(status int, contentType string, body []byte) (*Page, error) {
 			dataKind = s.peek()
 			switch dataKind {
 			case kindArray:
-				page.Media = make([]Media, 0, 16)
+				page.Media = []Media{} // no allocation: most pages of a quiet tag are empty, and 16 media are 10 KB
 				s.array(func(i int) {
 					if s.peek() != kindObject {
 						if mediaErr == nil {
 							mediaErr = fmt.Errorf("%w: data[%d] is %s, want a media object", ErrMalformed, i, s.peek())
 						}
 						return
+					}
+					if cap(page.Media) == 0 {
+						page.Media = make([]Media, 0, 16)
 					}
 					page.Media = append(page.Media, Media{})
 					decodeMedia(s, &page.Media[len(page.Media)-1])
