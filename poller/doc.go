@@ -148,7 +148,7 @@
 // seconds elapsed, with a time constant covering about 20 media (10 minutes for a busy tag, so the estimate follows
 // a change within minutes; up to 6 hours for a quiet one), restarted by a burst, and taken as a lower bound when a
 // walk was cut at CatchUpPages. The estimate is the posterior mean of a Gamma prior at the mean rate of all tags
-// worth half a media, or what the tag's own count says when that is more: with little history a tag is taken to
+// worth two media, or what the tag's own count says when that is more: with little history a tag is taken to
 // post at about the mean rate, a few seconds of evidence move it, and where nearly every tag is silent the silent
 // ones stay alike while a busy one is taken at its word. A tag's first poll already gives an estimate: the page it read carries its own history (the
 // spread of the media's created_time; late-tagged media left out). The estimate is written with every checkpoint
