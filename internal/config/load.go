@@ -209,7 +209,7 @@ func (l *Loader) loadFile(c *Config, path, pathOrigin string, origin map[string]
 		return &Error{Key: "config", Origin: pathOrigin, Problem: "cannot read " + path + ": " + describeFileErr(err), Err: err}
 	}
 	defer f.Close()
-	const maxConfig = 4 << 20
+	const maxConfig = 64 << 20 // a list of 1,000,000 tags is about 15 MB
 	data, err := io.ReadAll(io.LimitReader(f, maxConfig+1))
 	if err != nil {
 		return &Error{Key: "config", Origin: pathOrigin, Problem: "cannot read " + path + ": " + describeFileErr(err), Err: err}
