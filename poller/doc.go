@@ -156,14 +156,17 @@
 // with the estimates, schedules each tag's first poll within one planned interval (busy tags first), and counts
 // the media its first poll finds over the time since the state was written.
 //
-// The budget is the pool's sustainable request rate. The scheduler plans 90% of it, each tag's polls weighed by
+// The budget is the pool's sustainable request rate. The scheduler plans 99% of it (90% while some tags were never
+// polled: their first polls, spread evenly over one round, come at the planned pace), each tag's polls weighed by
 // what they cost (its own decayed average of requests per poll: pages, gap probes, retries); the dispatcher
 // spends the rest by polling a tag that is due soon early whenever no tag is due and a token's bucket is full
 // (tagstream_early_polls_total). An early poll takes a token only if one is ready at once and no request waits
 // for one (otherwise it is put back, due as before), and requests waiting for a token are served in the order
 // they came: so the budget is spent in full, while requests never queue at the pool because of the early polls.
-// (A queue at the pool delays every poll, which then finds more media and costs more; with the plan at 97% of the
-// budget, the first round of 100,000 tags left a queue that took minutes to drain.)
+// (A queue at the pool delays every poll, which then finds more media and costs more; with first polls packed into
+// the start and the plan at 97% of the budget, the first round of 100,000 tags left a queue that took minutes to
+// drain. After the first round, a plan of 97% left 3-4% of the budget unspent at scale: some request nearly
+// always waited, so the early polls could not take it.)
 //
 // Poll frequencies follow the square-root rule, which minimises the mean time from post to hand-off:
 // f = clamp(λ·sqrt(r), lo, 1/MinInterval), λ such that Σ cost·f is the planned budget;

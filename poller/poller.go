@@ -300,10 +300,10 @@ func (p *Poller) signal() {
 }
 
 // budgetLocked is the request rate (requests per second) the scheduler plans: planMargin of what the token pool
-// can sustain, each tag's polls weighed by the requests they cost. The margin keeps requests from queueing at the
-// pool when the costs are underestimated or the due times bunch: a queue delays every poll (which then finds
-// more media and costs more), and at a plan of 97% a queue of a few seconds took minutes to drain. The
-// dispatcher spends what the plan leaves by polling early, with tokens no request waits for (see dispatch).
+// can sustain, each tag's polls weighed by the requests they cost, or firstRoundMargin while some tags were never
+// polled. The margin keeps requests from queueing at the pool when the costs are underestimated or the due times
+// bunch: a queue delays every poll (which then finds more media and costs more). The dispatcher spends what the
+// plan leaves by polling early, with tokens no request waits for (see dispatch).
 func (p *Poller) budgetLocked() float64 {
 	if p.sched.fresh > 0 {
 		return firstRoundMargin * p.pool.sustainableRate()
