@@ -140,6 +140,11 @@ func TestInspect(t *testing.T) {
 				t.Errorf("token %s: shares %v, total %g; want both members, summing to at most 1", ts.Fingerprint, ts.Shares, ts.Total)
 			}
 		}
+		st := a.c.Status()
+		if st.LeaseSeconds != in.LeaseSeconds || len(st.Members) != len(in.Members) || len(st.Unowned) != 0 || len(st.Removed) != 1 {
+			t.Errorf("alpha's own Status: lease %gs, %d members, unowned %v, removed %v; the buckets say %gs, %d members, none, gone_soon",
+				st.LeaseSeconds, len(st.Members), st.Unowned, st.Removed, in.LeaseSeconds, len(in.Members))
+		}
 		if len(in.Removed) != 1 || in.Removed[0].Tag != "gone_soon" || in.Removed[0].Until.Sub(in.Removed[0].Removed) != 48*time.Hour {
 			t.Errorf("removed %+v: want gone_soon, kept for the 48h retention given", in.Removed)
 		}

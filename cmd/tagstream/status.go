@@ -348,6 +348,9 @@ func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
 	lease := "NO LEASE: it polls nothing"
 	if g.LeaseValid {
 		lease = fmt.Sprintf("lease held until %s", g.LeaseUntil.UTC().Format("15:04:05"))
+		if g.LeaseSeconds > 0 {
+			lease += fmt.Sprintf(" (lease %s)", time.Duration(g.LeaseSeconds*float64(time.Second)))
+		}
 	} else if !g.Joined {
 		lease = "not a member (yet): it polls nothing"
 	}

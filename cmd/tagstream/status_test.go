@@ -391,7 +391,7 @@ func TestStatusShowsAGroup(t *testing.T) {
 	})
 	t.Run("an instance's table adds the group as it sees it", func(t *testing.T) {
 		r := run(t, nil, "status", "--metrics-addr", members["m1"].StatusAddr())
-		for _, w := range []string{"\ngroup statusgroup, member m1: lease held until ", "2 members, 0 tag(s) without owner, 1 removed",
+		for _, w := range []string{"\ngroup statusgroup, member m1: lease held until ", " (lease 8s); 2 members, 0 tag(s) without owner, 1 removed",
 			"\nm1 *  ", "\nm2 ", "DEMAND polls/s", "TOKEN", rep.Tokens[0].Fingerprint} {
 			if !strings.Contains(r.stdout, w) {
 				t.Errorf("the instance's table does not show %q:\n%s", w, r.stdout)
