@@ -43,7 +43,7 @@ members and the removed tags whose cursors are kept. --metrics-addr on the comma
 Exit status:
   0  the report was printed (ready or not: its first line says)
   1  something answered at the address, but not a tagstream; with --group: the group does not exist
-  2  a bad setting (no metrics-addr; with --group, no nats-url)
+  2  a bad setting (no metrics-addr; with --group, a bad group name or nats-url)
   3  nothing answered at the address: is tagstream running, with that metrics-addr? With --group: the NATS
      servers did not answer, or their JetStream cluster has no quorum`
 
