@@ -174,6 +174,9 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 			"or add tags with tagstream tags add --group %s\n", cfg.Group, nc.ConnectedUrlRedacted(), group.StateBucket(cfg.Group),
 			cfg.Group, cfg.Group)
 		return exitFailure
+	case errors.Is(err, group.ErrConfig):
+		fmt.Fprintf(c.stderr, "tagstream status: group %s on %s: %v\n", cfg.Group, nc.ConnectedUrlRedacted(), err)
+		return exitFailure
 	case err != nil:
 		fmt.Fprintf(c.stderr, "tagstream status: group %s on %s did not answer: %s\n  does its JetStream cluster have a quorum "+
 			"(two of three servers up)?\n", cfg.Group, nc.ConnectedUrlRedacted(), dialCause(err, timeout))

@@ -404,6 +404,18 @@ func TestStatusOfAGroupSaysWhatIsWrong(t *testing.T) {
 	t.Parallel()
 	url := testkit.StartNATS(t).ClientURL()
 	dead := testkit.FreeAddr(t)
+	// A group whose members bucket someone else made (no TTL: it cannot hold leases).
+	js, err := jetstream.New(testkit.ConnectNATS(t, url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testkit.Context(t, time.Minute)
+	if err := group.AddTags(ctx, js, "foreign", "coffee"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: group.MembersBucket("foreign")}); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -415,6 +427,8 @@ func TestStatusOfAGroupSaysWhatIsWrong(t *testing.T) {
 		{"nothing answers", []string{"status", "--group", "g", "--nats-url", "nats://" + dead}, 3, "the group's NATS servers did not answer (nats://" + dead + "): no server answered"},
 		{"a group that does not exist", []string{"status", "--group", "nosuchgroup", "--nats-url", url}, 1,
 			"group nosuchgroup does not exist on "},
+		{"a members bucket tagstream did not make", []string{"status", "--group", "foreign", "--nats-url", url}, 1,
+			"it was not created by tagstream"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
