@@ -19,6 +19,7 @@ import (
 
 // The deployment examples of a group.
 const (
+	k8sFile          = "../kubernetes/tagstream.yaml"
 	k8sGroupFile     = "../kubernetes/tagstream-group.yaml"
 	systemdUnit      = "../systemd/tagstream.service"
 	systemdGroupConf = "../systemd/tagstream-group.conf"
@@ -49,7 +50,15 @@ type k8sObject struct {
 					Env  []struct {
 						Name      string `yaml:"name"`
 						Value     string `yaml:"value"`
-						ValueFrom any    `yaml:"valueFrom"`
+						ValueFrom *struct {
+							FieldRef *struct {
+								FieldPath string `yaml:"fieldPath"`
+							} `yaml:"fieldRef"`
+							SecretKeyRef *struct {
+								Name string `yaml:"name"`
+								Key  string `yaml:"key"`
+							} `yaml:"secretKeyRef"`
+						} `yaml:"valueFrom"`
 					} `yaml:"env"`
 					ReadinessProbe struct {
 						HTTPGet struct {
@@ -145,49 +154,75 @@ func loadRunConfig(t *testing.T, configYAML string, args, env []string) *config.
 	return cfg
 }
 
-// TestKubernetesGroupExample checks deploy/kubernetes/tagstream-group.yaml: its settings load as `run` loads them
-// and make a group member (group mode, cursors in JetStream, three NATS servers, each replica named by its pod),
-// three replicas with /readyz as the readiness probe, the tokens from a Secret, a PodDisruptionBudget.
-func TestKubernetesGroupExample(t *testing.T) {
-	objs := readK8s(t, k8sGroupFile)
+// k8sWorkload returns the ConfigMap and the workload (kind) of a manifest, and the settings `run` loads from them:
+// the ConfigMap's tagstream.yaml, the container's args, its environment (a pod name for metadata.name, two tokens
+// for the Secret tagstream-tokens). It checks what every example needs: the readiness probe on /readyz, the tokens
+// from the Secret as TAGSTREAM_TOKENS (a Secret volume's files are group-readable under fsGroup, and tagstream
+// refuses such a tokens-file), the ConfigMap mounted the manifest defines.
+func k8sWorkload(t *testing.T, path, kind string) (map[string]k8sObject, *config.Config) {
+	t.Helper()
 	byKind := map[string]k8sObject{}
-	for _, o := range objs {
+	for _, o := range readK8s(t, path) {
 		byKind[o.Kind] = o
 	}
-	cm, dep, pdb := byKind["ConfigMap"], byKind["Deployment"], byKind["PodDisruptionBudget"]
-	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
-		t.Fatalf("Deployment replicas %v, want 3", dep.Spec.Replicas)
+	cm, w := byKind["ConfigMap"], byKind[kind]
+	if len(w.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("%s: want one container, got %d", kind, len(w.Spec.Template.Spec.Containers))
 	}
-	if len(dep.Spec.Template.Spec.Containers) != 1 {
-		t.Fatalf("want one container, got %d", len(dep.Spec.Template.Spec.Containers))
-	}
-	c := dep.Spec.Template.Spec.Containers[0]
+	c := w.Spec.Template.Spec.Containers[0]
 	if c.ReadinessProbe.HTTPGet.Path != "/readyz" {
-		t.Errorf("readiness probe on %q, want /readyz (it fails while a replica holds no lease)", c.ReadinessProbe.HTTPGet.Path)
+		t.Errorf("readiness probe on %q, want /readyz", c.ReadinessProbe.HTTPGet.Path)
 	}
-	secret := false
-	for _, v := range dep.Spec.Template.Spec.Volumes {
-		secret = secret || v.Secret != nil && v.Secret.SecretName == "tagstream-tokens"
+	for _, v := range w.Spec.Template.Spec.Volumes {
 		if v.ConfigMap != nil && v.ConfigMap.Name != cm.Metadata.Name {
 			t.Errorf("volume %s mounts ConfigMap %q; the file defines %q", v.Name, v.ConfigMap.Name, cm.Metadata.Name)
 		}
+		if v.Secret != nil && v.Secret.SecretName == "tagstream-tokens" {
+			t.Errorf("volume %s mounts the tokens: its files are group-readable under fsGroup, which tokens-file refuses; "+
+				"use TAGSTREAM_TOKENS from the Secret", v.Name)
+		}
 	}
-	if !secret {
-		t.Error("no volume from the Secret tagstream-tokens")
+	var env []string
+	tokens := false
+	for _, e := range c.Env {
+		v := e.Value
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			v = "tagstream-5d8c7b9f4-x2kq9" // a pod name
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == "tagstream-tokens":
+			v, tokens = "example-token-one-0123456789\nexample-token-two-0123456789", e.Name == "TAGSTREAM_TOKENS"
+		case e.ValueFrom != nil:
+			t.Fatalf("env %s: a valueFrom this check does not know", e.Name)
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	if !tokens {
+		t.Error("no TAGSTREAM_TOKENS from the Secret tagstream-tokens")
+	}
+	return byKind, loadRunConfig(t, cm.Data["tagstream.yaml"], c.Args, env)
+}
+
+// TestKubernetesGroupExample checks deploy/kubernetes/tagstream-group.yaml: its settings load as `run` loads them
+// and make a group member (group mode, cursors in JetStream, three NATS servers, each replica named by its pod),
+// three replicas with /readyz as the readiness probe, the tokens from the Secret, a PodDisruptionBudget.
+func TestKubernetesGroupExample(t *testing.T) {
+	objs, cfg := k8sWorkload(t, k8sGroupFile, "Deployment")
+	dep, pdb := objs["Deployment"], objs["PodDisruptionBudget"]
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
+		t.Errorf("Deployment replicas %v, want 3", dep.Spec.Replicas)
 	}
 	if pdb.Kind == "" || pdb.Spec.MaxUnavailable == nil || pdb.Spec.Selector.MatchLabels["app"] != dep.Spec.Template.Metadata.Labels["app"] {
 		t.Errorf("PodDisruptionBudget %+v: want maxUnavailable and the Deployment's pods", pdb.Spec)
 	}
-	var env []string
-	for _, e := range c.Env {
-		v := e.Value
-		if e.ValueFrom != nil {
-			v = "tagstream-5d8c7b9f4-x2kq9" // metadata.name: a pod name
-		}
-		env = append(env, e.Name+"="+v)
-	}
-	cfg := loadRunConfig(t, cm.Data["tagstream.yaml"], c.Args, env)
 	checkGroupMember(t, cfg, "tagstream-5d8c7b9f4-x2kq9")
+}
+
+// TestKubernetesExample checks that the settings of the single-instance manifest load as `run` loads them.
+func TestKubernetesExample(t *testing.T) {
+	_, cfg := k8sWorkload(t, k8sFile, "StatefulSet")
+	if cfg.Group != "" || len(cfg.Credentials) != 2 {
+		t.Errorf("group %q, %d tokens: want a single instance with the Secret's two tokens", cfg.Group, len(cfg.Credentials))
+	}
 }
 
 // TestSystemdGroupExample checks deploy/systemd: the unit's ExecStart with the drop-in's environment file and the
