@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tagstream/tagstream/group"
 	"github.com/tagstream/tagstream/internal/config"
@@ -252,6 +253,9 @@ type groupTag struct {
 	Segments int `json:"catch_up_segments"`
 }
 
+// cursorReads is how many cursors readGroup reads at once.
+const cursorReads = 16
+
 // readGroup reads group name from its buckets on js, with the cursors of its tags from the cursor bucket.
 func readGroup(ctx context.Context, js jetstream.JetStream, name, cursorBucket string, retention time.Duration) (groupReport, error) {
 	in, err := group.Inspect(ctx, js, name, retention)
@@ -272,22 +276,26 @@ func readGroup(ctx context.Context, js jetstream.JetStream, name, cursorBucket s
 		return rep, nil
 	}
 	defer store.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cursorReads)
 	for i := range rep.Tags {
-		st, ok, err := store.Get(ctx, rep.Tags[i].Tag)
-		if err != nil {
-			rep.CursorError = err.Error()
-			break
-		}
-		if !ok {
-			continue
-		}
-		t := &rep.Tags[i]
-		t.Cursor, t.CursorSaved, t.Segments = st.Cursor, st.Updated, len(st.Segments)
-		if t.RateAt.IsZero() && st.RateSeconds > 0 {
-			// No estimate stored in the group yet (the owner stores one every few seconds): the one saved with
-			// the cursor.
-			t.RateEstimate, t.RateAt = st.RateMedia/st.RateSeconds, st.Updated
-		}
+		t := &rep.Tags[i] // each goroutine writes its own element
+		g.Go(func() error {
+			st, ok, err := store.Get(gctx, t.Tag)
+			if err != nil || !ok {
+				return err
+			}
+			t.Cursor, t.CursorSaved, t.Segments = st.Cursor, st.Updated, len(st.Segments)
+			if t.RateAt.IsZero() && st.RateSeconds > 0 {
+				// No estimate stored in the group yet (the owner stores one every few seconds): the one saved with
+				// the cursor.
+				t.RateEstimate, t.RateAt = st.RateMedia/st.RateSeconds, st.Updated
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		rep.CursorError = err.Error()
 	}
 	return rep, nil
 }
