@@ -187,6 +187,14 @@ func checkGroup(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			members++
 		}
 	}
-	return fmt.Sprintf("group %s: %d tags, %d live members (buckets %s and %s)", cfg.Group, len(tags), members,
-		group.StateBucket(cfg.Group), group.MembersBucket(cfg.Group)), tags, nil
+	return fmt.Sprintf("group %s: %s, %s (buckets %s and %s)", cfg.Group, count(len(tags), "tag"),
+		count(members, "live member"), group.StateBucket(cfg.Group), group.MembersBucket(cfg.Group)), tags, nil
+}
+
+// count returns "1 tag", "2 tags".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
