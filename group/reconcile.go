@@ -609,6 +609,7 @@ func (c *JetStream) Status() Status {
 		Unowned:     []string{},
 		Tokens:      []TokenStatus{},
 	}
+	st.LeaseSeconds = c.cfg.Lease.Seconds() // for the JSON of /status: Lease is not serialised
 	owned := make(map[string][]string)
 	for tag, ov := range c.v.owners {
 		if tv, ok := c.v.tags[tag]; ok && tv.active() && !ov.gone && ov.rec.Member != c.cfg.Name && c.v.live(ov.rec.Member, ov.rec.Inc) {

@@ -16,7 +16,7 @@ const (
 	GroupSink                      // broker or file sink
 	GroupState                     // checkpoint store
 	GroupOps                       // metrics, logging, shutdown
-	GroupStatus                    // what status needs to find a running instance (metrics-addr)
+	GroupStatus                    // what status needs to find a running instance (metrics-addr) or a group's cursors (kv-bucket)
 	GroupCluster                   // group mode: the group, this member, and the NATS connection they coordinate over
 	GroupAll     = GroupAPI | GroupSink | GroupState | GroupOps | GroupCluster
 )
@@ -254,7 +254,7 @@ var settings = []*setting{
 	// State.
 	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db) and of dead-letters.ndjson (default $XDG_STATE_HOME/tagstream, else ~/.local/state/tagstream: the same whatever the working directory)", func(c *Config) *string { return &c.StateDir }),
 	enum("checkpoint-store", GroupState, "cursor store", oneOf("bolt: file in state-dir", "jetstream-kv", "memory: lost on exit"), "", func(c *Config) *string { return (*string)(&c.CheckpointStore) }),
-	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
+	str("kv-bucket", GroupState|GroupStatus, "JetStream KV bucket for checkpoint-store=jetstream-kv (status --group reads the cursors from it)", func(c *Config) *string { return &c.KVBucket }),
 
 	// Group mode.
 	str("group", GroupCluster, "run as a member of this group of instances sharing tags and tokens through JetStream KV buckets (needs checkpoint-store jetstream-kv); empty = a single instance", func(c *Config) *string { return &c.Group }),
