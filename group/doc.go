@@ -58,6 +58,11 @@
 // then deletes the member key, so the others take over immediately. A killed member's tags wait for its lease.
 // A tag removed from the set is released the same way.
 //
+// A tag's start is a property of the group: Assignment.Added carries the instant the tag entered the set (its
+// record's "added"), and the poller starts a tag that has no cursor yet there under start=now, whichever member
+// polls it first and whenever that member started. A tag that moves before its first commit, or waits for an
+// owner, loses nothing posted since it was added.
+//
 // # Fencing
 //
 // Ownership decides who polls; the cursor store decides whose commit counts. checkpoint.JetStreamKV writes a

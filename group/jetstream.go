@@ -516,6 +516,12 @@ func (c *JetStream) apply(ctx context.Context, p Poller, tags []string, shares m
 			}
 			a.Rates[t] = r
 		}
+		if tv, ok := c.v.tags[t]; ok && !tv.rec.Added.IsZero() {
+			if a.Added == nil {
+				a.Added = make(map[string]time.Time)
+			}
+			a.Added[t] = tv.rec.Added
+		}
 	}
 	c.mu.Unlock()
 

@@ -25,8 +25,9 @@ import (
 const rateReportEvery = 10 * time.Second
 
 // groupPoller adapts *poller.Poller to group.Poller: an assignment is the polled tags, the token shares by
-// fingerprint, the rate seeds of the tags taken over, and the claim write of each added tag's cursor (the fencing
-// point of docs/group.md).
+// fingerprint, the rate seeds of the tags taken over, the instant each tag entered the group's set (where a tag
+// without a cursor starts under start=now), and the claim write of each added tag's cursor (the fencing point of
+// docs/group.md).
 type groupPoller struct{ p *poller.Poller }
 
 var _ group.Poller = groupPoller{}
@@ -37,7 +38,7 @@ func (g groupPoller) Apply(ctx context.Context, a group.Assignment) error {
 	for _, ts := range a.Tokens {
 		shares[ts.Fingerprint] = ts.Fraction
 	}
-	return g.p.Assign(ctx, poller.Assignment{Tags: a.Tags, Shares: shares, Rates: a.Rates, Claim: true})
+	return g.p.Assign(ctx, poller.Assignment{Tags: a.Tags, Shares: shares, Rates: a.Rates, Starts: a.Added, Claim: true})
 }
 
 // openGroup builds the coordinator of cfg's group on js (binding to or creating the group's buckets), with store
