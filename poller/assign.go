@@ -271,7 +271,9 @@ func (p *Poller) readOne(ctx context.Context, tag string, claim bool) addedRead 
 		switch {
 		case err == nil:
 			return addedRead{st: st, read: true, ok: true}
-		case !errors.Is(err, checkpoint.ErrConflict):
+		case errors.Is(err, checkpoint.ErrConflict):
+			p.m.checkpointConflicts.WithLabelValues(writeClaim).Inc()
+		default:
 			// The first poll reads the state again (adopting its revision); its commit is fenced all the same.
 			p.log.Debug("claim write of an added tag failed; its first poll reads the checkpoint again", "tag", tag, "err", err)
 			return addedRead{}
@@ -283,6 +285,7 @@ func (p *Poller) readOne(ctx context.Context, tag string, claim bool) addedRead 
 // conflict drops ts after its checkpoint write was refused with checkpoint.ErrConflict (err): another writer owns
 // the tag now. The write is not retried and nothing of the poll is kept; Config.OnConflict hears of it.
 func (p *Poller) conflict(ts *tagState, err error) {
+	p.m.checkpointConflicts.WithLabelValues(writePoll).Inc()
 	p.mu.Lock()
 	if p.conflicted == nil {
 		p.conflicted = make(map[string]bool)

@@ -204,6 +204,7 @@
 // is checked before every poll, after its checkpoint read and around taking a token: while it is closed nothing is
 // sent. A checkpoint write refused with checkpoint.ErrConflict means another instance owns the tag: the poller
 // drops it without retrying, calls Config.OnConflict, and leaves it out of later assignments until one without
-// it. Rates returns the estimates a group shares, so that every member divides the budget over all the group's
+// it; tagstream_checkpoint_conflicts_total counts such refusals (write="poll"), and those of Assign's claim
+// writes (write="claim"). Rates returns the estimates a group shares, so that every member divides the budget over all the group's
 // tags. A single instance uses Assign to apply an edited tag list (SIGHUP).
 package poller
