@@ -86,18 +86,42 @@ func (p *Pipeline) runGroup(ctx context.Context, pl *poller.Poller, coord *group
 	return errors.Join(err, coordErr)
 }
 
-// reportRates hands the poller's rate estimates to the coordinator every period until ctx ends.
+// limitReporter is the part of a coordinator (group.JetStream) that takes the token limits the API reports.
+type limitReporter interface {
+	ReportLimits(limits map[string]int)
+}
+
+// reportRates hands the poller's rate estimates to the coordinator every period until ctx ends, and, when the
+// coordinator takes them, the token limits the API reported (see apiLimits).
 func reportRates(ctx context.Context, pl *poller.Poller, coord group.Coordinator, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lr, _ := coord.(limitReporter)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			coord.ReportRates(pl.Rates())
+			if lr != nil {
+				if limits := apiLimits(pl.TokenStatus()); len(limits) > 0 {
+					lr.ReportLimits(limits)
+				}
+			}
 		}
 	}
+}
+
+// apiLimits returns, by fingerprint, the limit of each token that the API answered with rate-limit headers (its
+// X-Ratelimit-Limit): a token not answered yet still shows its configured budget, which is left out.
+func apiLimits(tokens []poller.TokenStatus) map[string]int {
+	out := make(map[string]int, len(tokens))
+	for _, ts := range tokens {
+		if ts.Remaining >= 0 && ts.Limit > 0 {
+			out[ts.Fingerprint] = ts.Limit
+		}
+	}
+	return out
 }
 
 // groupReady is the readiness check of group mode: this instance holds its membership lease (it polls nothing

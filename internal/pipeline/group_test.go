@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
+	"github.com/tagstream/tagstream/testenv"
 )
 
 const groupWait = 60 * time.Second
@@ -389,5 +391,59 @@ func TestGroupModeStartsATagWithoutACursorWhereTheGroupAddedIt(t *testing.T) {
 		if ms := got[tr.MediaID]; !slices.Equal(ms, []string{"m2"}) {
 			t.Errorf("media %s posted while the tag had no cursor was published by %v, want by m2 once", tr.MediaID, ms)
 		}
+	}
+}
+
+// limitSink is a group.Coordinator that records ReportRates and ReportLimits.
+type limitSink struct {
+	rateSink
+	limits chan map[string]int
+}
+
+func (l limitSink) ReportLimits(limits map[string]int) {
+	select {
+	case l.limits <- maps.Clone(limits):
+	default:
+	}
+}
+
+func TestTheLimitsTheAPIReportsGoToTheCoordinator(t *testing.T) {
+	t.Parallel()
+	srv, err := testenv.New(testenv.Config{PlainHTTP: true, Tokens: secretTokens[:1], RequestsPerHour: 1000, TimeScale: 3600,
+		Tags: []testenv.TagConfig{{Name: "sunset"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	pl, err := poller.New(poller.Config{BaseURL: srv.URL(), Tokens: []poller.Token{{Value: secretTokens[0]}},
+		RequestsPerHour: 5000, RateWindow: time.Second, Tags: []string{"sunset"}},
+		poller.PublisherFunc(func(context.Context, []*schema.Event) error { return nil }), checkpoint.NewMemory(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := apiLimits(pl.TokenStatus()); len(got) != 0 {
+		t.Errorf("before any answer: limits %v, want none (the configured budget is not the API's)", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	testkit.Eventually(t, groupWait, "an answer of the API", func() bool { return pl.TokenStatus()[0].Remaining >= 0 })
+
+	sink := limitSink{rateSink: rateSink{got: make(chan map[string]float64, 1)}, limits: make(chan map[string]int, 1)}
+	rctx, stopReports := context.WithCancel(t.Context())
+	reported := make(chan struct{})
+	go func() { reportRates(rctx, pl, sink, time.Millisecond); close(reported) }()
+	got := testkit.Receive(t, sink.limits, groupWait, "a limit report")
+	stopReports()
+	testkit.Receive(t, reported, groupWait, "reportRates to return")
+	cancel()
+	if err := testkit.Receive(t, done, groupWait, "Run to return"); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if want := map[string]int{poller.Fingerprint(secretTokens[0]): 1000}; !maps.Equal(got, want) {
+		t.Errorf("reported limits %v, want the API's %v", got, want)
 	}
 }
