@@ -25,6 +25,12 @@ type Assignment struct {
 	// Rates seeds the posting-rate estimate (media per second) of tags that Assign adds, when their checkpoint
 	// carries no estimate of its own. Assign does not modify it.
 	Rates map[string]float64
+	// Starts holds, by tag, the instant a tag that Assign adds starts from when it has no checkpoint yet, under
+	// StartNow, in place of Config.StartTime: in group mode the instant the tag entered the group's set
+	// (group.Assignment.Added), so that a tag's start is a property of the group and not of whichever instance
+	// polls it first. A zero or missing instant means Config.StartTime; StartSince and StartBackfill ignore it.
+	// Assign does not modify it.
+	Starts map[string]time.Time
 	// Claim writes the checkpoint of every added tag that has one back unchanged, right after reading it: from
 	// then on a previous owner that still holds the old revision of a shared store (checkpoint.JetStreamKV) fails
 	// its next write with checkpoint.ErrConflict. Group mode sets it; a single instance does not need it.
@@ -142,6 +148,12 @@ func (p *Poller) Assign(ctx context.Context, a Assignment) error {
 		}
 		ts := p.sched.add(tag, clk.mono, budget)
 		p.addGauges(ts)
+		if at := a.Starts[tag]; !at.IsZero() {
+			if p.starts == nil {
+				p.starts = make(map[string]time.Time)
+			}
+			p.starts[tag] = at
+		}
 		switch {
 		case r.ok:
 			p.sched.load(tag, r.st, clk)
@@ -204,6 +216,7 @@ func (p *Poller) waitSettled(ctx context.Context, tags []string) error {
 // whoever waits in Assign looks again.
 func (p *Poller) dropped(ts *tagState) {
 	p.dropGauges(ts)
+	delete(p.starts, ts.name)
 	if p.settle != nil {
 		close(p.settle)
 		p.settle = nil
@@ -258,7 +271,9 @@ func (p *Poller) readOne(ctx context.Context, tag string, claim bool) addedRead 
 		switch {
 		case err == nil:
 			return addedRead{st: st, read: true, ok: true}
-		case !errors.Is(err, checkpoint.ErrConflict):
+		case errors.Is(err, checkpoint.ErrConflict):
+			p.m.checkpointConflicts.WithLabelValues(writeClaim).Inc()
+		default:
 			// The first poll reads the state again (adopting its revision); its commit is fenced all the same.
 			p.log.Debug("claim write of an added tag failed; its first poll reads the checkpoint again", "tag", tag, "err", err)
 			return addedRead{}
@@ -270,6 +285,7 @@ func (p *Poller) readOne(ctx context.Context, tag string, claim bool) addedRead 
 // conflict drops ts after its checkpoint write was refused with checkpoint.ErrConflict (err): another writer owns
 // the tag now. The write is not retried and nothing of the poll is kept; Config.OnConflict hears of it.
 func (p *Poller) conflict(ts *tagState, err error) {
+	p.m.checkpointConflicts.WithLabelValues(writePoll).Inc()
 	p.mu.Lock()
 	if p.conflicted == nil {
 		p.conflicted = make(map[string]bool)
@@ -286,6 +302,20 @@ func (p *Poller) conflict(ts *tagState, err error) {
 	if p.cfg.OnConflict != nil {
 		p.cfg.OnConflict(ts.name)
 	}
+}
+
+// startOf returns the instant tag starts from when it has no checkpoint (StartNow and StartSince): the one
+// Assignment.Starts gave it under StartNow, else Config.StartTime.
+func (p *Poller) startOf(tag string) time.Time {
+	if p.cfg.Start != StartNow {
+		return p.startTime
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if at, ok := p.starts[tag]; ok {
+		return at
+	}
+	return p.startTime
 }
 
 // gateOpen reports whether Config.Gate allows polling.

@@ -33,7 +33,8 @@ type StartFrom int
 
 const (
 	// StartNow (the default) publishes the media created at or after Config.StartTime (by default the instant New
-	// was called; the command passes the instant the process started), less StartSkew: a tag's first poll walks
+	// was called; the command passes the instant the process started; a tag that Assign adds with an instant in
+	// Assignment.Starts, as group mode does, uses that instead), less StartSkew: a tag's first poll walks
 	// back from the head until a page ends with media created before that, as many pages as needed (more than
 	// CatchUpPages are worked off by the catch-up machinery). Nothing posted after the start is missed, except
 	// media tagged late (see StartSkew).

@@ -119,7 +119,10 @@
 // # First start
 //
 // A tag without a checkpoint starts at Config.StartTime (StartNow: by default the instant New was called; the
-// command passes the instant the process started; StartSince: an earlier instant). Its first poll walks down
+// command passes the instant the process started; StartSince: an earlier instant). Under StartNow a tag that
+// Assign adds with an instant in Assignment.Starts starts there instead: group mode passes the instant the tag
+// entered the group's set, so that a tag that moves to another instance before its first commit (its first owner
+// stopped, crashed or paused) starts where it would have, not at the new owner's start. Its first poll walks down
 // from the head and publishes, oldest first, the media whose created_time is at or after the start instant less
 // StartSkew (2 s: created_time has a resolution of one second, and the API's clock may differ a little), until
 // a page ends with media created before that or the feed ends. When that takes more than CatchUpPages pages the
@@ -201,6 +204,7 @@
 // is checked before every poll, after its checkpoint read and around taking a token: while it is closed nothing is
 // sent. A checkpoint write refused with checkpoint.ErrConflict means another instance owns the tag: the poller
 // drops it without retrying, calls Config.OnConflict, and leaves it out of later assignments until one without
-// it. Rates returns the estimates a group shares, so that every member divides the budget over all the group's
+// it; tagstream_checkpoint_conflicts_total counts such refusals (write="poll"), and those of Assign's claim
+// writes (write="claim"). Rates returns the estimates a group shares, so that every member divides the budget over all the group's
 // tags. A single instance uses Assign to apply an edited tag list (SIGHUP).
 package poller

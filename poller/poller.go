@@ -122,6 +122,8 @@ type Poller struct {
 	overload bool
 	// conflicted holds the tags dropped on a checkpoint conflict that Assign ignores until an Assign without them.
 	conflicted map[string]bool
+	// starts holds the StartNow instants that Assignment.Starts gave scheduled tags (see startOf).
+	starts map[string]time.Time
 	// settle, when not nil, is closed when a tag leaves the schedule (see Assign, which waits on it).
 	settle chan struct{}
 

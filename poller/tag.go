@@ -359,7 +359,7 @@ func firstOf(a, b string) string {
 func (r *pollRun) firstPoll() (observation, error) {
 	p := r.p
 	if p.cfg.Start != StartBackfill {
-		return r.sinceStep(checkpoint.State{Since: p.startTime}, "", true)
+		return r.sinceStep(checkpoint.State{Since: p.startOf(r.tag)}, "", true)
 	}
 	n := p.cfg.BackfillPages
 	keep := n <= p.cfg.CatchUpPages

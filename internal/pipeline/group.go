@@ -25,8 +25,9 @@ import (
 const rateReportEvery = 10 * time.Second
 
 // groupPoller adapts *poller.Poller to group.Poller: an assignment is the polled tags, the token shares by
-// fingerprint, the rate seeds of the tags taken over, and the claim write of each added tag's cursor (the fencing
-// point of docs/group.md).
+// fingerprint, the rate seeds of the tags taken over, the instant each tag entered the group's set (where a tag
+// without a cursor starts under start=now), and the claim write of each added tag's cursor (the fencing point of
+// docs/group.md).
 type groupPoller struct{ p *poller.Poller }
 
 var _ group.Poller = groupPoller{}
@@ -37,7 +38,7 @@ func (g groupPoller) Apply(ctx context.Context, a group.Assignment) error {
 	for _, ts := range a.Tokens {
 		shares[ts.Fingerprint] = ts.Fraction
 	}
-	return g.p.Assign(ctx, poller.Assignment{Tags: a.Tags, Shares: shares, Rates: a.Rates, Claim: true})
+	return g.p.Assign(ctx, poller.Assignment{Tags: a.Tags, Shares: shares, Rates: a.Rates, Starts: a.Added, Claim: true})
 }
 
 // openGroup builds the coordinator of cfg's group on js (binding to or creating the group's buckets), with store
@@ -85,18 +86,42 @@ func (p *Pipeline) runGroup(ctx context.Context, pl *poller.Poller, coord *group
 	return errors.Join(err, coordErr)
 }
 
-// reportRates hands the poller's rate estimates to the coordinator every period until ctx ends.
+// limitReporter is the part of a coordinator (group.JetStream) that takes the token limits the API reports.
+type limitReporter interface {
+	ReportLimits(limits map[string]int)
+}
+
+// reportRates hands the poller's rate estimates to the coordinator every period until ctx ends, and, when the
+// coordinator takes them, the token limits the API reported (see apiLimits).
 func reportRates(ctx context.Context, pl *poller.Poller, coord group.Coordinator, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	lr, _ := coord.(limitReporter)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			coord.ReportRates(pl.Rates())
+			if lr != nil {
+				if limits := apiLimits(pl.TokenStatus()); len(limits) > 0 {
+					lr.ReportLimits(limits)
+				}
+			}
 		}
 	}
+}
+
+// apiLimits returns, by fingerprint, the limit of each token that the API answered with rate-limit headers (its
+// X-Ratelimit-Limit): a token not answered yet still shows its configured budget, which is left out.
+func apiLimits(tokens []poller.TokenStatus) map[string]int {
+	out := make(map[string]int, len(tokens))
+	for _, ts := range tokens {
+		if ts.Remaining >= 0 && ts.Limit > 0 {
+			out[ts.Fingerprint] = ts.Limit
+		}
+	}
+	return out
 }
 
 // groupReady is the readiness check of group mode: this instance holds its membership lease (it polls nothing
