@@ -13,7 +13,7 @@
 // Group G uses two buckets, created on first use (3 replicas, or 1 on a JetStream that is not clustered):
 //
 //	tagstream-group-G-members    TTL = the lease, limit markers kept 1 min, history 1
-//	  <member name>              {"v":1,"inc":"<random>","join":<rev>,"started":<time>,"tokens":[{"fp":..,"rph":..,"window_s":..}]}
+//	  <member name>              {"v":1,"inc":"<random>","join":<rev>,"started":<time>,"tokens":[{"fp":..,"rph":..,"window_s":..,"api_rph":..}]}
 //
 //	tagstream-group-G            history 1, no TTL
 //	  tag.<tag>                  {"v":1,"added":<time>} or, removed, {"v":1,"added":..,"removed":<time>}
@@ -58,6 +58,11 @@
 // then deletes the member key, so the others take over immediately. A killed member's tags wait for its lease.
 // A tag removed from the set is released the same way.
 //
+// A tag's start is a property of the group: Assignment.Added carries the instant the tag entered the set (its
+// record's "added"), and the poller starts a tag that has no cursor yet there under start=now, whichever member
+// polls it first and whenever that member started. A tag that moves before its first commit, or waits for an
+// owner, loses nothing posted since it was added.
+//
 // # Fencing
 //
 // Ownership decides who polls; the cursor store decides whose commit counts. checkpoint.JetStreamKV writes a
@@ -83,7 +88,9 @@
 //     token is its demand over the demand of all live members holding the token (an equal split when nobody has
 //     any). Each member's scheduler, given that budget, then solves the square-root rule for its own tags with the
 //     same multiplier as the global solution, so the group polls as one process would with the pooled budget, up
-//     to estimation error and the moments of change.
+//     to estimation error and the moments of change. A token's part of the pooled budget is the limit the API
+//     reports for it (X-Ratelimit-Limit, handed over by ReportLimits and carried in the member records' "api_rph";
+//     the highest reported, while a change reaches the members one by one), else its configured RequestsPerHour.
 //   - Safety. tok.<fingerprint> holds every member's fraction in one key, rewritten by compare-and-set, and a
 //     member writes only its own entry and never so that the entries sum above 1. A member lowers its poller's
 //     pace before it lowers its stored fraction, and raises its stored fraction before its poller's pace; it grows
@@ -115,7 +122,9 @@
 //     a share the group already gave away).
 //  3. A commit that fails with checkpoint.ErrConflict: drop the tag at once (no retry: another instance owns it),
 //     forget it (so that a later Apply listing it counts as new), and call Lost(tag).
-//  4. About every ten seconds, ReportRates with the rate estimate of each tag it polls (TagStatus.RateEstimate).
+//  4. About every ten seconds, ReportRates with the rate estimate of each tag it polls (TagStatus.RateEstimate),
+//     and JetStream.ReportLimits with the X-Ratelimit-Limit the API answered for each token (TokenStatus.Limit of
+//     the tokens with a Remaining).
 //
 // # Another backend
 //

@@ -74,6 +74,11 @@ type Assignment struct {
 	// Rates holds the group's stored posting-rate estimate (media per second) of tags in Tags that have one, to
 	// seed the scheduler of a tag this instance just took over. The poller must not modify it.
 	Rates map[string]float64 `json:"-"`
+	// Added holds, for the tags in Tags whose record has one, when the tag entered the group's set (tags add, or a
+	// member's configured tags). A tag without a cursor starts there rather than at the start of whichever
+	// process polls it first, so that the media posted while it waited for an owner, or while an owner that
+	// never committed held it, are published too (see the package documentation). The poller must not modify it.
+	Added map[string]time.Time `json:"-"`
 }
 
 // Diff returns the tags of a that prev does not hold (to start polling: read their cursors afresh) and those of

@@ -55,6 +55,8 @@ type JetStream struct {
 	storedRev map[string]uint64
 	// demand is the last computed demand of each live member (polls per second), for Status.
 	demand map[string]float64
+	// apiLimits are the token limits the API reported (ReportLimits), by fingerprint.
+	apiLimits map[string]int
 	// reported are the poller's latest rate estimates; written what was last stored per tag.
 	reported  map[string]float64
 	written   map[string]rateRecord
@@ -208,6 +210,35 @@ func (c *JetStream) ReportRates(rates map[string]float64) {
 	c.mu.Unlock()
 }
 
+// ReportLimits hands the group the limit per Config.RateWindow that the API reports (X-Ratelimit-Limit) for each
+// token, by fingerprint; a token missing from limits, or at 0, keeps the last limit reported, or else its
+// configured RequestsPerHour. The group divides a token's budget by what the API said when any member reported
+// it: each member's record carries its reports (renewed with every heartbeat), and a changed limit is divided
+// afresh at once. A token's fractions sum to at most 1 whatever the limit, and the poller paces each fraction of
+// the limit it sees itself, so a wrong limit here never overspends a token: it only skews the division by demand.
+// The map is not retained; call it with ReportRates.
+func (c *JetStream) ReportLimits(limits map[string]int) {
+	c.mu.Lock()
+	changed := false
+	for _, t := range c.cfg.Tokens {
+		l, ok := limits[t.Fingerprint]
+		if !ok || l <= 0 || c.apiLimits[t.Fingerprint] == l {
+			continue
+		}
+		if c.apiLimits == nil {
+			c.apiLimits = make(map[string]int)
+		}
+		c.apiLimits[t.Fingerprint] = l
+		changed = true
+		c.log.Info("token limit reported by the API", "fingerprint", t.Fingerprint, "limit", l,
+			"configured", t.RequestsPerHour, "window", c.cfg.RateWindow)
+	}
+	c.mu.Unlock()
+	if changed {
+		c.signal()
+	}
+}
+
 func (c *JetStream) signal() {
 	select {
 	case c.kick <- struct{}{}:
@@ -277,7 +308,9 @@ func (c *JetStream) join(ctx context.Context) error {
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
+	c.mu.Lock()
 	rec := memberRecord{V: recordVersion, Inc: hex.EncodeToString(b[:]), Started: time.Now().UTC(), Tokens: c.tokenRecords()}
+	c.mu.Unlock()
 	warned := false
 	for {
 		sent := time.Now()
@@ -358,10 +391,12 @@ func (c *JetStream) waitReady(ctx context.Context) error {
 	}
 }
 
+// tokenRecords describes this instance's tokens for its member record; c.mu must be held.
 func (c *JetStream) tokenRecords() []tokenRecord {
 	out := make([]tokenRecord, len(c.cfg.Tokens))
 	for i, t := range c.cfg.Tokens {
-		out[i] = tokenRecord{Fingerprint: t.Fingerprint, RequestsPerHour: t.RequestsPerHour, WindowSeconds: c.cfg.RateWindow.Seconds()}
+		out[i] = tokenRecord{Fingerprint: t.Fingerprint, RequestsPerHour: t.RequestsPerHour, WindowSeconds: c.cfg.RateWindow.Seconds(),
+			APILimit: c.apiLimits[t.Fingerprint]}
 	}
 	return out
 }
@@ -515,6 +550,12 @@ func (c *JetStream) apply(ctx context.Context, p Poller, tags []string, shares m
 				a.Rates = make(map[string]float64)
 			}
 			a.Rates[t] = r
+		}
+		if tv, ok := c.v.tags[t]; ok && !tv.rec.Added.IsZero() {
+			if a.Added == nil {
+				a.Added = make(map[string]time.Time)
+			}
+			a.Added[t] = tv.rec.Added
 		}
 	}
 	c.mu.Unlock()

@@ -228,14 +228,20 @@ func (c *JetStream) targetsLocked(pl plan) map[string]float64 {
 		}
 		rates[i] = r
 	}
-	// The pooled budget (polls per second) and each token's holders, over the live members.
+	// The pooled budget (polls per second) and each token's holders, over the live members. A token's budget is
+	// the limit the API reported to a member (the highest, while a change reaches the members one by one), else
+	// its configured one.
 	holders := make(map[string][]string)
 	budgets := make(map[string]float64)
+	reported := make(map[string]float64)
 	addTokens := func(name string, toks []tokenRecord) {
 		for _, t := range toks {
 			holders[t.Fingerprint] = append(holders[t.Fingerprint], name)
 			if t.WindowSeconds > 0 {
 				budgets[t.Fingerprint] = max(budgets[t.Fingerprint], float64(t.RequestsPerHour)/t.WindowSeconds)
+				if t.APILimit > 0 {
+					reported[t.Fingerprint] = max(reported[t.Fingerprint], float64(t.APILimit)/t.WindowSeconds)
+				}
 			}
 		}
 	}
@@ -246,7 +252,10 @@ func (c *JetStream) targetsLocked(pl plan) map[string]float64 {
 	}
 	addTokens(me, c.tokenRecords())
 	var budget float64
-	for _, b := range budgets {
+	for fp, b := range budgets {
+		if r, ok := reported[fp]; ok {
+			b = r
+		}
 		budget += b
 	}
 	f := pollRates(rates, budget*c.cfg.BudgetFactor, demandParams{
@@ -609,6 +618,7 @@ func (c *JetStream) Status() Status {
 		Unowned:     []string{},
 		Tokens:      []TokenStatus{},
 	}
+	st.LeaseSeconds = c.cfg.Lease.Seconds() // for the JSON of /status: Lease is not serialised
 	owned := make(map[string][]string)
 	for tag, ov := range c.v.owners {
 		if tv, ok := c.v.tags[tag]; ok && tv.active() && !ov.gone && ov.rec.Member != c.cfg.Name && c.v.live(ov.rec.Member, ov.rec.Inc) {

@@ -71,8 +71,11 @@ type memberRecord struct {
 type tokenRecord struct {
 	Fingerprint     string `json:"fp"`
 	RequestsPerHour int    `json:"rph"`
-	// WindowSeconds is the window RequestsPerHour refers to.
+	// WindowSeconds is the window RequestsPerHour and APILimit refer to.
 	WindowSeconds float64 `json:"window_s"`
+	// APILimit is the token's limit per WindowSeconds as the API reported it (X-Ratelimit-Limit) to this member,
+	// when it has seen one (JetStream.ReportLimits); the group divides it rather than RequestsPerHour.
+	APILimit int `json:"api_rph,omitempty"`
 }
 
 // tagRecord is the value of tag.<tag>: present in the set, or removed at a time (its cursor kept until then plus

@@ -119,7 +119,10 @@
 // # First start
 //
 // A tag without a checkpoint starts at Config.StartTime (StartNow: by default the instant New was called; the
-// command passes the instant the process started; StartSince: an earlier instant). Its first poll walks down
+// command passes the instant the process started; StartSince: an earlier instant). Under StartNow a tag that
+// Assign adds with an instant in Assignment.Starts starts there instead: group mode passes the instant the tag
+// entered the group's set, so that a tag that moves to another instance before its first commit (its first owner
+// stopped, crashed or paused) starts where it would have, not at the new owner's start. Its first poll walks down
 // from the head and publishes, oldest first, the media whose created_time is at or after the start instant less
 // StartSkew (2 s: created_time has a resolution of one second, and the API's clock may differ a little), until
 // a page ends with media created before that or the feed ends. When that takes more than CatchUpPages pages the
@@ -199,4 +202,19 @@
 // error) leaves the cursor where it was and is retried with a per-tag backoff; when the API comes back nothing is
 // skipped because the cursor never moved. Run returns an error wrapping ErrAllTokensRetired when the API rejected
 // every token.
+//
+// # Changing tags and budgets while running (group mode)
+//
+// Assign makes a running (or not yet running) poller poll exactly a set of tags with a fraction of each token's
+// budget: the primitives a group coordinator drives (package group; the adapter is in internal/pipeline). Removed
+// tags stop, and Assign returns only once no poll of them is in flight, so that no cursor of theirs is written
+// afterwards; added tags are read afresh from the store (with Assignment.Claim, a stored cursor is written back
+// unchanged, which fences out a previous owner still holding the old revision of a shared store) and polled soon.
+// A token's fraction paces it at that fraction of its limit; 0 leaves it unused. Config.Gate (the group's lease)
+// is checked before every poll, after its checkpoint read and around taking a token: while it is closed nothing is
+// sent. A checkpoint write refused with checkpoint.ErrConflict means another instance owns the tag: the poller
+// drops it without retrying, calls Config.OnConflict, and leaves it out of later assignments until one without
+// it; tagstream_checkpoint_conflicts_total counts such refusals (write="poll"), and those of Assign's claim
+// writes (write="claim"). Rates returns the estimates a group shares, so that every member divides the budget over all the group's
+// tags. A single instance uses Assign to apply an edited tag list (SIGHUP).
 package poller

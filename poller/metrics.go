@@ -32,7 +32,14 @@ type metrics struct {
 
 	checkpointWriteFailures prometheus.Counter
 	checkpointStoreFailing  prometheus.Gauge
+	checkpointConflicts     *prometheus.CounterVec
 }
+
+// Checkpoint writes that can conflict, the values of the write label of tagstream_checkpoint_conflicts_total.
+const (
+	writePoll  = "poll"  // the commit of a poll: the tag is dropped
+	writeClaim = "claim" // Assign's claim write of an added tag (Assignment.Claim): tried again, then given up
+)
 
 // Request outcomes, the values of the outcome label of tagstream_requests_total.
 const (
@@ -123,6 +130,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "tagstream_checkpoint_store_failing",
 			Help: "1 while the last checkpoint write failed, 0 otherwise.",
 		}),
+		checkpointConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tagstream_checkpoint_conflicts_total",
+			Help: "Checkpoint writes refused because another instance wrote the tag's cursor since it was read " +
+				"(group mode), by write: poll (a poll's commit: the tag was dropped, its new owner polls it) or " +
+				"claim (the claim write of a tag taken over, tried again up to three times).",
+		}, []string{"write"}),
+	}
+	for _, w := range []string{writePoll, writeClaim} {
+		m.checkpointConflicts.WithLabelValues(w)
 	}
 	for _, o := range []string{outcomeOK, outcomeRateLimited, outcomeTokenInvalid, outcomePermanent, outcomeTransient} {
 		m.requests.WithLabelValues(o)
@@ -133,7 +149,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{m.polls, m.earlyPolls, m.requests, m.published, m.postToPublish, m.seenToPublish,
 		m.budgetRemaining, m.budgetLimit, m.budgetUse,
 		m.parked, m.retired, m.catchupPages, m.gaps, m.overload, m.publishSeconds, m.apiDown,
-		m.tagLastPoll, m.tagInterval, m.checkpointWriteFailures, m.checkpointStoreFailing} {
+		m.tagLastPoll, m.tagInterval, m.checkpointWriteFailures, m.checkpointStoreFailing,
+		m.checkpointConflicts} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -25,6 +25,14 @@ const gapReason = "the API no longer serves the media between these cursors (ret
 // and writes the state the step decided. When that write fails, the state stays in memory (tagState.pending) and
 // the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
+	if !p.gateOpen() {
+		p.mu.Lock()
+		ts.early = false
+		p.sched.requeue(ts)
+		p.mu.Unlock()
+		p.signal()
+		return nil
+	}
 	began := p.clk.mono()
 
 	p.mu.Lock()
@@ -50,7 +58,12 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		if o.hist {
 			o.write.RateMedia, o.write.RateSeconds = o.histMedia, o.histSeconds
 		}
-		if err = p.commit(commitCtx, ts.name, *o.write); err == nil {
+		err = p.commit(commitCtx, ts.name, *o.write)
+		if errors.Is(err, checkpoint.ErrConflict) {
+			p.conflict(ts, err)
+			return err
+		}
+		if err == nil {
 			o.cursor, o.segments = o.write.Cursor, len(o.write.Segments)
 			o.wrote, o.plain = true, plainState(o.write)
 			o.write = nil
@@ -59,12 +72,16 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	o.err = err
 	p.mu.Lock()
 	o.requests, o.pages, o.elapsed = r.requests, r.pages, p.clk.mono()-began
-	if err != nil && (ctx.Err() != nil || errors.Is(err, errNoSpareToken)) && o.write == nil {
-		// Shutting down, or an early poll found no token to spare: the poll was cut short before it began or
-		// nothing moved; the tag keeps its due time.
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errNoSpareToken) || errors.Is(err, errGateClosed)) && o.write == nil {
+		// Shutting down, the gate closed, or an early poll found no token to spare: the poll was cut short before
+		// it began or nothing moved; the tag keeps its due time.
 		p.sched.requeue(ts)
 		p.mu.Unlock()
-		if errors.Is(err, errNoSpareToken) {
+		switch {
+		case errors.Is(err, errNoSpareToken):
+			return nil
+		case errors.Is(err, errGateClosed):
+			p.signal() // the dispatcher waits for the gate, then polls the tag
 			return nil
 		}
 		p.m.polls.Inc()
@@ -153,6 +170,11 @@ func (r *pollRun) step() (observation, error) {
 	st, ok, err := r.p.store.Get(r.commitCtx, r.tag)
 	if err != nil {
 		return observation{}, fmt.Errorf("poller: tag %q: read checkpoint: %w", r.tag, err)
+	}
+	if !r.p.gateOpen() {
+		// Checked again after the read, which adopted the stored revision: a process paused between the check
+		// at the poll's start and the read must not fetch anything now.
+		return observation{}, errGateClosed
 	}
 	switch {
 	case !ok:
@@ -350,7 +372,7 @@ func firstOf(a, b string) string {
 func (r *pollRun) firstPoll() (observation, error) {
 	p := r.p
 	if p.cfg.Start != StartBackfill {
-		return r.sinceStep(checkpoint.State{Since: p.startTime}, "", true)
+		return r.sinceStep(checkpoint.State{Since: p.startOf(r.tag)}, "", true)
 	}
 	n := p.cfg.BackfillPages
 	keep := n <= p.cfg.CatchUpPages

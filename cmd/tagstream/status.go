@@ -1,17 +1,31 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tagstream/tagstream/group"
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/status"
+	"github.com/tagstream/tagstream/poller/checkpoint"
+	"github.com/tagstream/tagstream/publisher"
 )
 
 const statusHelp = `
@@ -19,18 +33,23 @@ Show what a running tagstream is doing, read from its /status (the metrics-addr 
 --metrics-addr, TAGSTREAM_METRICS_ADDR or the config file): whether it is ready (each failing check named); per
 tag its owner, cursor (or the saved cursor it resumes from), last and next poll, estimated posting rate, lag, gaps
 and state, such as "catching up: 3 pages so far, 99 media pending", sorted by lag, longest first; per token its
-fingerprint, budget left and state. --json prints the report as /status serves it, for scripts.
+fingerprint, budget left and state; in group mode, the group as that instance sees it. --json prints the report as
+/status serves it, for scripts.
+
+With --group NAME (or group in the config file) and nats-url, status shows the whole group instead, read from its
+buckets in NATS without joining it and without writing anything: the live members, each tag's owner, saved cursor
+and posting rate (tags without owner first, each with the member it waits for), each token's division among the
+members and the removed tags whose cursors are kept. --metrics-addr on the command line asks one instance instead.
 
 Exit status:
   0  the report was printed (ready or not: its first line says)
-  1  something answered at the address, but not a tagstream
-  2  a bad setting (no metrics-addr)
-  3  nothing answered at the address: is tagstream running, with that metrics-addr?`
+  1  something answered at the address, but not a tagstream; with --group: the group does not exist
+  2  a bad setting (no metrics-addr; with --group, a bad group name or nats-url)
+  3  nothing answered at the address: is tagstream running, with that metrics-addr? With --group: the NATS
+     servers did not answer, or their JetStream cluster has no quorum`
 
-// reportSource is where status reads a report from. Today it is one running instance's /status
-// (instanceSource). When the command runs group mode (package group; not wired into run yet), a second source
-// will read the group's bucket (members, and own.<tag> naming the member that owns each tag), fetch each
-// member's report and merge them, each tag's Owner naming its member; the table and --json stay as they are.
+// reportSource is where status reads an instance's report from: one running instance's /status
+// (instanceSource). A group is read from its buckets (readGroup) instead.
 type reportSource interface {
 	Report(ctx context.Context) (status.Report, error)
 	String() string
@@ -53,9 +72,9 @@ func (s instanceSource) String() string {
 
 func runStatus(c *cli, args []string) int {
 	fs := c.newFlagSet("status", "[flags]", statusHelp)
-	asJSON := fs.Bool("json", false, "print the report as JSON, as /status serves it")
+	asJSON := fs.Bool("json", false, "print the report as JSON, as /status serves it (with --group: the group as its buckets hold it)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
-	loader := config.NewLoader(fs, config.GroupStatus, config.Needs{}, config.Defaults())
+	loader := config.NewLoader(fs, config.GroupStatus|config.GroupCluster, config.Needs{}, config.Defaults())
 	if code, stop := c.parseFlags(fs, args); stop {
 		return code
 	}
@@ -66,15 +85,21 @@ func runStatus(c *cli, args []string) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(c.stderr, "tagstream status: warning: %s\n", w)
 	}
+	if *timeout <= 0 {
+		return c.configFailure(&config.Error{Key: "timeout", Origin: "--timeout", Problem: "must be positive"})
+	}
+	addrFlag := false
+	fs.Visit(func(f *flag.Flag) { addrFlag = addrFlag || f.Name == "metrics-addr" })
+	if cfg.Group != "" && !addrFlag {
+		return c.statusGroup(cfg, *timeout, *asJSON)
+	}
 	if cfg.MetricsAddr == "" {
 		return c.configFailure(&config.Error{Key: "metrics-addr", Problem: "status reads a running tagstream's /status: " +
-			"give the metrics-addr it runs with (--metrics-addr 127.0.0.1:9464, TAGSTREAM_METRICS_ADDR or --config)"})
+			"give the metrics-addr it runs with (--metrics-addr 127.0.0.1:9464, TAGSTREAM_METRICS_ADDR or --config), " +
+			"or --group and --nats-url for a whole group"})
 	}
 	if _, err := status.StatusURL(cfg.MetricsAddr); err != nil {
 		return c.configFailure(&config.Error{Key: "metrics-addr", Problem: err.Error()})
-	}
-	if *timeout <= 0 {
-		return c.configFailure(&config.Error{Key: "timeout", Origin: "--timeout", Problem: "must be positive"})
 	}
 	var src reportSource = instanceSource{addr: cfg.MetricsAddr}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -90,17 +115,99 @@ func runStatus(c *cli, args []string) int {
 		return exitUnreachable
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return exitFailure
-		}
-		return exitOK
+		return c.printJSON(r)
 	}
-	if err := status.WriteTable(c.stdout, r, r.Time); err != nil {
+	var b strings.Builder
+	if err := status.WriteTable(&b, r, r.Time); err != nil {
+		return exitFailure
+	}
+	if r.Group != nil {
+		b.WriteString("\n")
+		writeInstanceGroup(&b, *r.Group, r.Time)
+	}
+	if _, err := io.WriteString(c.stdout, b.String()); err != nil {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// statusGroup prints the group of cfg as its buckets hold it.
+func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool) int {
+	urls, err := config.ParseNATSURLs(cfg.NATSURL)
+	if err != nil {
+		return c.configFailure(&config.Error{Key: "nats-url", Problem: err.Error()})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// The NATS settings as run maps them: ca-file is used only when a URL asks for TLS.
+	cc := publisher.ConnConfig{URLs: urls, Name: cfg.NATSName, User: cfg.NATSUser, Password: cfg.NATSPassword,
+		Token: cfg.NATSToken, NKeySeedFile: cfg.NATSNKeyFile, CredsFile: cfg.NATSCredsFile,
+		ConnectTimeout: min(cfg.ConnectTimeout, timeout)}
+	if cc.ConnectTimeout <= 0 {
+		cc.ConnectTimeout = timeout
+	}
+	for _, u := range urls {
+		if strings.HasPrefix(u, "tls://") || strings.HasPrefix(u, "wss://") {
+			cc.TLS = publisher.TLSConfig{Enable: true, CAFile: cfg.CAFile}
+			break
+		}
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	nc, err := publisher.Connect(ctx, cc, quiet)
+	switch {
+	case errors.Is(err, publisher.ErrConfig):
+		return c.configFailure(&config.Error{Key: "nats-url", Problem: cfg.Redactor().String(err.Error())})
+	case err != nil:
+		fmt.Fprintf(c.stderr, "tagstream status: the group's NATS servers did not answer (%s): %s\n", strings.Join(urls, ","),
+			cfg.Redactor().String(natsCause(err, timeout)))
+		return exitUnreachable
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "tagstream status: %v\n", err)
+		return exitFailure
+	}
+	rep, err := readGroup(ctx, js, cfg.Group, cfg.KVBucket, cfg.GroupRetention)
+	switch {
+	case errors.Is(err, group.ErrNoGroup):
+		fmt.Fprintf(c.stderr, "tagstream status: group %s does not exist on %s (no bucket %s): start a member with --group %s, "+
+			"or add tags with tagstream tags add --group %s\n", cfg.Group, nc.ConnectedUrlRedacted(), group.StateBucket(cfg.Group),
+			cfg.Group, cfg.Group)
+		return exitFailure
+	case errors.Is(err, group.ErrConfig):
+		fmt.Fprintf(c.stderr, "tagstream status: group %s on %s: %v\n", cfg.Group, nc.ConnectedUrlRedacted(), err)
+		return exitFailure
+	case err != nil:
+		fmt.Fprintf(c.stderr, "tagstream status: group %s on %s did not answer: %s\n  does its JetStream cluster have a quorum "+
+			"(two of three servers up)?\n", cfg.Group, nc.ConnectedUrlRedacted(), dialCause(err, timeout))
+		return exitUnreachable
+	}
+	if asJSON {
+		return c.printJSON(rep)
+	}
+	if err := writeGroupTable(c.stdout, rep, rep.Time); err != nil {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// printJSON prints v indented, for scripts.
+func (c *cli) printJSON(v any) int {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return exitFailure
+	}
+	return exitOK
+}
+
+// natsCause words why no NATS server answered: none listening, a timeout, or what dialCause finds.
+func natsCause(err error, timeout time.Duration) string {
+	if errors.Is(err, nats.ErrNoServers) {
+		return "no server answered (connection refused or no server at these addresses)"
+	}
+	return dialCause(err, timeout)
 }
 
 // dialCause words why a request got no answer: refused, timed out, an unknown host.
@@ -120,4 +227,292 @@ func dialCause(err error, timeout time.Duration) string {
 		return oe.Err.Error()
 	}
 	return err.Error()
+}
+
+// groupReport is what `status --group` shows: the group as its buckets hold it (group.Inspect), each tag with its
+// cursor from the cursor bucket. Nothing is written and the group is not joined.
+type groupReport struct {
+	group.Inspection
+	// Tags shadows Inspection.Tags in JSON: every tag of the set with its cursor.
+	Tags []groupTag `json:"tags"`
+	// CursorBucket is the bucket the cursors were read from (kv-bucket); CursorError says why they could not be
+	// read (the table then shows none).
+	CursorBucket string `json:"cursor_bucket"`
+	CursorError  string `json:"cursor_error,omitempty"`
+}
+
+// groupTag is one tag of the group's set with its saved cursor. Its RateEstimate is the one the owner stored in
+// the group or, before it stored one, the one saved with the cursor (RateAt is then the cursor's save time).
+type groupTag struct {
+	group.TagInfo
+	// Cursor is the tag's saved cursor ("" when none yet) and CursorSaved when it last moved (its owner
+	// committed new media).
+	Cursor      string    `json:"cursor"`
+	CursorSaved time.Time `json:"cursor_saved,omitzero"`
+	// Segments counts the catch-up segments still to publish.
+	Segments int `json:"catch_up_segments"`
+}
+
+// cursorReads is how many cursors readGroup reads at once.
+const cursorReads = 16
+
+// readGroup reads group name from its buckets on js, with the cursors of its tags from the cursor bucket.
+func readGroup(ctx context.Context, js jetstream.JetStream, name, cursorBucket string, retention time.Duration) (groupReport, error) {
+	in, err := group.Inspect(ctx, js, name, retention)
+	if err != nil {
+		return groupReport{}, err
+	}
+	rep := groupReport{Inspection: in, Tags: make([]groupTag, len(in.Tags)), CursorBucket: cursorBucket}
+	for i, ti := range in.Tags {
+		rep.Tags[i] = groupTag{TagInfo: ti}
+	}
+	store, err := checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: cursorBucket, NoCreate: true})
+	if err != nil {
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			rep.CursorError = fmt.Sprintf("no cursor bucket %q (kv-bucket): no member saved a cursor yet, or the members use another bucket", cursorBucket)
+		} else {
+			rep.CursorError = err.Error()
+		}
+		return rep, nil
+	}
+	defer store.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cursorReads)
+	for i := range rep.Tags {
+		t := &rep.Tags[i] // each goroutine writes its own element
+		g.Go(func() error {
+			st, ok, err := store.Get(gctx, t.Tag)
+			if err != nil || !ok {
+				return err
+			}
+			t.Cursor, t.CursorSaved, t.Segments = st.Cursor, st.Updated, len(st.Segments)
+			if t.RateAt.IsZero() && st.RateSeconds > 0 {
+				// No estimate stored in the group yet (the owner stores one every few seconds): the one saved with
+				// the cursor.
+				t.RateEstimate, t.RateAt = st.RateMedia/st.RateSeconds, st.Updated
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		rep.CursorError = err.Error()
+	}
+	return rep, nil
+}
+
+// writeGroupTable writes r for a terminal, as of now: a line on the group, the members, the tags (those without
+// owner first, then by the time since their cursor moved, longest first), the division of each token and the
+// removed tags whose cursors are kept.
+func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
+	var b strings.Builder
+	lease := "no member joined yet"
+	if r.Lease > 0 {
+		lease = "lease " + r.Lease.String()
+	}
+	fmt.Fprintf(&b, "group %s: %s, %s, %s (%d without owner), %d removed\n", r.Group, plural(len(r.Members), "member"),
+		lease, plural(len(r.Tags), "tag"), len(r.Unowned), len(r.Removed))
+	if r.CursorError != "" {
+		fmt.Fprintf(&b, "cursors not shown: %s\n", r.CursorError)
+	}
+
+	b.WriteString("\n")
+	writeMembers(&b, r.Members, now, false)
+	if len(r.Members) == 0 {
+		fmt.Fprintln(&b, "(no live member: start an instance with --group "+r.Group+")")
+	}
+
+	b.WriteString("\n")
+	tags := slices.Clone(r.Tags)
+	slices.SortStableFunc(tags, func(a, b groupTag) int {
+		if c := cmp.Compare(boolKey(a.Owner != ""), boolKey(b.Owner != "")); c != 0 {
+			return c
+		}
+		if c := a.CursorSaved.Compare(b.CursorSaved); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Tag, b.Tag)
+	})
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TAG\tOWNER\tSINCE\tCURSOR\tCURSOR SAVED\tRATE/s\tSTATE")
+	for _, t := range tags {
+		rate := "-"
+		if !t.RateAt.IsZero() {
+			rate = fmt.Sprintf("%.2f", t.RateEstimate)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Tag, dash(t.Owner), sinceTime(t.OwnerSince, now),
+			dash(shorten(t.Cursor, 16)), agoTime(t.CursorSaved, now), rate, groupTagState(t, r.CursorError != ""))
+	}
+	if len(tags) == 0 {
+		fmt.Fprintln(tw, "(no tags: add some with tagstream tags add --group "+r.Group+")")
+	}
+	tw.Flush()
+
+	if len(r.Tokens) > 0 {
+		b.WriteString("\n")
+		writeTokens(&b, r.Tokens)
+	}
+
+	if len(r.Removed) > 0 {
+		b.WriteString("\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "REMOVED\tSINCE\tCURSOR KEPT UNTIL")
+		for _, rt := range r.Removed {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", rt.Tag, sinceTime(rt.Removed, now), rt.Until.UTC().Format("2006-01-02 15:04 UTC"))
+		}
+		tw.Flush()
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeInstanceGroup writes the group part of an instance's /status: the group as that member sees it.
+func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
+	lease := "NO LEASE: it polls nothing"
+	if g.LeaseValid {
+		lease = fmt.Sprintf("lease held until %s", g.LeaseUntil.UTC().Format("15:04:05"))
+		if g.LeaseSeconds > 0 {
+			lease += fmt.Sprintf(" (lease %s)", time.Duration(g.LeaseSeconds*float64(time.Second)))
+		}
+	} else if !g.Joined {
+		lease = "not a member (yet): it polls nothing"
+	}
+	fmt.Fprintf(b, "group %s, member %s: %s; %s, %d tag(s) without owner, %d removed\n\n", g.Group, g.Self, lease,
+		plural(len(g.Members), "member"), len(g.Unowned), len(g.Removed))
+	writeMembers(b, g.Members, now, true)
+	if len(g.Unowned) > 0 {
+		const most = 20
+		names := g.Unowned[:min(len(g.Unowned), most)]
+		more := ""
+		if len(g.Unowned) > most {
+			more = fmt.Sprintf(" and %d more", len(g.Unowned)-most)
+		}
+		fmt.Fprintf(b, "\nWITHOUT OWNER: %s%s\n", strings.Join(names, ", "), more)
+	}
+	if len(g.Tokens) > 0 {
+		b.WriteString("\n")
+		writeTokens(b, g.Tokens)
+	}
+}
+
+// writeMembers writes one row per member: name (this instance marked with *), when it joined, its last heartbeat
+// and how many tags it owns; with demand, its poll rate under the pooled budget.
+func writeMembers(b *strings.Builder, members []group.MemberStatus, now time.Time, demand bool) {
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	head := "MEMBER\tSTARTED\tHEARTBEAT\tTAGS"
+	if demand {
+		head += "\tDEMAND polls/s"
+	}
+	fmt.Fprintln(tw, head)
+	for _, m := range members {
+		name := m.Name
+		if m.Self {
+			name += " *"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d", name, sinceTime(m.Started, now), agoTime(m.Heartbeat, now), len(m.Tags))
+		if demand {
+			fmt.Fprintf(tw, "\t%.3f", m.Demand)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+}
+
+// writeTokens writes one row per token: its fingerprint, the fraction of its budget each member holds, and the
+// total.
+func writeTokens(b *strings.Builder, tokens []group.TokenStatus) {
+	var names []string
+	for _, ts := range tokens {
+		for n := range ts.Shares {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(slices.Concat([]string{"TOKEN"}, names, []string{"TOTAL"}), "\t"))
+	for _, ts := range tokens {
+		cells := []string{ts.Fingerprint}
+		for _, n := range names {
+			cell := "-"
+			if f, ok := ts.Shares[n]; ok {
+				cell = fmt.Sprintf("%.2f", f)
+			}
+			cells = append(cells, cell)
+		}
+		fmt.Fprintln(tw, strings.Join(append(cells, fmt.Sprintf("%.2f", ts.Total)), "\t"))
+	}
+	tw.Flush()
+}
+
+// groupTagState says in words what a tag of the group is doing, as far as the buckets tell.
+func groupTagState(t groupTag, noCursors bool) string {
+	switch {
+	case t.Owner == "" && t.Waiting != "":
+		return "no owner: waiting for " + t.Waiting + " (gone) to expire"
+	case t.Owner == "":
+		return "no owner: waiting for a member with a token"
+	case noCursors:
+		return "owned"
+	case t.Cursor == "" && t.Segments > 0:
+		return "catching up: first poll"
+	case t.Cursor == "":
+		return "no cursor yet"
+	case t.Segments > 0:
+		return "catching up: " + plural(t.Segments, "segment") + " to publish"
+	}
+	return "ok"
+}
+
+func boolKey(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shorten keeps at most n runes of s, eliding the middle.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	head := (n - 1) / 2
+	return string(r[:head]) + "…" + string(r[len(r)-(n-1-head):])
+}
+
+// sinceTime says how long before now t was, compactly ("2h5m"); "-" for the zero time.
+func sinceTime(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return compact(now.Sub(t))
+}
+
+// agoTime is sinceTime with " ago".
+func agoTime(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return compact(now.Sub(t)) + " ago"
+}
+
+// compact prints a duration as the status table does: 850ms, 1.2s, 3m4s, 2h5m.
+func compact(d time.Duration) string {
+	d = max(d, 0)
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }

@@ -1,8 +1,9 @@
 // Package check tests what deploy/ gives the people who run tagstream against the code: the Prometheus alert
 // rules (deploy/prometheus, through `promtool check rules` and `promtool test rules`), the Grafana dashboard
 // (deploy/grafana/tagstream.json: every expression parses, every panel is described) and docs/operations.md,
-// and that every metric they name is one the tagstream binary exports (its /metrics while the demo runs), or a
-// metric listed as pending in metrics_test.go.
+// and that every metric they name is one the tagstream binary exports (its /metrics while the demo runs, and while
+// it runs as a group member), or a metric listed as pending in metrics_test.go. It also loads the settings of the
+// group deployment examples (deploy/systemd, deploy/kubernetes) through the command's own configuration loader.
 //
 // promtool comes from TAGSTREAM_PROMTOOL (scripts/test.sh sets it through scripts/promtool.sh) or the PATH. Without
 // it the promtool tests fail under the test command (TAGSTREAM_INTEGRATION=1) and are skipped elsewhere, naming

@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/internal/testkit/simkit"
 	"github.com/tagstream/tagstream/publisher"
 )
 
@@ -42,11 +43,7 @@ const (
 // metric that is not exported yet, says why, and where it may be named. The check fails for any other metric the
 // binary does not export, for a pending metric named elsewhere, for a pending metric that nothing names, and for
 // a pending metric the binary exports by now: then delete its line here (and "pending" in docs/operations.md).
-var pendingMetrics = []pendingMetric{
-	{"tagstream_group_unowned_tags", "gauge", nil,
-		"pending: group mode does not exist yet; configured tags no member of the group owns",
-		[]string{groupRules, dashFile}},
-}
+var pendingMetrics = []pendingMetric{}
 
 // prometheusSeries are series that Prometheus itself adds to every scrape, not the binary.
 var prometheusSeries = map[string]string{"up": "1 when the last scrape of the target succeeded"}
@@ -207,16 +204,12 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// scrapeDemo runs `tagstream demo` (the simulator, an embedded JetStream server and the real pipeline) with
-// --metrics-addr, waits until its /metrics holds the series that only appear once media flowed (the token
-// budgets, the latency histograms, the publisher's acknowledgements) and returns the families of that scrape.
-func scrapeDemo(t *testing.T) map[string]*family {
+// runBinary starts bin with args (and no TAGSTREAM_* variable of the test's environment) until the test ends, then
+// stops it with SIGINT. It returns its combined output and a channel closed when it exited.
+func runBinary(t *testing.T, bin string, args ...string) (*testkit.SyncBuffer, <-chan struct{}, func() error) {
 	t.Helper()
-	bin := buildTagstream(t)
-	addr := freeAddr(t)
 	var out testkit.SyncBuffer
-	cmd := exec.Command(bin, "demo", "--duration", "10m", "--plain", "--refresh", "1h", "--drain", "1s",
-		"--tokens", "2", "--seed", "14", "--log-level", "warn", "--metrics-addr", addr)
+	cmd := exec.Command(bin, args...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TAGSTREAM_") {
@@ -237,17 +230,24 @@ func scrapeDemo(t *testing.T) map[string]*family {
 		case <-time.After(time.Minute):
 			cmd.Process.Kill()
 			<-exited
-			t.Errorf("the demo did not stop within a minute of SIGINT")
+			t.Errorf("%s %s did not stop within a minute of SIGINT", filepath.Base(bin), args[0])
 		}
 		if t.Failed() {
-			t.Logf("the demo's output:\n%s", out.String())
+			t.Logf("the output of %s %s:\n%s", filepath.Base(bin), args[0], out.String())
 		}
 	})
+	return &out, exited, func() error { <-exited; return waitErr }
+}
 
+// scrapeUntil scrapes http://addr/metrics until ready holds for its families (or the process exited) and returns
+// those families.
+func scrapeUntil(t *testing.T, addr, what string, out *testkit.SyncBuffer, exited <-chan struct{}, wait func() error,
+	ready func(fams map[string]*family) bool) map[string]*family {
+	t.Helper()
 	client := &http.Client{Timeout: 5 * time.Second}
 	var fams map[string]*family
 	var lastErr error
-	ready := func() bool {
+	testkit.Eventually(t, 2*time.Minute, what, func() bool {
 		select {
 		case <-exited:
 			return true // reported below
@@ -260,37 +260,86 @@ func scrapeDemo(t *testing.T) map[string]*family {
 		}
 		defer resp.Body.Close()
 		fams, lastErr = parseExposition(resp.Body)
-		if lastErr != nil {
-			return false
-		}
-		s := func(f, sample string) float64 {
-			if fams[f] == nil {
-				return 0
-			}
-			return fams[f].samples[sample]
-		}
-		return s("tagstream_media_published_total", "tagstream_media_published_total") > 0 &&
-			s("tagstream_post_to_publish_seconds", "tagstream_post_to_publish_seconds_count") > 0 &&
-			s("tagstream_publisher_acks_total", "tagstream_publisher_acks_total") > 0 &&
-			fams["tagstream_token_budget_remaining"] != nil
-	}
-	testkit.Eventually(t, 2*time.Minute, "media published by the demo on its /metrics", ready)
+		return lastErr == nil && ready(fams)
+	})
 	select {
 	case <-exited:
-		t.Fatalf("the demo exited early (%v); last scrape error %v; its output:\n%s", waitErr, lastErr, out.String())
+		t.Fatalf("the process exited early (%v); last scrape error %v; its output:\n%s", wait(), lastErr, out.String())
 	default:
 	}
 	return fams
 }
 
-// exportedFamilies returns what the binary exports: the families on /metrics of a running demo, plus the
-// families a running pipeline registers but creates only on a rare event. Those come from the publisher's own
-// constructor (the one the binary calls) with each lazily created series touched once: waiting for a dead
-// letter in the demo is not possible, and a descriptor of the real code is closer to the binary than a list
-// kept by hand.
+// sample returns the value of sample in family f of fams (summed over its series), 0 when there is none.
+func sample(fams map[string]*family, f, name string) float64 {
+	if fams[f] == nil {
+		return 0
+	}
+	return fams[f].samples[name]
+}
+
+// scrapeDemo runs `tagstream demo` (the simulator, an embedded JetStream server and the real pipeline) with
+// --metrics-addr, waits until its /metrics holds the series that only appear once media flowed (the token
+// budgets, the latency histograms, the publisher's acknowledgements) and returns the families of that scrape.
+func scrapeDemo(t *testing.T, bin string) map[string]*family {
+	t.Helper()
+	addr := freeAddr(t)
+	out, exited, wait := runBinary(t, bin, "demo", "--duration", "10m", "--plain", "--refresh", "1h", "--drain", "1s",
+		"--tokens", "2", "--seed", "14", "--log-level", "warn", "--metrics-addr", addr)
+	return scrapeUntil(t, addr, "media published by the demo on its /metrics", out, exited, wait, func(fams map[string]*family) bool {
+		return sample(fams, "tagstream_media_published_total", "tagstream_media_published_total") > 0 &&
+			sample(fams, "tagstream_post_to_publish_seconds", "tagstream_post_to_publish_seconds_count") > 0 &&
+			sample(fams, "tagstream_publisher_acks_total", "tagstream_publisher_acks_total") > 0 &&
+			fams["tagstream_token_budget_remaining"] != nil
+	})
+}
+
+// scrapeGroup runs the binary as a member of a group (`run --group`, its cursors and the group in JetStream)
+// against an in-process nats-server and the simulator, waits until its /metrics shows it holding its lease,
+// owning the tags and holding a share of each token, and returns the families of that scrape.
+func scrapeGroup(t *testing.T, bin string) map[string]*family {
+	t.Helper()
+	tokens := []string{"deploycheck-token-0001-aaaaaaaaaaaa", "deploycheck-token-0002-bbbbbbbbbbbb"}
+	sim := simkit.StartSim(t, simkit.SimOptions{Tokens: tokens, Tags: []string{"sunset", "coffee"}})
+	ns := testkit.StartNATS(t)
+	addr := freeAddr(t)
+	out, exited, wait := runBinary(t, bin, "run", "--group", "deploycheck", "--group-member", "m1",
+		"--checkpoint-store", "jetstream-kv", "--nats-url", ns.ClientURL(), "--sink", "jetstream",
+		"--api-url", sim.URL(), "--ca-file", sim.CAFile(), "--tokens-file", testkit.WriteTokens(t, tokens...),
+		"--tags", "sunset,coffee", "--min-interval", "200ms", "--max-interval", "1s",
+		"--state-dir", t.TempDir(), "--metrics-addr", addr, "--log-level", "warn")
+	return scrapeUntil(t, addr, "the group member holding its lease, both tags and both tokens' shares on its /metrics", out, exited, wait,
+		func(fams map[string]*family) bool {
+			return sample(fams, "tagstream_group_lease_valid", "tagstream_group_lease_valid") == 1 &&
+				sample(fams, "tagstream_group_owned_tags", "tagstream_group_owned_tags") == 2 &&
+				sample(fams, "tagstream_group_token_share", "tagstream_group_token_share") > 1.9 &&
+				sample(fams, "tagstream_group_rebalances_total", "tagstream_group_rebalances_total") > 0
+		})
+}
+
+// exportedFamilies returns what the binary exports: the families on /metrics of a running demo and of a running
+// group member (`run --group`: the group metrics exist only in group mode), plus the families a running pipeline
+// registers but creates only on a rare event. Those come from the publisher's own constructor (the one the binary
+// calls) with each lazily created series touched once: waiting for a dead letter in the demo is not possible, and a
+// descriptor of the real code is closer to the binary than a list kept by hand.
 func exportedFamilies(t *testing.T) map[string]*family {
 	t.Helper()
-	fams := scrapeDemo(t)
+	bin := buildTagstream(t)
+	fams := scrapeDemo(t, bin)
+	for name, f := range scrapeGroup(t, bin) {
+		if fams[name] == nil {
+			fams[name] = f
+			continue
+		}
+		for l := range f.labels {
+			fams[name].labels[l] = true
+		}
+		for s := range f.samples {
+			if _, ok := fams[name].samples[s]; !ok {
+				fams[name].samples[s] = f.samples[s]
+			}
+		}
+	}
 	reg := prometheus.NewRegistry()
 	m := publisher.NewMetrics(reg)
 	m.DeadLetters.WithLabelValues("jetstream", "file")

@@ -57,7 +57,7 @@ func (v *validator) validate() error {
 			return err
 		}
 	}
-	if c.CAFile != "" && v.groups&(GroupAPI|GroupSink) != 0 {
+	if c.CAFile != "" && v.groups&(GroupAPI|GroupSink|GroupCluster) != 0 {
 		if err := checkCAFile(c.CAFile); err != nil {
 			return v.fail("ca-file", "%v", err)
 		}
@@ -74,6 +74,11 @@ func (v *validator) validate() error {
 	}
 	if v.groups&GroupOps != 0 {
 		if err := v.ops(); err != nil {
+			return err
+		}
+	}
+	if v.groups&GroupCluster != 0 {
+		if err := v.cluster(); err != nil {
 			return err
 		}
 	}
@@ -105,7 +110,7 @@ func (v *validator) api() error {
 		return v.fail("api-url", "%v", err)
 	}
 	c.APIURL = strings.TrimRight(c.APIURL, "/")
-	if v.needs.Tags && len(c.Tags) == 0 {
+	if v.needs.Tags && len(c.Tags) == 0 && (c.Group == "" || v.groups&GroupCluster == 0) {
 		return v.fail("tags", "no tags to follow; give at least one (--tags coffee,tea)")
 	}
 	seen := map[string]bool{}

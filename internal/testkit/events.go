@@ -34,7 +34,8 @@ func MediaEvents(tag string, from, n, captionBytes int) []*schema.Event {
 
 // FileMediaIDs returns the media ids of the media events in an NDJSON events file (what the file sink writes),
 // in file order; gap markers and empty lines are passed over, and a file that does not exist (yet) holds none.
-// A line that is not an event fails the test.
+// A line that is not an event fails the test. The last line counts only once its newline was written: a reader
+// racing the sink may see a half-written line, which is read again on the next call, not taken for garbage.
 func FileMediaIDs(t testing.TB, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -46,6 +47,9 @@ func FileMediaIDs(t testing.TB, path string) []string {
 	}
 	var ids []string
 	for line := range bytes.Lines(b) {
+		if !bytes.HasSuffix(line, []byte("\n")) {
+			break // still being written
+		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
