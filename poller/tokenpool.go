@@ -66,9 +66,11 @@ type tokenPool struct {
 	changed chan struct{}
 
 	// noSpareUntil is when spare last said the first bucket would be full, having found none full: until then no
-	// bucket can be (levels rise only by refilling at the tokens' rates, and a change of rate clears it), so
-	// spare answers at once instead of looking at every token. 0 = unknown.
+	// bucket can be (levels rise only by refilling at the tokens' rates), so spare answers at once instead of
+	// looking at every token, as long as the rates are those it saw (noSpareRates, the rateSum of then: any change
+	// of a token's rate, from the API's limit or elsewhere, changes rateSum). 0 = unknown.
 	noSpareUntil time.Duration
+	noSpareRates float64
 
 	// Budget accounting for tagstream_budget_use_ratio: requests handed out and requests allowed (the live
 	// tokens' limits per window, integrated over time) since the start, sampled about once a second.
@@ -425,7 +427,7 @@ func (p *tokenPool) retire(t *token) {
 func (p *tokenPool) spare(now time.Duration) (int, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if now < p.noSpareUntil {
+	if now < p.noSpareUntil && p.rateSum == p.noSpareRates {
 		return 0, p.noSpareUntil
 	}
 	var next, unpark time.Duration
@@ -453,7 +455,7 @@ func (p *tokenPool) spare(now time.Duration) (int, time.Duration) {
 	}
 	p.noSpareUntil = 0
 	if n == 0 && next > now && (unpark == 0 || unpark >= next) {
-		p.noSpareUntil = next
+		p.noSpareUntil, p.noSpareRates = next, p.rateSum
 	}
 	return n, next
 }
