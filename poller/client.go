@@ -92,6 +92,7 @@ type client struct {
 	log         *slog.Logger
 	m           *metrics
 	health      health
+	gate        func() bool // Config.Gate; never nil
 }
 
 func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metrics) (*client, error) {
@@ -118,6 +119,10 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 		now:         cfg.Clock,
 		log:         log,
 		m:           m,
+		gate:        cfg.Gate,
+	}
+	if c.gate == nil {
+		c.gate = func() bool { return true }
 	}
 	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
 	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), clk: clk, log: log, m: m}
@@ -171,12 +176,18 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 		if err := c.health.wait(ctx); err != nil {
 			return nil, err
 		}
+		if !c.gate() {
+			return nil, errGateClosed
+		}
 		tok, err := c.pool.acquire(ctx)
 		if err != nil {
 			if errors.Is(err, ErrAllTokensRetired) {
 				return nil, fmt.Errorf("poller: fetch tag %q: %w", q.tag, err)
 			}
 			return nil, err
+		}
+		if !c.gate() {
+			return nil, errGateClosed // the wait for a token outlasted the lease: send nothing
 		}
 		if q.probes != nil {
 			*q.probes++

@@ -142,6 +142,17 @@ type Config struct {
 	// Transport, when set, replaces the HTTP transport built from CAFile (tests and benchmarks use an in-process
 	// RoundTripper). Redirects are still refused by the poller's client.
 	Transport http.RoundTripper
+	// Gate, when set, reports whether the poller may poll at all (in a group: whether this instance holds its
+	// membership lease, group.Coordinator.LeaseValid). While it returns false, no poll starts, a poll that
+	// finds it false after reading its tag's checkpoint ends without a request or a commit, and no request
+	// takes a token; such a poll is not counted as failed and the tag stays due. Nil means always open. It must
+	// be cheap and safe for concurrent use: it is called before every poll and every request.
+	Gate func() bool
+	// OnConflict, when set, is called (from the poll's goroutine, without locks held) with a tag whose checkpoint
+	// write the store refused with checkpoint.ErrConflict: another writer wrote the tag's state, so another
+	// instance owns it now. The poller has already dropped the tag by then (it does not retry the write) and
+	// ignores it in Assign until an Assign without it (see Assign).
+	OnConflict func(tag string)
 	// Clock returns the current wall-clock time, used for timestamps (checkpoints, events, status); nil means
 	// time.Now. Scheduling and token pacing run on the monotonic clock, so a step of the wall clock (NTP) neither
 	// freezes nor rushes them.

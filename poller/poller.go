@@ -92,6 +92,9 @@ type TokenStatus struct {
 	Fingerprint string // first 8 hex digits of the token's SHA-256
 	ClientID    bool
 	Limit       int // requests per window, from X-Ratelimit-Limit when seen, else the configured budget
+	// Share is the fraction of Limit this instance may spend: 1 unless Assign set the shares (group mode), 0 for
+	// a token it does not use.
+	Share       float64
 	Remaining   int // last X-Ratelimit-Remaining seen; -1 before any
 	ParkedUntil time.Time
 	Retired     bool
@@ -117,6 +120,10 @@ type Poller struct {
 	// reschedules its tag earlier than that wakes it.
 	wakeAt   time.Duration
 	overload bool
+	// conflicted holds the tags dropped on a checkpoint conflict that Assign ignores until an Assign without them.
+	conflicted map[string]bool
+	// settle, when not nil, is closed when a tag leaves the schedule (see Assign, which waits on it).
+	settle chan struct{}
 
 	startTime time.Time // the instant StartNow and StartSince publish from
 	built     time.Time // when New ran (wall clock)
@@ -170,7 +177,7 @@ func New(cfg Config, pub Publisher, store checkpoint.Store, logger *slog.Logger,
 	if p.startTime.IsZero() {
 		p.startTime = p.built
 	}
-	p.sched.dropped = p.dropGauges
+	p.sched.dropped = p.dropped
 	now, budget := clk.mono(), p.budgetLocked()
 	for _, t := range cfg.Tags {
 		p.addGauges(p.sched.add(t, now, budget))
@@ -429,6 +436,17 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	defer timer.Stop()
 	var noEarlyUntil time.Duration
 	for {
+		if !p.gateOpen() {
+			// Not allowed to poll (a group member without its lease): look again shortly, or when woken.
+			timer.Reset(gateRecheck)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			case <-p.wake:
+			}
+			continue
+		}
 		now := p.clk.mono()
 		p.mu.Lock()
 		ts, wait := p.sched.popDue(now)

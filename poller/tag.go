@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -24,6 +25,13 @@ const gapReason = "the API no longer serves the media between these cursors (ret
 // and writes the state the step decided. When that write fails, the state stays in memory (tagState.pending) and
 // the next polls retry the write alone, with the per-tag backoff.
 func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
+	if !p.gateOpen() {
+		p.mu.Lock()
+		p.sched.requeue(ts)
+		p.mu.Unlock()
+		p.signal()
+		return nil
+	}
 	p.m.polls.Inc()
 	began := p.clk.mono()
 
@@ -49,7 +57,12 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		if o.hist {
 			o.write.RateMedia, o.write.RateSeconds = o.histMedia, o.histSeconds
 		}
-		if err = p.commit(commitCtx, ts.name, *o.write); err == nil {
+		err = p.commit(commitCtx, ts.name, *o.write)
+		if errors.Is(err, checkpoint.ErrConflict) {
+			p.conflict(ts, err)
+			return err
+		}
+		if err == nil {
 			o.cursor, o.segments = o.write.Cursor, len(o.write.Segments)
 			o.wrote, o.plain = true, plainState(o.write)
 			o.write = nil
@@ -58,10 +71,14 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	o.err = err
 	p.mu.Lock()
 	o.requests, o.pages, o.elapsed = r.requests, r.pages, p.clk.mono()-began
-	if err != nil && ctx.Err() != nil && o.write == nil {
-		// Shutting down: the poll was cut short; nothing moved.
+	if err != nil && (ctx.Err() != nil || errors.Is(err, errGateClosed)) && o.write == nil {
+		// Shutting down, or the gate closed: the poll was cut short; nothing moved.
 		p.sched.requeue(ts)
 		p.mu.Unlock()
+		if errors.Is(err, errGateClosed) {
+			p.signal() // the dispatcher waits for the gate, then polls the tag
+			return nil
+		}
 		return err
 	}
 	now := p.clk.mono()
@@ -140,6 +157,11 @@ func (r *pollRun) step() (observation, error) {
 	st, ok, err := r.p.store.Get(r.commitCtx, r.tag)
 	if err != nil {
 		return observation{}, fmt.Errorf("poller: tag %q: read checkpoint: %w", r.tag, err)
+	}
+	if !r.p.gateOpen() {
+		// Checked again after the read, which adopted the stored revision: a process paused between the check
+		// at the poll's start and the read must not fetch anything now.
+		return observation{}, errGateClosed
 	}
 	switch {
 	case !ok:

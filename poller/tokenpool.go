@@ -23,7 +23,8 @@ type token struct {
 	clientID bool
 	fp       string
 
-	rate        float64       // requests per second: limit per window
+	rate        float64       // requests per second: share of the limit per window
+	share       float64       // fraction of the limit this instance may spend (1 outside a group; 0 = unused)
 	limit       int           // requests per window (configured, or X-Ratelimit-Limit)
 	keep        int           // the reserve: the token is not used while the API says it has no more left
 	remaining   int           // last X-Ratelimit-Remaining, -1 before any
@@ -56,6 +57,8 @@ type tokenPool struct {
 
 	// rateSum is the sum of the live tokens' rates (requests per second), kept up to date by every change.
 	rateSum float64
+	// changed is closed (and replaced) when the shares change, to wake acquire (see setShares).
+	changed chan struct{}
 
 	// Budget accounting for tagstream_budget_use_ratio: requests handed out and requests allowed (the live
 	// tokens' limits per window, integrated over time) since the start, sampled about once a second.
@@ -126,6 +129,7 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 			limit:     limit,
 			keep:      reserveOf(limit),
 			remaining: -1,
+			share:     1,
 			last:      now,
 			bo:        p.backoff(),
 			hidx:      -1,
@@ -141,6 +145,7 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 	for _, t := range p.tokens {
 		p.rateSum += t.rate
 	}
+	p.changed = make(chan struct{})
 	p.lastAcct = now
 	p.samples[0] = budgetSample{at: now}
 	p.nsamples = 1
@@ -179,6 +184,10 @@ func (t *token) refill(now time.Duration) {
 
 // computeReady sets t.ready from its bucket and parking. Caller holds p.mu and has refilled t.
 func (t *token) computeReady() {
+	if t.share <= 0 {
+		t.ready = unshared // not used until setShares gives it a share
+		return
+	}
 	r := t.last
 	if t.level < 1 {
 		if t.rate <= 0 {
@@ -225,6 +234,7 @@ func (p *tokenPool) acquire(ctx context.Context) (*token, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		changed := p.sharesChanged()
 		now := p.clk.mono()
 		t, next := p.tryAcquire(now)
 		if t != nil {
@@ -243,6 +253,7 @@ func (p *tokenPool) acquire(ctx context.Context) (*token, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer.C:
+		case <-changed:
 		}
 	}
 }
@@ -262,7 +273,7 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 		if !t.retired {
 			p.rateSum -= t.rate
 		}
-		t.rate = float64(limit) / p.window.Seconds()
+		t.rate = t.share * float64(limit) / p.window.Seconds()
 		if !t.retired {
 			p.rateSum += t.rate
 		}
@@ -444,7 +455,7 @@ func (p *tokenPool) status() []TokenStatus {
 	out := make([]TokenStatus, len(p.tokens))
 	for i, t := range p.tokens {
 		s := TokenStatus{Index: t.idx, Fingerprint: t.fp, ClientID: t.clientID, Limit: t.limit,
-			Remaining: t.remaining, Retired: t.retired}
+			Share: t.share, Remaining: t.remaining, Retired: t.retired}
 		if t.parkedUntil > now && !t.retired {
 			s.ParkedUntil = clk.wallAt(t.parkedUntil)
 		}
