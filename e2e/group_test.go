@@ -181,9 +181,9 @@ func TestGroupOnTheCluster(t *testing.T) {
 		owner = e.waitExclusive("every tag owned after the paused member came back", at2, 60*time.Second)
 		e.waitDelivered("after the resume", time.Now(), 60*time.Second)
 		dropped := e.metricSum("tagstream_publisher_duplicates_total") - dupBefore
-		conflicts := strings.Count(readLog(m.ts), "conflict")
+		conflicts := strings.Count(readLog(m.ts), "checkpoint written by another instance")
 		e.figures("SIGSTOP of %s for %s (burst in flight: %v): failover max %s (tag %q), longest polling gap %s (tag %q); "+
-			"re-published events dropped by Nats-Msg-Id %v; log lines of the paused member mentioning a conflict %d",
+			"re-published events dropped by Nats-Msg-Id %v; commits of the paused member refused as written by another instance %d",
 			victim, pausedFor.Round(time.Millisecond), inFlight, worst.Round(time.Millisecond), tag,
 			gap.Round(time.Millisecond), gapTag, dropped, conflicts)
 		if worst > failoverLimit {
