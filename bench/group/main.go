@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type options struct {
 	lease    time.Duration
 	settle   time.Duration
 	repeat   int
+	counts   []int // instances of the budget runs
 	out      string
 	keep     bool
 	note     string
@@ -77,11 +79,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.lease, "lease", 8*time.Second, "--group-lease of the failover run (8s is the group default)")
 	fs.DurationVar(&o.settle, "settle", 40*time.Second, "failover: time after the start before the first event (half of it between events)")
 	fs.IntVar(&o.repeat, "repeat", 2, "failover: how many kill -9 and SIGTERM events each")
+	instances := fs.String("instances", "1,3", "budget: the runs, by number of instances (1: a single instance without --group)")
 	fs.StringVar(&o.out, "out", "bench/group.md", "markdown file the results section is appended to (\"\" = stdout only)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs; it holds the generated tokens)")
 	fs.StringVar(&o.note, "note", "", "a note printed under the section title")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	for _, f := range strings.Split(*instances, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 9 {
+			return nil, fmt.Errorf("-instances %q: want a comma-separated list of 1..9", *instances)
+		}
+		o.counts = append(o.counts, n)
 	}
 	switch o.scenario {
 	case "budget", "failover", "all":
@@ -138,7 +148,7 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	var budgets []budgetResult
 	var fo *failoverResult
 	if o.scenario == "budget" || o.scenario == "all" {
-		for _, n := range []int{1, 3} {
+		for _, n := range o.counts {
 			res, err := b.budgetRun(ctx, n, o.duration, o.warmup, o.grace)
 			if err != nil {
 				return fmt.Errorf("budget run with %d instance(s): %w", n, err)
