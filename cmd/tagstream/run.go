@@ -17,7 +17,12 @@ is validated before any work starts; a bad setting exits with status 2 and one l
 cannot be reached is an outage, not a bad setting: tagstream keeps trying to reach it (with backoff, logging each
 failure; /readyz says why) and starts polling once it answers. On a signal tagstream stops polling, waits for the
 broker to acknowledge what is in flight, saves the cursors and exits 0; a second signal exits at once. Started
-again with the same state it resumes where it stopped.`
+again with the same state it resumes where it stopped.
+
+With --group NAME (and checkpoint-store jetstream-kv, nats-url listing the cluster's servers) the instance joins a
+group of identical instances that share the group's tags and the tokens' budgets through JetStream KV buckets:
+tags given are added to the group's set (none are needed), each tag is polled by one live member, and on a
+signal the instance commits its last polls and leaves so that the others take its tags at once (docs/group.md).`
 
 func runRun(c *cli, args []string) int {
 	fs := c.newFlagSet("run", "[flags]", runHelp)

@@ -164,6 +164,13 @@ type Config struct {
 	DeadLetter string // Kafka topic, NATS subject or file path, depending on the sink; "" = off
 	Output     string // the file sink's path
 
+	// Group mode (docs/group.md): several instances share tags and tokens through JetStream KV buckets.
+	Group          string        // the group's name; "" = a single instance
+	GroupMember    string        // this instance's member name; "" = <host>-<pid>
+	GroupLease     time.Duration // failover time after a kill; 0 = the group's (8s for a new group)
+	GroupReplicas  int           // replicas of the group's buckets when created; 0 = 3, or 1 on a JetStream that is not clustered
+	GroupRetention time.Duration // how long a removed tag's cursor is kept
+
 	// Local state and operations.
 	StateDir        string // Load's default: $XDG_STATE_HOME/tagstream, else $HOME/.local/state/tagstream
 	CheckpointStore StoreKind
@@ -242,6 +249,7 @@ func Defaults() Config {
 		StateDir:               "", // Load resolves it: $XDG_STATE_HOME/tagstream, else ~/.local/state/tagstream
 		CheckpointStore:        StoreBolt,
 		KVBucket:               "tagstream_cursors",
+		GroupRetention:         7 * 24 * time.Hour,
 		LogFormat:              "text",
 		LogLevel:               "info",
 		ShutdownTimeout:        10 * time.Second,

@@ -12,12 +12,13 @@ type Group uint
 
 // Setting groups.
 const (
-	GroupAPI    Group = 1 << iota // upstream API, tags, tokens, polling
-	GroupSink                     // broker or file sink
-	GroupState                    // checkpoint store
-	GroupOps                      // metrics, logging, shutdown
-	GroupStatus                   // what status needs to find a running instance (metrics-addr)
-	GroupAll    = GroupAPI | GroupSink | GroupState | GroupOps
+	GroupAPI     Group = 1 << iota // upstream API, tags, tokens, polling
+	GroupSink                      // broker or file sink
+	GroupState                     // checkpoint store
+	GroupOps                       // metrics, logging, shutdown
+	GroupStatus                    // what status needs to find a running instance (metrics-addr)
+	GroupCluster                   // group mode: the group, this member, and the NATS connection they coordinate over
+	GroupAll     = GroupAPI | GroupSink | GroupState | GroupOps | GroupCluster
 )
 
 type kind int
@@ -223,10 +224,10 @@ var settings = []*setting{
 
 	// Sink.
 	enum("sink", GroupSink, "where events go", oneOf("jetstream", "nats: core, at-most-once", "kafka", "file", "stdout"), "", func(c *Config) *string { return (*string)(&c.Sink) }),
-	str("nats-url", GroupSink|GroupState, "NATS server URL(s), comma-separated", func(c *Config) *string { return &c.NATSURL }),
-	str("nats-creds-file", GroupSink|GroupState, "NATS credentials (.creds) file", func(c *Config) *string { return &c.NATSCredsFile }),
-	str("nats-nkey-file", GroupSink|GroupState, "NATS nkey seed file", func(c *Config) *string { return &c.NATSNKeyFile }),
-	str("nats-name", GroupSink|GroupState, "NATS connection name", func(c *Config) *string { return &c.NATSName }),
+	str("nats-url", GroupSink|GroupState|GroupCluster, "NATS server URL(s), comma-separated", func(c *Config) *string { return &c.NATSURL }),
+	str("nats-creds-file", GroupSink|GroupState|GroupCluster, "NATS credentials (.creds) file", func(c *Config) *string { return &c.NATSCredsFile }),
+	str("nats-nkey-file", GroupSink|GroupState|GroupCluster, "NATS nkey seed file", func(c *Config) *string { return &c.NATSNKeyFile }),
+	str("nats-name", GroupSink|GroupState|GroupCluster, "NATS connection name", func(c *Config) *string { return &c.NATSName }),
 	str("subject-prefix", GroupSink, "NATS subject prefix; each tag publishes to <prefix>.<encoded tag>", func(c *Config) *string { return &c.SubjectPrefix }),
 	str("stream", GroupSink, "JetStream stream that stores the events; empty: the stream that covers <subject-prefix>.> (one named TAGSTREAM is created when none does)", func(c *Config) *string { return &c.Stream }),
 	boolean("create-stream", GroupSink, "create the stream when it does not exist (the named stream, or TAGSTREAM when no stream covers <subject-prefix>.>); off: a missing stream is a configuration error", func(c *Config) *bool { return &c.CreateStream }),
@@ -254,6 +255,13 @@ var settings = []*setting{
 	str("state-dir", GroupState, "directory of the local checkpoint store (checkpoints.db) and of dead-letters.ndjson (default $XDG_STATE_HOME/tagstream, else ~/.local/state/tagstream: the same whatever the working directory)", func(c *Config) *string { return &c.StateDir }),
 	enum("checkpoint-store", GroupState, "cursor store", oneOf("bolt: file in state-dir", "jetstream-kv", "memory: lost on exit"), "", func(c *Config) *string { return (*string)(&c.CheckpointStore) }),
 	str("kv-bucket", GroupState, "JetStream KV bucket for checkpoint-store=jetstream-kv", func(c *Config) *string { return &c.KVBucket }),
+
+	// Group mode.
+	str("group", GroupCluster, "run as a member of this group of instances sharing tags and tokens through JetStream KV buckets (needs checkpoint-store jetstream-kv); empty = a single instance", func(c *Config) *string { return &c.Group }),
+	str("group-member", GroupCluster, "this instance's member name, unique among the live members; a stable name gets its tags back after a restart (default <host>-<pid>)", func(c *Config) *string { return &c.GroupMember }),
+	dur("group-lease", GroupCluster, "how long a killed member keeps its tags before the others take them (the group's, fixed when its buckets are created; 0 = the group's, 8s for a new group)", func(c *Config) *time.Duration { return &c.GroupLease }),
+	num("group-replicas", GroupCluster, "replicas of the group's buckets when they are created (0 = 3, or 1 on a JetStream that is not clustered)", func(c *Config) *int { return &c.GroupReplicas }),
+	dur("group-retention", GroupCluster, "how long the cursor of a tag removed from the group is kept, so that adding it again resumes without a gap", func(c *Config) *time.Duration { return &c.GroupRetention }),
 
 	// Operations.
 	str("metrics-addr", GroupOps|GroupStatus, "listen address of /metrics, /healthz, /readyz and /status (empty = off)", func(c *Config) *string { return &c.MetricsAddr }),

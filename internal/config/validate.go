@@ -77,6 +77,11 @@ func (v *validator) validate() error {
 			return err
 		}
 	}
+	if v.groups&GroupCluster != 0 {
+		if err := v.cluster(); err != nil {
+			return err
+		}
+	}
 	v.warn()
 	return nil
 }
@@ -105,7 +110,7 @@ func (v *validator) api() error {
 		return v.fail("api-url", "%v", err)
 	}
 	c.APIURL = strings.TrimRight(c.APIURL, "/")
-	if v.needs.Tags && len(c.Tags) == 0 {
+	if v.needs.Tags && len(c.Tags) == 0 && (c.Group == "" || v.groups&GroupCluster == 0) {
 		return v.fail("tags", "no tags to follow; give at least one (--tags coffee,tea)")
 	}
 	seen := map[string]bool{}

@@ -18,7 +18,7 @@ import (
 
 // CheckResult is the outcome of one check of Check.
 type CheckResult struct {
-	// Name is "api", "sink" or "state".
+	// Name is "api", "sink", "state" or, in group mode, "group".
 	Name string
 	// Detail says what the check found when it passed.
 	Detail string
@@ -55,6 +55,15 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 		return r
 	}
 	pc := pollerConfig(cfg, deps.RateWindow)
+	var grp *CheckResult
+	if cfg.Group != "" {
+		detail, tag, err := checkGroupAndTag(ctx, cfg, logger)
+		r := clean("group", detail, err)
+		grp = &r
+		if len(pc.Tags) == 0 {
+			pc.Tags = []string{tag} // a member may start without tags: probe with one of the group's
+		}
+	}
 	detail, err := probeAPI(ctx, pc)
 	api := clean("api", detail, err)
 	api.Hint = red.String(apiHint(pc, err))
@@ -62,7 +71,11 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 	detail, err = checkSink(ctx, cfg, logger)
 	out = append(out, clean("sink", detail, err))
 	detail, err = checkState(ctx, cfg, logger)
-	return append(out, clean("state", detail, err))
+	out = append(out, clean("state", detail, err))
+	if grp != nil {
+		out = append(out, *grp)
+	}
+	return out
 }
 
 // checkSink reaches the broker and reads the metadata of what run would publish to, or checks the output.

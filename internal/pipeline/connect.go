@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tagstream/tagstream/group"
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/poller/checkpoint"
@@ -72,6 +73,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		conn  *nats.Conn // dialed here, owned by the pipeline
 		s     *sink
 		store checkpoint.Store
+		coord *group.JetStream
 	)
 	defer func() {
 		if err == nil {
@@ -107,6 +109,12 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		if store, err = checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: cfg.KVBucket, Replicas: cfg.Replicas}); err != nil {
 			return err
 		}
+		if cfg.Group != "" {
+			// Last of what can fail for want of the broker: the coordinator registers its metrics.
+			if coord, err = openGroup(ctx, cfg, js, store, p.deps.RateWindow, p.log, p.reg); err != nil {
+				return err
+			}
+		}
 	}
 
 	p.mu.Lock()
@@ -121,7 +129,13 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 	if p.deps.WrapPublisher != nil {
 		pub = p.deps.WrapPublisher(pub)
 	}
-	pl, err := poller.New(pollerConfig(cfg, p.deps.RateWindow), pub, store, p.log, p.reg)
+	pc := pollerConfig(cfg, p.deps.RateWindow)
+	if coord != nil {
+		// The group assigns the tags (the configured ones are added to its set), fences the polls by the
+		// membership lease and hears of the tags another member took.
+		pc.Tags, pc.Gate, pc.OnConflict = nil, coord.LeaseValid, coord.Lost
+	}
+	pl, err := poller.New(pc, pub, store, p.log, p.reg)
 	if err != nil {
 		if s == p.sink {
 			s = nil // New opened it; Close releases it
@@ -131,7 +145,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	p.sink, p.store, p.poller, p.conn = s, store, pl, conn
+	p.sink, p.store, p.poller, p.conn, p.coord = s, store, pl, conn, coord
 	return nil
 }
 
@@ -184,8 +198,10 @@ func (p *Pipeline) classify(err error) error {
 		key = "kafka-topic"
 	case errors.Is(err, poller.ErrNoTokens):
 		key = "tokens-file"
-	case errors.Is(err, poller.ErrInvalidTag):
+	case errors.Is(err, poller.ErrInvalidTag), errors.Is(err, group.ErrInvalidTag):
 		key = "tags"
+	case errors.Is(err, group.ErrConfig):
+		key = "group"
 	case errors.Is(err, checkpoint.ErrLocked):
 		key = "state-dir"
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked):

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tagstream/tagstream/group"
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/poller"
 	"github.com/tagstream/tagstream/publisher"
@@ -56,6 +57,32 @@ func pollerConfig(cfg *config.Config, rateWindow time.Duration) poller.Config {
 		pc.Tokens = append(pc.Tokens, poller.Token{Value: c.Value, ClientID: c.ClientID})
 	}
 	return pc
+}
+
+// groupConfig maps the settings onto the group coordinator's configuration (group mode). The tokens go by
+// fingerprint and budget, never by value; the poller's interval and page settings go along, so that the group
+// divides the budget by the same square-root rule the poller's scheduler uses. rateWindow, when not zero,
+// overrides the rate-window setting, as for the poller.
+func groupConfig(cfg *config.Config, rateWindow time.Duration) group.Config {
+	if rateWindow == 0 {
+		rateWindow = cfg.RateWindow
+	}
+	gc := group.Config{
+		Group:       cfg.Group,
+		Name:        cfg.GroupMember,
+		Tags:        append([]string(nil), cfg.Tags...),
+		RateWindow:  rateWindow,
+		Lease:       cfg.GroupLease,
+		Replicas:    cfg.GroupReplicas,
+		Retention:   cfg.GroupRetention,
+		MinInterval: cfg.MinInterval,
+		MaxInterval: cfg.MaxInterval,
+		PageSize:    cfg.PageSize,
+	}
+	for _, c := range cfg.Credentials {
+		gc.Tokens = append(gc.Tokens, group.Token{Fingerprint: poller.Fingerprint(c.Value), RequestsPerHour: cfg.RequestsPerHour})
+	}
+	return gc
 }
 
 // natsConnConfig maps the settings onto the NATS connection options. ca-file is used for NATS only when a URL

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tagstream/tagstream/group"
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/redact"
 	"github.com/tagstream/tagstream/internal/status"
@@ -80,8 +81,9 @@ type Pipeline struct {
 	sink    *sink
 	store   checkpoint.Store
 	poller  *poller.Poller
-	conn    *nats.Conn // the connection the pipeline dialed (nil when none, or when Deps.NATSConn is used)
-	dialErr error      // why the last attempt to reach the broker failed
+	coord   *group.JetStream // group mode only
+	conn    *nats.Conn       // the connection the pipeline dialed (nil when none, or when Deps.NATSConn is used)
+	dialErr error            // why the last attempt to reach the broker failed
 	closed  bool
 }
 
@@ -213,8 +215,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if p.cfg.CheckpointStore == config.StoreBolt {
 			attrs = append(attrs, "state_dir", p.cfg.StateDir)
 		}
+		if p.cfg.Group != "" {
+			attrs = append(attrs, "group", p.cfg.Group)
+		}
 		p.log.Info("tagstream running", append(attrs, "metrics_addr", p.StatusAddr())...)
-		err := p.poller.Run(gctx)
+		pl, coord := p.currentPoller(), p.currentCoordinator()
+		var err error
+		if coord != nil {
+			err = p.runGroup(gctx, pl, coord)
+		} else {
+			err = pl.Run(gctx)
+		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("poller: %w", err)
 		}

@@ -13,7 +13,7 @@ import (
 // checks are the readiness conditions of /readyz: the broker answers, a token is usable, the checkpoint store
 // answers, and the poller runs (the API is not down, checkpoint writes succeed).
 func (p *Pipeline) checks() []status.Check {
-	return []status.Check{
+	checks := []status.Check{
 		{Name: "broker", Func: p.brokerReady},
 		{Name: "tokens", Func: func(context.Context) error {
 			pl := p.currentPoller()
@@ -31,6 +31,10 @@ func (p *Pipeline) checks() []status.Check {
 			return p.red.Error(pl.Ready())
 		}},
 	}
+	if p.cfg.Group != "" {
+		checks = append(checks, status.Check{Name: "group", Func: p.groupReady})
+	}
+	return checks
 }
 
 // brokerReady says whether the sink's broker answers; before it was reached, why it was not.
@@ -105,12 +109,16 @@ func (p *Pipeline) Report() status.Report {
 // report builds the /status body.
 func (p *Pipeline) report() status.Report {
 	r := status.Report{Version: p.deps.Version, Instance: p.instance, Sink: p.SinkName()}
+	owner := p.instance
+	if gs, ok := p.GroupStatus(); ok {
+		r.Group, owner = &gs, gs.Self
+	}
 	pl := p.currentPoller()
 	if pl == nil {
 		return r
 	}
 	for _, t := range pl.Status() {
-		r.Tags = append(r.Tags, tagLine(t, p.instance))
+		r.Tags = append(r.Tags, tagLine(t, owner))
 	}
 	for _, t := range pl.TokenStatus() {
 		r.Tokens = append(r.Tokens, status.TokenStatus{

@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tagstream/tagstream/group"
 )
 
 // TagStatus is one tag's line of the status report.
@@ -113,6 +115,8 @@ type Report struct {
 	Checks   []CheckResult `json:"checks"`
 	Tags     []TagStatus   `json:"tags"`
 	Tokens   []TokenStatus `json:"tokens"`
+	// Group is the group as this instance sees it, in group mode only (docs/group.md).
+	Group *group.Status `json:"group,omitempty"`
 }
 
 // Check is one readiness condition. Func returns nil when the condition holds; its error text is shown on

@@ -1,0 +1,192 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tagstream/tagstream/group"
+	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/poller"
+	"github.com/tagstream/tagstream/publisher"
+)
+
+// Group mode (the group setting): the poller polls what the group's coordinator assigns to this instance, and the
+// coordinator runs beside it over the pipeline's NATS connection. See docs/group.md.
+
+// rateReportEvery is how often the poller's rate estimates are handed to the coordinator (group.Coordinator's
+// ReportRates asks for about every ten seconds).
+const rateReportEvery = 10 * time.Second
+
+// groupPoller adapts *poller.Poller to group.Poller: an assignment is the polled tags, the token shares by
+// fingerprint, the rate seeds of the tags taken over, and the claim write of each added tag's cursor (the fencing
+// point of docs/group.md).
+type groupPoller struct{ p *poller.Poller }
+
+var _ group.Poller = groupPoller{}
+
+// Apply implements group.Poller.
+func (g groupPoller) Apply(ctx context.Context, a group.Assignment) error {
+	shares := make(map[string]float64, len(a.Tokens))
+	for _, ts := range a.Tokens {
+		shares[ts.Fingerprint] = ts.Fraction
+	}
+	return g.p.Assign(ctx, poller.Assignment{Tags: a.Tags, Shares: shares, Rates: a.Rates, Claim: true})
+}
+
+// openGroup builds the coordinator of cfg's group on js (binding to or creating the group's buckets), with store
+// as the cursor store whose removed tags' cursors it deletes after the retention.
+func openGroup(ctx context.Context, cfg *config.Config, js jetstream.JetStream, store group.CursorStore, rateWindow time.Duration,
+	log *slog.Logger, reg prometheus.Registerer) (*group.JetStream, error) {
+	gc := groupConfig(cfg, rateWindow)
+	gc.Cursors = store
+	c, err := group.NewJetStream(ctx, js, gc, log, reg)
+	if err != nil {
+		return nil, fmt.Errorf("group %s: %w", cfg.Group, err)
+	}
+	return c, nil
+}
+
+// runGroup runs the poller and the coordinator until ctx ends (or the poller stops on its own: every token
+// retired). The coordinator leaves the group after the poller's last commit: the poller stops first (in-flight
+// publishes finish and their cursors are written), then the coordinator applies an empty assignment, releases the
+// tags and token shares and withdraws its membership, so that the others take the tags over at once.
+func (p *Pipeline) runGroup(ctx context.Context, pl *poller.Poller, coord *group.JetStream) error {
+	pctx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	cctx, stopCoord := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCoord()
+
+	var wg sync.WaitGroup
+	var coordErr error
+	wg.Go(func() {
+		if err := coord.Run(cctx, groupPoller{pl}); err != nil {
+			coordErr = err
+			p.log.Error("the group cannot be used: polling stops", "group", p.cfg.Group, "err", p.describe(err))
+			stopPolling()
+		}
+	})
+	wg.Go(func() { reportRates(cctx, pl, coord) })
+	p.log.Info("group mode: polling what the group assigns", "group", p.cfg.Group, "member", coord.Name(),
+		"lease", coord.Lease())
+
+	err := pl.Run(pctx)
+	if ctx.Err() != nil {
+		p.log.Info("polling stopped: leaving the group", "group", p.cfg.Group, "member", coord.Name())
+	}
+	stopCoord()
+	wg.Wait()
+	return errors.Join(err, coordErr)
+}
+
+// reportRates hands the poller's rate estimates to the coordinator every rateReportEvery until ctx ends.
+func reportRates(ctx context.Context, pl *poller.Poller, coord group.Coordinator) {
+	t := time.NewTicker(rateReportEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			coord.ReportRates(pl.Rates())
+		}
+	}
+}
+
+// groupReady is the readiness check of group mode: this instance holds its membership lease (it polls nothing
+// without one).
+func (p *Pipeline) groupReady(context.Context) error {
+	coord := p.currentCoordinator()
+	switch {
+	case coord == nil:
+		return errors.New("not joined yet: the group's buckets are not open")
+	case !coord.LeaseValid():
+		return fmt.Errorf("no valid membership lease in group %s (joining, or the lease lapsed): polling nothing", p.cfg.Group)
+	}
+	return nil
+}
+
+func (p *Pipeline) currentCoordinator() *group.JetStream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.coord
+}
+
+// GroupStatus returns the group as this instance sees it, and false outside group mode or before the group's
+// buckets are open.
+func (p *Pipeline) GroupStatus() (group.Status, bool) {
+	if coord := p.currentCoordinator(); coord != nil {
+		return coord.Status(), true
+	}
+	return group.Status{}, false
+}
+
+// probeTag is the tag the API is probed with when neither the settings nor the group name one.
+const probeTag = "tagstream"
+
+// checkGroupAndTag reaches the group's buckets the way run would, creating nothing: it says how many tags and live
+// members the group has, that run creates it when it does not exist, or why it cannot be used (no JetStream, a
+// lease that differs from the group's). It also returns a tag to probe the API with: the first of the group's
+// set, or probeTag.
+func checkGroupAndTag(ctx context.Context, cfg *config.Config, logger *slog.Logger) (detail, tag string, err error) {
+	tag = probeTag
+	detail, tags, err := checkGroup(ctx, cfg, logger)
+	if len(tags) > 0 {
+		tag = tags[0]
+	}
+	return detail, tag, err
+}
+
+func checkGroup(ctx context.Context, cfg *config.Config, logger *slog.Logger) (string, []string, error) {
+	nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+	if err != nil {
+		return "", nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return "", nil, fmt.Errorf("group %s: JetStream on %s: %w", cfg.Group, nc.ConnectedUrlRedacted(), err)
+	}
+	tags, err := group.ListTags(ctx, js, cfg.Group)
+	if errors.Is(err, group.ErrNoGroup) {
+		return fmt.Sprintf("group %s does not exist yet: run creates its buckets %s and %s", cfg.Group,
+			group.StateBucket(cfg.Group), group.MembersBucket(cfg.Group)), nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("group %s: bucket %s: %w", cfg.Group, group.StateBucket(cfg.Group), err)
+	}
+	members := 0
+	kv, err := js.KeyValue(ctx, group.MembersBucket(cfg.Group))
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound):
+	case err != nil:
+		return "", nil, fmt.Errorf("group %s: bucket %s: %w", cfg.Group, group.MembersBucket(cfg.Group), err)
+	default:
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return "", nil, fmt.Errorf("group %s: bucket %s: %w", cfg.Group, group.MembersBucket(cfg.Group), err)
+		}
+		if cfg.GroupLease != 0 && st.TTL() != cfg.GroupLease {
+			return "", nil, fmt.Errorf("group %s has a lease of %s and group-lease is %s: run would refuse to join (set "+
+				"group-lease to 0 or %s)", cfg.Group, st.TTL(), cfg.GroupLease, st.TTL())
+		}
+		lister, err := kv.ListKeys(ctx)
+		if err != nil {
+			return "", nil, fmt.Errorf("group %s: bucket %s: %w", cfg.Group, group.MembersBucket(cfg.Group), err)
+		}
+		for range lister.Keys() {
+			members++
+		}
+	}
+	return fmt.Sprintf("group %s: %d tags, %d live members (buckets %s and %s)", cfg.Group, len(tags), members,
+		group.StateBucket(cfg.Group), group.MembersBucket(cfg.Group)), tags, nil
+}

@@ -1,0 +1,265 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tagstream/tagstream/group"
+	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/internal/testkit"
+	"github.com/tagstream/tagstream/poller"
+	"github.com/tagstream/tagstream/schema"
+)
+
+const groupWait = 60 * time.Second
+
+// acks records the media events the publishers of several pipelines had acknowledged, per member.
+type acks struct {
+	mu   sync.Mutex
+	byID map[string][]string // media id -> the members that published it
+}
+
+func newAcks() *acks { return &acks{byID: map[string][]string{}} }
+
+// wrap returns a Deps.WrapPublisher that records member's acknowledged media events.
+func (a *acks) wrap(member string) func(poller.Publisher) poller.Publisher {
+	return func(next poller.Publisher) poller.Publisher {
+		return poller.PublisherFunc(func(ctx context.Context, events []*schema.Event) error {
+			err := next.Publish(ctx, events)
+			if err == nil {
+				a.mu.Lock()
+				for _, e := range events {
+					if e.Data != nil {
+						a.byID[e.Data.MediaID] = append(a.byID[e.Data.MediaID], member)
+					}
+				}
+				a.mu.Unlock()
+			}
+			return err
+		})
+	}
+}
+
+// all reports whether every id of want was acknowledged.
+func (a *acks) all(want map[string]bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id := range want {
+		if len(a.byID[id]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *acks) snapshot() map[string][]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string][]string, len(a.byID))
+	for id, ms := range a.byID {
+		out[id] = slices.Clone(ms)
+	}
+	return out
+}
+
+// startMember runs a pipeline of cfg as group member name, its publisher recorded by rec.
+func (f *fixture) startMember(t *testing.T, cfg config.Config, name string, rec *acks) *running {
+	t.Helper()
+	cfg.GroupMember = name
+	cfg.StateDir = filepath.Join(t.TempDir(), "state")
+	deps := f.deps()
+	deps.Logger = deps.Logger.With("member", name)
+	deps.WrapPublisher = rec.wrap(name)
+	p, err := New(t.Context(), &cfg, deps)
+	if err != nil {
+		t.Fatalf("New %s: %v", name, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Pipeline: p, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		testkit.Receive(t, r.done, 30*time.Second, "member "+name+" to stop")
+	})
+	testkit.Receive(t, r.Started(), groupWait, "member "+name+" to start")
+	return r
+}
+
+// polled returns the tags r polls that finished a poll.
+func polled(r *running) []string {
+	var out []string
+	for _, st := range r.TagStatus() {
+		if !st.LastPoll.IsZero() {
+			out = append(out, st.Tag)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitSplit waits until the members poll every tag between them, each tag by one member only, and each member
+// some: the group split the tags.
+func waitSplit(t *testing.T, tags []string, ms ...*running) {
+	t.Helper()
+	testkit.Eventually(t, groupWait, fmt.Sprintf("%d members to split %d tags", len(ms), len(tags)), func() bool {
+		var union []string
+		for _, r := range ms {
+			got := polled(r)
+			if len(got) == 0 {
+				return false
+			}
+			union = append(union, got...)
+		}
+		slices.Sort(union)
+		return slices.Equal(union, tags)
+	})
+}
+
+func TestGroupModeSplitsTagsAndHandsThemOverOnAGracefulStop(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []config.SinkKind{config.SinkJetStream, config.SinkKafka} {
+		t.Run("with sink "+string(sink), func(t *testing.T) {
+			t.Parallel()
+			ns := testkit.StartNATS(t)
+			tags := []string{"t_a", "t_b", "t_c", "t_d", "t_e", "t_f"}
+			f := newFixture(t, func(c *config.Config) {
+				c.Sink, c.NATSURL = sink, ns.ClientURL()
+				if sink == config.SinkKafka {
+					c.KafkaBrokers, c.KafkaCreateTopic = testkit.FakeKafka(t), true
+				}
+				c.CheckpointStore, c.KVBucket = config.StoreJetStreamKV, "group_cursors"
+				c.Group, c.GroupReplicas = "pipe", 1
+			}, tags...)
+			rec := newAcks()
+			m1 := f.startMember(t, *f.cfg, "m1", rec)
+			cfg2 := *f.cfg
+			cfg2.Tags = nil // a member may join without tags: the group's set is used
+			m2 := f.startMember(t, cfg2, "m2", rec)
+			waitSplit(t, tags, m1, m2)
+
+			for _, m := range []*running{m1, m2} {
+				if code, body := m.get(t, "/readyz"); code != http.StatusOK {
+					t.Errorf("/readyz of a member answered %d:\n%s", code, body)
+				}
+			}
+			_, body := m1.get(t, "/status")
+			var rep struct {
+				Tags []struct {
+					Tag   string `json:"tag"`
+					Owner string `json:"owner"`
+				} `json:"tags"`
+				Group *group.Status `json:"group"`
+			}
+			if err := json.Unmarshal([]byte(body), &rep); err != nil {
+				t.Fatalf("/status: %v\n%s", err, body)
+			}
+			if rep.Group == nil || rep.Group.Group != "pipe" || rep.Group.Self != "m1" || len(rep.Group.Members) != 2 {
+				t.Errorf("/status group = %+v, want group pipe seen by m1 with two members", rep.Group)
+			}
+			for _, line := range rep.Tags {
+				if line.Owner != "m1" {
+					t.Errorf("/status of m1: tag %s owned by %q, want m1", line.Tag, line.Owner)
+				}
+			}
+			if _, metrics := m1.get(t, "/metrics"); !strings.Contains(metrics, "tagstream_group_lease_valid 1") {
+				t.Errorf("/metrics lacks tagstream_group_lease_valid 1")
+			}
+
+			before := time.Now()
+			for _, tag := range tags {
+				f.sim.Post(tag, 3)
+			}
+			want := expectedSince(f.sim, before)
+			testkit.Eventually(t, groupWait, "the media posted before the stop", func() bool { return rec.all(want) })
+
+			// m1 stops gracefully: its last polls commit, it leaves, and m2 takes every tag at once.
+			if err := m1.stop(t); err != nil {
+				t.Fatalf("m1 Run = %v, want nil after a stop", err)
+			}
+			testkit.Eventually(t, groupWait, "m2 to poll every tag", func() bool { return slices.Equal(polled(m2), tags) })
+			if gs, ok := m2.GroupStatus(); !ok || len(gs.Members) != 1 {
+				t.Errorf("m2 sees %d members after m1 left, want 1", len(gs.Members))
+			}
+			for _, tag := range tags {
+				f.sim.Post(tag, 3)
+			}
+			want = expectedSince(f.sim, before)
+			testkit.Eventually(t, groupWait, "the media posted after the stop", func() bool { return rec.all(want) })
+
+			for id, members := range rec.snapshot() {
+				switch {
+				case !want[id]:
+					t.Errorf("media %s published by %v but not posted by the test", id, members)
+				case len(members) != 1:
+					t.Errorf("media %s published %d times (by %v), want once", id, len(members), members)
+				}
+			}
+		})
+	}
+}
+
+func TestGroupModeNeedsTheJetStreamCursorStore(t *testing.T) {
+	t.Parallel()
+	cfg := config.Defaults()
+	cfg.Tags, cfg.Group = []string{"x"}, "g"
+	cfg.Credentials = []config.Credential{{Value: secretTokens[0]}}
+	cfg.StateDir = t.TempDir()
+	err := config.Validate(&cfg, config.GroupAll, config.Needs{Tags: true, Tokens: true})
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Key != "checkpoint-store" {
+		t.Fatalf("Validate = %v, want an error naming checkpoint-store", err)
+	}
+}
+
+func TestCheckReachesTheGroupsBuckets(t *testing.T) {
+	t.Parallel()
+	ns := testkit.StartNATS(t)
+	f := newFixture(t, func(c *config.Config) {
+		c.Sink, c.NATSURL = config.SinkJetStream, ns.ClientURL()
+		c.CheckpointStore, c.Group, c.GroupReplicas = config.StoreJetStreamKV, "chk", 1
+		c.Tags = nil
+	})
+	find := func(rs []CheckResult) CheckResult {
+		for _, r := range rs {
+			if r.Name == "group" {
+				return r
+			}
+		}
+		t.Fatalf("no group check among %v", rs)
+		return CheckResult{}
+	}
+	r := find(Check(t.Context(), f.cfg, Deps{}))
+	if r.Err != nil || !strings.Contains(r.Detail, "does not exist yet: run creates") {
+		t.Errorf("group check of a new group = %q, %v", r.Detail, r.Err)
+	}
+
+	nc := testkit.ConnectNATS(t, ns.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := group.AddTags(t.Context(), js, "chk", "sunset", "coffee"); err != nil {
+		t.Fatal(err)
+	}
+	r = find(Check(t.Context(), f.cfg, Deps{}))
+	if r.Err != nil || !strings.Contains(r.Detail, "group chk: 2 tags, 0 live members") {
+		t.Errorf("group check of a group of two tags = %q, %v", r.Detail, r.Err)
+	}
+
+	f.cfg.NATSURL = "nats://" + testkit.FreeAddr(t)
+	r = find(Check(t.Context(), f.cfg, Deps{}))
+	if !r.Unreachable() {
+		t.Errorf("group check of a server nobody runs = %v, want unreachable", r.Err)
+	}
+}
