@@ -4,12 +4,14 @@
 //   - budget: the zipf50 workload of bench/wholebinary (50 tags, r_i = 8 / i^1.1 media/s, 3 tokens at 1 request/s
 //     each) polled by one instance, then by three instances in a group with the same tokens and tags: budget use,
 //     rate-limit answers and mean post-to-event latency against L* for the pooled budget.
-//
 //   - failover: three instances in a group on the same workload; in turn one is killed with kill -9 and one is
 //     stopped with SIGTERM (each started again afterwards under its name): the time from the signal to the first
 //     poll of each of its tags by its new owner, and the longest time one of those tags went unpolled.
 //
-//     go run ./bench/group [-scenario budget|failover|all] [-duration 4m] [-lease 8s] [-repeat 2] [-out bench/group.md]
+// Usage:
+//
+//	go run ./bench/group [-scenario budget|failover|all] [-duration 4m] [-instances 1,3] [-window 1m]
+//	    [-lease 8s] [-repeat 2] [-out bench/group.md]
 //
 // The simulator (testenv, in-process, plain HTTP) serves a compressed hour: its rate-limit window is -window (1m)
 // and tagstream runs with the same --rate-window, so each token's limit is checked over many whole windows and a
@@ -43,6 +45,7 @@ type options struct {
 	grace    time.Duration
 	lease    time.Duration
 	settle   time.Duration
+	window   time.Duration
 	repeat   int
 	counts   []int // instances of the budget runs
 	out      string
@@ -78,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.grace, "grace", 2*time.Minute, "after a run, how long to wait for media still in flight")
 	fs.DurationVar(&o.lease, "lease", 8*time.Second, "--group-lease of the failover run (8s is the group default)")
 	fs.DurationVar(&o.settle, "settle", 40*time.Second, "failover: time after the start before the first event (half of it between events)")
+	fs.DurationVar(&o.window, "window", time.Minute, "the compressed hour: the simulator's rate-limit window and tagstream's --rate-window "+
+		"(each token allows 1 request/s: 60 per minute); 1h is the real API's")
 	fs.IntVar(&o.repeat, "repeat", 2, "failover: how many kill -9 and SIGTERM events each")
 	instances := fs.String("instances", "1,3", "budget: the runs, by number of instances (1: a single instance without --group)")
 	fs.StringVar(&o.out, "out", "bench/group.md", "markdown file the results section is appended to (\"\" = stdout only)")
@@ -100,6 +105,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.duration <= o.warmup {
 		return nil, fmt.Errorf("-duration %s must be longer than -warmup %s", o.duration, o.warmup)
+	}
+	if o.window < 10*time.Second || o.window > time.Hour || o.window%time.Second != 0 {
+		return nil, fmt.Errorf("-window %s: want whole seconds in 10s..1h", o.window)
 	}
 	if o.repeat < 1 || o.lease < time.Second {
 		return nil, errors.New("-repeat must be at least 1 and -lease at least 1s")
@@ -142,8 +150,8 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer nc.Close()
-	b := &bench{bin: bin, dir: dir, cl: cl, js: js, tags: zipfTags("zipf", 50, 8, 1.1), tokens: 3, perWindow: 60,
-		window: time.Minute, seed: 1, log: logf}
+	b := &bench{bin: bin, dir: dir, cl: cl, js: js, tags: zipfTags("zipf", 50, 8, 1.1), tokens: 3,
+		perWindow: int(o.window.Seconds()), window: o.window, seed: 1, log: logf}
 
 	var budgets []budgetResult
 	var fo *failoverResult
