@@ -184,9 +184,10 @@ func (l *pollLog) gapAcross(tags []string, from string, at time.Time) map[string
 // handoffs checks, for every tag, that requests by different members never overlap: whenever the member polling a
 // tag changes, the new member's first request starts after the previous member's last request ended. A request of
 // a member in exempt that started before the member's time there is not checked (the member was killed or paused
-// then: what it had in flight does not count). It returns the number of owner changes per tag.
-func (l *pollLog) handoffs(t *testing.T, exempt map[string]time.Time) map[string]int {
-	t.Helper()
+// then: what it had in flight does not count). It returns the number of owner changes per tag and
+// the overlaps found.
+func (l *pollLog) handoffs(exempt map[string]time.Time) (map[string]int, []string) {
+	var problems []string
 	byTag := map[string][]pollRecord{}
 	for _, r := range l.records() {
 		byTag[r.Tag] = append(byTag[r.Tag], r)
@@ -201,8 +202,8 @@ func (l *pollLog) handoffs(t *testing.T, exempt map[string]time.Time) map[string
 				p := last[cur]
 				until, ok := exempt[cur]
 				if r.Start.Before(p.End) && !(ok && p.Start.Before(until)) {
-					t.Errorf("tag %q: %s started a request at %s while %s's request (%s..%s) was still in flight",
-						tag, r.Member, r.Start.Format("15:04:05.000"), cur, p.Start.Format("15:04:05.000"), p.End.Format("15:04:05.000"))
+					problems = append(problems, fmt.Sprintf("tag %q: %s started a request at %s while %s's request (%s..%s) was still in flight",
+						tag, r.Member, r.Start.Format("15:04:05.000"), cur, p.Start.Format("15:04:05.000"), p.End.Format("15:04:05.000")))
 				}
 			}
 			cur = r.Member
@@ -211,7 +212,7 @@ func (l *pollLog) handoffs(t *testing.T, exempt map[string]time.Time) map[string
 			}
 		}
 	}
-	return changes
+	return changes, problems
 }
 
 // startRecordingProxy serves plain HTTP on loopback and forwards every request to the simulator, recording the feed
@@ -500,14 +501,15 @@ func cursorBefore(a, b string) (bool, error) {
 	return x.Cmp(y) < 0, nil
 }
 
-// check fails the test for every cursor that moved backwards, was emptied or deleted, over every write seen, and
-// returns the number of writes checked.
-func (w *cursorWatch) check(t *testing.T, tags []string) int {
-	t.Helper()
+// check returns every cursor write that moved a tag's cursor backwards, emptied or deleted it, over every write
+// seen, and the number of writes checked.
+func (w *cursorWatch) check(tags []string) (int, []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var problems []string
+	errorf := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	for _, u := range w.undecd {
-		t.Errorf("cursor bucket: undecodable value %s", u)
+		errorf("cursor bucket: undecodable value %s", u)
 	}
 	names := map[string]string{}
 	for _, tag := range tags {
@@ -523,18 +525,18 @@ func (w *cursorWatch) check(t *testing.T, tags []string) int {
 		for _, cw := range writes {
 			n++
 			if cw.Op != jetstream.KeyValuePut {
-				t.Errorf("tag %q: cursor %s at revision %d", tag, cw.Op, cw.Rev)
+				errorf("tag %q: cursor %s at revision %d", tag, cw.Op, cw.Rev)
 				continue
 			}
 			switch {
 			case prev != "" && cw.Cursor == "":
-				t.Errorf("tag %q: cursor emptied at revision %d (was %s)", tag, cw.Rev, prev)
+				errorf("tag %q: cursor emptied at revision %d (was %s)", tag, cw.Rev, prev)
 			case prev != "" && cw.Cursor != "":
 				back, err := cursorBefore(cw.Cursor, prev)
 				if err != nil {
-					t.Errorf("tag %q revision %d: %v", tag, cw.Rev, err)
+					errorf("tag %q revision %d: %v", tag, cw.Rev, err)
 				} else if back {
-					t.Errorf("tag %q: cursor moved backwards at revision %d (%s): %s after %s", tag, cw.Rev,
+					errorf("tag %q: cursor moved backwards at revision %d (%s): %s after %s", tag, cw.Rev,
 						cw.At.Format("15:04:05.000"), cw.Cursor, prev)
 				}
 			}
@@ -543,7 +545,7 @@ func (w *cursorWatch) check(t *testing.T, tags []string) int {
 			}
 		}
 	}
-	return n
+	return n, problems
 }
 
 // groupStatus is the part of an instance's /status the group tests read.

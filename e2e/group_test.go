@@ -42,9 +42,9 @@ func groupTags() []testenv.TagConfig {
 func TestGroupOnTheCluster(t *testing.T) {
 	e := newGroupTestEnv(t, groupTestOptions{
 		Sim: simOptions{
-			Tags:            groupTags(),
-			Tokens:          3,
-			Verifiers:       8,
+			Tags:      groupTags(),
+			Tokens:    3,
+			Verifiers: 8,
 			// Per token per compressed hour of 20 s: 10 requests/s, 30 over the group, which the workload can use
 			// up. The test spans several windows, so a token's limit is checked over whole windows; the members'
 			// paces (0.9 of their shares) plus their bursts (3 requests per member and token) stay below it.
@@ -261,11 +261,14 @@ func TestGroupOnTheCluster(t *testing.T) {
 	if repeats > 0 {
 		t.Errorf("the stream stored %d events twice", repeats)
 	}
-	writes := e.cursors.check(t, e.tagNames)
+	writes, problems := e.cursors.check(e.tagNames)
 	if writes == 0 {
 		t.Errorf("the cursor bucket's watch saw no write")
 	}
-	changes := e.polls.handoffs(t, e.exempt)
+	changes, overlaps := e.polls.handoffs(e.exempt)
+	for _, p := range append(problems, overlaps...) {
+		t.Error(p)
+	}
 	limited, requests := e.rateLimited()
 	if limited > 0 {
 		t.Errorf("the simulator refused %d of %d requests of tagstream's tokens over the limit", limited, requests)
