@@ -174,6 +174,7 @@ type assignRig struct {
 	pub    *memPublisher
 	p      *Poller
 	tokens []string
+	logs   *testkit.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -213,6 +214,7 @@ func newAssignRig(t *testing.T, tokens, simTags []string, adjust func(*Config)) 
 		adjust(&cfg)
 	}
 	logs := &testkit.SyncBuffer{}
+	r.logs = logs
 	r.p, err = New(cfg, r.pub, r.store, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -482,6 +484,9 @@ func TestAssignConflict(t *testing.T) {
 	if _, ok := r.p.Rates()["taken"]; ok {
 		t.Error("Rates still reports the conflicting tag")
 	}
+	if err := r.p.Ready(); errors.Is(err, ErrCheckpointWrites) {
+		t.Errorf("Ready = %v: a conflict is another owner, not a failing store", err)
+	}
 	requests := r.tr.tagCount("taken")
 	pollsOf(t, r.p, "mine", 3)
 	if n := r.tr.tagCount("taken"); n != requests {
@@ -562,6 +567,32 @@ func TestAssignAddsTags(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestAssignBeforeRunKeepsTheAddedTagsDueSoon(t *testing.T) {
+	// A budget of one request a second shared by a busy tag and a silent one: the silent tag's own interval is
+	// about a quarter of an hour, but Assign makes it due within the seconds the budget takes to poll both once.
+	r := newAssignRig(t, []string{"tok-e"}, []string{"busy", "quiet"}, func(c *Config) {
+		c.MinInterval, c.MaxInterval, c.RateWindow, c.RequestsPerHour = time.Second, time.Hour, time.Hour, 3600
+	})
+	ctx := context.Background()
+	for tag, st := range map[string]checkpoint.State{
+		"busy":  {Cursor: "c1", RateMedia: 36000, RateSeconds: 3600},
+		"quiet": {Cursor: "c2", RateSeconds: 36000},
+	} {
+		if err := r.store.Store.Put(ctx, tag, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.assign(t, Assignment{Tags: []string{"busy", "quiet"}, Claim: true})
+	r.run()
+	testkit.Eventually(t, assignWait, "the checkpoints read at Run's start", func() bool {
+		return r.logs.Contains("checkpoints read")
+	})
+	st, _ := statusOf(r.p, "quiet")
+	if limit := time.Now().Add(30 * time.Second); st.LastAttempt.IsZero() && st.NextPoll.After(limit) {
+		t.Errorf("the tag Assign added is due at %v, after %v: Run's start put it back to its own interval", st.NextPoll, limit)
+	}
 }
 
 func sortedKeys(m map[string]float64) []string {

@@ -19,7 +19,8 @@ var ErrCheckpointWrites = errors.New("poller: the checkpoint store fails writes"
 func (p *Poller) commit(ctx context.Context, tag string, st checkpoint.State) error {
 	st.Updated = p.cfg.Clock()
 	if err := p.store.Put(ctx, tag, st); err != nil {
-		if ctx.Err() == nil {
+		// A conflict is another instance owning the tag (see Config.OnConflict), not a store that fails.
+		if ctx.Err() == nil && !errors.Is(err, checkpoint.ErrConflict) {
 			p.writes.failure(err)
 		}
 		return fmt.Errorf("poller: tag %q: write checkpoint: %w", tag, err)

@@ -189,4 +189,18 @@
 // error) leaves the cursor where it was and is retried with a per-tag backoff; when the API comes back nothing is
 // skipped because the cursor never moved. Run returns an error wrapping ErrAllTokensRetired when the API rejected
 // every token.
+//
+// # Changing tags and budgets while running (group mode)
+//
+// Assign makes a running (or not yet running) poller poll exactly a set of tags with a fraction of each token's
+// budget: the primitives a group coordinator drives (package group; the adapter is in internal/pipeline). Removed
+// tags stop, and Assign returns only once no poll of them is in flight, so that no cursor of theirs is written
+// afterwards; added tags are read afresh from the store (with Assignment.Claim, a stored cursor is written back
+// unchanged, which fences out a previous owner still holding the old revision of a shared store) and polled soon.
+// A token's fraction paces it at that fraction of its limit; 0 leaves it unused. Config.Gate (the group's lease)
+// is checked before every poll, after its checkpoint read and around taking a token: while it is closed nothing is
+// sent. A checkpoint write refused with checkpoint.ErrConflict means another instance owns the tag: the poller
+// drops it without retrying, calls Config.OnConflict, and leaves it out of later assignments until one without
+// it. Rates returns the estimates a group shares, so that every member divides the budget over all the group's
+// tags. A single instance uses Assign to apply an edited tag list (SIGHUP).
 package poller

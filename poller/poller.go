@@ -420,7 +420,10 @@ func (p *Poller) load(ctx context.Context) {
 	flush()
 	p.mu.Lock()
 	p.sched.rebalance(p.budgetLocked())
-	p.sched.scheduleLoaded(p.clk.mono())
+	if len(names) > 0 {
+		// Only when this load read something: tags that Assign added (and read) before are due soon already.
+		p.sched.scheduleLoaded(p.clk.mono())
+	}
 	p.mu.Unlock()
 	p.signal()
 	p.log.Info("checkpoints read", "tags", len(names), "with_state", found, "unreadable", failed,

@@ -8,6 +8,8 @@
 //	tagstream tail [flags]     print the events a broker holds
 //	tagstream check [flags]    validate the configuration and reach the API and the broker, publishing nothing
 //	tagstream status [flags]   show what a running tagstream is doing, from its /status
+//	tagstream tags add|remove|list --group NAME [flags] [TAG...]
+//	                           read or change a group's tags while its instances run
 //	tagstream version          print the version
 //
 // Every subcommand takes --help. Exit status: 0 success, 1 a runtime failure, 2 a usage or configuration
@@ -40,6 +42,10 @@ type cli struct {
 	stdout  io.Writer
 	stderr  io.Writer
 	environ []string
+	// stop, when set, ends run as SIGTERM does; hup, when set, stands for SIGHUP (tests run the command
+	// in-process, where a real signal would reach every command of the test binary).
+	stop <-chan struct{}
+	hup  <-chan os.Signal
 }
 
 type command struct {
@@ -55,6 +61,7 @@ func commands() []command {
 		{"tail", "consume and print events from JetStream, NATS or Kafka", runTail},
 		{"check", "validate the configuration and reach the API and the broker without publishing", runCheck},
 		{"status", "show what a running tagstream is doing: per tag cursor, polls, lag, catch-up; per token budget", runStatus},
+		{"tags", "read or change the tags of a group of instances (add, remove, list) while they run", runTags},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,7 +23,12 @@ again with the same state it resumes where it stopped.
 With --group NAME (and checkpoint-store jetstream-kv, nats-url listing the cluster's servers) the instance joins a
 group of identical instances that share the group's tags and the tokens' budgets through JetStream KV buckets:
 tags given are added to the group's set (none are needed), each tag is polled by one live member, and on a
-signal the instance commits its last polls and leaves so that the others take its tags at once (docs/group.md).`
+signal the instance commits its last polls and leaves so that the others take its tags at once (docs/group.md).
+
+SIGHUP re-reads the config file (--config or TAGSTREAM_CONFIG) and applies its tags without a restart: a single
+instance then polls exactly the new list (added tags start at once, removed ones stop after their poll in flight;
+every cursor is kept); in group mode the file's tags are added to the group's set (tagstream tags remove takes
+tags out). Other changed settings are logged as needing a restart; an invalid file is logged and ignored.`
 
 func runRun(c *cli, args []string) int {
 	fs := c.newFlagSet("run", "[flags]", runHelp)
@@ -38,8 +44,26 @@ func runRun(c *cli, args []string) int {
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	base, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if c.stop != nil {
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-base.Done():
+			}
+		}()
+	}
+	ctx, stop := signal.NotifyContext(base, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := c.hup
+	if hup == nil {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, syscall.SIGHUP)
+		defer signal.Stop(ch)
+		hup = ch
+	}
 
 	p, err := pipeline.New(ctx, cfg, pipeline.Deps{Logger: logger, Version: Version(), Stdout: c.stdout})
 	if err != nil {
@@ -65,6 +89,7 @@ func runRun(c *cli, args []string) int {
 			os.Exit(exitFailure)
 		}
 	}()
+	go reloadOnHUP(ctx, hup, loader, c.environ, cfg, p, logger)
 	if err := p.Run(ctx); err != nil {
 		if isConfigError(err) {
 			return c.configFailure(err)
@@ -74,4 +99,31 @@ func runRun(c *cli, args []string) int {
 	}
 	logger.Info("tagstream stopped cleanly")
 	return exitOK
+}
+
+// reloadOnHUP re-reads the configuration on every signal from hup until ctx ends and hands it to the pipeline
+// (see Pipeline.Reload). Without a config file there is nothing to re-read; an invalid file keeps the running
+// configuration. Every outcome is logged.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, loader *config.Loader, environ []string, cfg *config.Config,
+	p *pipeline.Pipeline, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if cfg.ConfigFile == "" {
+			logger.Warn("SIGHUP: no config file to re-read (start with --config to change the tags this way)")
+			continue
+		}
+		next, err := loader.Load(environ)
+		if err != nil {
+			logger.Error("SIGHUP: the config file cannot be used; the running configuration stays", "file", cfg.ConfigFile,
+				"err", cfg.Redactor().String(err.Error()))
+			continue
+		}
+		if err := p.Reload(ctx, next); err != nil && ctx.Err() == nil {
+			logger.Error("SIGHUP: the tags were not changed", "err", cfg.Redactor().String(err.Error()))
+		}
+	}
 }

@@ -91,7 +91,7 @@ func NewLoader(fs *flag.FlagSet, groups Group, needs Needs, defaults Config) *Lo
 		fv := &flagValue{s: s, def: s.get(&defaults), isBool: s.kind == kindBool}
 		l.flagVals[s.name] = fv
 		usage := s.help()
-		if fv.def != "" && fv.def != "false" && fv.def != "0" {
+		if fv.def != "" && fv.def != "false" && fv.def != "0" && fv.def != "0s" {
 			usage += " (default " + fv.def + ")"
 		}
 		fs.Var(fv, s.name, usage)

@@ -57,7 +57,7 @@ func (v *validator) validate() error {
 			return err
 		}
 	}
-	if c.CAFile != "" && v.groups&(GroupAPI|GroupSink) != 0 {
+	if c.CAFile != "" && v.groups&(GroupAPI|GroupSink|GroupCluster) != 0 {
 		if err := checkCAFile(c.CAFile); err != nil {
 			return v.fail("ca-file", "%v", err)
 		}

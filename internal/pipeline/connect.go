@@ -74,6 +74,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		s     *sink
 		store checkpoint.Store
 		coord *group.JetStream
+		js    jetstream.JetStream
 	)
 	defer func() {
 		if err == nil {
@@ -102,8 +103,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		}
 	}
 	if cfg.CheckpointStore == config.StoreJetStreamKV {
-		js, err := jetstream.New(nc)
-		if err != nil {
+		if js, err = jetstream.New(nc); err != nil {
 			return err
 		}
 		if store, err = checkpoint.NewJetStreamKV(ctx, js, checkpoint.KVConfig{Bucket: cfg.KVBucket, Replicas: cfg.Replicas}); err != nil {
@@ -145,7 +145,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	p.sink, p.store, p.poller, p.conn, p.coord = s, store, pl, conn, coord
+	p.sink, p.store, p.poller, p.conn, p.coord, p.js = s, store, pl, conn, coord, js
 	return nil
 }
 

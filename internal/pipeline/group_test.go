@@ -263,3 +263,38 @@ func TestCheckReachesTheGroupsBuckets(t *testing.T) {
 		t.Errorf("group check of a server nobody runs = %v, want unreachable", r.Err)
 	}
 }
+
+func TestReloadInGroupModeAddsTheFilesTagsToTheGroup(t *testing.T) {
+	t.Parallel()
+	ns := testkit.StartNATS(t)
+	f := newFixture(t, func(c *config.Config) {
+		c.Sink, c.NATSURL = config.SinkJetStream, ns.ClientURL()
+		c.CheckpointStore, c.KVBucket = config.StoreJetStreamKV, "reload_cursors"
+		c.Group, c.GroupReplicas = "reload", 1
+	}, "sunset", "coffee", "tea")
+	f.cfg.Tags = []string{"sunset"}
+
+	early, err := New(t.Context(), f.cfg, f.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := early.Reload(t.Context(), f.cfg); !errors.Is(err, ErrNotStarted) {
+		t.Errorf("Reload before polling started = %v, want ErrNotStarted", err)
+	}
+	early.Close()
+
+	m := f.startMember(t, *f.cfg, "solo", newAcks())
+	testkit.Eventually(t, groupWait, "the configured tag", func() bool { return slices.Equal(polled(m), []string{"sunset"}) })
+	next := *f.cfg
+	next.Tags = []string{"coffee", "tea"}
+	next.MaxInterval = 2 * time.Second
+	if err := m.Reload(t.Context(), &next); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	testkit.Eventually(t, groupWait, "the tags added to the group", func() bool {
+		return slices.Equal(polled(m), []string{"coffee", "sunset", "tea"})
+	})
+	if !f.logs.Contains("need a restart") || !f.logs.Contains("keys=max-interval") {
+		t.Errorf("the changed max-interval was not logged as needing a restart")
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -81,9 +82,10 @@ type Pipeline struct {
 	sink    *sink
 	store   checkpoint.Store
 	poller  *poller.Poller
-	coord   *group.JetStream // group mode only
-	conn    *nats.Conn       // the connection the pipeline dialed (nil when none, or when Deps.NATSConn is used)
-	dialErr error            // why the last attempt to reach the broker failed
+	coord   *group.JetStream    // group mode only
+	js      jetstream.JetStream // with checkpoint-store jetstream-kv
+	conn    *nats.Conn          // the connection the pipeline dialed (nil when none, or when Deps.NATSConn is used)
+	dialErr error               // why the last attempt to reach the broker failed
 	closed  bool
 }
 
