@@ -46,6 +46,7 @@ type options struct {
 	lease    time.Duration
 	settle   time.Duration
 	window   time.Duration
+	foRate   float64 // requests per second per token in the failover run
 	repeat   int
 	counts   []int // instances of the budget runs
 	out      string
@@ -83,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.settle, "settle", 40*time.Second, "failover: time after the start before the first event (half of it between events)")
 	fs.DurationVar(&o.window, "window", time.Minute, "the compressed hour: the simulator's rate-limit window and tagstream's --rate-window "+
 		"(each token allows 1 request/s: 60 per minute); 1h is the real API's")
+	fs.Float64Var(&o.foRate, "failover-rate", 1, "failover: each token's requests per second (1 = the budget runs'; more shows "+
+		"failover with polls no longer spread by the budget)")
 	fs.IntVar(&o.repeat, "repeat", 2, "failover: how many kill -9 and SIGTERM events each")
 	instances := fs.String("instances", "1,3", "budget: the runs, by number of instances (1: a single instance without --group)")
 	fs.StringVar(&o.out, "out", "bench/group.md", "markdown file the results section is appended to (\"\" = stdout only)")
@@ -108,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.window < 10*time.Second || o.window > time.Hour || o.window%time.Second != 0 {
 		return nil, fmt.Errorf("-window %s: want whole seconds in 10s..1h", o.window)
+	}
+	if o.foRate <= 0 || o.foRate*o.window.Seconds() < 1 {
+		return nil, fmt.Errorf("-failover-rate %v: want a positive rate of at least one request per window", o.foRate)
 	}
 	if o.repeat < 1 || o.lease < time.Second {
 		return nil, errors.New("-repeat must be at least 1 and -lease at least 1s")
@@ -168,7 +174,9 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 	}
 	if o.scenario == "failover" || o.scenario == "all" {
-		res, err := b.failoverRun(ctx, o.lease, o.settle, o.grace, o.repeat)
+		fb := *b
+		fb.perWindow = int(o.foRate * o.window.Seconds())
+		res, err := fb.failoverRun(ctx, o.lease, o.settle, o.grace, o.repeat)
 		if err != nil {
 			return fmt.Errorf("failover run: %w", err)
 		}
@@ -219,9 +227,11 @@ func report(o *options, b *bench, budgets []budgetResult, fo *failoverResult) st
 		fmt.Fprintf(&s, "\nWarm-up: the first %s of each run (no rate estimates yet).\n\n", o.warmup)
 	}
 	if fo != nil {
-		fmt.Fprintf(&s, "Failover, three instances, lease %s:\n\n", fo.Lease)
-		s.WriteString("| event | member | its tags | first poll of a moved tag by its new owner after the signal: p50 / max | " +
-			"exit after SIGTERM | longest a moved tag went unpolled across the event (its longest gap in the minute before) |\n|---|---|---|---|---|---|\n")
+		fmt.Fprintf(&s, "Failover, three instances, lease %s, each token at %d requests per %s (B = %.2f requests/s):\n\n", fo.Lease,
+			fo.PerWindow, b.window, float64(b.tokens)*float64(fo.PerWindow)/b.window.Seconds())
+		s.WriteString("| event | member | its tags | every one owned again after the signal | first poll of a moved tag by its new owner " +
+			"after the signal: p50 / max | exit after SIGTERM | longest a moved tag went unpolled across the event (its longest gap " +
+			"in the minute before) |\n|---|---|---|---|---|---|---|\n")
 		for _, ev := range fo.Events {
 			exit := "-"
 			if ev.Kind == "SIGTERM" {
@@ -231,8 +241,8 @@ func report(o *options, b *bench, budgets []budgetResult, fo *failoverResult) st
 			if len(ev.Missing) > 0 {
 				missing = fmt.Sprintf(" (%d tags not polled again in time)", len(ev.Missing))
 			}
-			fmt.Fprintf(&s, "| %s | %s | %d | %s / **%s**%s | %s | %s (%s) |\n", ev.Kind, ev.Victim, ev.Tags,
-				ev.P50.Round(time.Millisecond), ev.Max.Round(time.Millisecond), missing, exit,
+			fmt.Fprintf(&s, "| %s | %s | %d | **%s** | %s / **%s**%s | %s | %s (%s) |\n", ev.Kind, ev.Victim, ev.Tags,
+				ev.Owned.Round(time.Millisecond), ev.P50.Round(time.Millisecond), ev.Max.Round(time.Millisecond), missing, exit,
 				ev.Gap.Round(time.Millisecond), ev.Before.Round(time.Millisecond))
 		}
 		fmt.Fprintf(&s, "\nOver the run: %d requests of the shared tokens, **%d refused** over the limit; %d media visible after "+

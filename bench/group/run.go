@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/url"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/group"
+	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
 )
@@ -355,11 +358,80 @@ func (b *bench) budgetRun(ctx context.Context, n int, span, warmup, grace time.D
 	return res, nil
 }
 
+// claimRecord is one write of a tag's owner record (own.<tag> in the group's state bucket).
+type claimRecord struct {
+	Key    string // own.<tag key>
+	Member string // "" for a delete (a release)
+	At     time.Time
+}
+
+// ownerLog follows the owner records of a group's tags.
+type ownerLog struct {
+	mu   sync.Mutex
+	recs []claimRecord
+}
+
+// watchOwners records every write of an owner record until ctx ends.
+func watchOwners(ctx context.Context, js jetstream.JetStream, groupName string) (*ownerLog, error) {
+	l := &ownerLog{}
+	kv, err := js.KeyValue(ctx, group.StateBucket(groupName))
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.Watch(ctx, "own.>", jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue
+				}
+				rec := claimRecord{Key: e.Key(), At: e.Created()}
+				if e.Operation() == jetstream.KeyValuePut {
+					var v struct {
+						Member string `json:"member"`
+					}
+					if json.Unmarshal(e.Value(), &v) == nil {
+						rec.Member = v.Member
+					}
+				}
+				l.mu.Lock()
+				l.recs = append(l.recs, rec)
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return l, nil
+}
+
+// claimedAfter returns when a member other than not first wrote tag's owner record at or after at.
+func (l *ownerLog) claimedAfter(tag, not string, at time.Time) (time.Time, bool) {
+	key := "own." + checkpoint.KVKey(tag)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r.Key == key && r.Member != "" && r.Member != not && !r.At.Before(at) {
+			return r.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // failoverEvent is one kill -9 or SIGTERM and what it did to the victim's tags.
 type failoverEvent struct {
 	Kind     string // "kill -9" or "SIGTERM"
 	Victim   string
 	Tags     int
+	Owned    time.Duration // time from the signal until another member had claimed every moved tag
 	Max, P50 time.Duration // time from the signal to the first poll of a moved tag by another member
 	Exit     time.Duration // SIGTERM: time from the signal to the exit
 	Gap      time.Duration // the longest a moved tag went unpolled across the event
@@ -370,13 +442,14 @@ type failoverEvent struct {
 
 // failoverResult is what a failover run measured.
 type failoverResult struct {
-	Lease    time.Duration
-	Events   []failoverEvent
-	Requests int64
-	Limited  int64
-	Lost     int // media visible after the warm-up that never reached the stream
-	Repeats  int
-	Media    int
+	Lease     time.Duration
+	PerWindow int // requests per token per window
+	Events    []failoverEvent
+	Requests  int64
+	Limited   int64
+	Lost      int // media visible after the warm-up that never reached the stream
+	Repeats   int
+	Media     int
 }
 
 // owners reads each live instance's own tags from its /status.
@@ -442,7 +515,7 @@ func longestGapIn(recs []poll, tag string, from, to time.Time) time.Duration {
 }
 
 // measureFailover waits until every moved tag was polled by another member (up to timeout) and returns the figures.
-func (r *run) measureFailover(ctx context.Context, kind, victim string, moved []string, at time.Time, timeout time.Duration) failoverEvent {
+func (r *run) measureFailover(ctx context.Context, owners *ownerLog, kind, victim string, moved []string, at time.Time, timeout time.Duration) failoverEvent {
 	ev := failoverEvent{Kind: kind, Victim: victim, Tags: len(moved)}
 	deadline := time.Now().Add(timeout)
 	var times []time.Duration
@@ -463,6 +536,11 @@ func (r *run) measureFailover(ctx context.Context, kind, victim string, moved []
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	if len(times) > 0 {
 		ev.Max, ev.P50 = times[len(times)-1], times[(len(times)-1)/2]
+	}
+	for _, tag := range moved {
+		if c, ok := owners.claimedAfter(tag, victim, at); ok {
+			ev.Owned = max(ev.Owned, c.Sub(at))
+		}
 	}
 	recs := r.polls.records()
 	for _, tag := range moved {
@@ -485,12 +563,16 @@ func (b *bench) failoverRun(ctx context.Context, lease, settle, grace time.Durat
 	if err := r.startAll(ctx, 3); err != nil {
 		return failoverResult{}, err
 	}
+	owners, err := watchOwners(ctx, b.js, r.group)
+	if err != nil {
+		return failoverResult{}, fmt.Errorf("watch the owner records: %w", err)
+	}
 	t0 := time.Now()
 	b.log("failover: three instances ready; settling %s", settle)
 	if err := sleep(ctx, settle); err != nil {
 		return failoverResult{}, err
 	}
-	res := failoverResult{Lease: lease}
+	res := failoverResult{Lease: lease, PerWindow: b.perWindow}
 	names := []string{"m1", "m2", "m3"}
 	for i := range repeat * 2 {
 		kind := "kill -9"
@@ -507,18 +589,18 @@ func (b *bench) failoverRun(ctx context.Context, lease, settle, grace time.Durat
 		var ev failoverEvent
 		if kind == "kill -9" {
 			in.signal(syscall.SIGKILL, 10*time.Second)
-			ev = r.measureFailover(ctx, kind, victim, moved, at, 2*lease+60*time.Second)
+			ev = r.measureFailover(ctx, owners, kind, victim, moved, at, 2*lease+60*time.Second)
 		} else {
 			ended := in.signal(syscall.SIGTERM, 30*time.Second)
 			exit := time.Since(at)
-			ev = r.measureFailover(ctx, kind, victim, moved, at, 60*time.Second)
+			ev = r.measureFailover(ctx, owners, kind, victim, moved, at, 60*time.Second)
 			ev.Exit = exit
 			if !ended {
 				return res, fmt.Errorf("failover: %s did not exit within 30 s of SIGTERM", victim)
 			}
 		}
-		b.log("failover: %s of %s: %d tags, max %s, p50 %s, gap %s (before: %s), missing %v", kind, victim, ev.Tags,
-			ev.Max.Round(time.Millisecond), ev.P50.Round(time.Millisecond), ev.Gap.Round(time.Millisecond), ev.Before.Round(time.Millisecond), ev.Missing)
+		b.log("failover: %s of %s: %d tags, all owned again after %s, first polls max %s, p50 %s, gap %s (before: %s), missing %v",
+			kind, victim, ev.Tags, ev.Owned.Round(time.Millisecond), ev.Max.Round(time.Millisecond), ev.P50.Round(time.Millisecond), ev.Gap.Round(time.Millisecond), ev.Before.Round(time.Millisecond), ev.Missing)
 		res.Events = append(res.Events, ev)
 		// Restart it under the same name: it takes its tags back once its old membership is gone.
 		if err := in.start(b.bin); err != nil {
