@@ -99,7 +99,9 @@ func TestGroupOnTheCluster(t *testing.T) {
 		e.requireNoRateLimit("the kill")
 	})
 
-	step("a fourth member joins and receives tags within seconds", func(t *testing.T) {
+	step("a fourth member joins and receives tags within seconds, publishing nothing twice", func(t *testing.T) {
+		dupBefore := e.metricSum("tagstream_publisher_duplicates_total")
+		e.sim.Post("hot", 70) // a walk under way while tags move to the new member
 		at := time.Now()
 		m := e.newMember("m4")
 		m.ts.start()
@@ -118,11 +120,16 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Errorf("m4 polled its first tag %s after it was ready, want within seconds", d)
 		}
 		e.waitDelivered("after the join", time.Now(), 60*time.Second)
+		hold(t.Context(), time.Second)
+		if dups := e.metricSum("tagstream_publisher_duplicates_total") - dupBefore; dups != 0 {
+			t.Errorf("the graceful handoffs to the new member re-published %v events the stream already held, want 0", dups)
+		}
 		e.requireNoRateLimit("the join")
 	})
 
 	step("the nats-server node leading the membership stopped and brought back", func(t *testing.T) {
 		n := e.leaderNode("KV_" + group.MembersBucket(e.group))
+		dupBefore := e.metricSum("tagstream_publisher_duplicates_total")
 		at := time.Now()
 		e.cluster.node(t, "stop", n)
 		restarted := false
@@ -147,8 +154,9 @@ func TestGroupOnTheCluster(t *testing.T) {
 		}
 		owner = e.waitExclusive("every tag owned after the node came back", back, 60*time.Second)
 		e.waitDelivered("after the node came back", time.Now(), 60*time.Second)
-		e.figures("node n%d (leader of the membership bucket) stopped %s (stop took %s): longest polling gap %s (tag %q) while it was down",
-			n, at.Format("15:04:05"), stopped.Sub(at).Round(time.Millisecond), gap.Round(time.Millisecond), gapTag)
+		e.figures("node n%d (leader of the membership bucket) stopped %s (stop took %s): longest polling gap %s (tag %q) while it was down; "+
+			"re-published events dropped by Nats-Msg-Id %v", n, at.Format("15:04:05"), stopped.Sub(at).Round(time.Millisecond),
+			gap.Round(time.Millisecond), gapTag, e.metricSum("tagstream_publisher_duplicates_total")-dupBefore)
 		e.requireNoRateLimit("the node restart")
 	})
 
