@@ -207,10 +207,11 @@ func report(o *options, b *bench, budgets []budgetResult, fo *failoverResult) st
 		fmt.Fprintf(&s, "%s\n\n", o.note)
 	}
 	B := b.budget()
-	fmt.Fprintf(&s, "Workload: %d Zipf tags (r_i = 8 / i^1.1 media/s), %d tokens at %d requests per %s each (B = %.2f requests/s), "+
-		"simulator window %s, `--rate-window %s`; L* = %.2f s.\n\n", len(b.tags), b.tokens, b.perWindow, b.window, B, b.window,
-		b.window, LStar(b.rates(), B))
+	fmt.Fprintf(&s, "Workload: %d Zipf tags (r_i = 8 / i^1.1 media/s), %d tokens, simulator window %s, `--rate-window %s`.\n\n",
+		len(b.tags), b.tokens, b.window, b.window)
 	if len(budgets) > 0 {
+		fmt.Fprintf(&s, "Budget runs: each token at %d requests per %s (B = %.2f requests/s); L* = %.2f s.\n\n", b.perWindow, b.window,
+			B, LStar(b.rates(), B))
 		s.WriteString("| run | budget use (whole span / after warm-up) | requests, refused over the limit | mean post-to-event: first " +
 			"span / after (p50, p99) | mean / L* after warm-up | missing after warm-up | events stored twice |\n|---|---|---|---|---|---|---|\n")
 		for _, r := range budgets {
