@@ -840,6 +840,16 @@ func (e *groupTestEnv) requireNoRateLimit(after string) {
 	}
 }
 
+// requireCursorsForward fails the test for every cursor write seen so far that moved a tag's cursor backwards,
+// emptied or deleted it.
+func (e *groupTestEnv) requireCursorsForward(after string) {
+	e.t.Helper()
+	_, problems := e.cursors.check(e.tagNames)
+	for _, p := range problems {
+		e.t.Errorf("after %s: %s", after, p)
+	}
+}
+
 // metricSum returns the sum of a metric over the live members.
 func (e *groupTestEnv) metricSum(name string) float64 {
 	sum := 0.0

@@ -32,13 +32,14 @@ func groupTags() []testenv.TagConfig {
 // against the simulator, and puts the group through, in turn: a member killed with kill -9, a fourth member
 // joining, the nats-server node leading the group's membership stopped and brought back, an owner paused with
 // SIGSTOP past its lease and resumed, and a member stopped with SIGTERM while it publishes a batch. After each
-// step: every tag is owned by exactly one live member (by each member's /status) and polled by it, every media the
-// simulator showed before the step is on the stream, and the simulator refused no request of the shared tokens
-// (it counts each token across all instances, over a compressed hour of 20 s, so zero refusals means the
-// members' shares of each token never summed above it). At the end: every media arrived once (the stream holds
-// each event id once: a failover's re-publish is dropped by Nats-Msg-Id), in tag order, with the source's fields;
-// no tag's cursor ever moved backwards over every write the cursor bucket saw; no two members' requests for one
-// tag overlapped. Failover times and polling gaps are logged as GROUP-FIGURES lines (bench/group.md).
+// step: every tag is owned by exactly one live member (by each member's /status) and polled by it; every media the
+// simulator showed before the step is on the stream; the simulator refused no request of the shared tokens (it
+// counts each token across all instances, over a compressed hour of 20 s, so zero refusals means the members'
+// shares of each token never summed above it); and no cursor write seen so far moved a tag's cursor backwards (the
+// test's cursor bucket keeps history and is watched from its creation). At the end: every media arrived once (the
+// stream holds each event id once: a failover's re-publish is dropped by Nats-Msg-Id), in tag order, with the
+// source's fields, and no two members' requests for one tag overlapped. Failover times and polling gaps are
+// logged as GROUP-FIGURES lines (bench/group.md).
 func TestGroupOnTheCluster(t *testing.T) {
 	e := newGroupTestEnv(t, groupTestOptions{
 		Sim: simOptions{
@@ -75,6 +76,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 		e.waitDelivered("the backlog", time.Now(), 90*time.Second)
 		hold(t.Context(), e.window) // a whole window of steady polling by the three
 		e.requireNoRateLimit("the start")
+		e.requireCursorsForward("the start")
 	})
 
 	step("a member killed with kill -9: its tags resume elsewhere within the lease", func(t *testing.T) {
@@ -97,6 +99,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 		owner = e.waitExclusive("the two others owning every tag", at, 30*time.Second)
 		e.waitDelivered("after the kill", time.Now(), 60*time.Second)
 		e.requireNoRateLimit("the kill")
+		e.requireCursorsForward("the kill")
 	})
 
 	step("a fourth member joins and receives tags within seconds, publishing nothing twice", func(t *testing.T) {
@@ -125,6 +128,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Errorf("the graceful handoffs to the new member re-published %v events the stream already held, want 0", dups)
 		}
 		e.requireNoRateLimit("the join")
+		e.requireCursorsForward("the join")
 	})
 
 	step("the nats-server node leading the membership stopped and brought back", func(t *testing.T) {
@@ -158,6 +162,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			"re-published events dropped by Nats-Msg-Id %v", n, at.Format("15:04:05"), stopped.Sub(at).Round(time.Millisecond),
 			gap.Round(time.Millisecond), gapTag, e.metricSum("tagstream_publisher_duplicates_total")-dupBefore)
 		e.requireNoRateLimit("the node restart")
+		e.requireCursorsForward("the node restart")
 	})
 
 	step("an owner paused with SIGSTOP past its lease and resumed: fenced, nothing lost, no cursor backwards", func(t *testing.T) {
@@ -202,6 +207,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Errorf("tag %q was first polled %s after the pause, want at most %s (lease %s)", tag, worst, failoverLimit, lease)
 		}
 		e.requireNoRateLimit("the pause")
+		e.requireCursorsForward("the pause")
 	})
 
 	step("a member stopped with SIGTERM mid-batch hands its tags over at once and publishes nothing twice", func(t *testing.T) {
@@ -249,6 +255,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Errorf("tag %q was first polled %s after the SIGTERM, %s after the exit, want at once", tag, worst, at.Add(worst).Sub(exited))
 		}
 		e.requireNoRateLimit("the SIGTERM")
+		e.requireCursorsForward("the SIGTERM")
 	})
 
 	// The end: the workload stops, the others catch up and stop with SIGTERM, and everything is checked.
