@@ -72,7 +72,7 @@ func (p *Pipeline) runGroup(ctx context.Context, pl *poller.Poller, coord *group
 			stopPolling()
 		}
 	})
-	wg.Go(func() { reportRates(cctx, pl, coord) })
+	wg.Go(func() { reportRates(cctx, pl, coord, rateReportEvery) })
 	p.log.Info("group mode: polling what the group assigns", "group", p.cfg.Group, "member", coord.Name(),
 		"lease", coord.Lease())
 
@@ -85,9 +85,9 @@ func (p *Pipeline) runGroup(ctx context.Context, pl *poller.Poller, coord *group
 	return errors.Join(err, coordErr)
 }
 
-// reportRates hands the poller's rate estimates to the coordinator every rateReportEvery until ctx ends.
-func reportRates(ctx context.Context, pl *poller.Poller, coord group.Coordinator) {
-	t := time.NewTicker(rateReportEvery)
+// reportRates hands the poller's rate estimates to the coordinator every period until ctx ends.
+func reportRates(ctx context.Context, pl *poller.Poller, coord group.Coordinator, every time.Duration) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -187,6 +187,14 @@ func checkGroup(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 			members++
 		}
 	}
-	return fmt.Sprintf("group %s: %d tags, %d live members (buckets %s and %s)", cfg.Group, len(tags), members,
-		group.StateBucket(cfg.Group), group.MembersBucket(cfg.Group)), tags, nil
+	return fmt.Sprintf("group %s: %s, %s (buckets %s and %s)", cfg.Group, count(len(tags), "tag"),
+		count(members, "live member"), group.StateBucket(cfg.Group), group.MembersBucket(cfg.Group)), tags, nil
+}
+
+// count returns "1 tag", "2 tags".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

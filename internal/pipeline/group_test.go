@@ -19,6 +19,7 @@ import (
 	"github.com/tagstream/tagstream/internal/config"
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller"
+	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -296,5 +297,38 @@ func TestReloadInGroupModeAddsTheFilesTagsToTheGroup(t *testing.T) {
 	})
 	if !f.logs.Contains("need a restart") || !f.logs.Contains("keys=max-interval") {
 		t.Errorf("the changed max-interval was not logged as needing a restart")
+	}
+}
+
+// rateSink is a group.Coordinator that only records ReportRates.
+type rateSink struct {
+	group.Coordinator
+	got chan map[string]float64
+}
+
+func (r rateSink) ReportRates(rates map[string]float64) {
+	select {
+	case r.got <- rates:
+	default:
+	}
+}
+
+func TestTheRateEstimatesGoToTheCoordinator(t *testing.T) {
+	t.Parallel()
+	pl, err := poller.New(poller.Config{BaseURL: "http://127.0.0.1:1/v1", Tokens: []poller.Token{{Value: secretTokens[0]}},
+		Tags: []string{"sunset", "coffee"}}, poller.PublisherFunc(func(context.Context, []*schema.Event) error { return nil }),
+		checkpoint.NewMemory(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := rateSink{got: make(chan map[string]float64, 1)}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { reportRates(ctx, pl, sink, time.Millisecond); close(done) }()
+	rates := testkit.Receive(t, sink.got, groupWait, "a rate report")
+	cancel()
+	testkit.Receive(t, done, groupWait, "reportRates to return")
+	if len(rates) != 2 || rates["sunset"] <= 0 || rates["coffee"] <= 0 {
+		t.Errorf("reported %v, want an estimate of both tags", rates)
 	}
 }

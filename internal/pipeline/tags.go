@@ -96,7 +96,7 @@ func newTags(tags []string, keep func(string) bool) []string {
 
 // groupErr names the group in err, and marks it with ErrUnreachable when the servers could not be reached.
 func groupErr(name string, err error) error {
-	if unreachable(err) && !errors.Is(err, ErrUnreachable) {
+	if unreachable(err) && !errors.Is(err, ErrUnreachable) && !errors.Is(err, publisher.ErrUnreachable) {
 		return fmt.Errorf("group %s: %w: %w", name, ErrUnreachable, err)
 	}
 	return fmt.Errorf("group %s: %w", name, err)
