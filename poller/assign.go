@@ -290,7 +290,12 @@ func (p *Poller) conflict(ts *tagState, err error) {
 	if p.conflicted == nil {
 		p.conflicted = make(map[string]bool)
 	}
-	p.conflicted[ts.name] = true
+	// A tag removed while this poll was in flight is already taken away by the Assign under way: that is the
+	// assignment without it, so a later one that lists it again adds it afresh (the coordinator does not send a
+	// second assignment without it).
+	if !ts.removed {
+		p.conflicted[ts.name] = true
+	}
 	if cur, ok := p.sched.tags[ts.name]; ok && cur == ts {
 		ts.inFlight = false
 		p.sched.drop(ts)
