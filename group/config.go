@@ -234,7 +234,7 @@ func CheckStatusURL(u string) error {
 		return nil
 	}
 	if len(u) > maxStatusURL {
-		return fmt.Errorf("%w: StatusURL is longer than %d bytes", ErrConfig, maxStatusURL)
+		return fmt.Errorf("%w: status URL is longer than %d bytes", ErrConfig, maxStatusURL)
 	}
 	p, err := url.Parse(u)
 	switch {
@@ -244,15 +244,15 @@ func CheckStatusURL(u string) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("%w: StatusURL is not a URL: %v", ErrConfig, err)
+		return fmt.Errorf("%w: status URL does not parse: %v", ErrConfig, err)
 	case p.Scheme != "http" && p.Scheme != "https" || p.Host == "" || p.Opaque != "":
-		return fmt.Errorf("%w: StatusURL %q: want an http or https URL with a host, such as http://host-a:9464", ErrConfig, u)
+		return fmt.Errorf("%w: status URL %q: want an http or https URL with a host, such as http://host-a:9464", ErrConfig, u)
 	case p.User != nil:
 		// Not quoted: the password would be printed.
-		return fmt.Errorf("%w: StatusURL holds a user or password: every reader of the group's buckets sees it", ErrConfig)
+		return fmt.Errorf("%w: status URL holds a user or password: every reader of the group's buckets sees it", ErrConfig)
 	case p.RawQuery != "" || p.ForceQuery || p.Fragment != "":
 		bare := url.URL{Scheme: p.Scheme, Host: p.Host, Path: p.Path}
-		return fmt.Errorf("%w: StatusURL %s: no query or fragment (every reader of the group's buckets sees it)", ErrConfig, bare.String())
+		return fmt.Errorf("%w: status URL %s: no query or fragment (every reader of the group's buckets sees it)", ErrConfig, bare.String())
 	}
 	return nil
 }
