@@ -500,7 +500,7 @@ func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
 	}
 	fmt.Fprintf(b, "group %s, member %s: %s; %s, %d tag(s) without owner, %d removed\n\n", g.Group, g.Self, lease,
 		plural(len(g.Members), "member"), len(g.Unowned), len(g.Removed))
-	writeMembers(b, g.Members, now, true)
+	writeMembers(b, g.Members, now)
 	if len(g.Unowned) > 0 {
 		const most = 20
 		names := g.Unowned[:min(len(g.Unowned), most)]
@@ -516,25 +516,17 @@ func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
 	}
 }
 
-// writeMembers writes one row per member: name (this instance marked with *), when it joined, its last heartbeat
-// and how many tags it owns; with demand, its poll rate under the pooled budget.
-func writeMembers(b *strings.Builder, members []group.MemberStatus, now time.Time, demand bool) {
+// writeMembers writes one row per member as an instance sees it: name (this instance marked with *), when it
+// joined, its last heartbeat, how many tags it owns and its poll rate under the pooled budget.
+func writeMembers(b *strings.Builder, members []group.MemberStatus, now time.Time) {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	head := "MEMBER\tSTARTED\tHEARTBEAT\tTAGS"
-	if demand {
-		head += "\tDEMAND polls/s"
-	}
-	fmt.Fprintln(tw, head)
+	fmt.Fprintln(tw, "MEMBER\tSTARTED\tHEARTBEAT\tTAGS\tDEMAND polls/s")
 	for _, m := range members {
 		name := m.Name
 		if m.Self {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d", name, sinceTime(m.Started, now), agoTime(m.Heartbeat, now), len(m.Tags))
-		if demand {
-			fmt.Fprintf(tw, "\t%.3f", m.Demand)
-		}
-		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\n", name, sinceTime(m.Started, now), agoTime(m.Heartbeat, now), len(m.Tags), m.Demand)
 	}
 	tw.Flush()
 }
