@@ -2,7 +2,9 @@ package group
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -63,6 +65,12 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// Concurrency is how many bucket writes (claims, releases, rate estimates) run at once; default 16.
 	Concurrency int
+	// StatusURL is where this instance serves its /status (the http or https URL of its metrics listener, such as
+	// "http://host-a:9464"), advertised in its member record so that `tagstream status --group` can ask each
+	// member for what the buckets do not hold (last and next poll, lag, gaps, budget left). Every member and
+	// anyone who reads the group's buckets sees it: it must hold no credentials (CheckStatusURL refuses a user,
+	// a password, a query and a fragment). Empty advertises none.
+	StatusURL string
 }
 
 // CursorStore is the part of the cursor store (checkpoint.Store) that deletes the cursors of removed tags. The
@@ -158,6 +166,9 @@ func (c Config) resolve() (Config, error) {
 			c.Tokens[i].RequestsPerHour = DefaultRequestsPerHour
 		}
 	}
+	if err := CheckStatusURL(c.StatusURL); err != nil {
+		return c, err
+	}
 	durations := []struct {
 		name string
 		v    *time.Duration
@@ -209,6 +220,41 @@ func (c Config) resolve() (Config, error) {
 		c.Concurrency = DefaultConcurrency
 	}
 	return c, nil
+}
+
+// maxStatusURL bounds Config.StatusURL: it is rewritten with every heartbeat.
+const maxStatusURL = 512
+
+// CheckStatusURL reports why u cannot be advertised as a member's status URL (Config.StatusURL), or nil: empty, or
+// an absolute http or https URL with a host and at most 512 bytes, holding nothing secret (no user or password,
+// no query, no fragment: every reader of the group's buckets sees it). The error wraps ErrConfig. It is the one
+// rule for callers that validate settings before they build a coordinator.
+func CheckStatusURL(u string) error {
+	if u == "" {
+		return nil
+	}
+	if len(u) > maxStatusURL {
+		return fmt.Errorf("%w: status URL is longer than %d bytes", ErrConfig, maxStatusURL)
+	}
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		// Only the cause: url.Error quotes the whole text, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%w: status URL does not parse: %v", ErrConfig, err)
+	case p.Scheme != "http" && p.Scheme != "https" || p.Host == "" || p.Opaque != "":
+		return fmt.Errorf("%w: status URL %q: want an http or https URL with a host, such as http://host-a:9464", ErrConfig, u)
+	case p.User != nil:
+		// Not quoted: the password would be printed.
+		return fmt.Errorf("%w: status URL holds a user or password: every reader of the group's buckets sees it", ErrConfig)
+	case p.RawQuery != "" || p.ForceQuery || p.Fragment != "":
+		bare := url.URL{Scheme: p.Scheme, Host: p.Host, Path: p.Path}
+		return fmt.Errorf("%w: status URL %s: no query or fragment (every reader of the group's buckets sees it)", ErrConfig, bare.String())
+	}
+	return nil
 }
 
 // withLease sets the lease (the group's when lease is not zero) and the heartbeat, and checks them.

@@ -13,7 +13,8 @@
 // Group G uses two buckets, created on first use (3 replicas, or 1 on a JetStream that is not clustered):
 //
 //	tagstream-group-G-members    TTL = the lease, limit markers kept 1 min, history 1
-//	  <member name>              {"v":1,"inc":"<random>","join":<rev>,"started":<time>,"tokens":[{"fp":..,"rph":..,"window_s":..,"api_rph":..}]}
+//	  <member name>              {"v":1,"inc":"<random>","join":<rev>,"started":<time>,"tokens":[{"fp":..,"rph":..,"window_s":..,"api_rph":..}],
+//	                             "status_url":"<where its /status is served, if it says>"}
 //
 //	tagstream-group-G            history 1, no TTL
 //	  tag.<tag>                  {"v":1,"added":<time>} or, removed, {"v":1,"added":..,"removed":<time>}

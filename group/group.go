@@ -170,6 +170,9 @@ type MemberStatus struct {
 	Tags []string `json:"tags"`
 	// Demand is the poll rate (polls per second) the square-root rule gives its tags under the pooled budget.
 	Demand float64 `json:"demand_polls_per_second"`
+	// StatusURL is where the member serves its /status, as it advertises it (Config.StatusURL); empty when it
+	// advertises none.
+	StatusURL string `json:"status_url,omitempty"`
 }
 
 // RemovedTag is a tag removed from the set whose cursor is kept until Until.

@@ -45,7 +45,8 @@ type TagInfo struct {
 // Inspect reads group's buckets without joining the group and without writing anything, and returns what they
 // hold: the live members with the tags each owns, the tags without a live owner, the removed tags whose cursors
 // are kept (until their removal plus retention: the members' Config.Retention, 0 meaning DefaultRetention), each
-// token's division, and each tag's owner and stored rate estimate. It fails with an error wrapping ErrNoGroup
+// token's division, and each tag's owner and stored rate estimate; each member with the URL of its /status when it
+// advertises one. It fails with an error wrapping ErrNoGroup
 // when the group does not exist (its state bucket is missing). A group whose members bucket was never created
 // (tags added, no instance started yet) has no members and a zero Lease.
 //
@@ -121,7 +122,8 @@ func Inspect(ctx context.Context, js jetstream.JetStream, group string, retentio
 		if tags == nil {
 			tags = []string{}
 		}
-		in.Members = append(in.Members, MemberStatus{Name: name, Started: m.rec.Started, Heartbeat: m.heartbeat, Tags: tags})
+		in.Members = append(in.Members, MemberStatus{Name: name, Started: m.rec.Started, Heartbeat: m.heartbeat, Tags: tags,
+			StatusURL: m.rec.StatusURL})
 	}
 	for _, fp := range slices.Sorted(maps.Keys(v.shares)) {
 		ts := TokenStatus{Fingerprint: fp, Shares: make(map[string]float64)}

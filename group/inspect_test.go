@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,6 +151,39 @@ func TestInspect(t *testing.T) {
 		}
 	})
 
+	t.Run("each member's status URL as it advertises it; a record of an older version, without one, still reads", func(t *testing.T) {
+		g := uniq("insp-url")
+		if err := AddTags(ctx, js, g, "coffee"); err != nil {
+			t.Fatal(err)
+		}
+		cfg := baseConfig(g, "alpha")
+		cfg.StatusURL = "http://host-a:9464"
+		a := startMember(t, url, cfg, nil)
+		waitCovered(t, "alpha to own coffee", []*member{a}, []string{"coffee"}, a)
+		members, err := js.KeyValue(ctx, MembersBucket(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As a member of the previous version writes it (expiring after the lease).
+		old := `{"v":1,"inc":"00112233aabbccdd","started":"2026-11-30T05:00:00Z","tokens":[{"fp":"aaaa0001","rph":5000,"window_s":3600}]}`
+		if _, err := members.Create(ctx, "old", []byte(old)); err != nil {
+			t.Fatal(err)
+		}
+		in := inspect(t, g, 0)
+		got := map[string]string{}
+		for _, m := range in.Members {
+			got[m.Name] = m.StatusURL
+		}
+		if len(got) != 2 || got["alpha"] != "http://host-a:9464" || got["old"] != "" {
+			t.Errorf("members %+v: want alpha with http://host-a:9464 and old without a URL", in.Members)
+		}
+		for _, m := range a.c.Status().Members {
+			if m.Name == "alpha" && m.StatusURL != "http://host-a:9464" {
+				t.Errorf("alpha's own Status shows its URL as %q", m.StatusURL)
+			}
+		}
+	})
+
 	t.Run("a member whose lease expired: its tags are unowned, waiting for it", func(t *testing.T) {
 		g := uniq("insp-dead")
 		if err := AddTags(ctx, js, g, "coffee", "tea"); err != nil {
@@ -187,5 +221,41 @@ func TestInspectEndsWithItsContext(t *testing.T) {
 	cancel()
 	if _, err := Inspect(ctx, js, g, 0); !errors.Is(err, context.Canceled) {
 		t.Errorf("Inspect with a cancelled context = %v, want context.Canceled", err)
+	}
+}
+
+func TestCheckStatusURL(t *testing.T) {
+	for _, tc := range []struct {
+		name, url string
+		want      string // "" = valid
+	}{
+		{"empty advertises none", "", ""},
+		{"a host and port", "http://host-a:9464", ""},
+		{"https behind a path", "https://ops.example.com/tagstream/a", ""},
+		{"an IPv6 address", "http://[::1]:9464", ""},
+		{"a host:port without scheme is refused", "host-a:9464", "want an http or https URL"},
+		{"another scheme is refused", "ftp://host-a", "want an http or https URL"},
+		{"no host is refused", "http:///status", "want an http or https URL"},
+		{"a password is refused, and not printed", "http://user:s3cr3tpass@host-a:9464", "holds a user or password"},
+		{"a query is refused, and not printed", "http://host-a:9464/?token=s3cr3tpass", "no query or fragment"},
+		{"a fragment is refused", "http://host-a:9464/#s3cr3tpass", "no query or fragment"},
+		{"a URL that does not parse is refused, and not printed", "http://user:s3cr3tpass@ho st:9464", "does not parse"},
+		{"a long URL is refused", "http://host-a/" + strings.Repeat("x", 600), "longer than 512"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckStatusURL(tc.url)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("CheckStatusURL(%q) = %v", tc.url, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("CheckStatusURL(%q) = %v, want ErrConfig saying %q", tc.url, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cr3tpass") {
+				t.Errorf("the error prints the secret: %v", err)
+			}
+		})
 	}
 }

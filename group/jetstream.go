@@ -309,7 +309,8 @@ func (c *JetStream) join(ctx context.Context) error {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	c.mu.Lock()
-	rec := memberRecord{V: recordVersion, Inc: hex.EncodeToString(b[:]), Started: time.Now().UTC(), Tokens: c.tokenRecords()}
+	rec := memberRecord{V: recordVersion, Inc: hex.EncodeToString(b[:]), Started: time.Now().UTC(), Tokens: c.tokenRecords(),
+		StatusURL: c.cfg.StatusURL}
 	c.mu.Unlock()
 	warned := false
 	for {
@@ -441,7 +442,8 @@ func (c *JetStream) heartbeat(ctx context.Context, lost chan<- struct{}) {
 // renew rewrites the member key over its last revision.
 func (c *JetStream) renew(ctx context.Context) error {
 	c.mu.Lock()
-	rec := memberRecord{V: recordVersion, Inc: c.self.inc, Join: c.self.join, Started: c.self.started, Tokens: c.tokenRecords()}
+	rec := memberRecord{V: recordVersion, Inc: c.self.inc, Join: c.self.join, Started: c.self.started, Tokens: c.tokenRecords(),
+		StatusURL: c.cfg.StatusURL}
 	rev := c.self.rev
 	c.mu.Unlock()
 	wasValid := c.LeaseValid() || c.deadline.Load() == 0 // no "again" for the first lease

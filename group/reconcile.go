@@ -634,7 +634,7 @@ func (c *JetStream) Status() Status {
 		}
 		st.Members = append(st.Members, MemberStatus{
 			Name: name, Self: name == c.cfg.Name, Started: m.rec.Started, Heartbeat: m.heartbeat,
-			Tags: tags, Demand: c.demand[name],
+			Tags: tags, Demand: c.demand[name], StatusURL: m.rec.StatusURL,
 		})
 	}
 	slices.SortFunc(st.Members, func(a, b MemberStatus) int {

@@ -66,6 +66,9 @@ type memberRecord struct {
 	Join    uint64        `json:"join,omitempty"`
 	Started time.Time     `json:"started"`
 	Tokens  []tokenRecord `json:"tokens,omitempty"`
+	// StatusURL is where the member serves its /status (Config.StatusURL); empty when it advertises none, as in
+	// the records of versions before it was added.
+	StatusURL string `json:"status_url,omitempty"`
 }
 
 type tokenRecord struct {

@@ -39,7 +39,11 @@ fingerprint, budget left and state; in group mode, the group as that instance se
 With --group NAME (or group in the config file) and nats-url, status shows the whole group instead, read from its
 buckets in NATS without joining it and without writing anything: the live members, each tag's owner, saved cursor
 and posting rate (tags without owner first, each with the member it waits for), each token's division among the
-members and the removed tags whose cursors are kept. --metrics-addr on the command line asks one instance instead.
+members and the removed tags whose cursors are kept. It then asks each live member's /status, at the URL the
+member advertises (its group-status-url), all at once and for at most 2s each, for each tag's last and next poll,
+rate, lag, gaps and state, sorted by lag as for one instance, and each member's tokens with their budget left; a
+member that cannot be asked is named with the reason, and its tags show what the buckets hold. --json prints all
+of it. --metrics-addr on the command line asks one instance instead.
 
 Exit status:
   0  the report was printed (ready or not: its first line says)
@@ -183,10 +187,11 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 			"(two of three servers up)?\n", cfg.Group, nc.ConnectedUrlRedacted(), dialCause(err, timeout))
 		return exitUnreachable
 	}
+	askMembers(&rep, &http.Client{}, timeout)
 	if asJSON {
 		return c.printJSON(rep)
 	}
-	if err := writeGroupTable(c.stdout, rep, rep.Time); err != nil {
+	if err := writeGroupTable(c.stdout, rep, time.Now()); err != nil {
 		return exitFailure
 	}
 	return exitOK
@@ -230,10 +235,13 @@ func dialCause(err error, timeout time.Duration) string {
 }
 
 // groupReport is what `status --group` shows: the group as its buckets hold it (group.Inspect), each tag with its
-// cursor from the cursor bucket. Nothing is written and the group is not joined.
+// cursor from the cursor bucket, and what each live member's /status adds (askMembers). Nothing is written and
+// the group is not joined.
 type groupReport struct {
 	group.Inspection
-	// Tags shadows Inspection.Tags in JSON: every tag of the set with its cursor.
+	// Members shadows Inspection.Members in JSON: every live member with what its /status answered.
+	Members []askedMember `json:"members"`
+	// Tags shadows Inspection.Tags in JSON: every tag of the set with its cursor and its owner's figures.
 	Tags []groupTag `json:"tags"`
 	// CursorBucket is the bucket the cursors were read from (kv-bucket); CursorError says why they could not be
 	// read (the table then shows none).
@@ -251,6 +259,24 @@ type groupTag struct {
 	CursorSaved time.Time `json:"cursor_saved,omitzero"`
 	// Segments counts the catch-up segments still to publish.
 	Segments int `json:"catch_up_segments"`
+
+	// Reported tells whether the fields below come from the tag's line on its owner's /status (and RateEstimate
+	// is then the owner's estimate at the time of its report, RateAt); false when the tag has no owner or its
+	// owner could not be asked (its members entry says why): they are then zero.
+	Reported bool `json:"reported"`
+	// OwnerCursor is the cursor up to which the broker acknowledged the tag's media, as its owner knows it: newer
+	// than Cursor while its checkpoint write is being retried.
+	OwnerCursor string          `json:"owner_cursor,omitempty"`
+	CatchUp     *status.CatchUp `json:"catch_up,omitempty"`
+	LastPoll    time.Time       `json:"last_poll,omitzero"`
+	LastAttempt time.Time       `json:"last_attempt,omitzero"`
+	NextPoll    time.Time       `json:"next_poll,omitzero"`
+	LagSeconds  float64         `json:"lag_seconds"`
+	Published   uint64          `json:"published"`
+	Gaps        uint64          `json:"gaps"`
+	LastError   string          `json:"last_error,omitempty"`
+	// State says in words what the tag is doing: its owner's state when Reported, else what the buckets tell.
+	State string `json:"state"`
 }
 
 // cursorReads is how many cursors readGroup reads at once.
@@ -262,7 +288,11 @@ func readGroup(ctx context.Context, js jetstream.JetStream, name, cursorBucket s
 	if err != nil {
 		return groupReport{}, err
 	}
-	rep := groupReport{Inspection: in, Tags: make([]groupTag, len(in.Tags)), CursorBucket: cursorBucket}
+	rep := groupReport{Inspection: in, Members: make([]askedMember, len(in.Members)), Tags: make([]groupTag, len(in.Tags)),
+		CursorBucket: cursorBucket}
+	for i, m := range in.Members {
+		rep.Members[i] = askedMember{MemberStatus: m}
+	}
 	for i, ti := range in.Tags {
 		rep.Tags[i] = groupTag{TagInfo: ti}
 	}
@@ -300,9 +330,10 @@ func readGroup(ctx context.Context, js jetstream.JetStream, name, cursorBucket s
 	return rep, nil
 }
 
-// writeGroupTable writes r for a terminal, as of now: a line on the group, the members, the tags (those without
-// owner first, then by the time since their cursor moved, longest first), the division of each token and the
-// removed tags whose cursors are kept.
+// writeGroupTable writes r for a terminal, as of now: a line on the group, a note on each member that could not
+// be asked, the members, the tags sorted by lag as an instance's table (those without owner first, then those
+// whose lag is not known, by the time since their cursor moved, then by lag, longest first), the division of each
+// token, each member's tokens and the removed tags whose cursors are kept.
 func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
 	var b strings.Builder
 	lease := "no member joined yet"
@@ -314,9 +345,21 @@ func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
 	if r.CursorError != "" {
 		fmt.Fprintf(&b, "cursors not shown: %s\n", r.CursorError)
 	}
+	for _, m := range r.Members {
+		if !m.Answered {
+			fmt.Fprintf(&b, "member %s could not be asked for its /status: %s; its tags show what the buckets hold\n", m.Name,
+				printable(m.Error))
+		}
+	}
 
 	b.WriteString("\n")
-	writeMembers(&b, r.Members, now, false)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tSTARTED\tHEARTBEAT\tTAGS\tSTATUS")
+	for _, m := range r.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", m.Name, sinceTime(m.Started, now), agoTime(m.Heartbeat, now), len(m.MemberStatus.Tags),
+			printable(memberState(m)))
+	}
+	tw.Flush()
 	if len(r.Members) == 0 {
 		fmt.Fprintln(&b, "(no live member: start an instance with --group "+r.Group+")")
 	}
@@ -327,20 +370,43 @@ func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
 		if c := cmp.Compare(boolKey(a.Owner != ""), boolKey(b.Owner != "")); c != 0 {
 			return c
 		}
-		if c := a.CursorSaved.Compare(b.CursorSaved); c != 0 {
+		ak, bk := lagKnown(a), lagKnown(b)
+		if c := cmp.Compare(boolKey(ak), boolKey(bk)); c != 0 {
+			return c
+		}
+		if ak {
+			if c := cmp.Compare(b.LagSeconds, a.LagSeconds); c != 0 {
+				return c
+			}
+		} else if c := a.CursorSaved.Compare(b.CursorSaved); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Tag, b.Tag)
 	})
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TAG\tOWNER\tSINCE\tCURSOR\tCURSOR SAVED\tRATE/s\tSTATE")
+	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TAG\tOWNER\tSINCE\tCURSOR\tCURSOR SAVED\tLAST POLL\tNEXT POLL\tRATE/s\tLAG\tGAPS\tSTATE")
 	for _, t := range tags {
-		rate := "-"
+		cursor := shorten(t.Cursor, 16)
+		if t.Reported && t.OwnerCursor != "" && t.OwnerCursor != t.Cursor {
+			cursor = shorten(t.OwnerCursor, 16) + " (unsaved)" // acknowledged, its checkpoint write is being retried
+		}
+		rate, lag, gaps := "-", "-", "-"
 		if !t.RateAt.IsZero() {
 			rate = fmt.Sprintf("%.2f", t.RateEstimate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Tag, dash(t.Owner), sinceTime(t.OwnerSince, now),
-			dash(shorten(t.Cursor, 16)), agoTime(t.CursorSaved, now), rate, groupTagState(t, r.CursorError != ""))
+		if lagKnown(t) {
+			lag = compact(time.Duration(t.LagSeconds * float64(time.Second)))
+		}
+		if t.Reported {
+			gaps = fmt.Sprint(t.Gaps)
+		}
+		state := t.State
+		if state == "" {
+			state = groupTagState(t, r.CursorError != "")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Tag, dash(t.Owner), sinceTime(t.OwnerSince, now),
+			dash(printable(cursor)), agoTime(t.CursorSaved, now), agoTime(t.LastPoll, now), untilTime(t.NextPoll, now), rate, lag,
+			gaps, printable(state))
 	}
 	if len(tags) == 0 {
 		fmt.Fprintln(tw, "(no tags: add some with tagstream tags add --group "+r.Group+")")
@@ -351,6 +417,8 @@ func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
 		b.WriteString("\n")
 		writeTokens(&b, r.Tokens)
 	}
+
+	writeMemberTokens(&b, r.Members, now)
 
 	if len(r.Removed) > 0 {
 		b.WriteString("\n")
@@ -365,6 +433,60 @@ func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
 	return err
 }
 
+// writeMemberTokens writes one row per token of each member that answered: its index in the member's pool, its
+// fingerprint, the member's share of its budget, the budget left (as the API last reported it) and its state.
+func writeMemberTokens(b *strings.Builder, members []askedMember, now time.Time) {
+	rows := 0
+	for _, m := range members {
+		rows += len(m.Tokens)
+	}
+	if rows == 0 {
+		return
+	}
+	b.WriteString("\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tTOKEN\tFINGERPRINT\tSHARE\tBUDGET LEFT\tSTATE")
+	for _, m := range members {
+		for _, t := range m.Tokens {
+			left := "?"
+			if t.Remaining >= 0 {
+				left = fmt.Sprint(t.Remaining)
+			}
+			kind := ""
+			if t.ClientID {
+				kind = " (client id)"
+			}
+			state := t.State
+			if t.ParkedUntil.After(now) && !t.Retired {
+				state += " (" + untilTime(t.ParkedUntil, now) + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%d%s\t%s\t%.2f\t%s / %d\t%s\n", m.Name, t.Index+1, kind, printable(t.Fingerprint), t.Share, left,
+				t.Limit, printable(state))
+		}
+	}
+	tw.Flush()
+}
+
+// memberState says in words how a member's /status answered: ready, not ready (each failing check), or not asked.
+func memberState(m askedMember) string {
+	if !m.Answered {
+		return "not asked (see above)"
+	}
+	if m.Ready {
+		return "ready"
+	}
+	var failing []string
+	for _, c := range m.Checks {
+		if !c.OK {
+			failing = append(failing, c.Name+": "+c.Error)
+		}
+	}
+	return "NOT READY: " + strings.Join(failing, "; ")
+}
+
+// lagKnown reports whether t's lag is known: its owner reported a poll of it.
+func lagKnown(t groupTag) bool { return t.Reported && !t.LastPoll.IsZero() }
+
 // writeInstanceGroup writes the group part of an instance's /status: the group as that member sees it.
 func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
 	lease := "NO LEASE: it polls nothing"
@@ -378,7 +500,7 @@ func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
 	}
 	fmt.Fprintf(b, "group %s, member %s: %s; %s, %d tag(s) without owner, %d removed\n\n", g.Group, g.Self, lease,
 		plural(len(g.Members), "member"), len(g.Unowned), len(g.Removed))
-	writeMembers(b, g.Members, now, true)
+	writeMembers(b, g.Members, now)
 	if len(g.Unowned) > 0 {
 		const most = 20
 		names := g.Unowned[:min(len(g.Unowned), most)]
@@ -394,25 +516,17 @@ func writeInstanceGroup(b *strings.Builder, g group.Status, now time.Time) {
 	}
 }
 
-// writeMembers writes one row per member: name (this instance marked with *), when it joined, its last heartbeat
-// and how many tags it owns; with demand, its poll rate under the pooled budget.
-func writeMembers(b *strings.Builder, members []group.MemberStatus, now time.Time, demand bool) {
+// writeMembers writes one row per member as an instance sees it: name (this instance marked with *), when it
+// joined, its last heartbeat, how many tags it owns and its poll rate under the pooled budget.
+func writeMembers(b *strings.Builder, members []group.MemberStatus, now time.Time) {
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-	head := "MEMBER\tSTARTED\tHEARTBEAT\tTAGS"
-	if demand {
-		head += "\tDEMAND polls/s"
-	}
-	fmt.Fprintln(tw, head)
+	fmt.Fprintln(tw, "MEMBER\tSTARTED\tHEARTBEAT\tTAGS\tDEMAND polls/s")
 	for _, m := range members {
 		name := m.Name
 		if m.Self {
 			name += " *"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d", name, sinceTime(m.Started, now), agoTime(m.Heartbeat, now), len(m.Tags))
-		if demand {
-			fmt.Fprintf(tw, "\t%.3f", m.Demand)
-		}
-		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.3f\n", name, sinceTime(m.Started, now), agoTime(m.Heartbeat, now), len(m.Tags), m.Demand)
 	}
 	tw.Flush()
 }
@@ -493,6 +607,18 @@ func sinceTime(t, now time.Time) string {
 		return "-"
 	}
 	return compact(now.Sub(t))
+}
+
+// untilTime says how long after now t is: "in 2s", "due" once passed, "-" for the zero time (a poll in flight,
+// or not known).
+func untilTime(t, now time.Time) string {
+	switch {
+	case t.IsZero():
+		return "-"
+	case !t.After(now):
+		return "due"
+	}
+	return "in " + compact(t.Sub(now))
 }
 
 // agoTime is sinceTime with " ago".

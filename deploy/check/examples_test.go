@@ -189,10 +189,17 @@ func k8sWorkload(t *testing.T, path, kind string) (map[string]k8sObject, *config
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
 			v = "tagstream-5d8c7b9f4-x2kq9" // a pod name
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP":
+			v = "10.244.1.7" // a pod IP
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == "tagstream-tokens":
 			v, tokens = "example-token-one-0123456789\nexample-token-two-0123456789", e.Name == "TAGSTREAM_TOKENS"
 		case e.ValueFrom != nil:
 			t.Fatalf("env %s: a valueFrom this check does not know", e.Name)
+		}
+		// $(NAME) names a variable defined before, as Kubernetes expands it.
+		for _, kv := range env {
+			name, val, _ := strings.Cut(kv, "=")
+			v = strings.ReplaceAll(v, "$("+name+")", val)
 		}
 		env = append(env, e.Name+"="+v)
 	}
@@ -215,6 +222,9 @@ func TestKubernetesGroupExample(t *testing.T) {
 		t.Errorf("PodDisruptionBudget %+v: want maxUnavailable and the Deployment's pods", pdb.Spec)
 	}
 	checkGroupMember(t, cfg, "tagstream-5d8c7b9f4-x2kq9")
+	if cfg.GroupStatusURL != "http://10.244.1.7:9464" {
+		t.Errorf("group-status-url %q, want the pod's IP and the metrics port", cfg.GroupStatusURL)
+	}
 }
 
 // TestKubernetesExample checks that the settings of the single-instance manifest load as `run` loads them.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 
 	"github.com/tagstream/tagstream/group"
@@ -30,6 +31,9 @@ func (v *validator) cluster() error {
 	if c.GroupReplicas < 0 || c.GroupReplicas > maxGroupReplicas {
 		return v.fail("group-replicas", "%d is out of range 0..%d (0: 3, or 1 on a JetStream that is not clustered)",
 			c.GroupReplicas, maxGroupReplicas)
+	}
+	if err := group.CheckStatusURL(c.GroupStatusURL); err != nil {
+		return v.fail("group-status-url", "%s", strings.TrimPrefix(err.Error(), group.ErrConfig.Error()+": "))
 	}
 	if c.GroupRetention <= 0 {
 		return v.fail("group-retention", "%s must be positive", c.GroupRetention)

@@ -44,6 +44,17 @@ func TestGroupSettings(t *testing.T) {
 		{name: "a lease under a second is refused", file: kv + "tokens-file: TOKENS\ngroup: g\ngroup-lease: 500ms\n", wantKey: "group-lease"},
 		{name: "six replicas are refused", file: kv + "tokens-file: TOKENS\ngroup: g\ngroup-replicas: 6\n", wantKey: "group-replicas"},
 		{name: "a zero retention is refused", file: kv + "tokens-file: TOKENS\ngroup: g\ngroup-retention: 0s\n", wantKey: "group-retention"},
+		{name: "the status URL a member advertises loads",
+			file: kv + "tokens-file: TOKENS\ngroup: g\ngroup-status-url: https://pod-0.tagstream:9464\n",
+			check: func(t *testing.T, c *Config) {
+				if c.GroupStatusURL != "https://pod-0.tagstream:9464" {
+					t.Errorf("group-status-url %q", c.GroupStatusURL)
+				}
+			}},
+		{name: "a status URL with a password is refused without printing it",
+			file: kv + "tokens-file: TOKENS\ngroup: g\ngroup-status-url: http://ops:s3cr3tpass@pod-0:9464\n", wantKey: "group-status-url"},
+		{name: "a status URL without scheme is refused", file: kv + "tokens-file: TOKENS\ngroup: g\ngroup-status-url: pod-0:9464\n",
+			wantKey: "group-status-url"},
 		{name: "the group comes from the environment too",
 			file: kv + "tokens-file: TOKENS\n", check: func(t *testing.T, c *Config) {
 				if c.Group != "fromenv" {
@@ -71,6 +82,9 @@ func TestGroupSettings(t *testing.T) {
 			var ce *Error
 			if !errors.As(err, &ce) || ce.Key != tc.wantKey {
 				t.Fatalf("load: %v, want an error naming %s", err, tc.wantKey)
+			}
+			if strings.Contains(err.Error(), "s3cr3tpass") {
+				t.Errorf("the error prints the password: %v", err)
 			}
 		})
 	}

@@ -170,6 +170,7 @@ type Config struct {
 	GroupLease     time.Duration // failover time after a kill; 0 = the group's (8s for a new group)
 	GroupReplicas  int           // replicas of the group's buckets when created; 0 = 3, or 1 on a JetStream that is not clustered
 	GroupRetention time.Duration // how long a removed tag's cursor is kept
+	GroupStatusURL string        // where this member's /status is served, advertised to the group; "" = from metrics-addr
 
 	// Local state and operations.
 	StateDir        string // Load's default: $XDG_STATE_HOME/tagstream, else $HOME/.local/state/tagstream

@@ -261,6 +261,7 @@ var settings = []*setting{
 	str("group-member", GroupCluster, "this instance's member name, unique among the live members; a stable name gets its tags back after a restart (default <host>-<pid>)", func(c *Config) *string { return &c.GroupMember }),
 	dur("group-lease", GroupCluster, "how long a killed member keeps its tags before the others take them (the group's, fixed when its buckets are created; 0 = the group's, 8s for a new group)", func(c *Config) *time.Duration { return &c.GroupLease }),
 	num("group-replicas", GroupCluster, "replicas of the group's buckets when they are created (0 = 3, or 1 on a JetStream that is not clustered)", func(c *Config) *int { return &c.GroupReplicas }),
+	str("group-status-url", GroupCluster, "where this member's /status is served, advertised to the group so that status --group can ask it for polls, lag and budgets; an http(s) URL holding nothing secret (default http://<host>:<port of metrics-addr> when metrics-addr is set)", func(c *Config) *string { return &c.GroupStatusURL }),
 	dur("group-retention", GroupCluster, "how long the cursor of a tag removed from the group is kept, so that adding it again resumes without a gap", func(c *Config) *time.Duration { return &c.GroupRetention }),
 
 	// Operations.

@@ -111,7 +111,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		}
 		if cfg.Group != "" {
 			// Last of what can fail for want of the broker: the coordinator registers its metrics.
-			if coord, err = openGroup(ctx, cfg, js, store, p.deps.RateWindow, p.log, p.reg); err != nil {
+			if coord, err = openGroup(ctx, cfg, js, store, p.StatusAddr(), p.deps.RateWindow, p.log, p.reg); err != nil {
 				return err
 			}
 		}

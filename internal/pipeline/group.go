@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -42,16 +44,48 @@ func (g groupPoller) Apply(ctx context.Context, a group.Assignment) error {
 }
 
 // openGroup builds the coordinator of cfg's group on js (binding to or creating the group's buckets), with store
-// as the cursor store whose removed tags' cursors it deletes after the retention.
-func openGroup(ctx context.Context, cfg *config.Config, js jetstream.JetStream, store group.CursorStore, rateWindow time.Duration,
-	log *slog.Logger, reg prometheus.Registerer) (*group.JetStream, error) {
+// as the cursor store whose removed tags' cursors it deletes after the retention, advertising the status URL
+// groupStatusURL derives from statusAddr (the status listener's bound address, "" when there is none).
+func openGroup(ctx context.Context, cfg *config.Config, js jetstream.JetStream, store group.CursorStore, statusAddr string,
+	rateWindow time.Duration, log *slog.Logger, reg prometheus.Registerer) (*group.JetStream, error) {
 	gc := groupConfig(cfg, rateWindow)
 	gc.Cursors = store
+	gc.StatusURL = groupStatusURL(cfg.GroupStatusURL, statusAddr, os.Hostname)
+	if gc.StatusURL == "" {
+		log.Info("this member advertises no status URL (no metrics-addr): status --group shows its tags as the buckets hold them")
+	} else {
+		log.Info("this member advertises its /status to the group, for status --group", "status_url", gc.StatusURL)
+	}
 	c, err := group.NewJetStream(ctx, js, gc, log, reg)
 	if err != nil {
 		return nil, fmt.Errorf("group %s: %w", cfg.Group, err)
 	}
 	return c, nil
+}
+
+// groupStatusURL is the URL of /status this member advertises to the group (group.Config.StatusURL): setting
+// (group-status-url) when it is set, else http://<host>:<port> of bound, the status listener's address (metrics-addr
+// as it was bound, so that port 0 gives the port picked), where host is the address it listens on or, when it
+// listens on every interface, this machine's host name (from hostname). "" when there is no listener, or no host
+// name to advertise.
+func groupStatusURL(setting, bound string, hostname func() (string, error)) string {
+	if setting != "" {
+		return setting
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if bound == "" || err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if host, err = hostname(); err != nil || host == "" {
+			return ""
+		}
+	}
+	u := "http://" + net.JoinHostPort(host, port)
+	if group.CheckStatusURL(u) != nil {
+		return "" // a host name that makes no URL
+	}
+	return u
 }
 
 // runGroup runs the poller and the coordinator until ctx ends (or the poller stops on its own: every token
