@@ -164,6 +164,7 @@ func TestGapAfterASingleMedia(t *testing.T) {
 // exactly the newest BackfillPages pages, once and oldest first; a feed that turns out to be shorter is published
 // whole and leaves a cursor behind.
 func TestDeepBackfill(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		initial   int
