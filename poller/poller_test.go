@@ -401,6 +401,8 @@ func TestGapMarker(t *testing.T) {
 				}
 				t.Errorf("got %d gap markers, want 1", len(g))
 			}
+			// The counter moves once Publish returned, after the publisher saw the marker.
+			testkit.Eventually(t, 10*time.Second, "gaps_total to count it", func() bool { return counterValue(t, r.p.m.gaps) > 0 })
 			if n := counterValue(t, r.p.m.gaps); n != 1 {
 				t.Errorf("gaps_total = %v, want 1", n)
 			}
