@@ -16,6 +16,7 @@ import (
 
 func TestGroupSurvivesAClusterNodeRestart(t *testing.T) {
 	t.Parallel()
+	needElections(t)
 	cl := startCluster(t)
 	urls := cl.URLs()
 	o := newOracle()
@@ -149,6 +150,7 @@ func addTagsEventually(t *testing.T, js jetstream.JetStream, group string, tags 
 
 func TestQuorumLossStopsEveryMemberUntilItReturns(t *testing.T) {
 	t.Parallel()
+	needElections(t)
 	cl := startCluster(t)
 	urls := cl.URLs()
 	o := newOracle()
