@@ -4,7 +4,7 @@
 // it with the simulator's ground truth (every media present, per-tag order, no duplicates on JetStream, field values
 // equal to the source) and reports the time from post to event. The process-level tests of the command (signals,
 // restarts on the same state, a broker absent at start-up, tail, the demo, version) run the same binary
-// (cli_test.go); what needs no process of its own is tested in-process in cmd/tagstream and internal/pipeline.
+// (cli_test.go), and readme_test.go runs the README's commands as written; what needs no process of its own is tested in-process in cmd/tagstream and internal/pipeline.
 //
 // The tests run only when TAGSTREAM_INTEGRATION is set (scripts/test.sh sets it after starting the brokers); then
 // TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN and TAGSTREAM_KAFKA_HOME must be set too, or

@@ -15,6 +15,8 @@ import (
 )
 
 func TestGroupSurvivesAClusterNodeRestart(t *testing.T) {
+	t.Parallel()
+	needElections(t)
 	cl := startCluster(t)
 	urls := cl.URLs()
 	o := newOracle()
@@ -52,6 +54,7 @@ func TestGroupSurvivesAClusterNodeRestart(t *testing.T) {
 }
 
 func TestTokenSharesFollowDemand(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	o := newOracle()
 	tags := makeTags(16)
@@ -146,6 +149,8 @@ func addTagsEventually(t *testing.T, js jetstream.JetStream, group string, tags 
 }
 
 func TestQuorumLossStopsEveryMemberUntilItReturns(t *testing.T) {
+	t.Parallel()
+	needElections(t)
 	cl := startCluster(t)
 	urls := cl.URLs()
 	o := newOracle()

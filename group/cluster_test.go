@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,17 @@ func startCluster(t testing.TB) *testCluster {
 	})
 	c.WaitHealthy()
 	return c
+}
+
+// needElections skips a test that stops nodes of its own cluster and waits out the raft elections that follow
+// (nats-server's election timeout is 4 to 9 s and cannot be set from outside), unless TAGSTREAM_INTEGRATION=1: the
+// test command (scripts/test.sh) runs it, a plain go test does not.
+func needElections(t *testing.T) {
+	t.Helper()
+	if os.Getenv("TAGSTREAM_INTEGRATION") != "1" {
+		t.Skip("stops cluster nodes and waits out nats-server's elections (4 to 9 s each): " +
+			"run with TAGSTREAM_INTEGRATION=1, as scripts/test.sh does")
+	}
 }
 
 // freePorts returns n distinct free loopback ports.

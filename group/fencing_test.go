@@ -63,6 +63,7 @@ func (p *cursorPoller) has(tag string) bool {
 }
 
 func TestStaleOwnerCannotCommitAfterATakeover(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	ctx := context.Background()
 	group := uniq("fence")

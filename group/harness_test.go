@@ -45,7 +45,9 @@ func TestMain(m *testing.M) {
 }
 
 // sharedURLs returns the URLs of a three-node cluster shared by the tests of this package that do not stop nodes
-// (each uses its own group, so its own buckets). It lives until the test binary exits.
+// (each uses its own group, so its own buckets). It lives until the test binary exits. The tests that need a
+// cluster run in parallel (t.Parallel): most of their time is spent waiting for leases and elections, and each
+// has a group (or a cluster) of its own.
 func sharedURLs(t testing.TB) string {
 	t.Helper()
 	sharedOnce.Do(func() {

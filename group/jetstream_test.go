@@ -16,6 +16,7 @@ import (
 )
 
 func TestThreeMembersOwnEveryTagExactlyOnce(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	o := newOracle()
 	tags := makeTags(30)
@@ -78,6 +79,7 @@ func TestThreeMembersOwnEveryTagExactlyOnce(t *testing.T) {
 }
 
 func TestMembershipChanges(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	tags := makeTags(24)
 	t.Run("a fourth member receives tags", func(t *testing.T) {
@@ -158,6 +160,7 @@ func testutilGauge(t *testing.T, m *member, name string) float64 {
 }
 
 func TestPausedMemberLosesItsTagsAfterTheLease(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	o := newOracle()
 	group := uniq("pause")
@@ -220,6 +223,7 @@ func TestPausedMemberLosesItsTagsAfterTheLease(t *testing.T) {
 }
 
 func TestLostTagIsHandedBackWhileStillOwned(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	cfg := baseConfig(uniq("lost"), "m1")
 	cfg.Tags = []string{"coffee"}
@@ -244,6 +248,7 @@ func TestLostTagIsHandedBackWhileStillOwned(t *testing.T) {
 }
 
 func TestNewJetStream(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("a lease that differs from the group's is refused", func(t *testing.T) {
 		urls := sharedURLs(t)

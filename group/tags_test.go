@@ -13,6 +13,7 @@ import (
 )
 
 func TestTagSetFunctions(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	_, js := connect(t, urls)
 	ctx := context.Background()
@@ -76,6 +77,7 @@ func TestTagSetFunctions(t *testing.T) {
 }
 
 func TestTagsChangeWhileMembersRun(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	_, js := connect(t, urls)
 	ctx := context.Background()

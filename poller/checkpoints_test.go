@@ -50,6 +50,7 @@ func (s *failingStore) failed() int {
 // acknowledged batch is kept in memory and only its write is retried, so the publisher sees each media once; Ready
 // and the metrics show the failing store while it fails, and the cursor moves once it recovers.
 func TestFailingCheckpointWritesDoNotRepublish(t *testing.T) {
+	t.Parallel()
 	tags := []string{"store_a", "store_b"}
 	srv := startSimWithTags(t, []string{"store-tok"}, tags)
 	store := &failingStore{Store: checkpoint.NewMemory()}

@@ -37,6 +37,7 @@ func newTestClient(t *testing.T, base string, mut func(*Config)) *client {
 		BackoffMax:     5 * time.Millisecond,
 		MaxAttempts:    3,
 		RequestTimeout: 2 * time.Second,
+		RateWindow:     time.Second, // the tokens' budget paces no test of the client
 	}
 	if mut != nil {
 		mut(&cfg)
@@ -220,6 +221,7 @@ func TestClientRefusesEveryRedirect(t *testing.T) {
 // TestNoFragmentOfAnEchoedToken has the API echo the token in an error message across the 300-byte cut of
 // schema.APIError: no 8-byte piece of the token may survive in the error, the logs, the status or Ready.
 func TestNoFragmentOfAnEchoedToken(t *testing.T) {
+	t.Parallel()
 	const token = "echoed-token-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -265,6 +267,7 @@ func TestNoFragmentOfAnEchoedToken(t *testing.T) {
 }
 
 func TestClientErrorsNeverContainTheToken(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		serve func(t *testing.T) string // returns the base URL

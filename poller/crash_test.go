@@ -143,6 +143,7 @@ func readLines(t *testing.T, path string) [][2]string {
 // on the same bbolt checkpoint file: every media reaches the output, and the only repeats are the last batch of a
 // tag that was published but not yet committed when the child died.
 func TestKillNineAndRestart(t *testing.T) {
+	t.Parallel()
 	tags := []string{"crash_a", "crash_b", "crash_c"}
 	const token = "crash-test-token-1"
 	sim := testenv.Config{PlainHTTP: true, Tokens: []string{token}}

@@ -16,6 +16,7 @@ import (
 // TestDelivery runs the poller against the simulator over real HTTP and checks that every media of the ground truth
 // reaches the publisher exactly once and in feed order.
 func TestDelivery(t *testing.T) {
+	t.Parallel()
 	tags := []string{"sunset", "café", "go_lang"}
 	cases := []struct {
 		name string
@@ -152,6 +153,7 @@ func steady(srv *testenv.Server, tags []string, n int, between func()) {
 
 // TestFaultStorms checks delivery while the API answers a large share of requests with each kind of fault.
 func TestFaultStorms(t *testing.T) {
+	t.Parallel()
 	tags := []string{"storm_a", "storm_b"}
 	cases := []struct {
 		name     string
@@ -283,6 +285,7 @@ func TestAllTokensRevokedStopsRun(t *testing.T) {
 // TestAPIDown takes the whole API down for a while: nothing is skipped when it returns, and the client backs off
 // instead of hammering it.
 func TestAPIDown(t *testing.T) {
+	t.Parallel()
 	tags := []string{"down_a", "down_b", "down_c"}
 	sim := testenv.Config{PlainHTTP: true, Tokens: []string{"down-tok-1"}}
 	for _, tag := range tags {
@@ -320,6 +323,7 @@ func TestAPIDown(t *testing.T) {
 // TestPublisherFailureKeepsCursor makes the publisher fail: cursors must not move, and everything goes out once the
 // publisher recovers.
 func TestPublisherFailureKeepsCursor(t *testing.T) {
+	t.Parallel()
 	tags := []string{"pubfail"}
 	sim := testenv.Config{PlainHTTP: true, Tokens: []string{"pf-tok-1"}, Tags: []testenv.TagConfig{{Name: "pubfail", Initial: 3}}}
 	srv := startSim(t, sim)
@@ -359,6 +363,7 @@ func TestPublisherFailureKeepsCursor(t *testing.T) {
 // TestGapMarker lets the simulator drop media the poller has not reached yet: a gap marker says so and every media
 // still served is published once.
 func TestGapMarker(t *testing.T) {
+	t.Parallel()
 	for _, inclusive := range []bool{false, true} {
 		name := "an exclusive upstream that drops a backlog yields one gap marker"
 		if inclusive {
@@ -396,6 +401,8 @@ func TestGapMarker(t *testing.T) {
 				}
 				t.Errorf("got %d gap markers, want 1", len(g))
 			}
+			// The counter moves once Publish returned, after the publisher saw the marker.
+			testkit.Eventually(t, 10*time.Second, "gaps_total to count it", func() bool { return counterValue(t, r.p.m.gaps) > 0 })
 			if n := counterValue(t, r.p.m.gaps); n != 1 {
 				t.Errorf("gaps_total = %v, want 1", n)
 			}
@@ -459,6 +466,7 @@ func TestClientIDsAndTagsChangingWhileRunning(t *testing.T) {
 // TestShutdown cancels Run while a publish is in flight: within ShutdownTimeout the publish may finish and commit;
 // after it, the publish is cancelled and the cursor stays.
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name          string
 		releaseInTime bool

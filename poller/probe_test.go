@@ -81,6 +81,7 @@ func TestProbeSucceedsAgainstTheSimulator(t *testing.T) {
 }
 
 func TestProbeNamesWhatFailed(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		// setup returns the Config to probe with.

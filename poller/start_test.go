@@ -29,6 +29,7 @@ func createdSince(srv *testenv.Server, start time.Time) func(id string) bool {
 // polls, with bursts between New and Run deeper than one poll walks: every media posted since the start instant
 // is published once, oldest first, however many pages the first poll has to walk back.
 func TestStartNowPublishesEverythingPostedSinceTheStart(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		inclusive bool
@@ -133,6 +134,7 @@ func TestStartNowJudgesLateTaggedMediaByCreatedTime(t *testing.T) {
 // TestStartSince publishes what was created since an earlier instant, oldest first; when the feed ends before
 // media as old as that, a gap marker says the API may not serve them.
 func TestStartSince(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		ago     time.Duration // the start time, before the simulator's start
@@ -202,6 +204,7 @@ func (s *stopAfterPuts) Put(ctx context.Context, tag string, st checkpoint.State
 // since the start span several catch-up walks: the start instant is in the checkpoint, and the next process
 // publishes exactly the media created since it.
 func TestStartInstantSurvivesARestartMidCatchUp(t *testing.T) {
+	t.Parallel()
 	tags := []string{"resume_since"}
 	sim := testenv.Config{PlainHTTP: true, Tokens: []string{"resume-tok-1"}, Tags: []testenv.TagConfig{{Name: "resume_since", Initial: 30}}}
 	srv := startSim(t, sim)

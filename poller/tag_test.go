@@ -153,6 +153,8 @@ func TestGapAfterASingleMedia(t *testing.T) {
 			r := startPoller(t, cfg, store)
 			checkExactlyOnce(t, srv, r.pub, servable, nil, 20*time.Second)
 			testkit.Eventually(t, 10*time.Second, "a gap marker", func() bool { return len(r.pub.gaps()) > 0 })
+			// The counter moves once Publish returned, after the publisher saw the marker.
+			testkit.Eventually(t, 10*time.Second, "gaps_total to count it", func() bool { return counterValue(t, r.p.m.gaps) > 0 })
 			if n := counterValue(t, r.p.m.gaps); n != 1 {
 				t.Errorf("gaps_total = %v, want 1", n)
 			}
@@ -164,6 +166,7 @@ func TestGapAfterASingleMedia(t *testing.T) {
 // exactly the newest BackfillPages pages, once and oldest first; a feed that turns out to be shorter is published
 // whole and leaves a cursor behind.
 func TestDeepBackfill(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name      string
 		initial   int

@@ -68,6 +68,7 @@ func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 }
 
 func TestConnectAuthenticates(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	kp, err := nkeys.CreateUser()
 	if err != nil {
@@ -135,6 +136,7 @@ func TestConnectAuthenticates(t *testing.T) {
 }
 
 func TestConnRedactorMasksEverySecret(t *testing.T) {
+	t.Parallel()
 	cfg := ConnConfig{
 		URLs:     []string{"nats://someone:url-pass-3@127.0.0.1:4222"},
 		Password: "pw-secret-1",
@@ -174,6 +176,7 @@ func TestConnRedactorMasksEverySecret(t *testing.T) {
 }
 
 func TestConnConfigValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		cfg   ConnConfig

@@ -64,6 +64,10 @@ func (rs tagStream) run(t *testing.T, p Publisher, restart func()) {
 			testkit.Receive(t, progress, rs.timeout, fmt.Sprintf("Publish call %d of the stream", i+1))
 		}
 		restart()
+		// A stream that ended before the broker came back tested no restart mid-stream: it must be longer.
+		if returned := rs.restartAfter + len(progress); returned >= len(rs.tags)*rs.batches {
+			t.Fatalf("all %d Publish calls returned before the restart was over: the stream is too short", returned)
+		}
 	}
 	wg.Wait()
 	close(errs)

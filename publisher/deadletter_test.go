@@ -68,6 +68,7 @@ func checkLetter(t *testing.T, raw []byte, e *schema.Event, wantEvent string) le
 // TestEveryLetterIdentifiesItsMedia is issue 10.4: a letter cut to its destination's size limit keeps the media
 // id, cursor, link, tag and reason, and drops only the large fields.
 func TestEveryLetterIdentifiesItsMedia(t *testing.T) {
+	t.Parallel()
 	big := func(caption int) *schema.Event { return testkit.MediaEvents("big", 7, 1, caption)[0] }
 	tests := []struct {
 		name      string

@@ -14,6 +14,7 @@ import (
 // TestDeliverCountsDeadLettersApartFromPublished is issue 10.11: an event handed to the dead-letter destination is
 // not published; Deliver names it, and published_total leaves it out.
 func TestDeliverCountsDeadLettersApartFromPublished(t *testing.T) {
+	t.Parallel()
 	type built struct {
 		p    Deliverer
 		reg  *prometheus.Registry

@@ -33,6 +33,7 @@ func readNDJSON(t testing.TB, b []byte) []*schema.Event {
 }
 
 func TestFileWritesOneStructuredEventPerLine(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	reg := prometheus.NewRegistry()
 	p := NewFile(&buf, FileConfig{}, testLogger(t), reg)
@@ -53,6 +54,7 @@ func TestFileWritesOneStructuredEventPerLine(t *testing.T) {
 }
 
 func TestOpenFileAppendsAcrossReopensAndKeepsBatchesWhole(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "events.ndjson")
 	p, err := OpenFile(path, FileConfig{}, testLogger(t), nil)
 	if err != nil {
@@ -91,6 +93,7 @@ func TestOpenFileAppendsAcrossReopensAndKeepsBatchesWhole(t *testing.T) {
 }
 
 func TestFilePublishHonoursACancelledContext(t *testing.T) {
+	t.Parallel()
 	p := NewFile(&bytes.Buffer{}, FileConfig{}, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -100,6 +103,7 @@ func TestFilePublishHonoursACancelledContext(t *testing.T) {
 }
 
 func TestFileDeadLetterWritesWrappedEvents(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "dl.ndjson")
 	d, err := OpenDeadLetterFile(path)
 	if err != nil {
@@ -134,6 +138,7 @@ func TestFileDeadLetterWritesWrappedEvents(t *testing.T) {
 }
 
 func TestAppendLetterDropsOnlyWhatDoesNotFit(t *testing.T) {
+	t.Parallel()
 	e := testkit.MediaEvents("t", 0, 1, 5000)[0]
 	ev := e.AppendJSON(nil)
 	tests := []struct {

@@ -87,6 +87,7 @@ func publishOK(t testing.TB, p Publisher, events []*schema.Event) {
 }
 
 func TestJetStreamPublishWaitsForEveryAck(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true})
@@ -126,6 +127,7 @@ func TestJetStreamPublishWaitsForEveryAck(t *testing.T) {
 }
 
 func TestJetStreamRepublishIsDeduplicated(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true})
@@ -147,10 +149,11 @@ func TestJetStreamRepublishIsDeduplicated(t *testing.T) {
 }
 
 func TestJetStreamKeepsPerTagOrderUnderConcurrentPublishers(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, MaxPending: 64})
-	rs := tagStream{tags: []string{"a", "b", "new york", "東京", "x.y"}, batches: 20, perBatch: 33, captionBytes: 200,
+	rs := tagStream{tags: []string{"a", "b", "new york", "東京", "x.y"}, batches: 8, perBatch: 33, captionBytes: 200,
 		timeout: 30 * time.Second}
 	rs.run(t, p, nil)
 	got := readStream(t, nc, p.Stream())
@@ -171,6 +174,7 @@ func TestJetStreamKeepsPerTagOrderUnderConcurrentPublishers(t *testing.T) {
 }
 
 func TestJetStreamHostileTagsRoundTripThroughSubjects(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, SubjectPrefix: "ig.tags"})
@@ -195,10 +199,11 @@ func TestJetStreamHostileTagsRoundTripThroughSubjects(t *testing.T) {
 }
 
 func TestJetStreamSurvivesServerRestartMidStream(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, AckTimeout: 500 * time.Millisecond})
-	rs := tagStream{tags: []string{"one", "two"}, batches: 40, perBatch: 33, captionBytes: 500, restartAfter: 5,
+	rs := tagStream{tags: []string{"one", "two"}, batches: 12, perBatch: 33, captionBytes: 500, restartAfter: 5,
 		timeout: 60 * time.Second}
 	rs.run(t, p, ns.restart)
 	got := readStream(t, nc, p.Stream())
@@ -221,6 +226,7 @@ func TestJetStreamSurvivesServerRestartMidStream(t *testing.T) {
 }
 
 func TestJetStreamBlocksWhileServerIsDownAndReturnsWhenContextEnds(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, reg := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, AckTimeout: 200 * time.Millisecond})
@@ -243,6 +249,7 @@ func TestJetStreamBlocksWhileServerIsDownAndReturnsWhenContextEnds(t *testing.T)
 }
 
 func TestJetStreamDeadLettersEventsTheServerRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		maxPayload int32
@@ -305,6 +312,7 @@ func TestJetStreamDeadLettersEventsTheServerRefuses(t *testing.T) {
 }
 
 func TestJetStreamStreamResolutionAndProbeAgree(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		setup   []jetstream.StreamConfig
@@ -423,6 +431,7 @@ func TestJetStreamStreamResolutionAndProbeAgree(t *testing.T) {
 }
 
 func TestJetStreamConfigValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		cfg   JetStreamConfig

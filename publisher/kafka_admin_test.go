@@ -13,6 +13,7 @@ import (
 )
 
 func TestProbeKafkaAgreesWithNewKafka(t *testing.T) {
+	t.Parallel()
 	brokers := testkit.FakeKafka(t)
 	existing, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 3})
 	tests := []struct {
@@ -80,6 +81,7 @@ func TestProbeKafkaAgreesWithNewKafka(t *testing.T) {
 }
 
 func TestProbeKafkaOnApacheKafka(t *testing.T) {
+	t.Parallel()
 	brokers := realKafka(t)
 	p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Partitions: 2})
 	got, err := ProbeKafka(context.Background(), KafkaConfig{Brokers: brokers, Topic: p.Topic()})
@@ -98,6 +100,7 @@ func TestProbeKafkaOnApacheKafka(t *testing.T) {
 }
 
 func TestKafkaDialerUsesTheOneSASLMapping(t *testing.T) {
+	t.Parallel()
 	for _, mech := range []string{"PLAIN", "scram-sha-256", "SCRAM-SHA-512"} {
 		t.Run(mech+" authenticates a kafka-go reader's connection", func(t *testing.T) {
 			brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser(strings.ToUpper(mech), "svc", "s3cret"))

@@ -120,6 +120,7 @@ func header(r *kgo.Record, key string) string {
 }
 
 func TestKafkaPublishWritesCloudEventsBinding(t *testing.T) {
+	t.Parallel()
 	for _, target := range kafkaTargets {
 		for _, mode := range []struct {
 			name        string
@@ -170,6 +171,7 @@ func TestKafkaPublishWritesCloudEventsBinding(t *testing.T) {
 }
 
 func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
+	t.Parallel()
 	for _, target := range kafkaTargets {
 		t.Run(target.name+" puts each tag in one partition, in publish order, under concurrent publishers", func(t *testing.T) {
 			brokers := target.brokers(t)
@@ -221,6 +223,7 @@ func TestKafkaKeysKeepPerTagOrder(t *testing.T) {
 }
 
 func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
+	t.Parallel()
 	brokers := testkit.FakeKafka(t)
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec+" records decode to the published events", func(t *testing.T) {
@@ -238,6 +241,7 @@ func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
 }
 
 func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		kfakeOpts  []kfake.Opt
@@ -294,6 +298,7 @@ func TestKafkaDeadLettersEventsTheBrokerWillNeverAccept(t *testing.T) {
 }
 
 func TestKafkaDeadLettersToAFile(t *testing.T) {
+	t.Parallel()
 	brokers := testkit.FakeKafka(t)
 	path := filepath.Join(t.TempDir(), "dead.ndjson")
 	dl, err := OpenDeadLetterFile(path)
@@ -322,6 +327,7 @@ func TestKafkaDeadLettersToAFile(t *testing.T) {
 }
 
 func TestKafkaChecksTheTopicAtStart(t *testing.T) {
+	t.Parallel()
 	brokers := testkit.FakeKafka(t)
 	ctx := context.Background()
 	t.Run("a missing topic with creation off is a clear error", func(t *testing.T) {
@@ -353,6 +359,7 @@ func TestKafkaChecksTheTopicAtStart(t *testing.T) {
 }
 
 func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	port := testkit.FreePort(t)
 	start := func() *kfake.Cluster {
@@ -412,6 +419,7 @@ func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int
 // runs its own private broker (scripts/brokers.sh up in a temporary dir): stopping the shared one would fail the
 // other packages that go test runs at the same time.
 func TestKafkaSurvivesRealBrokerRestart(t *testing.T) {
+	t.Parallel()
 	realKafka(t) // fails under TAGSTREAM_INTEGRATION=1 without a broker, skips with a message otherwise
 	ctl := os.Getenv("TAGSTREAM_KAFKA_CTL")
 	if ctl == "" {
@@ -453,6 +461,7 @@ func TestKafkaSurvivesRealBrokerRestart(t *testing.T) {
 }
 
 func TestKafkaSASL(t *testing.T) {
+	t.Parallel()
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech+" authenticates, and a wrong password fails without showing it", func(t *testing.T) {
 			brokers := testkit.FakeKafka(t, kfake.EnableSASL(), kfake.Superuser(mech, "svc", "s3cret-pw"))
@@ -475,6 +484,7 @@ func TestKafkaSASL(t *testing.T) {
 }
 
 func TestKafkaConfigValidation(t *testing.T) {
+	t.Parallel()
 	ok := KafkaConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "t"}
 	tests := []struct {
 		name  string
@@ -523,6 +533,7 @@ func tlsKafka(t *testing.T) (brokers []string, caFile string) {
 }
 
 func TestKafkaTLS(t *testing.T) {
+	t.Parallel()
 	brokers, caFile := tlsKafka(t)
 	t.Run("a broker certificate signed by the configured CA is trusted", func(t *testing.T) {
 		p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, TLS: TLSConfig{CAFile: caFile}})
@@ -540,6 +551,7 @@ func TestKafkaTLS(t *testing.T) {
 }
 
 func TestKafkaPublishAfterCloseIsErrClosed(t *testing.T) {
+	t.Parallel()
 	p, _ := newTestKafka(t, KafkaConfig{Brokers: testkit.FakeKafka(t)})
 	publishOK(t, p, testkit.MediaEvents("a", 0, 2, 10))
 	if err := p.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 )
 
 func TestMetricsAreSharedByPublishersOfOneRegistry(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	a := NewMetrics(reg).forPublisher("x")
 	b := NewMetrics(reg).forPublisher("x")

@@ -18,6 +18,7 @@ import (
 )
 
 func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	got := ns.subscribe(t, DefaultSubjectPrefix+".>", 100)
 	nc := ns.connect(t)
@@ -44,6 +45,7 @@ func TestNATSPublishesAtMostOnceAndFlushes(t *testing.T) {
 }
 
 func TestNATSDeadLettersAnEventAboveMaxPayload(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 4096)
 	dl := ns.subscribe(t, "tagstream.deadletter", 10)
 	nc := ns.connect(t)
@@ -64,6 +66,7 @@ func TestNATSDeadLettersAnEventAboveMaxPayload(t *testing.T) {
 }
 
 func TestNATSReturnsWhenTheContextEndsWhileTheServerIsDown(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, err := NewNATS(nc, NATSConfig{FlushTimeout: 100 * time.Millisecond,
@@ -115,6 +118,7 @@ func (r *letterRecorder) ids() []string {
 // TestNATSKeepsDeadLettersAcrossRetries is issue 10.3: the letters of an attempt must survive a failed attempt,
 // so that Publish never returns nil for an event that was neither published nor dead-lettered.
 func TestNATSKeepsDeadLettersAcrossRetries(t *testing.T) {
+	t.Parallel()
 	fast := RetryConfig{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond}
 	t.Run("a letter whose delivery failed is delivered by the next attempt", func(t *testing.T) {
 		ns := startNATS(t, 4096)

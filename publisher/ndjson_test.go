@@ -102,6 +102,7 @@ func eventIDs(events []*schema.Event) []string {
 // TestNDJSONOutputsLeaveNoTornLine is issue 10.5: a write cut short (disk full, file size limit) must not leave a
 // partial line that the retried batch is glued onto.
 func TestNDJSONOutputsLeaveNoTornLine(t *testing.T) {
+	t.Parallel()
 	first, second := testkit.MediaEvents("a", 0, 3, 200), testkit.MediaEvents("a", 3, 3, 200)
 	t.Run("the file sink truncates a short write back to the last whole line", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "events.ndjson")

@@ -24,6 +24,7 @@ func readyWithin(ready func(context.Context) error) error {
 }
 
 func TestKafkaReady(t *testing.T) {
+	t.Parallel()
 	for _, target := range kafkaTargets {
 		t.Run(target.name+": ready while the topic exists, not once it is deleted or the publisher closed", func(t *testing.T) {
 			brokers := target.brokers(t)
@@ -85,6 +86,7 @@ func TestKafkaReady(t *testing.T) {
 }
 
 func TestJetStreamReady(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, _ := newTestJetStream(t, nc, JetStreamConfig{CreateStream: true, DeadLetterSubject: "tagstream.deadletter"})
@@ -135,6 +137,7 @@ func TestJetStreamReady(t *testing.T) {
 }
 
 func TestNATSReady(t *testing.T) {
+	t.Parallel()
 	ns := startNATS(t, 0)
 	nc := ns.connect(t)
 	p, err := NewNATS(nc, NATSConfig{}, testLogger(t), nil)
@@ -161,6 +164,7 @@ func TestNATSReady(t *testing.T) {
 }
 
 func TestFileReady(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		break_  func(t *testing.T, p *File, path string)

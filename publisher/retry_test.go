@@ -9,6 +9,7 @@ import (
 )
 
 func TestRetrierRetriesUntilSuccessPermanentErrorOrContextEnd(t *testing.T) {
+	t.Parallel()
 	transient := errors.New("broker away")
 	fatal := errors.New("never")
 	tests := []struct {
@@ -60,6 +61,7 @@ func TestRetrierRetriesUntilSuccessPermanentErrorOrContextEnd(t *testing.T) {
 }
 
 func TestRetryConfigValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		cfg   RetryConfig

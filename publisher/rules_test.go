@@ -9,6 +9,7 @@ import (
 )
 
 func TestValidateTopic(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, topic string
 		ok          bool
@@ -34,6 +35,7 @@ func TestValidateTopic(t *testing.T) {
 }
 
 func TestValidateSubjectAndPrefix(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, subject string
 		subjectOK     bool
@@ -84,6 +86,7 @@ func TestValidateSubjectAndPrefix(t *testing.T) {
 }
 
 func TestValidateStreamName(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, stream string
 		ok           bool
@@ -111,6 +114,7 @@ func TestValidateStreamName(t *testing.T) {
 }
 
 func TestTagSubjectChecksTheTagWithTheSchemaRule(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, prefix, tag string
 		want              string

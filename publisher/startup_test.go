@@ -31,6 +31,7 @@ func startErrorClass(t *testing.T, what string, err, want error) {
 }
 
 func TestStartErrorsTellAnUnreachableBrokerFromWrongSettings(t *testing.T) {
+	t.Parallel()
 	t.Run("Connect to a closed port is unreachable", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -15,6 +15,7 @@ var hostileTags = []string{
 }
 
 func TestEncodeTag(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, tag, token string
 	}{
@@ -42,6 +43,7 @@ func TestEncodeTag(t *testing.T) {
 }
 
 func TestHostileTagsGiveOneValidToken(t *testing.T) {
+	t.Parallel()
 	seen := map[string]string{}
 	for _, tag := range hostileTags {
 		tok := EncodeTag(tag)
@@ -60,6 +62,7 @@ func TestHostileTagsGiveOneValidToken(t *testing.T) {
 }
 
 func TestDecodeTagRejectsTokensEncodeTagCannotProduce(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ name, token string }{
 		{"an empty token", ""},
 		{"upper case without the prefix", "Sunset"},
@@ -81,6 +84,7 @@ func TestDecodeTagRejectsTokensEncodeTagCannotProduce(t *testing.T) {
 }
 
 func TestSubjectAndTagFromSubject(t *testing.T) {
+	t.Parallel()
 	for _, tag := range hostileTags {
 		subj := Subject("tagstream.media", tag)
 		if strings.Count(subj, ".") != 2 {
@@ -97,6 +101,7 @@ func TestSubjectAndTagFromSubject(t *testing.T) {
 }
 
 func TestSubjectCovers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name            string
 		pattern, filter string

@@ -640,6 +640,7 @@ func TestRateLimitWindowSlides(t *testing.T) {
 // the headers count in per-hour units whatever the scale, the request after the per-hour count is refused within
 // the window, and the window's start frees one request exactly one RateWindow later.
 func TestRateLimitCountsPerHourAtEveryTimeScale(t *testing.T) {
+	t.Parallel() // 10,000 requests over HTTP: the longest test of the package
 	tests := []struct {
 		name   string
 		scale  float64
@@ -650,6 +651,7 @@ func TestRateLimitCountsPerHourAtEveryTimeScale(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			const perHour = 5000
 			clock := newTestClock()
 			cfg := plain(TagConfig{Name: "hour", Initial: 1})
@@ -660,7 +662,7 @@ func TestRateLimitCountsPerHourAtEveryTimeScale(t *testing.T) {
 			}
 			step := (tc.window - 1) / perHour // the per-hour count, all inside one window
 			for i := range perHour {
-				a := get(t, s, "/tags/hour", auth())
+				a := serve(t, s, "/tags/hour", auth()) // in-process: the count, not the transport, is tested here
 				lim, rem := a.header.Get("X-Ratelimit-Limit"), a.header.Get("X-Ratelimit-Remaining")
 				if a.status != 200 || lim != "5000" || rem != strconv.Itoa(perHour-1-i) {
 					t.Fatalf("request %d: status %d, X-Ratelimit-Limit %q, X-Ratelimit-Remaining %q; want 200, 5000, %d",

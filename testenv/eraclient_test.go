@@ -113,6 +113,7 @@ func runEraClient(t *testing.T, py string, s *Server, tok, scenario, tag, arg st
 // v1 API, against the simulator over HTTPS: the calls a tag poller of the time made, with the library's own URL
 // templates (".json" suffix), pagination by next_url, model parsing and error classes.
 func TestEraClientPythonInstagram(t *testing.T) {
+	t.Parallel() // most of its time is spent starting Python
 	py := eraPython(t)
 	const (
 		tok     = "era-client-token.0001"
@@ -232,6 +233,7 @@ func TestEraClientPythonInstagram(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each scenario is a Python process of its own that only reads from s
 			a := runEraClient(t, py, s, tc.tok, tc.scenario, tc.tag, tc.arg)
 			if a.Error != nil && !strings.Contains(tc.name, "raises") {
 				t.Fatalf("the client raised %+v", a.Error)

@@ -159,22 +159,30 @@ func TestFaultProbabilityIsAProbability(t *testing.T) {
 }
 
 func TestDownResetsConnectionsThenRecovers(t *testing.T) {
-	s := start(t, plain(TagConfig{Name: "dn", Initial: 1}))
+	clock := newTestClock()
+	s := startWithClock(t, plain(TagConfig{Name: "dn", Initial: 1}), clock)
 	if a := get(t, s, "/tags/dn", auth()); a.status != 200 { // leaves a keep-alive connection open
 		t.Fatalf("status %d", a.status)
 	}
 	s.Down(2 * time.Second)
-	resp, err := s.Client().Get(s.URL() + "/tags/dn?client_id=client-1")
-	if err == nil {
-		resp.Body.Close()
-		t.Fatalf("status %d while down, want a connection error", resp.StatusCode)
+	down := func(when string) {
+		t.Helper()
+		resp, err := s.Client().Get(s.URL() + "/tags/dn?client_id=client-1")
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("status %d %s, want a connection error", resp.StatusCode, when)
+		}
 	}
+	down("while down")
 	// The admin endpoint stays up.
 	if r, err := s.Client().Get(s.AdminURL() + "/stats"); err != nil {
 		t.Fatalf("admin while down: %v", err)
 	} else {
 		r.Body.Close()
 	}
+	clock.Advance(2*time.Second - 1)
+	down("just before the outage ends")
+	clock.Advance(1)
 	waitAPIBack(t, s, "dn")
 	if s.Stats().ByOutcome[outcomeDown] == 0 {
 		t.Error("no request counted as down")

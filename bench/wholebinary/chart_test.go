@@ -153,6 +153,7 @@ func TestFiguresWithNothingToDrawAreErrors(t *testing.T) {
 }
 
 func TestWriteChartsWritesTheDataAndTwoPNGsOfTheExpectedSize(t *testing.T) {
+	t.Parallel() // drawing PNGs is the slowest part of the package
 	dir := filepath.Join(t.TempDir(), "charts")
 	paths, err := writeCharts(syntheticRun(), dir)
 	if err != nil {
@@ -171,6 +172,7 @@ func TestWriteChartsWritesTheDataAndTwoPNGsOfTheExpectedSize(t *testing.T) {
 }
 
 func TestAScaleRunHasOnlyTheBudgetChart(t *testing.T) {
+	t.Parallel() // drawing PNGs is the slowest part of the package
 	cr := syntheticRun()
 	cr.Latency = false
 	paths, err := drawCharts(cr, t.TempDir())
@@ -183,6 +185,7 @@ func TestAScaleRunHasOnlyTheBudgetChart(t *testing.T) {
 }
 
 func TestReplotDrawsTheSameFigures(t *testing.T) {
+	t.Parallel() // drawing PNGs is the slowest part of the package
 	cr := syntheticRun()
 	first := t.TempDir()
 	paths, err := writeCharts(cr, first)

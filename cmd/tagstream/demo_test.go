@@ -80,7 +80,7 @@ func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs for several seconds")
 	}
-	r := run(t, nil, "demo", "--duration", "4s", "--seed", "7", "--rate-scale", "4", "--refresh", "1s")
+	r := run(t, nil, "demo", "--duration", "2s", "--seed", "7", "--rate-scale", "8", "--refresh", "500ms")
 	if r.code != 0 {
 		t.Fatalf("demo exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}

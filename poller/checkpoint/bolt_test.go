@@ -61,6 +61,7 @@ func putForever(path string) int {
 }
 
 func TestBoltSurvivesKill9(t *testing.T) {
+	t.Parallel()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -140,6 +140,7 @@ func mustTags(t *testing.T, s Store) []string {
 }
 
 func TestStoreConformance(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		run  func(t *testing.T, s Store)
@@ -447,6 +448,7 @@ func TestEncodedStateCarriesVersionAndFields(t *testing.T) {
 // TestSharedStoreWriters checks the compare-and-set contract of the stores that several writers can share: a
 // writer only writes over the revision it last read or wrote, and fails with ErrConflict otherwise.
 func TestSharedStoreWriters(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	conflict := func(t *testing.T, op string, err error) {
 		t.Helper()

@@ -69,6 +69,7 @@ func openSharedKV(t *testing.T) (a, b Store) {
 }
 
 func TestJetStreamKV(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cases := []struct {
 		name string
@@ -219,7 +220,7 @@ func TestJetStreamKV(t *testing.T) {
 			}
 			srv.Shutdown()
 			srv.WaitForShutdown()
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			cctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond) // Put must return when cctx ends
 			defer cancel()
 			if err := s.Put(cctx, "t", State{}); err == nil {
 				t.Fatal("Put succeeded with the server down")

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -111,13 +111,15 @@ func (term *terminal) interrupt(t *testing.T) error {
 
 // TestTheREADMEPathWorksAsWritten runs the README's "Running it" blocks as a reader does: terminal 1 (the
 // sandbox) until it wrote its settings, terminal 2 (build, check, run) until run is ready and every tag was
-// polled, then terminal 3 (status, tail) to its end; then Ctrl-C in terminals 2 and 1.
+// polled, then terminal 3 (status, tail) to its end; then Ctrl-C in terminals 2 and 1. It is a process-level test
+// (go run, go build, three shells; about a minute) and lives here, with the others, so that it runs in the test
+// command (scripts/test.sh) and not in every go test of cmd/tagstream.
 func TestTheREADMEPathWorksAsWritten(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tagstream and runs the README's commands")
 	}
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestTheREADMEPathWorksAsWritten(t *testing.T) {
 	if len(blocks) != 3 {
 		t.Fatalf("README.md has %d blocks that start with \"# terminal N:\", want 3", len(blocks))
 	}
-	dir := copyRepo(t, "../..")
+	dir := copyRepo(t, "..")
 	env := readmeEnv(t)
 
 	sandbox := startTerminal(t, dir, env, blocks[0])
