@@ -172,6 +172,40 @@ func (c *client) endpoint(tag string) string {
 	return c.base + "/tags/" + url.PathEscape(tag) + "/media/recent"
 }
 
+// requestURL is the URL of one request for q with tok: the endpoint and the query that url.Values.Encode would
+// give (the same keys, sorted, each value query-escaped), written into one buffer sized up front instead of
+// through a map, a sorted key slice and a builder per request.
+func (c *client) requestURL(tok *token, q query) string {
+	tag := url.PathEscape(q.tag)
+	cred := "access_token="
+	if tok.clientID {
+		cred = "client_id="
+	}
+	val := url.QueryEscape(tok.value)
+	var b strings.Builder
+	b.Grow(len(c.base) + len("/tags/") + len(tag) + len("/media/recent?") + len(cred) + len(val) +
+		len("&count=") + 20 + len("&max_tag_id=") + 3*len(q.max) + len("&min_tag_id=") + 3*len(q.min))
+	b.WriteString(c.base)
+	b.WriteString("/tags/")
+	b.WriteString(tag)
+	b.WriteString("/media/recent?")
+	// Sorted keys: access_token (or client_id) < count < max_tag_id < min_tag_id.
+	b.WriteString(cred)
+	b.WriteString(val)
+	b.WriteString("&count=")
+	var num [20]byte
+	b.Write(strconv.AppendInt(num[:0], int64(q.count), 10))
+	if q.max != "" {
+		b.WriteString("&max_tag_id=")
+		b.WriteString(url.QueryEscape(q.max))
+	}
+	if q.min != "" {
+		b.WriteString("&min_tag_id=")
+		b.WriteString(url.QueryEscape(q.min))
+	}
+	return b.String()
+}
+
 // page fetches one page, retrying as described on client. It returns a *FetchError (permanent, or transient after
 // MaxAttempts), ErrAllTokensRetired (wrapped), or the context's error.
 func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
@@ -211,7 +245,7 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 		}
 		page, err := c.once(ctx, tok, q)
 		if err == nil {
-			c.m.requests.WithLabelValues(outcomeOK).Inc()
+			c.m.reqOK.Inc()
 			c.pool.success(tok)
 			c.health.success()
 			return page, nil
@@ -225,21 +259,21 @@ func (c *client) page(ctx context.Context, q query) (*schema.Page, error) {
 		}
 		switch fe.Class {
 		case ErrRateLimited:
-			c.m.requests.WithLabelValues(outcomeRateLimited).Inc()
+			c.m.reqRateLimited.Inc()
 			c.health.success() // the API answered: it is up
 			c.pool.park(tok, fe.RetryAfter)
 			continue
 		case ErrTokenInvalid:
-			c.m.requests.WithLabelValues(outcomeTokenInvalid).Inc()
+			c.m.reqTokenInvalid.Inc()
 			c.health.success()
 			c.pool.retire(tok)
 			continue
 		case ErrPermanent:
-			c.m.requests.WithLabelValues(outcomePermanent).Inc()
+			c.m.reqPermanent.Inc()
 			c.health.success()
 			return nil, fe
 		}
-		c.m.requests.WithLabelValues(outcomeTransient).Inc()
+		c.m.reqTransient.Inc()
 		c.health.failure(c.endpoint(q.tag), fe.Err)
 		attempts++
 		if attempts >= c.maxAttempts {
@@ -276,22 +310,9 @@ var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
 // sent, for polls and for Probe alike. Its errors are raw: a *url.Error holds the request URL with the credential,
 // and a server may echo the credential in its message, so callers pass them through clean.
 func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
-	v := make(url.Values, 4)
-	v.Set("count", strconv.Itoa(q.count))
-	if q.min != "" {
-		v.Set("min_tag_id", q.min)
-	}
-	if q.max != "" {
-		v.Set("max_tag_id", q.max)
-	}
-	if tok.clientID {
-		v.Set("client_id", tok.value)
-	} else {
-		v.Set("access_token", tok.value)
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint(q.tag)+"?"+v.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.requestURL(tok, q), nil)
 	if err != nil {
 		return reply{}, err
 	}

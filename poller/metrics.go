@@ -10,22 +10,25 @@ import (
 // metrics are the poller's Prometheus collectors. No label carries a token: tokens are labelled by their index in
 // Config.Tokens. Only the two per-tag gauges carry a tag, for at most Config.TagMetrics tags.
 type metrics struct {
-	polls           prometheus.Counter
-	earlyPolls      prometheus.Counter
-	requests        *prometheus.CounterVec
-	published       prometheus.Counter
-	postToPublish   prometheus.Histogram
-	seenToPublish   prometheus.Histogram
-	budgetRemaining *prometheus.GaugeVec
-	budgetLimit     *prometheus.GaugeVec
-	budgetUse       prometheus.Gauge
-	parked          prometheus.Gauge
-	retired         prometheus.Counter
-	catchupPages    prometheus.Counter
-	gaps            prometheus.Counter
-	overload        prometheus.Gauge
-	publishSeconds  prometheus.Histogram
-	apiDown         prometheus.Gauge
+	polls      prometheus.Counter
+	earlyPolls prometheus.Counter
+	requests   *prometheus.CounterVec
+	// The children of requests by outcome, resolved once: every request counts one, and a label lookup per
+	// request (hashing the label under the vector's lock) costs more than the increment.
+	reqOK, reqRateLimited, reqTokenInvalid, reqPermanent, reqTransient prometheus.Counter
+	published                                                          prometheus.Counter
+	postToPublish                                                      prometheus.Histogram
+	seenToPublish                                                      prometheus.Histogram
+	budgetRemaining                                                    *prometheus.GaugeVec
+	budgetLimit                                                        *prometheus.GaugeVec
+	budgetUse                                                          prometheus.Gauge
+	parked                                                             prometheus.Gauge
+	retired                                                            prometheus.Counter
+	catchupPages                                                       prometheus.Counter
+	gaps                                                               prometheus.Counter
+	overload                                                           prometheus.Gauge
+	publishSeconds                                                     prometheus.Histogram
+	apiDown                                                            prometheus.Gauge
 
 	tagLastPoll *prometheus.GaugeVec
 	tagInterval *prometheus.GaugeVec
@@ -140,9 +143,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, w := range []string{writePoll, writeClaim} {
 		m.checkpointConflicts.WithLabelValues(w)
 	}
-	for _, o := range []string{outcomeOK, outcomeRateLimited, outcomeTokenInvalid, outcomePermanent, outcomeTransient} {
-		m.requests.WithLabelValues(o)
-	}
+	m.reqOK = m.requests.WithLabelValues(outcomeOK)
+	m.reqRateLimited = m.requests.WithLabelValues(outcomeRateLimited)
+	m.reqTokenInvalid = m.requests.WithLabelValues(outcomeTokenInvalid)
+	m.reqPermanent = m.requests.WithLabelValues(outcomePermanent)
+	m.reqTransient = m.requests.WithLabelValues(outcomeTransient)
 	if reg == nil {
 		return m, nil
 	}

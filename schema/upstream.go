@@ -230,7 +230,9 @@ func DecodePage(status int, contentType string, body []byte) (*Page, error) {
 		return nil, &NonJSONError{HTTPStatus: status, ContentType: contentType}
 	}
 
-	s := &scanner{b: body, arena: make([]byte, 0, len(body)), strs: make([]string, 0, 64)}
+	// The arena and the tag backing are made at the first media: an empty page (most pages of a quiet tag) then
+	// allocates neither, and its few strings (the pagination's ids) are copied one by one.
+	s := &scanner{b: body}
 	var (
 		page              Page
 		hasMeta, hasData  bool
@@ -264,12 +266,14 @@ func DecodePage(status int, contentType string, body []byte) (*Page, error) {
 					}
 					if cap(page.Media) == 0 {
 						page.Media = make([]Media, 0, 16)
+						s.arena, s.strs = make([]byte, 0, len(body)), make([]string, 0, 64)
 					}
 					page.Media = append(page.Media, Media{})
 					decodeMedia(s, &page.Media[len(page.Media)-1])
 				})
 			case kindObject:
 				page.Media = make([]Media, 1)
+				s.arena, s.strs = make([]byte, 0, len(body)), make([]string, 0, 64)
 				decodeMedia(s, &page.Media[0])
 			case kindNull:
 				s.skip()

@@ -52,10 +52,11 @@ type options struct {
 	tsFlags      []string
 	kafkaBrokers string
 	note         string
-	charts       string   // directory of the charts ("" = none)
-	replot       string   // a saved run to draw again instead of running
-	timeScale    int      // the simulator's -time-scale: the rate-limit window is one hour / timeScale (1 = a real hour)
-	tsBinary     string   // a tagstream binary built beforehand ("" = build ./cmd/tagstream)
+	charts       string // directory of the charts ("" = none)
+	replot       string // a saved run to draw again instead of running
+	timeScale    int    // the simulator's -time-scale: the rate-limit window is one hour / timeScale (1 = a real hour)
+	tsBinary     string // a tagstream binary built beforehand ("" = build ./cmd/tagstream)
+	profile      profileConfig
 	args         []string // the command line as given, for the report
 }
 
@@ -113,6 +114,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		"the workload's requests per hour / N per (simulated) hour, and tagstream gets the same --requests-per-hour and "+
 		"--rate-window 1h/N, so B is unchanged and the simulator refuses any overspend within a window")
 	tsBinary := fs.String("tagstream-bin", "", "run this tagstream binary instead of building ./cmd/tagstream (e.g. another commit's, for a side-by-side run)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of tagstream to this file (passes --pprof-addr to the binary; "+
+		"read it with go tool pprof BINARY FILE)")
+	profileAt := fs.Duration("cpuprofile-at", 0, "when the profile's window starts after tagstream's start (default: the end of the warm-up)")
+	profileFor := fs.Duration("cpuprofile-for", time.Minute, "how long the profile's window lasts")
 	var tsFlags stringList
 	fs.Var(&tsFlags, "ts-flag", "extra flag for `tagstream run`, e.g. -ts-flag=--start=backfill (repeatable)")
 	fs.Usage = func() {
@@ -151,7 +156,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	o := &options{scenario: sc, duration: sc.Duration, sink: sc.Sink, out: *out, baseline: sc.Baseline,
 		restartAt: sc.RestartAt, maxInterval: sc.MaxInterval, seed: *seed, keep: *keep, tsFlags: tsFlags,
-		kafkaBrokers: *kafka, note: *note, charts: *charts, args: args, timeScale: *timeScale, tsBinary: *tsBinary}
+		kafkaBrokers: *kafka, note: *note, charts: *charts, args: args, timeScale: *timeScale, tsBinary: *tsBinary,
+		profile: profileConfig{File: *cpuProfile, At: *profileAt, Window: *profileFor}}
 	if o.timeScale < 1 || sc.RequestsPerHour%o.timeScale != 0 {
 		return nil, fmt.Errorf("-time-scale %d: want a whole number of at least 1 that divides the workload's %d requests per hour",
 			o.timeScale, sc.RequestsPerHour)

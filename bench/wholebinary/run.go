@@ -144,10 +144,18 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 	for i := range sc.Inactive {
 		tags = append(tags, inactiveTagName(i, sc.Inactive))
 	}
+	extra, pprofBase := o.tsFlags, ""
+	if o.profile.File != "" {
+		args, base, err := pprofArgs()
+		if err != nil {
+			return err
+		}
+		extra, pprofBase = append(args, o.tsFlags...), base
+	}
 	ts, err := newTagstream(tagstreamConfig{
 		Binary: tsBin, Dir: dir, APIURL: sim.apiURL, Tags: tags, Tokens: tsTokens,
 		RequestsPerHour: sc.RequestsPerHour / o.timeScale, RateWindow: o.rateWindow(), SinkArgs: sinkArgs,
-		MaxInterval: o.maxInterval, Extra: o.tsFlags,
+		MaxInterval: o.maxInterval, Extra: extra,
 	})
 	if err != nil {
 		return err
@@ -207,6 +215,15 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 		res.rr.ran = true
 		bg.Add(1)
 		go func() { defer bg.Done(); _ = rr.run(bgCtx) }()
+	}
+	if pprofBase != "" {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := takeProfile(bgCtx, o.profile, pprofBase, res.started, logf); err != nil && bgCtx.Err() == nil {
+				logf("%v", err)
+			}
+		}()
 	}
 	smpCtx, stopSampler := context.WithCancel(bgCtx)
 	smpDone := make(chan struct{})

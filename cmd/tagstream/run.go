@@ -33,6 +33,8 @@ tags out). Other changed settings are logged as needing a restart; an invalid fi
 func runRun(c *cli, args []string) int {
 	fs := c.newFlagSet("run", "[flags]", runHelp)
 	loader := config.NewLoader(fs, config.GroupAll, config.Needs{Tags: true, Tokens: true}, config.Defaults())
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiling endpoints (/debug/pprof/) here, for measuring; "+
+		"off by default, keep it on loopback")
 	if code, stop := c.parseFlags(fs, args); stop {
 		return code
 	}
@@ -41,6 +43,14 @@ func runRun(c *cli, args []string) int {
 		return c.loadFailure(loader, err)
 	}
 	logger := newLogger(c.stderr, cfg.LogFormat, cfg.LogLevel)
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			logger.Error("--pprof-addr", "err", err)
+			return exitUsage
+		}
+		defer stopPprof()
+	}
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}

@@ -148,8 +148,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err e
 			return nil, &config.Error{Key: "state-dir", Problem: err.Error(), Err: err}
 		}
 		// Many tags persist at once (one Put per poll that found media): let concurrent Puts share one fsync.
-		// Each Put still returns only when durable; a lone writer waits at most 2 ms more (bench/checkpoint.md).
-		b, err := checkpoint.OpenBolt(filepath.Join(cfg.StateDir, config.CheckpointFile), &checkpoint.BoltOptions{GroupCommit: 2 * time.Millisecond})
+		// Each Put still returns only when durable; a lone writer waits at most 10 ms more (bench/checkpoint.md;
+		// 10 ms rather than 2: the first round of 100,000 tags commits five times fewer transactions, see bench/RESULTS.md).
+		b, err := checkpoint.OpenBolt(filepath.Join(cfg.StateDir, config.CheckpointFile), &checkpoint.BoltOptions{GroupCommit: 10 * time.Millisecond})
 		if err != nil {
 			return nil, err
 		}
