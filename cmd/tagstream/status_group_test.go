@@ -93,7 +93,8 @@ func TestStatusOfAGroupAsksEveryMember(t *testing.T) {
 				return false
 			}
 			for _, tg := range rep.Tags {
-				if tg.Owner == "" || !tg.Reported || tg.LastPoll.IsZero() || tg.NextPoll.IsZero() {
+				// A tag's first poll may find no media yet and leave its cursor empty: wait for one.
+				if tg.Owner == "" || !tg.Reported || tg.LastPoll.IsZero() || tg.NextPoll.IsZero() || tg.Cursor == "" {
 					return false
 				}
 			}
