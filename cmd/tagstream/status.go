@@ -395,7 +395,7 @@ func writeGroupTable(w io.Writer, r groupReport, now time.Time) error {
 			rate = fmt.Sprintf("%.2f", t.RateEstimate)
 		}
 		if lagKnown(t) {
-			lag = compact(time.Duration(t.LagSeconds * float64(time.Second)))
+			lag = status.Age(time.Duration(t.LagSeconds * float64(time.Second)))
 		}
 		if t.Reported {
 			gaps = fmt.Sprint(t.Gaps)
@@ -606,7 +606,7 @@ func sinceTime(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return compact(now.Sub(t))
+	return status.Age(now.Sub(t))
 }
 
 // untilTime says how long after now t is: "in 2s", "due" once passed, "-" for the zero time (a poll in flight,
@@ -618,7 +618,7 @@ func untilTime(t, now time.Time) string {
 	case !t.After(now):
 		return "due"
 	}
-	return "in " + compact(t.Sub(now))
+	return "in " + status.Age(t.Sub(now))
 }
 
 // agoTime is sinceTime with " ago".
@@ -626,19 +626,5 @@ func agoTime(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return compact(now.Sub(t)) + " ago"
-}
-
-// compact prints a duration as the status table does: 850ms, 1.2s, 3m4s, 2h5m.
-func compact(d time.Duration) string {
-	d = max(d, 0)
-	switch {
-	case d < time.Second:
-		return fmt.Sprintf("%dms", d.Milliseconds())
-	case d < time.Minute:
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	}
-	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	return status.Age(now.Sub(t)) + " ago"
 }

@@ -61,7 +61,7 @@ func WriteTable(w io.Writer, r Report, now time.Time) error {
 		}
 		lag := "-"
 		if !t.LastPoll.IsZero() {
-			lag = age(time.Duration(t.LagSeconds * float64(time.Second)))
+			lag = Age(time.Duration(t.LagSeconds * float64(time.Second)))
 		}
 		rate := "-"
 		if !t.LastPoll.IsZero() || t.RateEstimate > 0 {
@@ -114,7 +114,7 @@ func ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return age(now.Sub(t)) + " ago"
+	return Age(now.Sub(t)) + " ago"
 }
 
 // until says how long after now t is: "in 2s", "due" once passed, "-" for the zero time (a poll in flight).
@@ -125,11 +125,11 @@ func until(t, now time.Time) string {
 	case !t.After(now):
 		return "due"
 	}
-	return "in " + age(t.Sub(now))
+	return "in " + Age(t.Sub(now))
 }
 
-// age prints a duration compactly: 850ms, 1.2s, 3m4s, 2h5m.
-func age(d time.Duration) string {
+// Age prints a duration compactly, as the status tables do: 850ms, 1.2s, 3m4s, 2h5m.
+func Age(d time.Duration) string {
 	d = max(d, 0)
 	switch {
 	case d < time.Second:
