@@ -23,6 +23,7 @@ import (
 
 	"github.com/tagstream/tagstream/group"
 	"github.com/tagstream/tagstream/internal/config"
+	"github.com/tagstream/tagstream/internal/pipeline"
 	"github.com/tagstream/tagstream/internal/status"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/publisher"
@@ -143,18 +144,10 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	// The NATS settings as run maps them: ca-file is used only when a URL asks for TLS.
-	cc := publisher.ConnConfig{URLs: urls, Name: cfg.NATSName, User: cfg.NATSUser, Password: cfg.NATSPassword,
-		Token: cfg.NATSToken, NKeySeedFile: cfg.NATSNKeyFile, CredsFile: cfg.NATSCredsFile,
-		ConnectTimeout: min(cfg.ConnectTimeout, timeout)}
+	cc := pipeline.NATSConnConfig(cfg) // the NATS settings as run maps them
+	cc.ConnectTimeout = min(cc.ConnectTimeout, timeout)
 	if cc.ConnectTimeout <= 0 {
 		cc.ConnectTimeout = timeout
-	}
-	for _, u := range urls {
-		if strings.HasPrefix(u, "tls://") || strings.HasPrefix(u, "wss://") {
-			cc.TLS = publisher.TLSConfig{Enable: true, CAFile: cfg.CAFile}
-			break
-		}
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	nc, err := publisher.Connect(ctx, cc, quiet)

@@ -82,7 +82,7 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 func checkSink(ctx context.Context, cfg *config.Config, logger *slog.Logger) (string, error) {
 	switch cfg.Sink {
 	case config.SinkJetStream, config.SinkNATS:
-		nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+		nc, err := publisher.Connect(ctx, NATSConnConfig(cfg), logger)
 		if err != nil {
 			return "", err
 		}
@@ -144,7 +144,7 @@ func checkState(ctx context.Context, cfg *config.Config, logger *slog.Logger) (s
 	case config.StoreMemory:
 		return "memory store: cursors are lost on exit", nil
 	case config.StoreJetStreamKV:
-		nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+		nc, err := publisher.Connect(ctx, NATSConnConfig(cfg), logger)
 		if err != nil {
 			return "", err
 		}

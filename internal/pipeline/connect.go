@@ -92,7 +92,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 	}()
 	nc := p.deps.NATSConn
 	if cfg.NeedsNATS() && nc == nil {
-		if conn, err = publisher.Connect(ctx, natsConnConfig(cfg), p.log); err != nil {
+		if conn, err = publisher.Connect(ctx, NATSConnConfig(cfg), p.log); err != nil {
 			return err
 		}
 		nc = conn

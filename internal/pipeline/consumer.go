@@ -36,7 +36,7 @@ func NewConsumer(ctx context.Context, cfg *config.Config, o ConsumerOptions) (*c
 		if logger == nil {
 			logger = slog.New(slog.DiscardHandler)
 		}
-		nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+		nc, err := publisher.Connect(ctx, NATSConnConfig(cfg), logger)
 		if err != nil {
 			return nil, red.Error(err)
 		}

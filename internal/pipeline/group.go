@@ -203,7 +203,7 @@ func checkGroupAndTag(ctx context.Context, cfg *config.Config, logger *slog.Logg
 }
 
 func checkGroup(ctx context.Context, cfg *config.Config, logger *slog.Logger) (string, []string, error) {
-	nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+	nc, err := publisher.Connect(ctx, NATSConnConfig(cfg), logger)
 	if err != nil {
 		return "", nil, err
 	}

@@ -85,9 +85,9 @@ func groupConfig(cfg *config.Config, rateWindow time.Duration) group.Config {
 	return gc
 }
 
-// natsConnConfig maps the settings onto the NATS connection options. ca-file is used for NATS only when a URL
+// NATSConnConfig maps the settings onto the NATS connection options. ca-file is used for NATS only when a URL
 // asks for TLS (tls:// or wss://), so that a CA given for the API does not force TLS on a plain server.
-func natsConnConfig(cfg *config.Config) publisher.ConnConfig {
+func NATSConnConfig(cfg *config.Config) publisher.ConnConfig {
 	urls, _ := config.ParseNATSURLs(cfg.NATSURL)
 	cc := publisher.ConnConfig{
 		URLs:           urls,

@@ -30,7 +30,7 @@ func OpenGroupTags(ctx context.Context, cfg *config.Config, logger *slog.Logger)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	nc, err := publisher.Connect(ctx, natsConnConfig(cfg), logger)
+	nc, err := publisher.Connect(ctx, NATSConnConfig(cfg), logger)
 	if err != nil {
 		return nil, groupErr(cfg.Group, err)
 	}
