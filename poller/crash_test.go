@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(crashChild())
 	}
+	testkit.ParallelWaiters(8)
 	os.Exit(m.Run())
 }
 

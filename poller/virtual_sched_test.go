@@ -52,6 +52,7 @@ func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, 
 // first 90 s the mean stays within 1.25x L*, the pool spends at least 97 % of the budget with no rate-limit answer,
 // and the scheduler never reports itself overloaded while its estimates form (#11.4).
 func TestVirtualZipf50Report(t *testing.T) {
+	t.Parallel()
 	w := virtualWorkload{rates: zipfRates("zipf", 50, 8, 1.1), tokens: 3, limit: 600,
 		window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: 1}
 	first, steady, use, limited, overloaded := runVirtualReport(t, w, 5*time.Minute)

@@ -18,6 +18,13 @@ import (
 	"github.com/tagstream/tagstream/schema"
 )
 
+// TestMain runs more tests at once than there are cores: most of them wait for a broker (a restart, a
+// reconnect, an acknowledgement).
+func TestMain(m *testing.M) {
+	testkit.ParallelWaiters(8)
+	os.Exit(m.Run())
+}
+
 const cassette = "../testdata/instagram-v1/elixtagram__tags_ts_media_recent__2015-09-29T2006.cassette.json"
 
 // fixtureEvents returns the normalized media of the recorded #ts page (realistic 1-2 KB events).

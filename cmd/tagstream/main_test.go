@@ -17,6 +17,13 @@ import (
 	"github.com/tagstream/tagstream/testenv"
 )
 
+// TestMain runs more tests at once than there are cores: most of them wait for a pipeline, a group member or
+// the simulator.
+func TestMain(m *testing.M) {
+	testkit.ParallelWaiters(8)
+	os.Exit(m.Run())
+}
+
 // secretTokens are the tokens of the tests; none of them may ever appear in any output.
 var secretTokens = []string{"1111111.aaaasecrettokenaaaa0001", "2222222.bbbbsecrettokenbbbb0002", "3333333.ccccsecrettokencccc0003"}
 

@@ -325,8 +325,15 @@ func scrapeGroup(t *testing.T, bin string) map[string]*family {
 func exportedFamilies(t *testing.T) map[string]*family {
 	t.Helper()
 	bin := buildTagstream(t)
-	fams := scrapeDemo(t, bin)
-	for name, f := range scrapeGroup(t, bin) {
+	var fams, grp map[string]*family
+	t.Run("scrape", func(t *testing.T) { // the two binaries run at once: each mostly waits for its first polls
+		t.Run("demo", func(t *testing.T) { t.Parallel(); fams = scrapeDemo(t, bin) })
+		t.Run("group member", func(t *testing.T) { t.Parallel(); grp = scrapeGroup(t, bin) })
+	})
+	if fams == nil || grp == nil {
+		t.FailNow()
+	}
+	for name, f := range grp {
 		if fams[name] == nil {
 			fams[name] = f
 			continue

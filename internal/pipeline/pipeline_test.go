@@ -36,6 +36,13 @@ type fixture struct {
 	logs *testkit.SyncBuffer
 }
 
+// TestMain runs more tests at once than there are cores: most of them wait for a broker, a lease or a poll of
+// the simulator.
+func TestMain(m *testing.M) {
+	testkit.ParallelWaiters(8)
+	os.Exit(m.Run())
+}
+
 // newFixture starts a simulator with tags and returns a configuration for it with the given sink settings
 // applied by edit. The status endpoints listen on a free port.
 func newFixture(t *testing.T, edit func(*config.Config), tags ...string) *fixture {

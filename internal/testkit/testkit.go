@@ -4,6 +4,9 @@ package testkit
 
 import (
 	"bytes"
+	"flag"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -61,4 +64,19 @@ func (s *SyncBuffer) Contains(sub string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Contains(s.b.Bytes(), []byte(sub))
+}
+
+// ParallelWaiters raises -test.parallel to n unless the command line gave it. Call it from TestMain, before
+// m.Run, in a package whose parallel tests mostly wait (for a broker, a lease, the simulator's clock, a poll
+// interval): go test's default, GOMAXPROCS, runs only two of them at a time on a two-core machine and leaves the
+// cores idle while they wait.
+func ParallelWaiters(n int) {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && n > runtime.GOMAXPROCS(0) {
+		_ = flag.Set("test.parallel", strconv.Itoa(n))
+	}
 }
