@@ -56,6 +56,12 @@ func (p *cursorPoller) Apply(ctx context.Context, a Assignment) error {
 	return nil
 }
 
+func (p *cursorPoller) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.tags)
+}
+
 func (p *cursorPoller) has(tag string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -98,7 +104,12 @@ func TestStaleOwnerCannotCommitAfterATakeover(t *testing.T) {
 	c1, p1 := start("m1")
 	c2, p2 := start("m2")
 	var tag string
-	testkit.Eventually(t, waitLong, "m1 and m2 sharing the tags", func() bool {
+	// Half each, disjoint: the hand-over from m1 (which held all six first) is over. Before that, a tag m1 has
+	// given back but still lists would be claimed by m2 while m1's lease is valid.
+	testkit.Eventually(t, waitLong, "m1 and m2 holding three tags each", func() bool {
+		if p1.count() != len(tags)/2 || p2.count() != len(tags)/2 {
+			return false
+		}
 		n := 0
 		for _, tg := range tags {
 			if p1.has(tg) != p2.has(tg) {
