@@ -32,7 +32,6 @@ var (
 
 // TestMain stops the shared cluster and removes its stores after the tests.
 func TestMain(m *testing.M) {
-	testkit.ParallelWaiters(8)
 	code := m.Run()
 	if sharedCluster != nil {
 		for i := range 3 {
