@@ -41,10 +41,11 @@ With --group NAME (or group in the config file) and nats-url, status shows the w
 buckets in NATS without joining it and without writing anything: the live members, each tag's owner, saved cursor
 and posting rate (tags without owner first, each with the member it waits for), each token's division among the
 members and the removed tags whose cursors are kept. It then asks each live member's /status, at the URL the
-member advertises (its group-status-url), all at once and for at most 2s each, for each tag's last and next poll,
-rate, lag, gaps and state, sorted by lag as for one instance, and each member's tokens with their budget left; a
-member that cannot be asked is named with the reason, and its tags show what the buckets hold. --json prints all
-of it. --metrics-addr on the command line asks one instance instead.
+member advertises (its group-status-url; an https one is trusted by the system roots and ca-file), all at once
+and for at most 2s each, for each tag's last and next poll, rate, lag, gaps and state, sorted by lag as for one
+instance, and each member's tokens with their budget left; a member that cannot be asked is named with the
+reason, and its tags show what the buckets hold. --json prints all of it. --metrics-addr on the command line asks
+one instance instead.
 
 Exit status:
   0  the report was printed (ready or not: its first line says)
@@ -180,7 +181,11 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 			"(two of three servers up)?\n", cfg.Group, nc.ConnectedUrlRedacted(), dialCause(err, timeout))
 		return exitUnreachable
 	}
-	askMembers(&rep, &http.Client{}, timeout)
+	client, err := statusClient(cfg)
+	if err != nil {
+		return c.configFailure(&config.Error{Key: "ca-file", Problem: err.Error()})
+	}
+	askMembers(&rep, client, timeout)
 	if asJSON {
 		return c.printJSON(rep)
 	}
@@ -188,6 +193,21 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 		return exitFailure
 	}
 	return exitOK
+}
+
+// statusClient returns the client that asks members' /status: https URLs (a member behind a TLS proxy) are
+// trusted by the system roots and, as for the API and the broker, ca-file.
+func statusClient(cfg *config.Config) (*http.Client, error) {
+	if cfg.CAFile == "" {
+		return &http.Client{}, nil
+	}
+	tc, err := publisher.TLSConfig{CAFile: cfg.CAFile}.Build()
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
 }
 
 // printJSON prints v indented, for scripts.

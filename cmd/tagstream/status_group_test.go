@@ -2,11 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,4 +309,60 @@ func TestGroupTableIsSortedByLag(t *testing.T) {
 	if !strings.Contains(b.String(), "1.5m") && !strings.Contains(b.String(), "1m30s") {
 		t.Errorf("big's lag of 90s is not shown:\n%s", b.String())
 	}
+}
+
+// TestStatusOfAGroupAsksAnHTTPSMemberTrustingCAFile asks a member behind a TLS proxy (its group-status-url is
+// https): without ca-file its certificate is not trusted and the member is named with the reason; with ca-file
+// holding the proxy's CA it is asked.
+func TestStatusOfAGroupAsksAnHTTPSMemberTrustingCAFile(t *testing.T) {
+	t.Parallel()
+	natsURL := testkit.StartNATS(t).ClientURL()
+	tags := []string{"coffee", "tea"}
+	sim := startSim(t, tags...)
+	js, err := jetstream.New(testkit.ConnectNATS(t, natsURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const g, bucket = "behindtls", "behindtls_cursors"
+	if err := group.AddTags(testkit.Context(t, time.Minute), js, g, tags...); err != nil {
+		t.Fatal(err)
+	}
+	var target atomic.Pointer[url.URL]
+	proxy := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target.Load())
+	}})
+	t.Cleanup(proxy.Close)
+	ca := filepath.Join(t.TempDir(), "proxy-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m1 := askedGroupMember(t, sim, natsURL, g, bucket, "m1", func(c *config.Config) { c.GroupStatusURL = proxy.URL })
+	target.Store(&url.URL{Scheme: "http", Host: m1.StatusAddr()})
+
+	ask := func(t *testing.T, extra ...string) askedMember {
+		t.Helper()
+		var m askedMember
+		testkit.Eventually(t, time.Minute, "status --group to show member m1 and its tags", func() bool {
+			r := run(t, nil, append([]string{"status", "--group", g, "--nats-url", natsURL, "--kv-bucket", bucket, "--json"}, extra...)...)
+			var rep groupReport
+			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil || len(rep.Members) != 1 || len(rep.Tags) != len(tags) {
+				return false
+			}
+			m = rep.Members[0]
+			return true
+		})
+		return m
+	}
+	t.Run("without ca-file: not trusted, and said so", func(t *testing.T) {
+		want := proxy.URL + "/status answered with a certificate that is not trusted (x509: certificate signed by unknown " +
+			"authority): give ca-file the CA that signed it"
+		if m := ask(t); m.Answered || m.Error != want {
+			t.Errorf("member m1 behind %s: answered %v, error %q; want not answered, %q", proxy.URL, m.Answered, m.Error, want)
+		}
+	})
+	t.Run("with ca-file: asked", func(t *testing.T) {
+		if m := ask(t, "--ca-file", ca); !m.Answered || m.Error != "" {
+			t.Errorf("member m1 behind %s with --ca-file: answered %v, error %q", proxy.URL, m.Answered, m.Error)
+		}
+	})
 }

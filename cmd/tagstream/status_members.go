@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,9 +72,13 @@ func askMembers(r *groupReport, client *http.Client, wait time.Duration) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			rep, err := status.Fetch(ctx, client, m.StatusURL)
+			var untrusted *tls.CertificateVerificationError
 			switch {
 			case errors.Is(err, status.ErrNotStatus):
 				m.Error = err.Error()
+			case errors.As(err, &untrusted):
+				m.Error = statusURLOf(m.StatusURL) + " answered with a certificate that is not trusted (" +
+					untrusted.Err.Error() + "): give ca-file the CA that signed it"
 			case err != nil:
 				m.Error = "nothing answered at " + statusURLOf(m.StatusURL) + ": " + dialCause(err, wait)
 			case rep.Group == nil || rep.Group.Group != r.Group || rep.Group.Self != m.Name:
