@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -86,7 +87,8 @@ type query struct {
 // shared backoff before it is sent.
 type client struct {
 	base        string
-	http        *http.Client
+	rt          http.RoundTripper // sends every request (see send); the transport of http
+	http        *http.Client      // for CloseIdleConnections
 	pool        *tokenPool
 	red         *redact.Redactor // knows every token of the pool
 	timeout     time.Duration
@@ -129,6 +131,7 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 	if c.gate == nil {
 		c.gate = func() bool { return true }
 	}
+	c.rt = rt
 	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
 	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), clk: clk, log: log, m: m}
 	return c, nil
@@ -316,9 +319,8 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	resp, err := c.http.Do(req)
+	req.Header = requestHeader
+	resp, err := c.roundTrip(req)
 	if err != nil {
 		return reply{}, err
 	}
@@ -333,16 +335,82 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return a, redirectError(req.URL, resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	buf := bodyBuffers.Get().(*[]byte)
+	body, err := readBody(resp.Body, (*buf)[:0])
 	if err != nil {
+		bodyBuffers.Put(buf)
 		return a, fmt.Errorf("read body: %w", err)
 	}
 	if len(body) > maxBody {
+		bodyBuffers.Put(buf)
 		return a, errBodyTooLarge
 	}
 	a.page, err = schema.DecodePage(resp.StatusCode, a.contentType, body)
+	if err == nil && len(a.page.Media) == 0 && cap(body) <= maxPooledBody {
+		// Nothing of an empty page refers to its body (DecodePage copies every string; only Media.Raw aliases
+		// the body): the buffer serves the next answer. Most answers at scale are empty pages.
+		*buf = body[:0]
+		bodyBuffers.Put(buf)
+	}
 	return a, err
 }
+
+// roundTrip sends req with the transport as http.Client.Do does with refuseRedirects, which hands a redirect answer
+// back as it is: the same errors (a *url.Error; a plain-HTTP answer at an https URL is http.ErrSchemeMismatch),
+// a non-nil Body, but without the client's per-request work that the poller never needs (a copy of the headers
+// for redirects, deadline timers: the context carries the timeout). The *url.Error's URL is the endpoint without
+// the query, so it never holds the credential.
+func (c *client) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(req)
+	if err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch // as http.Client says it (golang.org/issue/11111)
+		}
+		return nil, c.urlError(req, err)
+	}
+	switch {
+	case resp == nil:
+		return nil, c.urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
+	case resp.Body == nil && resp.ContentLength > 0:
+		return nil, c.urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
+	case resp.Body == nil:
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// urlError wraps an error of a request as http.Client does, with the request's URL without its query.
+func (c *client) urlError(req *http.Request, err error) error {
+	return &url.Error{Op: "Get", URL: req.URL.Scheme + "://" + req.URL.Host + req.URL.EscapedPath(), Err: err}
+}
+
+// readBody reads r to its end (at most maxBody+1 bytes) into buf, growing it as needed.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), maxBody+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF || len(buf) > maxBody {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// bodyBuffers holds the body buffers of answers that were empty pages, for the next answers.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+// requestHeader is the header of every request. It is shared and never modified: neither the poller nor the
+// transport writes a request's header (a RoundTripper must not modify the request).
+var requestHeader = http.Header{"Accept": {"application/json"}, "User-Agent": {userAgent}}
 
 // userAgent is the User-Agent of every request.
 const userAgent = "tagstream-poller"
