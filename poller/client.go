@@ -86,20 +86,24 @@ type query struct {
 // up to Config.MaxAttempts. When every request fails for a while (the API is down), every request waits on one
 // shared backoff before it is sent.
 type client struct {
-	base        string
-	rt          http.RoundTripper // sends every request (see send); the transport of http
-	http        *http.Client      // for CloseIdleConnections
-	pool        *tokenPool
-	red         *redact.Redactor // knows every token of the pool
-	timeout     time.Duration
-	maxAttempts int
-	boInitial   time.Duration
-	boMax       time.Duration
-	now         func() time.Time
-	log         *slog.Logger
-	m           *metrics
-	health      health
-	gate        func() bool // Config.Gate; never nil
+	base string
+	// scheme, host, reqHost (the request's Host) and basePath are the base URL's, parsed once; plainPath says
+	// that its path needs no escaping (see newRequest).
+	scheme, host, reqHost, basePath string
+	plainPath                       bool
+	rt                              http.RoundTripper // sends every request (see send); the transport of http
+	http                            *http.Client      // for CloseIdleConnections
+	pool                            *tokenPool
+	red                             *redact.Redactor // knows every token of the pool
+	timeout                         time.Duration
+	maxAttempts                     int
+	boInitial                       time.Duration
+	boMax                           time.Duration
+	now                             func() time.Time
+	log                             *slog.Logger
+	m                               *metrics
+	health                          health
+	gate                            func() bool // Config.Gate; never nil
 }
 
 func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metrics) (*client, error) {
@@ -133,6 +137,12 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 	}
 	c.rt = rt
 	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
+	base, err := http.NewRequest(http.MethodGet, cfg.BaseURL, nil) // checked by Config.resolve
+	if err != nil {
+		return nil, fmt.Errorf("%w: Config.BaseURL: %w", ErrConfig, err)
+	}
+	c.scheme, c.host, c.reqHost, c.basePath = base.URL.Scheme, base.URL.Host, base.Host, base.URL.Path
+	c.plainPath = base.URL.RawPath == "" && base.URL.EscapedPath() == base.URL.Path
 	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), clk: clk, log: log, m: m}
 	return c, nil
 }
@@ -179,6 +189,11 @@ func (c *client) endpoint(tag string) string {
 // give (the same keys, sorted, each value query-escaped), written into one buffer sized up front instead of
 // through a map, a sorted key slice and a builder per request.
 func (c *client) requestURL(tok *token, q query) string {
+	return c.requestTarget(c.base, tok, q)
+}
+
+// requestTarget is prefix followed by the path of q's endpoint below the base URL and the query of requestURL.
+func (c *client) requestTarget(prefix string, tok *token, q query) string {
 	tag := url.PathEscape(q.tag)
 	cred := "access_token="
 	if tok.clientID {
@@ -186,9 +201,9 @@ func (c *client) requestURL(tok *token, q query) string {
 	}
 	val := url.QueryEscape(tok.value)
 	var b strings.Builder
-	b.Grow(len(c.base) + len("/tags/") + len(tag) + len("/media/recent?") + len(cred) + len(val) +
+	b.Grow(len(prefix) + len("/tags/") + len(tag) + len("/media/recent?") + len(cred) + len(val) +
 		len("&count=") + 20 + len("&max_tag_id=") + 3*len(q.max) + len("&min_tag_id=") + 3*len(q.min))
-	b.WriteString(c.base)
+	b.WriteString(prefix)
 	b.WriteString("/tags/")
 	b.WriteString(tag)
 	b.WriteString("/media/recent?")
@@ -207,6 +222,33 @@ func (c *client) requestURL(tok *token, q query) string {
 		b.WriteString(url.QueryEscape(q.min))
 	}
 	return b.String()
+}
+
+// newRequest is the request for q with tok: what http.NewRequestWithContext makes of requestURL (the same URL
+// fields and Host: TestNewRequestIsWhatTheURLParsesTo), with the shared requestHeader. When neither the base URL's
+// path nor the tag needs escaping (tags are letters, digits and underscores), the URL is put together from the
+// base URL that newClient parsed once, instead of parsing the whole URL per request: its path is then the same
+// escaped or not, so url.Parse would leave RawPath empty, as here.
+func (c *client) newRequest(ctx context.Context, tok *token, q query) (*http.Request, error) {
+	if !c.plainPath || url.PathEscape(q.tag) != q.tag {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.requestURL(tok, q), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header = requestHeader
+		return req, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	target := c.requestTarget(c.basePath, tok, q)
+	i := strings.IndexByte(target, '?') // the first: the path has none
+	u := req.URL
+	u.Scheme, u.Host, u.Path, u.RawQuery = c.scheme, c.host, target[:i], target[i+1:]
+	req.Host = c.reqHost
+	req.Header = requestHeader
+	return req, nil
 }
 
 // page fetches one page, retrying as described on client. It returns a *FetchError (permanent, or transient after
@@ -315,11 +357,10 @@ var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
 func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.requestURL(tok, q), nil)
+	req, err := c.newRequest(ctx, tok, q)
 	if err != nil {
 		return reply{}, err
 	}
-	req.Header = requestHeader
 	resp, err := c.roundTrip(req)
 	if err != nil {
 		return reply{}, err
