@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -85,19 +86,24 @@ type query struct {
 // up to Config.MaxAttempts. When every request fails for a while (the API is down), every request waits on one
 // shared backoff before it is sent.
 type client struct {
-	base        string
-	http        *http.Client
-	pool        *tokenPool
-	red         *redact.Redactor // knows every token of the pool
-	timeout     time.Duration
-	maxAttempts int
-	boInitial   time.Duration
-	boMax       time.Duration
-	now         func() time.Time
-	log         *slog.Logger
-	m           *metrics
-	health      health
-	gate        func() bool // Config.Gate; never nil
+	base string
+	// scheme, host, reqHost (the request's Host) and basePath are the base URL's, parsed once; plainPath says
+	// that its path needs no escaping (see newRequest).
+	scheme, host, reqHost, basePath string
+	plainPath                       bool
+	rt                              http.RoundTripper // sends every request (see send); the transport of http
+	http                            *http.Client      // for CloseIdleConnections
+	pool                            *tokenPool
+	red                             *redact.Redactor // knows every token of the pool
+	timeout                         time.Duration
+	maxAttempts                     int
+	boInitial                       time.Duration
+	boMax                           time.Duration
+	now                             func() time.Time
+	log                             *slog.Logger
+	m                               *metrics
+	health                          health
+	gate                            func() bool // Config.Gate; never nil
 }
 
 func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metrics) (*client, error) {
@@ -129,7 +135,14 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 	if c.gate == nil {
 		c.gate = func() bool { return true }
 	}
+	c.rt = rt
 	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
+	base, err := http.NewRequest(http.MethodGet, cfg.BaseURL, nil) // checked by Config.resolve
+	if err != nil {
+		return nil, fmt.Errorf("%w: Config.BaseURL: %w", ErrConfig, err)
+	}
+	c.scheme, c.host, c.reqHost, c.basePath = base.URL.Scheme, base.URL.Host, base.Host, base.URL.Path
+	c.plainPath = base.URL.RawPath == "" && base.URL.EscapedPath() == base.URL.Path
 	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), clk: clk, log: log, m: m}
 	return c, nil
 }
@@ -176,6 +189,11 @@ func (c *client) endpoint(tag string) string {
 // give (the same keys, sorted, each value query-escaped), written into one buffer sized up front instead of
 // through a map, a sorted key slice and a builder per request.
 func (c *client) requestURL(tok *token, q query) string {
+	return c.requestTarget(c.base, tok, q)
+}
+
+// requestTarget is prefix followed by the path of q's endpoint below the base URL and the query of requestURL.
+func (c *client) requestTarget(prefix string, tok *token, q query) string {
 	tag := url.PathEscape(q.tag)
 	cred := "access_token="
 	if tok.clientID {
@@ -183,9 +201,9 @@ func (c *client) requestURL(tok *token, q query) string {
 	}
 	val := url.QueryEscape(tok.value)
 	var b strings.Builder
-	b.Grow(len(c.base) + len("/tags/") + len(tag) + len("/media/recent?") + len(cred) + len(val) +
+	b.Grow(len(prefix) + len("/tags/") + len(tag) + len("/media/recent?") + len(cred) + len(val) +
 		len("&count=") + 20 + len("&max_tag_id=") + 3*len(q.max) + len("&min_tag_id=") + 3*len(q.min))
-	b.WriteString(c.base)
+	b.WriteString(prefix)
 	b.WriteString("/tags/")
 	b.WriteString(tag)
 	b.WriteString("/media/recent?")
@@ -204,6 +222,33 @@ func (c *client) requestURL(tok *token, q query) string {
 		b.WriteString(url.QueryEscape(q.min))
 	}
 	return b.String()
+}
+
+// newRequest is the request for q with tok: what http.NewRequestWithContext makes of requestURL (the same URL
+// fields and Host: TestNewRequestIsWhatTheURLParsesTo), with the shared requestHeader. When neither the base URL's
+// path nor the tag needs escaping (tags are letters, digits and underscores), the URL is put together from the
+// base URL that newClient parsed once, instead of parsing the whole URL per request: its path is then the same
+// escaped or not, so url.Parse would leave RawPath empty, as here.
+func (c *client) newRequest(ctx context.Context, tok *token, q query) (*http.Request, error) {
+	if !c.plainPath || url.PathEscape(q.tag) != q.tag {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.requestURL(tok, q), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header = requestHeader
+		return req, nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	target := c.requestTarget(c.basePath, tok, q)
+	i := strings.IndexByte(target, '?') // the first: the path has none
+	u := req.URL
+	u.Scheme, u.Host, u.Path, u.RawQuery = c.scheme, c.host, target[:i], target[i+1:]
+	req.Host = c.reqHost
+	req.Header = requestHeader
+	return req, nil
 }
 
 // page fetches one page, retrying as described on client. It returns a *FetchError (permanent, or transient after
@@ -312,13 +357,11 @@ var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
 func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.requestURL(tok, q), nil)
+	req, err := c.newRequest(ctx, tok, q)
 	if err != nil {
 		return reply{}, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	resp, err := c.http.Do(req)
+	resp, err := c.roundTrip(req)
 	if err != nil {
 		return reply{}, err
 	}
@@ -333,16 +376,82 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return a, redirectError(req.URL, resp)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	buf := bodyBuffers.Get().(*[]byte)
+	body, err := readBody(resp.Body, (*buf)[:0])
 	if err != nil {
+		bodyBuffers.Put(buf)
 		return a, fmt.Errorf("read body: %w", err)
 	}
 	if len(body) > maxBody {
+		bodyBuffers.Put(buf)
 		return a, errBodyTooLarge
 	}
 	a.page, err = schema.DecodePage(resp.StatusCode, a.contentType, body)
+	if err == nil && len(a.page.Media) == 0 && cap(body) <= maxPooledBody {
+		// Nothing of an empty page refers to its body (DecodePage copies every string; only Media.Raw aliases
+		// the body): the buffer serves the next answer. Most answers at scale are empty pages.
+		*buf = body[:0]
+		bodyBuffers.Put(buf)
+	}
 	return a, err
 }
+
+// roundTrip sends req with the transport as http.Client.Do does with refuseRedirects, which hands a redirect answer
+// back as it is: the same errors (a *url.Error; a plain-HTTP answer at an https URL is http.ErrSchemeMismatch),
+// a non-nil Body, but without the client's per-request work that the poller never needs (a copy of the headers
+// for redirects, deadline timers: the context carries the timeout). The *url.Error's URL is the endpoint without
+// the query, so it never holds the credential.
+func (c *client) roundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(req)
+	if err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch // as http.Client says it (golang.org/issue/11111)
+		}
+		return nil, c.urlError(req, err)
+	}
+	switch {
+	case resp == nil:
+		return nil, c.urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
+	case resp.Body == nil && resp.ContentLength > 0:
+		return nil, c.urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
+	case resp.Body == nil:
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// urlError wraps an error of a request as http.Client does, with the request's URL without its query.
+func (c *client) urlError(req *http.Request, err error) error {
+	return &url.Error{Op: "Get", URL: req.URL.Scheme + "://" + req.URL.Host + req.URL.EscapedPath(), Err: err}
+}
+
+// readBody reads r to its end (at most maxBody+1 bytes) into buf, growing it as needed.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(cap(buf), maxBody+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF || len(buf) > maxBody {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// bodyBuffers holds the body buffers of answers that were empty pages, for the next answers.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+// requestHeader is the header of every request. It is shared and never modified: neither the poller nor the
+// transport writes a request's header (a RoundTripper must not modify the request).
+var requestHeader = http.Header{"Accept": {"application/json"}, "User-Agent": {userAgent}}
 
 // userAgent is the User-Agent of every request.
 const userAgent = "tagstream-poller"

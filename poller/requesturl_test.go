@@ -1,9 +1,13 @@
 package poller
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // valuesURL is the request URL as send built it before requestURL: through url.Values.Encode.
@@ -64,6 +68,82 @@ func BenchmarkRequestURL(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_ = valuesURL(c, tok, q)
+		}
+	})
+}
+
+// TestNewRequestIsWhatTheURLParsesTo checks that newRequest builds the request http.NewRequestWithContext makes of
+// requestURL: the same URL fields, the same request line and Host.
+func TestNewRequestIsWhatTheURLParsesTo(t *testing.T) {
+	bases := []string{
+		"https://api.example.test/v1",
+		"http://127.0.0.1:42583/v1",
+		"http://[::1]:8080/v1",
+		"https://api.example.test",
+		"https://api.example.test:/v1",
+		"https://api.example.test/v%31/x%2Fy",
+		"https://api.example.test/a b/ä",
+	}
+	toks := []token{{value: "tok-1"}, {value: "cid-1", clientID: true}, {value: "a+b/c=d&e f%"}}
+	queries := []query{
+		{tag: "sunset", count: 33},
+		{tag: "café_été", count: 1, min: "1234567890123456789"},
+		{tag: "x", count: 0, min: "1 2&3", max: "ä?"},
+		{tag: "a%b", count: 33, max: "987"},
+	}
+	for _, base := range bases {
+		cfg := Config{BaseURL: base, Tokens: []Token{{Value: "tok-1"}}}
+		clk := newClock(nil)
+		m, _ := newMetrics(nil)
+		c, err := newClient(cfg, clk, newTokenPool(Config{RateWindow: time.Hour}, clk, nil, m), nil, m)
+		if err != nil {
+			t.Fatalf("newClient(%q): %v", base, err)
+		}
+		c.base = strings.TrimRight(base, "/")
+		for _, tok := range toks {
+			for _, q := range queries {
+				want, err := http.NewRequestWithContext(context.Background(), http.MethodGet, c.requestURL(&tok, q), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := c.newRequest(context.Background(), &tok, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if *got.URL != *want.URL || got.Host != want.Host || got.URL.RequestURI() != want.URL.RequestURI() ||
+					got.URL.String() != want.URL.String() || got.Method != want.Method || got.Proto != want.Proto {
+					t.Errorf("base %q, tag %q: newRequest gives %#v (Host %q, %s), NewRequest of the URL %#v (Host %q, %s)",
+						base, q.tag, *got.URL, got.Host, got.URL.RequestURI(), *want.URL, want.Host, want.URL.RequestURI())
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkNewRequest compares newRequest with parsing the whole request URL (as http.NewRequestWithContext does).
+func BenchmarkNewRequest(b *testing.B) {
+	clk := newClock(nil)
+	m, _ := newMetrics(nil)
+	c, err := newClient(Config{BaseURL: "http://127.0.0.1:42583/v1", Tokens: []Token{{Value: "t"}}}, clk,
+		newTokenPool(Config{RateWindow: time.Hour}, clk, nil, m), nil, m)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.base = "http://127.0.0.1:42583/v1"
+	tok := &token{value: "0123456789abcdef0123456789abcdef.0123456789"}
+	q := query{tag: "tag000123", count: 33, min: "1234567890123456789"}
+	ctx := context.Background()
+	b.Run("newRequest", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = c.newRequest(ctx, tok, q)
+		}
+	})
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.requestURL(tok, q), nil)
+			req.Header = requestHeader
 		}
 	})
 }

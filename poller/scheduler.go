@@ -149,8 +149,11 @@ type scheduler struct {
 	// dropped, when set, is called for every tag that leaves the schedule.
 	dropped func(*tagState)
 
-	// scratch for rebalance
+	// scratch for rebalance: per tag without catch-up work, in the order of all, the square root of its rate,
+	// its floor and its cost; filled says they are those of the last rebalance and the tags have not changed
+	// since (pullIn then reads them instead of working each tag's frequency out again).
 	s, lo, c []float64
+	filled   bool
 }
 
 func newScheduler(cfg Config) *scheduler {
@@ -398,15 +401,20 @@ func (s *scheduler) bounds(r float64) (lo, hi float64) {
 
 // freq is the tag's poll frequency (polls per second) under the current λ and overload scale.
 func (s *scheduler) freq(ts *tagState) float64 {
-	r := s.rate(ts)
-	lo, hi := s.bounds(s.rateLow(ts))
+	lo, _ := s.bounds(s.rateLow(ts))
+	return s.freqOf(math.Sqrt(s.rate(ts)), lo)
+}
+
+// freqOf is the poll frequency of a tag whose rate has the square root sq and whose floor is lo.
+func (s *scheduler) freqOf(sq, lo float64) float64 {
+	hi := 1 / s.minIv
 	switch {
 	case s.overloaded:
 		return lo * s.scale
 	case math.IsInf(s.lambda, 1):
 		return hi
 	}
-	return min(hi, max(lo, s.lambda*math.Sqrt(r)))
+	return min(hi, max(lo, s.lambda*sq))
 }
 
 // interval is the tag's planned time between two polls in seconds: overload included, and the catch-up pace
@@ -544,6 +552,7 @@ func (s *scheduler) observe(ts *tagState, found, dt float64, truncated bool) {
 // there would slow a busy tag further.) A busy tag's page floor lo_i rests on rateLow. It returns the ratio of the
 // floors' demand to the budget: above 1 means overload.
 func (s *scheduler) rebalance(budget float64) float64 {
+	s.filled = false
 	n := len(s.all)
 	if n == 0 || budget <= 0 {
 		s.overloaded = false
@@ -595,6 +604,8 @@ func (s *scheduler) rebalance(budget float64) float64 {
 	} else {
 		s.catchUpRate = math.Inf(1)
 	}
+	// From here on every tag's frequency follows from s.s and s.lo (see freqOf), as pullIn uses them.
+	s.filled = true
 	ratio := demand / budget
 	if ratio > 1 {
 		s.overloaded = true
@@ -641,13 +652,29 @@ func (s *scheduler) rebalance(budget float64) float64 {
 // the one its due time was set with: the estimates of silent tags keep falling for hours (seconds without a media
 // add up), so λ keeps rising and due times set earlier would leave the budget unspent. A tag is moved to its
 // last poll plus the new interval (not before now); a tag in a backoff or a catch-up keeps its due time, and no
-// due time moves later. O(tags) plus O(log tags) per tag moved; now is on the monotonic clock.
+// due time moves later. O(tags) plus O(log tags) per tag moved; now is on the monotonic clock. Called right after
+// rebalance, it reads each tag's frequency from what rebalance worked out.
 func (s *scheduler) pullIn(now time.Duration) {
+	filled := s.filled
+	s.filled = false
+	j := 0 // index in s.s and s.lo of the next tag without catch-up work
 	for _, ts := range s.all {
+		cached := filled && !ts.backlog && j < len(s.s)
+		var sq, lo float64
+		if cached {
+			sq, lo = s.s[j], s.lo[j]
+			j++
+		}
 		if ts.hidx < 0 || ts.planned == 0 || ts.lastTry == 0 {
 			continue
 		}
-		iv := s.interval(ts) * (0.95 + 0.1*float64(ts.phase))
+		var iv float64
+		if cached {
+			iv = 1 / s.freqOf(sq, lo) // s.interval(ts), from what rebalance worked out
+		} else {
+			iv = s.interval(ts)
+		}
+		iv *= 0.95 + 0.1*float64(ts.phase)
 		if iv*pullInRatio >= float64(ts.planned) {
 			continue
 		}

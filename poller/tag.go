@@ -190,7 +190,7 @@ type walked struct {
 	items       []*schema.Media // new media, newest first, without repeats or known ids
 	cursors     []string        // the min_tag_id of the page each item came from
 	seen        []time.Time     // when the page each item came from was received
-	batch       map[string]bool // ids of every media returned
+	batch       map[string]bool // ids of every media returned; nil while none was
 	head        string          // min_tag_id of the first non-empty page: the cursor of the newest media returned
 	oldest      string          // next_max_tag_id of the last non-empty page: the cursor of the oldest media returned
 	split       string          // next_max_tag_id after page splitAt: where an incomplete walk's backlog is split
@@ -228,7 +228,7 @@ type walkSpec struct {
 // configured base URL (never next_url), until a page says nothing older remains or s.maxPages pages were read.
 func (r *pollRun) walk(s walkSpec) (walked, error) {
 	p := r.p
-	w := walked{batch: make(map[string]bool), upper: s.max}
+	w := walked{upper: s.max} // batch is made at the first media: most pages at scale are empty
 	max := s.max
 	for {
 		page, err := r.page(query{min: s.min, max: max, count: p.cfg.PageSize})
@@ -261,6 +261,9 @@ func (r *pollRun) walk(s walkSpec) (walked, error) {
 			}
 			if w.batch[m.ID] {
 				continue // a repeat across pages (an inclusive max_tag_id, or a shifted page)
+			}
+			if w.batch == nil {
+				w.batch = make(map[string]bool, len(page.Media))
 			}
 			w.batch[m.ID] = true
 			created, known := createdUnix(m.CreatedTime)
@@ -715,7 +718,11 @@ func (p *Poller) recent(old []string, items []*schema.Media) []string {
 	return out
 }
 
+// recentSet is the set of ids; nil (an empty set that allocates nothing) when there are none.
 func recentSet(ids []string) map[string]bool {
+	if len(ids) == 0 {
+		return nil
+	}
 	m := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		m[id] = true
