@@ -10,115 +10,19 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/group"
+	"github.com/tagstream/tagstream/internal/groupkit"
 )
-
-// poll is one feed request of one instance, as its proxy saw it.
-type poll struct {
-	Member     string
-	Tag        string
-	Start, End time.Time
-	Status     int
-}
-
-// pollLog collects the feed requests of every instance.
-type pollLog struct {
-	mu   sync.Mutex
-	recs []poll
-}
-
-func (l *pollLog) add(p poll) {
-	l.mu.Lock()
-	l.recs = append(l.recs, p)
-	l.mu.Unlock()
-}
-
-// records returns the requests ordered by start.
-func (l *pollLog) records() []poll {
-	l.mu.Lock()
-	out := slices.Clone(l.recs)
-	l.mu.Unlock()
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out
-}
-
-// proxy serves plain HTTP on loopback and forwards to the simulator, recording every feed request as member's.
-type proxy struct {
-	srv *http.Server
-	url string
-}
-
-func startProxy(target *url.URL, member string, log *pollLog) (*proxy, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.Out.URL.Scheme = target.Scheme
-			r.Out.URL.Host = target.Host
-			r.Out.Host = target.Host
-		},
-		Transport: tr,
-		// The request URL holds the access token: errors are answered, never logged.
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &proxy{url: "http://" + ln.Addr().String() + "/v1"}
-	p.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tag, feed := feedTag(r.URL.EscapedPath())
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		rp.ServeHTTP(sw, r)
-		if feed {
-			log.add(poll{Member: member, Tag: tag, Start: start, End: time.Now(), Status: sw.status})
-		}
-	})}
-	go func() { _ = p.srv.Serve(ln) }()
-	return p, nil
-}
-
-func (p *proxy) close() { _ = p.srv.Close() }
-
-// feedTag returns the tag of a /v1/tags/{tag}/media/recent path.
-func feedTag(escapedPath string) (string, bool) {
-	rest, ok := strings.CutPrefix(escapedPath, "/v1/tags/")
-	if !ok {
-		return "", false
-	}
-	rest, ok = strings.CutSuffix(strings.TrimSuffix(rest, ".json"), "/media/recent")
-	if !ok || strings.Contains(rest, "/") {
-		return "", false
-	}
-	tag, err := url.PathUnescape(rest)
-	return tag, err == nil
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
 
 // instance is one tagstream process with its proxy to the simulator.
 type instance struct {
@@ -304,33 +208,31 @@ func randomID() string {
 
 // cluster is the three-node nats-server cluster of scripts/nats-cluster.sh.
 type cluster struct {
-	urls, ctl, dir string
-	own            bool // started by this harness (stopped at the end)
+	groupkit.Cluster
+	own bool // started by this harness (stopped at the end)
 }
 
 // openCluster uses the cluster the environment names (TAGSTREAM_NATS_CLUSTER_URLS, _CTL, _DIR) or starts one with
 // scripts/nats-cluster.sh in dir.
 func openCluster(repo, dir string) (*cluster, error) {
-	c := &cluster{urls: os.Getenv("TAGSTREAM_NATS_CLUSTER_URLS"), ctl: os.Getenv("TAGSTREAM_NATS_CLUSTER_CTL"),
-		dir: os.Getenv("TAGSTREAM_NATS_CLUSTER_DIR")}
-	if c.urls != "" && c.ctl != "" && c.dir != "" {
-		return c, nil
+	if c, ok := groupkit.ClusterFromEnv(); ok {
+		return &cluster{Cluster: c}, nil
 	}
-	c = &cluster{ctl: filepath.Join(repo, "scripts", "nats-cluster.sh"), dir: filepath.Join(dir, "nats-cluster"), own: true}
-	out, err := exec.Command(c.ctl, "up", c.dir).CombinedOutput()
+	c := &cluster{Cluster: groupkit.Cluster{Ctl: filepath.Join(repo, "scripts", "nats-cluster.sh"), Dir: filepath.Join(dir, "nats-cluster")}, own: true}
+	out, err := exec.Command(c.Ctl, "up", c.Dir).CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("scripts/nats-cluster.sh up: %v\n%s", err, out)
 	}
-	env, err := os.ReadFile(filepath.Join(c.dir, "env"))
+	env, err := os.ReadFile(filepath.Join(c.Dir, "env"))
 	if err != nil {
 		return nil, err
 	}
 	for _, line := range strings.Split(string(env), "\n") {
 		if v, ok := strings.CutPrefix(line, "export TAGSTREAM_NATS_CLUSTER_URLS="); ok {
-			c.urls = strings.TrimSpace(v)
+			c.URLs = strings.TrimSpace(v)
 		}
 	}
-	if c.urls == "" {
+	if c.URLs == "" {
 		return nil, errors.New("scripts/nats-cluster.sh wrote no URLs")
 	}
 	return c, nil
@@ -338,7 +240,7 @@ func openCluster(repo, dir string) (*cluster, error) {
 
 func (c *cluster) close() {
 	if c.own {
-		_ = exec.Command(c.ctl, "down", c.dir).Run()
+		_ = exec.Command(c.Ctl, "down", c.Dir).Run()
 	}
 }
 

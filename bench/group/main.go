@@ -151,7 +151,7 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer cl.close()
-	nc, js, err := connectJetStream(cl.urls)
+	nc, js, err := connectJetStream(cl.URLs)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/group"
+	"github.com/tagstream/tagstream/internal/groupkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 	"github.com/tagstream/tagstream/testenv"
@@ -73,7 +75,7 @@ type run struct {
 	b         *bench
 	name      string
 	sim       *testenv.Server
-	polls     *pollLog
+	polls     *groupkit.PollLog
 	tokens    []string
 	tokFile   string
 	id        string
@@ -83,12 +85,12 @@ type run struct {
 	group     string // "" = single instance
 	lease     time.Duration
 	instances map[string]*instance
-	proxies   []*proxy
+	proxies   []*groupkit.Proxy
 }
 
 // newRun starts the simulator and creates the stream and the cursor bucket (three replicas).
 func (b *bench) newRun(ctx context.Context, name, groupName string, lease time.Duration) (*run, error) {
-	r := &run{b: b, name: name, polls: &pollLog{}, id: randomID(), lease: lease, instances: map[string]*instance{}}
+	r := &run{b: b, name: name, polls: &groupkit.PollLog{}, id: randomID(), lease: lease, instances: map[string]*instance{}}
 	r.stream, r.prefix, r.bucket = "BG_"+r.id, "bg"+r.id, "bg_cursors_"+r.id
 	if groupName != "" {
 		r.group = groupName + r.id
@@ -131,7 +133,7 @@ func (r *run) close() {
 		in.stop()
 	}
 	for _, p := range r.proxies {
-		p.close()
+		p.Close()
 	}
 	if r.sim != nil {
 		_ = r.sim.Close()
@@ -152,7 +154,9 @@ func (r *run) addInstance(name string) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProxy(target, name, r.polls)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	p, err := groupkit.StartProxy(target, tr, name, r.polls)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +171,14 @@ func (r *run) addInstance(name string) (*instance, error) {
 	}
 	in := &instance{name: name, metricsAddr: addr, logPath: filepath.Join(r.b.dir, r.name+"-"+name+".log")}
 	in.args = []string{"run",
-		"--api-url", p.url,
+		"--api-url", p.URL,
 		"--tokens-file", r.tokFile,
 		"--tags", strings.Join(names, ","),
 		"--requests-per-hour", strconv.Itoa(r.b.perWindow),
 		"--rate-window", r.b.window.String(),
 		"--metrics-addr", addr,
 		"--state-dir", filepath.Join(r.b.dir, r.name+"-"+name+"-state"),
-		"--sink", "jetstream", "--nats-url", r.b.cl.urls, "--subject-prefix", r.prefix, "--stream", r.stream,
+		"--sink", "jetstream", "--nats-url", r.b.cl.URLs, "--subject-prefix", r.prefix, "--stream", r.stream,
 		"--checkpoint-store", "jetstream-kv", "--kv-bucket", r.bucket, "--replicas", "3",
 		"--log-format", "text",
 	}
@@ -466,64 +470,16 @@ func (r *run) owners() map[string][]string {
 	return out
 }
 
-// firstPollAfter returns the first request for tag that started at or after at by a member other than not.
-func firstPollAfter(recs []poll, tag, not string, at time.Time) (poll, bool) {
-	for _, p := range recs {
-		if p.Tag == tag && p.Member != not && !p.Start.Before(at) {
-			return p, true
-		}
-	}
-	return poll{}, false
-}
-
-// gapAcross returns the time from tag's last request that started before at to its first request at or after at
-// by a member other than from (0, false when there is no such pair).
-func gapAcross(recs []poll, tag, from string, at time.Time) (time.Duration, bool) {
-	var last time.Time
-	for _, p := range recs {
-		if p.Tag != tag {
-			continue
-		}
-		if p.Start.Before(at) {
-			last = p.Start
-			continue
-		}
-		if p.Member != from {
-			if last.IsZero() {
-				return 0, false
-			}
-			return p.Start.Sub(last), true
-		}
-	}
-	return 0, false
-}
-
-// longestGapIn returns the longest time between two consecutive request starts of tag within [from, to).
-func longestGapIn(recs []poll, tag string, from, to time.Time) time.Duration {
-	var prev time.Time
-	var worst time.Duration
-	for _, p := range recs {
-		if p.Tag != tag || p.Start.Before(from) || !p.Start.Before(to) {
-			continue
-		}
-		if !prev.IsZero() && p.Start.Sub(prev) > worst {
-			worst = p.Start.Sub(prev)
-		}
-		prev = p.Start
-	}
-	return worst
-}
-
 // measureFailover waits until every moved tag was polled by another member (up to timeout) and returns the figures.
 func (r *run) measureFailover(ctx context.Context, owners *ownerLog, kind, victim string, moved []string, at time.Time, timeout time.Duration) failoverEvent {
 	ev := failoverEvent{Kind: kind, Victim: victim, Tags: len(moved)}
 	deadline := time.Now().Add(timeout)
 	var times []time.Duration
 	for {
-		recs := r.polls.records()
+		recs := r.polls.Records()
 		times, ev.Missing = times[:0], nil
 		for _, tag := range moved {
-			if p, ok := firstPollAfter(recs, tag, victim, at); ok {
+			if p, ok := recs.FirstPoll(tag, victim, at); ok {
 				times = append(times, p.Start.Sub(at))
 			} else {
 				ev.Missing = append(ev.Missing, tag)
@@ -542,12 +498,12 @@ func (r *run) measureFailover(ctx context.Context, owners *ownerLog, kind, victi
 			ev.Owned = max(ev.Owned, c.Sub(at))
 		}
 	}
-	recs := r.polls.records()
+	recs := r.polls.Records()
 	for _, tag := range moved {
-		if g, ok := gapAcross(recs, tag, victim, at); ok && g > ev.Gap {
+		if g, ok := recs.GapAcross(tag, victim, at); ok && g > ev.Gap {
 			ev.Gap, ev.GapTag = g, tag
 		}
-		ev.Before = max(ev.Before, longestGapIn(recs, tag, at.Add(-time.Minute), at))
+		ev.Before = max(ev.Before, recs.LongestGapBetween(tag, at.Add(-time.Minute), at))
 	}
 	return ev
 }
