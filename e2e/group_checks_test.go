@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tagstream/tagstream/internal/groupkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 )
 
@@ -46,27 +47,26 @@ func TestGroupCheckersFindWhatIsWrong(t *testing.T) {
 	t.Run("requests of one tag by two members", func(t *testing.T) {
 		t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
 		at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-		req := func(member string, from, to int) pollRecord {
-			return pollRecord{Member: member, Tag: "hot", Start: at(from), End: at(to), Status: 200}
+		req := func(member string, from, to int) groupkit.Poll {
+			return groupkit.Poll{Member: member, Tag: "hot", Start: at(from), End: at(to), Status: 200}
 		}
 		for _, tc := range []struct {
 			name    string
-			recs    []pollRecord
+			recs    []groupkit.Poll
 			exempt  map[string]time.Time
 			changes int
 			want    string
 		}{
-			{"a handoff after the last request ended passes", []pollRecord{req("m1", 0, 100), req("m1", 500, 600), req("m2", 700, 800)}, nil, 1, ""},
-			{"a new owner's request while the old one's is in flight is reported", []pollRecord{req("m1", 0, 100), req("m1", 500, 900),
+			{"a handoff after the last request ended passes", []groupkit.Poll{req("m1", 0, 100), req("m1", 500, 600), req("m2", 700, 800)}, nil, 1, ""},
+			{"a new owner's request while the old one's is in flight is reported", []groupkit.Poll{req("m1", 0, 100), req("m1", 500, 900),
 				req("m2", 700, 800)}, nil, 1, "still in flight"},
-			{"a killed member's request in flight is not counted", []pollRecord{req("m1", 500, 900), req("m2", 700, 800)},
+			{"a killed member's request in flight is not counted", []groupkit.Poll{req("m1", 500, 900), req("m2", 700, 800)},
 				map[string]time.Time{"m1": at(600)}, 1, ""},
-			{"a paused member's requests after its resume are checked", []pollRecord{req("m2", 0, 100), req("m1", 500, 900), req("m2", 700, 800)},
+			{"a paused member's requests after its resume are checked", []groupkit.Poll{req("m2", 0, 100), req("m1", 500, 900), req("m2", 700, 800)},
 				map[string]time.Time{"m1": at(400)}, 2, "still in flight"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				l := &pollLog{recs: tc.recs}
-				changes, problems := l.handoffs(tc.exempt)
+				changes, problems := groupkit.Polls(tc.recs).Handoffs(tc.exempt)
 				if changes["hot"] != tc.changes {
 					t.Errorf("%d owner changes, want %d", changes["hot"], tc.changes)
 				}
@@ -83,7 +83,7 @@ func TestGroupCheckersFindWhatIsWrong(t *testing.T) {
 			"/v1/tags/hot":  "",
 			"/v1/media/123": "",
 		} {
-			tag, ok := feedTag(path)
+			tag, ok := groupkit.FeedTag(path)
 			if tag != want || ok != (want != "") {
 				t.Errorf("feedTag(%q) = %q, %v, want %q", path, tag, ok, want)
 			}

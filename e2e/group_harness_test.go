@@ -15,13 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,249 +29,27 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tagstream/tagstream/group"
+	"github.com/tagstream/tagstream/internal/groupkit"
 	"github.com/tagstream/tagstream/internal/status"
 	"github.com/tagstream/tagstream/internal/testkit"
 	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 )
 
-// natsCluster is the three-node nats-server cluster scripts/nats-cluster.sh started (the test command starts it
-// and exports its URLs, its control script and its work directory).
-type natsCluster struct {
-	urls, ctl, dir string
-}
-
-// needNATSCluster returns the cluster. The package runs only under TAGSTREAM_INTEGRATION (main_test.go), and the
-// test command that sets it also starts the cluster: a missing variable fails the test, naming it.
-func needNATSCluster(t *testing.T) natsCluster {
-	t.Helper()
-	c := natsCluster{
-		urls: os.Getenv("TAGSTREAM_NATS_CLUSTER_URLS"),
-		ctl:  os.Getenv("TAGSTREAM_NATS_CLUSTER_CTL"),
-		dir:  os.Getenv("TAGSTREAM_NATS_CLUSTER_DIR"),
-	}
-	if c.urls == "" || c.ctl == "" || c.dir == "" {
-		t.Fatal("TAGSTREAM_INTEGRATION is set but TAGSTREAM_NATS_CLUSTER_URLS, _CTL or _DIR is empty: the test command " +
-			"(scripts/test.sh) starts a three-node nats-server cluster with scripts/nats-cluster.sh and exports them " +
-			"(by hand: scripts/nats-cluster.sh up DIR && . DIR/env)")
-	}
-	return c
-}
-
-// node runs the cluster script's action (start, stop, kill) on node n (1..3).
-func (c natsCluster) node(t *testing.T, action string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, c.ctl, action, strconv.Itoa(n), c.dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s %d: %v\n%s", c.ctl, action, n, err, out)
-	}
-}
-
-// pollRecord is one feed request an instance made, as its proxy saw it.
-type pollRecord struct {
-	Member     string
-	Tag        string
-	Start, End time.Time
-	Status     int
-}
-
-// pollLog collects the feed requests of every instance.
-type pollLog struct {
-	mu   sync.Mutex
-	recs []pollRecord
-}
-
-func (l *pollLog) add(r pollRecord) {
-	l.mu.Lock()
-	l.recs = append(l.recs, r)
-	l.mu.Unlock()
-}
-
-// records returns a copy of the requests, ordered by start.
-func (l *pollLog) records() []pollRecord {
-	l.mu.Lock()
-	out := slices.Clone(l.recs)
-	l.mu.Unlock()
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out
-}
-
-// firstPoll returns the first request for tag that started at or after since by a member other than not (any
-// member when not is ""), and whether there is one.
-func (l *pollLog) firstPoll(tag, not string, since time.Time) (pollRecord, bool) {
-	for _, r := range l.records() {
-		if r.Tag == tag && r.Member != not && !r.Start.Before(since) {
-			return r, true
-		}
-	}
-	return pollRecord{}, false
-}
-
-// polledBy reports whether member requested tag's feed at or after since.
-func (l *pollLog) polledBy(member, tag string, since time.Time) bool {
-	_, ok := l.firstPollBy(member, tag, since)
-	return ok
-}
-
-// firstPollBy returns member's first request for tag at or after since.
-func (l *pollLog) firstPollBy(member, tag string, since time.Time) (pollRecord, bool) {
-	for _, r := range l.records() {
-		if r.Tag == tag && r.Member == member && !r.Start.Before(since) {
-			return r, true
-		}
-	}
-	return pollRecord{}, false
-}
-
-// longestGap returns, over the given tags, the longest time between two consecutive request starts of one tag
-// (by any member) within [from, to], counting from `from` to a tag's first request and from its last to `to`.
-func (l *pollLog) longestGap(tags []string, from, to time.Time) (time.Duration, string) {
-	recs := l.records()
-	var worst time.Duration
-	worstTag := ""
-	for _, tag := range tags {
-		prev := from
-		for _, r := range recs {
-			if r.Tag != tag || r.Start.Before(from) || r.Start.After(to) {
-				continue
-			}
-			if g := r.Start.Sub(prev); g > worst {
-				worst, worstTag = g, tag
-			}
-			prev = r.Start
-		}
-		if g := to.Sub(prev); g > worst {
-			worst, worstTag = g, tag
-		}
-	}
-	return worst, worstTag
-}
-
-// gapAcross returns, for each tag, the time from its last request that started before at (by any member) to its
-// first request that started at or after at by a member other than from: how long the tag went unpolled across
-// the event. A tag not polled again (yet) is left out.
-func (l *pollLog) gapAcross(tags []string, from string, at time.Time) map[string]time.Duration {
-	recs := l.records()
-	out := map[string]time.Duration{}
-	for _, tag := range tags {
-		var last time.Time
-		for _, r := range recs {
-			if r.Tag != tag {
-				continue
-			}
-			if r.Start.Before(at) {
-				last = r.Start
-				continue
-			}
-			if r.Member != from {
-				if !last.IsZero() {
-					out[tag] = r.Start.Sub(last)
-				}
-				break
-			}
-		}
-	}
-	return out
-}
-
-// handoffs checks, for every tag, that requests by different members never overlap: whenever the member polling a
-// tag changes, the new member's first request starts after the previous member's last request ended. A request of
-// a member in exempt that started before the member's time there is not checked (the member was killed or paused
-// then: what it had in flight does not count). It returns the number of owner changes per tag and
-// the overlaps found.
-func (l *pollLog) handoffs(exempt map[string]time.Time) (map[string]int, []string) {
-	var problems []string
-	byTag := map[string][]pollRecord{}
-	for _, r := range l.records() {
-		byTag[r.Tag] = append(byTag[r.Tag], r)
-	}
-	changes := map[string]int{}
-	for tag, recs := range byTag {
-		last := map[string]pollRecord{} // per member: its request that ended last
-		cur := ""
-		for _, r := range recs {
-			if cur != "" && r.Member != cur {
-				changes[tag]++
-				p := last[cur]
-				until, ok := exempt[cur]
-				if r.Start.Before(p.End) && !(ok && p.Start.Before(until)) {
-					problems = append(problems, fmt.Sprintf("tag %q: %s started a request at %s while %s's request (%s..%s) was still in flight",
-						tag, r.Member, r.Start.Format("15:04:05.000"), cur, p.Start.Format("15:04:05.000"), p.End.Format("15:04:05.000")))
-				}
-			}
-			cur = r.Member
-			if r.End.After(last[r.Member].End) {
-				last[r.Member] = r
-			}
-		}
-	}
-	return changes, problems
-}
-
-// startRecordingProxy serves plain HTTP on loopback and forwards every request to the simulator, recording the feed
-// requests as made by member. It returns the API URL to give that member.
-func startRecordingProxy(t *testing.T, s *sim, member string, log *pollLog) string {
+// startRecordingProxy starts the recording proxy of member in front of the simulator (groupkit.StartProxy), closed
+// when the test ends, and returns the API URL to give that member.
+func startRecordingProxy(t *testing.T, s *sim, member string, log *groupkit.PollLog) string {
 	t.Helper()
 	target, err := url.Parse(s.URL())
 	if err != nil {
 		t.Fatalf("simulator URL: %v", err)
 	}
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.Out.URL.Scheme = target.Scheme
-			r.Out.URL.Host = target.Host
-			r.Out.Host = target.Host
-		},
-		Transport: s.Client().Transport,
-	}
-	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) {
-		w.WriteHeader(http.StatusBadGateway) // the error holds the URL, and so the token: never logged
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := groupkit.StartProxy(target, s.Client().Transport, member, log)
 	if err != nil {
-		t.Fatalf("proxy listen: %v", err)
+		t.Fatalf("proxy: %v", err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tag, isFeed := feedTag(r.URL.EscapedPath())
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		rp.ServeHTTP(sw, r)
-		if isFeed {
-			log.add(pollRecord{Member: member, Tag: tag, Start: start, End: time.Now(), Status: sw.status})
-		}
-	}), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String() + "/v1"
-}
-
-// feedTag returns the tag of a /v1/tags/{tag}/media/recent path.
-func feedTag(escapedPath string) (string, bool) {
-	p := strings.TrimSuffix(strings.TrimPrefix(escapedPath, "/v1/tags/"), ".json")
-	rest, ok := strings.CutSuffix(p, "/media/recent")
-	if !ok || rest == escapedPath || strings.Contains(rest, "/") {
-		return "", false
-	}
-	tag, err := url.PathUnescape(rest)
-	return tag, err == nil
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+	t.Cleanup(p.Close)
+	return p.URL
 }
 
 // streamWatch reads the events stream live from its first message: the event ids stored (each must be stored
@@ -559,11 +332,11 @@ type groupStatus struct {
 // bucket and the instances.
 type groupTestEnv struct {
 	t       *testing.T
-	cluster natsCluster
+	cluster groupkit.Cluster
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	sim     *sim
-	polls   *pollLog
+	polls   *groupkit.PollLog
 	group   string
 	stream  string
 	prefix  string
@@ -597,7 +370,7 @@ type groupTestOptions struct {
 // replicas; the bucket keeps 64 revisions per key) under names unique to this run, removed at the end.
 func newGroupTestEnv(t *testing.T, o groupTestOptions) *groupTestEnv {
 	t.Helper()
-	cl := needNATSCluster(t)
+	cl := groupkit.NeedCluster(t, true) // the package runs only under TAGSTREAM_INTEGRATION (main_test.go)
 	if o.Lease == 0 {
 		o.Lease = 3 * time.Second
 	}
@@ -609,16 +382,16 @@ func newGroupTestEnv(t *testing.T, o groupTestOptions) *groupTestEnv {
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
 	e := &groupTestEnv{
-		t: t, cluster: cl, polls: &pollLog{},
+		t: t, cluster: cl, polls: &groupkit.PollLog{},
 		group: "e2e" + id, stream: "E2EG_" + id, prefix: "e2eg" + id, bucket: "e2eg_cursors_" + id,
 		lease: o.Lease, window: o.Window, members: map[string]*groupMember{}, exempt: map[string]time.Time{},
 	}
 	e.sim = startSim(t, o.Sim)
 	e.rph = e.sim.opts.RequestsPerHour
 	e.tagNames = e.sim.tagNames()
-	nc, err := nats.Connect(cl.urls, nats.Timeout(5*time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(cl.URLs, nats.Timeout(5*time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
-		t.Fatalf("connect to the cluster %s: %v", cl.urls, err)
+		t.Fatalf("connect to the cluster %s: %v", cl.URLs, err)
 	}
 	e.nc = nc
 	js, err := jetstream.New(nc)
@@ -659,7 +432,7 @@ func (e *groupTestEnv) newMember(name string) *groupMember {
 	t.Helper()
 	api := startRecordingProxy(t, e.sim, name, e.polls)
 	ts := newTagstream(t, e.sim, tagstreamOptions{
-		Sink: []string{"--sink", "jetstream", "--nats-url", e.cluster.urls, "--subject-prefix", e.prefix,
+		Sink: []string{"--sink", "jetstream", "--nats-url", e.cluster.URLs, "--subject-prefix", e.prefix,
 			"--stream", e.stream},
 		Extra: []string{
 			"--api-url", api,
@@ -775,7 +548,7 @@ func (e *groupTestEnv) waitExclusive(what string, since time.Time, timeout time.
 		owns := map[string]int{}
 		for tag, m := range owner {
 			owns[m]++
-			if !e.polls.polledBy(m, tag, since) {
+			if !e.polls.Records().PolledBy(m, tag, since) {
 				problems = []string{fmt.Sprintf("%s owns %q but has not polled it yet", m, tag)}
 				return false
 			}
@@ -900,16 +673,9 @@ func (e *groupTestEnv) leaderNode(stream string) int {
 	testkit.Eventually(t, 30*time.Second, "a leader for "+stream, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := e.js.Stream(ctx, stream)
-		if err != nil {
-			return false
-		}
-		si, err := s.Info(ctx)
-		if err != nil || si.Cluster == nil || !strings.HasPrefix(si.Cluster.Leader, "n") {
-			return false
-		}
-		n, err = strconv.Atoi(strings.TrimPrefix(si.Cluster.Leader, "n"))
-		return err == nil && n >= 1 && n <= 3
+		var err error
+		n, err = groupkit.LeaderNode(ctx, e.js, stream)
+		return err == nil
 	})
 	return n
 }
@@ -928,7 +694,7 @@ func (e *groupTestEnv) failover(moved []string, from string, at time.Time, timeo
 			if _, ok := got[tag]; ok {
 				continue
 			}
-			if r, ok := e.polls.firstPoll(tag, from, at); ok {
+			if r, ok := e.polls.Records().FirstPoll(tag, from, at); ok {
 				got[tag] = r.Start.Sub(at)
 			}
 		}

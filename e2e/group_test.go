@@ -90,7 +90,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Fatalf("tags %v of the killed %s not polled by another member within %s", missing, victim, failoverLimit+10*time.Second)
 		}
 		worst, tag := maxOf(times)
-		gap, gapTag := maxOf(e.polls.gapAcross(moved, victim, at))
+		gap, gapTag := maxOf(e.polls.Records().GapsAcross(moved, victim, at))
 		e.figures("kill -9 of %s (%d tags, lease %s): failover max %s (tag %q), longest polling gap %s (tag %q)",
 			victim, len(moved), lease, worst.Round(time.Millisecond), tag, gap.Round(time.Millisecond), gapTag)
 		if worst > failoverLimit {
@@ -113,7 +113,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 		mine := tagsOf(owner, "m4")
 		first := time.Time{}
 		for _, tag := range mine {
-			if r, ok := e.polls.firstPollBy("m4", tag, at); ok && (first.IsZero() || r.Start.Before(first)) {
+			if r, ok := e.polls.Records().FirstPollBy("m4", tag, at); ok && (first.IsZero() || r.Start.Before(first)) {
 				first = r.Start
 			}
 		}
@@ -135,11 +135,11 @@ func TestGroupOnTheCluster(t *testing.T) {
 		n := e.leaderNode("KV_" + group.MembersBucket(e.group))
 		dupBefore := e.metricSum("tagstream_publisher_duplicates_total")
 		at := time.Now()
-		e.cluster.node(t, "stop", n)
+		e.cluster.NodeOrFail(t, "stop", n)
 		restarted := false
 		t.Cleanup(func() {
 			if !restarted { // never leave the shared cluster a node short
-				e.cluster.node(t, "start", n)
+				e.cluster.NodeOrFail(t, "start", n)
 			}
 		})
 		stopped := time.Now()
@@ -148,9 +148,9 @@ func TestGroupOnTheCluster(t *testing.T) {
 		}
 		hold(t.Context(), 2*lease)
 		down := time.Now()
-		gap, gapTag := e.polls.longestGap(e.tagNames, stopped, down)
+		gap, gapTag := e.polls.Records().LongestGap(e.tagNames, stopped, down)
 		e.waitDelivered("with node n"+fmt.Sprint(n)+" down", time.Now(), 60*time.Second)
-		e.cluster.node(t, "start", n)
+		e.cluster.NodeOrFail(t, "start", n)
 		restarted = true
 		back := time.Now()
 		for _, tag := range []string{"warm_b", "quiet_05"} {
@@ -183,7 +183,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Fatalf("tags %v of the paused %s not polled by another member within %s", missing, victim, failoverLimit+10*time.Second)
 		}
 		worst, tag := maxOf(times)
-		gap, gapTag := maxOf(e.polls.gapAcross(moved, victim, at))
+		gap, gapTag := maxOf(e.polls.Records().GapsAcross(moved, victim, at))
 		e.waitDelivered("the burst, with its first owner paused", time.Now(), 60*time.Second)
 		if d := time.Since(at); d < lease+time.Second {
 			hold(t.Context(), lease+time.Second-d) // past the lease in any case
@@ -239,7 +239,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 			t.Fatalf("tags %v of %s not polled by another member within 30 s of its SIGTERM", missing, victim)
 		}
 		worst, tag := maxOf(times)
-		gap, gapTag := maxOf(e.polls.gapAcross(moved, victim, at))
+		gap, gapTag := maxOf(e.polls.Records().GapsAcross(moved, victim, at))
 		owner = e.waitExclusive("the others owning every tag", at, 30*time.Second)
 		e.waitDelivered("after the SIGTERM", time.Now(), 60*time.Second)
 		hold(t.Context(), time.Second)
@@ -267,7 +267,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 		m.ts.checkEndpointsForTokens()
 		m.ts.stop()
 	}
-	got := readStream(t, e.cluster.urls, e.stream, e.prefix, true)
+	got := readStream(t, e.cluster.URLs, e.stream, e.prefix, true)
 	rep := check(t, e.sim, got, checkOptions{Sink: sinkJetStream, SubjectPrefix: e.prefix, Since: start})
 	e.events.mu.Lock()
 	repeats := len(e.events.repeats)
@@ -280,7 +280,7 @@ func TestGroupOnTheCluster(t *testing.T) {
 	if writes == 0 {
 		t.Errorf("the cursor bucket's watch saw no write")
 	}
-	changes, overlaps := e.polls.handoffs(e.exempt)
+	changes, overlaps := e.polls.Records().Handoffs(e.exempt)
 	for _, p := range append(problems, overlaps...) {
 		t.Error(p)
 	}

@@ -6,59 +6,22 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tagstream/tagstream/internal/groupkit"
 	"github.com/tagstream/tagstream/internal/testkit"
 )
 
-// binaryCluster is the three-node nats-server cluster started by scripts/nats-cluster.sh (the test command starts
-// it and exports its URLs).
-type binaryCluster struct {
-	urls, ctl, dir string
-}
-
-// needBinaryCluster returns the cluster, skips the test without one, and fails it when TAGSTREAM_INTEGRATION=1
-// (the test command) promised one.
-func needBinaryCluster(t *testing.T) binaryCluster {
-	t.Helper()
-	c := binaryCluster{
-		urls: os.Getenv("TAGSTREAM_NATS_CLUSTER_URLS"),
-		ctl:  os.Getenv("TAGSTREAM_NATS_CLUSTER_CTL"),
-		dir:  os.Getenv("TAGSTREAM_NATS_CLUSTER_DIR"),
-	}
-	if c.urls == "" || c.ctl == "" || c.dir == "" {
-		if os.Getenv("TAGSTREAM_INTEGRATION") == "1" {
-			t.Fatal("TAGSTREAM_INTEGRATION=1 but TAGSTREAM_NATS_CLUSTER_URLS, _CTL or _DIR is empty: the test command " +
-				"(scripts/test.sh) starts a three-node nats-server cluster with scripts/nats-cluster.sh and exports them")
-		}
-		t.Skip("no three-node nats-server cluster: run scripts/test.sh, or scripts/nats-cluster.sh up DIR && . DIR/env")
-	}
-	return c
-}
-
-// node runs the cluster script's action (start, stop, kill) on node n (1..3).
-func (c binaryCluster) node(t *testing.T, action string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, c.ctl, action, strconv.Itoa(n), c.dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s %d: %v\n%s", c.ctl, action, n, err, out)
-	}
-}
-
 func TestGroupOnTheNATSServerBinary(t *testing.T) {
-	cl := needBinaryCluster(t)
+	// Skipped without the cluster; TAGSTREAM_INTEGRATION=1 (the test command, which starts it) requires it.
+	cl := groupkit.NeedCluster(t, os.Getenv("TAGSTREAM_INTEGRATION") == "1")
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	group := "bin" + hex.EncodeToString(b[:]) // the cluster is shared: a group of its own
-	_, js := connect(t, cl.urls)
+	_, js := connect(t, cl.URLs)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -71,7 +34,7 @@ func TestGroupOnTheNATSServerBinary(t *testing.T) {
 	for i := range 3 {
 		cfg := baseConfig(group, fmt.Sprintf("m%d", i+1))
 		cfg.Tags = tags
-		ms = append(ms, startMember(t, cl.urls, cfg, o))
+		ms = append(ms, startMember(t, cl.URLs, cfg, o))
 	}
 	waitCovered(t, "three members owning every tag", ms, tags, ms...)
 
@@ -83,22 +46,22 @@ func TestGroupOnTheNATSServerBinary(t *testing.T) {
 	})
 	parent := t
 	t.Run("a fourth member receives tags", func(t *testing.T) {
-		ms = append(ms, startMember(parent, cl.urls, baseConfig(group, "m4"), o)) // runs until the whole test ends
+		ms = append(ms, startMember(parent, cl.URLs, baseConfig(group, "m4"), o)) // runs until the whole test ends
 		waitCovered(t, "three live members owning every tag, the new one some", ms, tags, ms...)
 	})
 	t.Run("a nats-server node stopped and brought back", func(t *testing.T) {
 		n := leaderNode(t, js, "KV_"+MembersBucket(group))
-		cl.node(t, "stop", n)
+		cl.NodeOrFail(t, "stop", n)
 		restarted := false
 		t.Cleanup(func() {
 			if !restarted { // never leave the shared cluster a node short
-				cl.node(t, "start", n)
+				cl.NodeOrFail(t, "start", n)
 			}
 		})
 		addTagsEventually(t, js, group, "while_down")
 		tags = append(tags, "while_down")
 		waitCovered(t, "every tag owned with a node down", ms, tags, ms...)
-		cl.node(t, "start", n)
+		cl.NodeOrFail(t, "start", n)
 		restarted = true
 		addTagsEventually(t, js, group, "back")
 		tags = append(tags, "back")
@@ -115,16 +78,9 @@ func leaderNode(t *testing.T, js jetstream.JetStream, stream string) int {
 	testkit.Eventually(t, waitLong, "a leader for "+stream, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return false
-		}
-		si, err := s.Info(ctx)
-		if err != nil || si.Cluster == nil || !strings.HasPrefix(si.Cluster.Leader, "n") {
-			return false
-		}
-		n, err = strconv.Atoi(strings.TrimPrefix(si.Cluster.Leader, "n"))
-		return err == nil && n >= 1 && n <= 3
+		var err error
+		n, err = groupkit.LeaderNode(ctx, js, stream)
+		return err == nil
 	})
 	return n
 }

@@ -66,3 +66,32 @@ func LeaderNode(ctx context.Context, js jetstream.JetStream, stream string) (int
 	}
 	return n, nil
 }
+
+// TB is the part of testing.TB that NeedCluster and NodeOrFail use (groupkit does not import "testing").
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Skip(args ...any)
+}
+
+// NeedCluster returns the cluster the environment names (ClusterFromEnv) for a test. Without one it fails the
+// test when required (TAGSTREAM_INTEGRATION=1: the test command promised one) and skips it otherwise.
+func NeedCluster(t TB, required bool) Cluster {
+	t.Helper()
+	c, ok := ClusterFromEnv()
+	if !ok {
+		if required {
+			t.Fatal("TAGSTREAM_INTEGRATION is set but " + MissingCluster)
+		}
+		t.Skip("no three-node nats-server cluster: run scripts/test.sh, or scripts/nats-cluster.sh up DIR && . DIR/env")
+	}
+	return c
+}
+
+// NodeOrFail runs Node and fails the test on an error.
+func (c Cluster) NodeOrFail(t TB, action string, n int) {
+	t.Helper()
+	if err := c.Node(action, n); err != nil {
+		t.Fatal(err)
+	}
+}
