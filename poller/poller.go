@@ -227,10 +227,14 @@ func (p *Poller) dropGauges(ts *tagState) {
 
 // RemoveTag stops polling tag. A poll in flight finishes (its batch is published and committed or not at all); the
 // tag's checkpoint stays in the store, so adding the tag again resumes where it stopped. (An acknowledged state
-// whose write kept failing is dropped with the tag: adding it again publishes that batch once more.)
+// whose write kept failing is dropped with the tag: adding it again publishes that batch once more.) A tag's own
+// series (Config.TagMetrics) go at once, so that a tag added next can have them, even while its last poll runs.
 func (p *Poller) RemoveTag(tag string) {
 	p.mu.Lock()
 	p.sched.remove(tag)
+	if ts := p.sched.tags[tag]; ts != nil && ts.removed {
+		p.dropGauges(ts) // in flight: the scheduler drops it when the poll is done
+	}
 	p.mu.Unlock()
 	p.signal()
 }
