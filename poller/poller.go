@@ -371,7 +371,7 @@ const maxBurst = 2
 // the latest (so that its payback has most of the window to spread over). When the credit is gone before the
 // first round is done (spent, or dropped because a token's window was not empty), it closes the burst at once
 // and spreads the first polls still to come over the time they take at the budget alone, so that they do not
-// queue at the pool at the pace planned with the credit.
+// queue at the pool at the pace planned with the credit, and second polls are spread as any other again.
 func (p *Poller) endBurst() {
 	open, since := p.pool.burstOpenSince()
 	if !open {
@@ -388,6 +388,7 @@ func (p *Poller) endBurst() {
 		p.pool.closeBurst(now)
 		p.mu.Lock()
 		p.sched.spreadFirstPolls(now, p.budgetLocked())
+		p.sched.firstSpread = 0 // the round goes at the budget: second polls as any other
 		p.mu.Unlock()
 	}
 }
