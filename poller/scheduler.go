@@ -145,6 +145,10 @@ type scheduler struct {
 	overloaded  bool
 	// fresh counts the tags never polled yet (lastTry == 0): while there are any, the first round is under way.
 	fresh int
+	// firstSpread is the width, as a share of the interval, over which the second polls of the tags are spread
+	// by phase (see done): 0.1 as for every poll, up to 1 when the start burst made the first round twice as
+	// fast as the budget or more (see Poller.startBurst).
+	firstSpread float64
 
 	// dropped, when set, is called for every tag that leaves the schedule.
 	dropped func(*tagState)
@@ -208,15 +212,15 @@ func (s *scheduler) add(name string, now time.Duration, budget float64) *tagStat
 	return ts
 }
 
-// spreadFirstPolls spreads the first polls of the tags never polled evenly over the time one round of all tags
+// spreadFirstPolls spreads the first polls of the tags never polled evenly over the time one round of them
 // takes at the budget (requests per second), between MinInterval and MaxInterval, by their phase. New calls it
 // once all tags are added: add spreads each tag over the round of the tags added before it, which packs the
 // first polls of a long tag list into its first seconds, far beyond the budget (requests then queue at the
-// pool and every poll waits).
+// pool and every poll waits). Run calls it again with the start burst's pace (see Poller.startBurst).
 func (s *scheduler) spreadFirstPolls(now time.Duration, budget float64) {
 	spread := s.minIv
 	if budget > 0 {
-		spread = min(s.maxIv, max(s.minIv, float64(len(s.all))/budget))
+		spread = min(s.maxIv, max(s.minIv, float64(s.fresh)/budget))
 	}
 	for _, ts := range s.all {
 		if ts.lastTry != 0 || ts.hidx < 0 {
@@ -495,7 +499,18 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 	if ts.fails > 0 {
 		iv = max(iv, min(s.maxIv, s.minIv*math.Exp2(float64(ts.fails))))
 	}
-	iv *= 0.95 + 0.1*float64(ts.phase)
+	if o.first && o.err == nil && !ts.backlog && ts.fails == 0 {
+		// The tag's first poll: the first round may have polled every tag within a few seconds (see
+		// Poller.startBurst), so the second polls of the many quiet tags, whose intervals are alike, would come
+		// due together, a round later, and queue at the pool ahead of the busy tags. Spread them over the
+		// interval by phase, the wider the faster the first round went (firstSpread). (Spread over [0, 1)
+		// interval instead, they came due at once after the first round and queued ahead of the busy tags:
+		// zipf1000, one-hour window, first 90 s 1.31x L* instead of 1.19x.)
+		w := max(0.1, s.firstSpread)
+		iv *= 1 - w/2 + w*float64(ts.phase)
+	} else {
+		iv *= 0.95 + 0.1*float64(ts.phase)
+	}
 	ts.due = n + time.Duration(iv*1e9)
 	ts.planned = float32(iv)
 	if ts.backlog || ts.fails > 0 {

@@ -33,7 +33,7 @@ func (p *tokenPool) setShares(shares map[string]float64) {
 		if f == t.share {
 			continue
 		}
-		t.refill(now)
+		t.refill(now, p.payEnd)
 		old := t.rate
 		t.share = f
 		t.rate = f * float64(t.limit) / p.window.Seconds()
@@ -44,7 +44,7 @@ func (p *tokenPool) setShares(shares map[string]float64) {
 			p.rateSum = max(0, p.rateSum+t.rate-old)
 		}
 		if t.hidx >= 0 {
-			t.computeReady()
+			t.computeReady(p.payEnd)
 			p.heap.Fix(t.hidx)
 		}
 		p.log.Debug("token share set", "token", t.idx, "fingerprint", t.fp, "share", f)

@@ -95,3 +95,33 @@ func TestPerTagSeriesAreCapped(t *testing.T) {
 			slices.Equal(keys(tagSeries(t, reg, "tagstream_tag_poll_interval_seconds")), []string{"fourth", "second"})
 	})
 }
+
+// TestPerTagSeriesGoWithATagRemovedInFlight removes a tag with series of its own while its poll is in flight:
+// the series go at once, and a tag added right after takes its place (before, the slot stayed taken until the
+// poll was done, and the added tag never got series: TestPerTagSeriesAreCapped failed now and then).
+func TestPerTagSeriesGoWithATagRemovedInFlight(t *testing.T) {
+	cfg := Config{BaseURL: "https://api.instagram.invalid/v1", Tags: []string{"first", "second"}, TagMetrics: 2,
+		Tokens: []Token{{Value: "metrics-tok-2"}}}
+	reg := prometheus.NewRegistry()
+	p, err := New(cfg, &memPublisher{}, checkpoint.NewMemory(), nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	first, _ := p.sched.popDue(p.clk.mono() + time.Hour) // as the dispatcher does: the tag's poll is in flight
+	p.mu.Unlock()
+	p.RemoveTag(first.name)
+	if err := p.AddTag("third"); err != nil {
+		t.Fatal(err)
+	}
+	got := tagSeries(t, reg, "tagstream_tag_last_poll_timestamp_seconds")
+	if _, ok := got["third"]; !ok || len(got) != 2 {
+		t.Errorf("tags with series %v, want the one left and third", got)
+	}
+	p.mu.Lock()
+	p.sched.done(first, observation{head: true, first: true}, p.clk.mono()+time.Hour) // the poll ends: dropped
+	p.mu.Unlock()
+	if got := tagSeries(t, reg, "tagstream_tag_last_poll_timestamp_seconds"); len(got) != 2 {
+		t.Errorf("after the removed tag's poll: tags with series %v, want two", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -270,5 +271,155 @@ func TestBudgetUseCoversTheLastMinute(t *testing.T) {
 		if use := p.budgetUse(clock.mono()); use < st.want-0.05 || use > st.want+0.05 {
 			t.Errorf("%s: budget use %.3f, want %.2f", st.name, use, st.want)
 		}
+	}
+}
+
+// windowAPI counts one token's requests over a sliding window as the API does and tells the pool what is left.
+type windowAPI struct {
+	limit  int
+	window time.Duration
+	sent   []time.Duration // monotonic readings, oldest first
+}
+
+// answer counts a request at now and returns X-Ratelimit-Remaining, or -1 when the request is over the limit.
+func (w *windowAPI) answer(now time.Duration) int {
+	for len(w.sent) > 0 && w.sent[0] <= now-w.window {
+		w.sent = w.sent[1:]
+	}
+	if len(w.sent) >= w.limit {
+		return -1
+	}
+	w.sent = append(w.sent, now)
+	return w.limit - len(w.sent)
+}
+
+// TestStartBurstNeverExceedsTheWindow checks the start burst of a token: while open it hands out its credit
+// (1 % of its limit) beyond its bucket, and every window of the API, one that starts before the burst, during it
+// or after it, holds no more than the limit: the credit spent is paid back, evenly, before the first window ends.
+// The token never stops for longer than its reserve takes to refill (the stop near the end of the first window
+// that the cap of X-Ratelimit-Remaining makes without a burst too; without the payback, that cap would keep the
+// window within the limit by stopping the token for the credit's worth as well). A window after the burst still
+// holds at least 97 % of the limit.
+func TestStartBurstNeverExceedsTheWindow(t *testing.T) {
+	const limit = 3600
+	clock := newFakeClock()
+	p, _ := newTestPool(t, clock, limit, "a")
+	api := &windowAPI{limit: limit, window: time.Hour}
+	p.openBurst()
+	var at []time.Duration
+	step := 100 * time.Millisecond
+	for i := 0; clock.mono() < 3*time.Hour; i++ {
+		if clock.mono() >= 20*time.Second {
+			p.closeBurst(clock.mono())
+		}
+		for {
+			tk, _ := p.tryAcquire(clock.mono())
+			if tk == nil {
+				break
+			}
+			rem := api.answer(clock.mono())
+			if rem < 0 {
+				t.Fatalf("a request at %s over the API's limit", clock.mono())
+			}
+			at = append(at, clock.mono())
+			p.observe(tk, limit, rem)
+		}
+		clock.Advance(step)
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i] - at[i-1]; gap > time.Duration(reserveOf(limit)+tokenBurst+2)*time.Second {
+			t.Fatalf("the token stopped for %s at %s", gap, at[i-1])
+		}
+	}
+	first := 0
+	for _, a := range at {
+		if a < 10*time.Second {
+			first++
+		}
+	}
+	if want := tokenBurst + 10 + limit/100; first < want-1 {
+		t.Errorf("%d requests in the first 10 s, want the bucket, the refill and the credit: %d", first, want)
+	}
+	// Every window [s, s+1h) for s on a 10 s grid, and the one that starts just after the burst.
+	for s := time.Duration(0); s+time.Hour <= 3*time.Hour; s += 10 * time.Second {
+		n := 0
+		for _, a := range at {
+			if a >= s && a < s+time.Hour {
+				n++
+			}
+		}
+		if n > limit {
+			t.Fatalf("the window from %s holds %d requests, over the limit %d", s, n, limit)
+		}
+		if s >= 20*time.Second && s <= 2*time.Hour && float64(n) < 0.97*limit {
+			t.Errorf("the window from %s holds %d requests, want at least 97 %% of %d", s, n, limit)
+		}
+	}
+}
+
+// TestStartBurstNeedsAnEmptyWindow checks that a token whose first answer shows requests this pool did not send
+// (a restart within the hour, another client) loses its start credit, and that a closed burst does not open again.
+func TestStartBurstNeedsAnEmptyWindow(t *testing.T) {
+	clock := newFakeClock()
+	p, _ := newTestPool(t, clock, 3600, "a", "b")
+	p.openBurst()
+	if c := p.burstCredit(); c != 72 {
+		t.Fatalf("credit %v, want 36 per token", c)
+	}
+	a, _ := p.tryAcquire(clock.mono())
+	p.observe(a, 3600, 3600-1-500) // 500 requests of someone else in the window
+	if c := p.burstCredit(); c != 36 {
+		t.Errorf("credit %v after a token's window showed others' requests, want the other token's 36", c)
+	}
+	b := p.tokens[1-a.idx]
+	b.level = 0
+	p.observe(b, 3600, 3600) // nothing sent yet: the window is empty
+	if got, _ := take(p, clock, 100); len(got) != 36+tokenBurst-1 {
+		t.Errorf("%d requests at once, want the first token's bucket (less one) and the second's credit", len(got))
+	}
+	if !p.closeBurst(clock.mono()) || p.closeBurst(clock.mono()) {
+		t.Error("closeBurst: want true once, then false")
+	}
+	p.openBurst()
+	if c := p.burstCredit(); c != 0 {
+		t.Errorf("credit %v after the burst closed, want 0", c)
+	}
+	if r, want := p.sustainableRate(), 2-36.0/3600; math.Abs(r-want) > 1e-6 {
+		t.Errorf("sustainable rate %v while the credit is paid back, want %v", r, want)
+	}
+}
+
+// TestStartBurstClosedLateDoesNotStopTheToken closes a start burst just before the end of its window (a stalled
+// process, or a test's one-second window): the payback is capped at half the token's rate, so the token keeps
+// being ready at least at half its pace instead of waiting an hour, and the pool closes a burst a quarter of the
+// window after it opened by itself.
+func TestStartBurstClosedLateDoesNotStopTheToken(t *testing.T) {
+	clock := newFakeClock()
+	cfg := Config{BaseURL: "https://h/v1", RequestsPerHour: 5000, RateWindow: time.Second, Clock: clock.Now,
+		BackoffInitial: time.Second, BackoffMax: time.Minute, Tokens: []Token{{Value: "a"}}}
+	cfg, err := cfg.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := newMetrics(nil)
+	p := newTokenPool(cfg, clock.clock(), slog.New(slog.DiscardHandler), m)
+	p.openBurst()
+	if got, _ := take(p, clock, 1000); len(got) != tokenBurst+50 {
+		t.Fatalf("%d requests at once, want the bucket and the credit of 50", len(got))
+	}
+	clock.Advance(999 * time.Millisecond)
+	p.closeBurst(clock.mono())
+	take(p, clock, 10000)
+	_, next := p.tryAcquire(clock.mono())
+	if wait := next - clock.mono(); wait > time.Millisecond {
+		t.Errorf("the token is next ready in %s, want within a millisecond (half its rate at least)", wait)
+	}
+
+	p = newTokenPool(cfg, clock.clock(), slog.New(slog.DiscardHandler), m)
+	p.openBurst()
+	clock.Advance(300 * time.Millisecond)
+	take(p, clock, 10000)
+	if open, _ := p.burstOpenSince(); open || p.burstCredit() != 0 {
+		t.Errorf("a quarter of the window after the open: burst open %v, credit %v; want closed, 0", open, p.burstCredit())
 	}
 }

@@ -133,6 +133,21 @@ func (v *virtualAPI) stats() (requests, limited int) {
 	return v.requests, v.limited
 }
 
+// sentBetween counts the requests of every token in [from, to) that are still in their window.
+func (v *virtualAPI) sentBetween(from, to time.Time) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for _, tok := range v.tokens {
+		for _, at := range tok.sent {
+			if !at.Before(from) && at.Before(to) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // RoundTrip answers GET {base}/tags/{tag}/media/recent.
 func (v *virtualAPI) RoundTrip(req *http.Request) (*http.Response, error) {
 	if v.latency > 0 {

@@ -141,3 +141,71 @@ func TestVirtualCompressedHourSpendsTheBudgetWithoutRateLimitAnswers(t *testing.
 		})
 	}
 }
+
+// TestStartBurstSpeedsTheFirstRound runs a cold start of 100 tags on one token of 3,600 requests an hour: the
+// start burst's credit (36 requests) pays for part of the first round, which then ends after about
+// (100 - 36) / 0.9 = 71 s instead of 100 / 0.9 = 111 s at the first round's budget alone, with no rate-limit
+// answer, and the burst closes once every tag was polled.
+func TestStartBurstSpeedsTheFirstRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rates := map[string]float64{}
+		for i := range 100 {
+			rates[fmt.Sprintf("tag%03d", i)] = 0.01
+		}
+		w := virtualWorkload{rates: rates, tokens: 1, limit: 3600, window: time.Hour, latency: 5 * time.Millisecond, seed: 1}
+		r, stop := startVirtual(t, w, nil)
+		defer stop()
+		var done time.Duration
+		for done == 0 && time.Since(r.started) < 3*time.Minute {
+			time.Sleep(time.Second)
+			r.p.mu.Lock()
+			if r.p.sched.fresh == 0 {
+				done = time.Since(r.started)
+			}
+			r.p.mu.Unlock()
+		}
+		time.Sleep(2 * time.Second) // the maintenance loop closes the burst within a second
+		open, _ := r.p.pool.burstOpenSince()
+		_, limited := r.api.stats()
+		t.Logf("first round done after %s", done)
+		if done == 0 || done > 85*time.Second {
+			t.Errorf("the first round took %s, want about 71 s (111 s without the start burst)", done)
+		}
+		if limited != 0 || open {
+			t.Errorf("%d rate-limit answers, burst still open %v; want none, closed", limited, open)
+		}
+	})
+}
+
+// TestStartBurstIsDroppedAfterARestart restarts the poller two minutes into a ten-minute window: the tokens'
+// windows hold the first process's requests, so the API's first answers show requests the new pool did not send,
+// the tokens lose their start credit, and the burst closes within seconds instead of lasting the first round;
+// no rate-limit answer comes.
+func TestStartBurstIsDroppedAfterARestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rates := map[string]float64{}
+		for i := range 200 {
+			rates[fmt.Sprintf("tag%03d", i)] = 0.01
+		}
+		w := virtualWorkload{rates: rates, tokens: 2, limit: 600, window: 10 * time.Minute, latency: 5 * time.Millisecond, seed: 1}
+		store := checkpoint.NewMemory()
+		r, stop := startVirtual(t, w, store)
+		time.Sleep(2 * time.Minute)
+		stop()
+		r2, stop2 := restartVirtual(t, w, r.api, r.pub, store)
+		defer stop2()
+		time.Sleep(3 * time.Second)
+		open, _ := r2.p.pool.burstOpenSince()
+		r2.p.mu.Lock()
+		fresh, spread := r2.p.sched.fresh, r2.p.sched.firstSpread
+		r2.p.mu.Unlock()
+		if open || fresh == 0 || spread != 0 {
+			t.Errorf("3 s after the restart: burst open %v with %d tags never polled, second polls spread over %v of the interval; "+
+				"want it closed before the round ends, second polls as any other", open, fresh, spread)
+		}
+		time.Sleep(3 * time.Minute)
+		if _, limited := r2.api.stats(); limited != 0 {
+			t.Errorf("%d rate-limit answers, want none", limited)
+		}
+	})
+}
