@@ -389,10 +389,13 @@ func TestKafkaSurvivesBrokerRestartMidStream(t *testing.T) {
 // checks that every event arrived (at least once, in order per tag once de-duplicated by ce_id).
 func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int) []*kgo.Record) {
 	t.Helper()
-	rs := tagStream{tags: []string{"one", "two"}, batches: 30, perBatch: 33, captionBytes: 500, restartAfter: 4, mayEndEarly: true,
+	rs := tagStream{tags: []string{"one", "two"}, batches: 8, perBatch: 33, captionBytes: 500, restartAfter: 4, afterRestart: 4,
 		timeout: 90 * time.Second}
-	rs.run(t, p, restart)
-	total := rs.total()
+	calls := rs.run(t, p, restart)
+	total := 0
+	for _, n := range calls {
+		total += n * rs.perBatch
+	}
 	recs := read(total)
 	seen := map[string]bool{}
 	next := map[string]int{}
@@ -412,7 +415,8 @@ func restartDuringStream(t *testing.T, p *Kafka, restart func(), read func(n int
 	if len(seen) != total {
 		t.Fatalf("%d distinct events arrived, want %d", len(seen), total)
 	}
-	t.Logf("%d records for %d events (%d duplicates from retried writes)", len(recs), total, len(recs)-total)
+	t.Logf("%d records for %d events in %v Publish calls per tag (%d duplicates from retried writes)", len(recs), total,
+		calls, len(recs)-total)
 }
 
 // TestKafkaSurvivesRealBrokerRestart stops and restarts a real Apache Kafka broker in the middle of a stream. It
