@@ -164,11 +164,41 @@ func newTagstream(t *testing.T, s *sim, o tagstreamOptions) *tagstream {
 	return ts
 }
 
-// start starts the binary and waits until /readyz answers 200.
+// start starts the binary and waits until /readyz answers 200. A metrics port that another process took between
+// testkit.FreeAddr and the bind (other packages' tests run at the same time) is replaced by a new one, twice at most.
 func (ts *tagstream) start() {
 	ts.t.Helper()
-	ts.launch()
+	for attempt := 1; ; attempt++ {
+		ts.launch()
+		if attempt == 3 || !ts.metricsPortTaken(60*time.Second) {
+			break
+		}
+		ts.t.Logf("metrics address %s was taken before tagstream bound it: trying another", ts.metricsAddr)
+		old := ts.metricsAddr
+		ts.metricsAddr = testkit.FreeAddr(ts.t)
+		for i, a := range ts.args {
+			if a == old {
+				ts.args[i] = ts.metricsAddr
+			}
+		}
+	}
 	ts.waitReady(60 * time.Second)
+}
+
+// metricsPortTaken waits until the process is ready or has exited, and reports whether it exited because its
+// metrics address was in use.
+func (ts *tagstream) metricsPortTaken(timeout time.Duration) bool {
+	var taken bool
+	testkit.Eventually(ts.t, timeout, "tagstream to be ready or to exit", func() bool {
+		if !ts.proc.running() {
+			tail := ts.logTail(3)
+			taken = ts.proc.exitCode() == 2 && strings.Contains(tail, "metrics-addr") && strings.Contains(tail, "address already in use")
+			return true
+		}
+		code, _ := ts.readyz()
+		return code == http.StatusOK
+	})
+	return taken
 }
 
 // launch starts the binary without waiting for anything.
