@@ -62,10 +62,13 @@ type reportSource interface {
 }
 
 // instanceSource reads the /status of one running tagstream.
-type instanceSource struct{ addr string }
+type instanceSource struct {
+	addr   string
+	client *http.Client // statusClient
+}
 
 func (s instanceSource) Report(ctx context.Context) (status.Report, error) {
-	return status.Fetch(ctx, &http.Client{}, s.addr)
+	return status.Fetch(ctx, s.client, s.addr)
 }
 
 func (s instanceSource) String() string {
@@ -94,10 +97,14 @@ func runStatus(c *cli, args []string) int {
 	if *timeout <= 0 {
 		return c.configFailure(&config.Error{Key: "timeout", Origin: "--timeout", Problem: "must be positive"})
 	}
+	client, err := statusClient(cfg)
+	if err != nil {
+		return c.configFailure(&config.Error{Key: "ca-file", Problem: err.Error()})
+	}
 	addrFlag := false
 	fs.Visit(func(f *flag.Flag) { addrFlag = addrFlag || f.Name == "metrics-addr" })
 	if cfg.Group != "" && !addrFlag {
-		return c.statusGroup(cfg, *timeout, *asJSON)
+		return c.statusGroup(cfg, client, *timeout, *asJSON)
 	}
 	if cfg.MetricsAddr == "" {
 		return c.configFailure(&config.Error{Key: "metrics-addr", Problem: "status reads a running tagstream's /status: " +
@@ -107,7 +114,7 @@ func runStatus(c *cli, args []string) int {
 	if _, err := status.StatusURL(cfg.MetricsAddr); err != nil {
 		return c.configFailure(&config.Error{Key: "metrics-addr", Problem: err.Error()})
 	}
-	var src reportSource = instanceSource{addr: cfg.MetricsAddr}
+	var src reportSource = instanceSource{addr: cfg.MetricsAddr, client: client}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	r, err := src.Report(ctx)
@@ -138,7 +145,7 @@ func runStatus(c *cli, args []string) int {
 }
 
 // statusGroup prints the group of cfg as its buckets hold it.
-func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool) int {
+func (c *cli) statusGroup(cfg *config.Config, client *http.Client, timeout time.Duration, asJSON bool) int {
 	urls, err := config.ParseNATSURLs(cfg.NATSURL)
 	if err != nil {
 		return c.configFailure(&config.Error{Key: "nats-url", Problem: err.Error()})
@@ -181,10 +188,6 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 			"(two of three servers up)?\n", cfg.Group, nc.ConnectedUrlRedacted(), dialCause(err, timeout))
 		return exitUnreachable
 	}
-	client, err := statusClient(cfg)
-	if err != nil {
-		return c.configFailure(&config.Error{Key: "ca-file", Problem: err.Error()})
-	}
 	askMembers(&rep, client, timeout)
 	if asJSON {
 		return c.printJSON(rep)
@@ -195,8 +198,8 @@ func (c *cli) statusGroup(cfg *config.Config, timeout time.Duration, asJSON bool
 	return exitOK
 }
 
-// statusClient returns the client that asks members' /status: https URLs (a member behind a TLS proxy) are
-// trusted by the system roots and, as for the API and the broker, ca-file.
+// statusClient returns the client that asks an instance's or the members' /status: https URLs (tagstream behind a
+// TLS proxy) are trusted by the system roots and, as for the API and the broker, ca-file.
 func statusClient(cfg *config.Config) (*http.Client, error) {
 	if cfg.CAFile == "" {
 		return &http.Client{}, nil

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -438,5 +441,28 @@ func TestStatusOfAGroupSaysWhatIsWrong(t *testing.T) {
 				t.Errorf("exit %d (want %d), stderr:\n%s\nwant it to say %q", r.code, tt.code, r.stderr, tt.want)
 			}
 		})
+	}
+}
+
+// TestStatusAsksAnInstanceBehindTLSTrustingCAFile asks a running tagstream through a TLS proxy (--metrics-addr
+// https://...): with ca-file holding the proxy's CA it answers; without, nothing is trusted.
+func TestStatusAsksAnInstanceBehindTLSTrustingCAFile(t *testing.T) {
+	t.Parallel()
+	p := startPipeline(t, "sunset")
+	target := &url.URL{Scheme: "http", Host: p.StatusAddr()}
+	proxy := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }})
+	t.Cleanup(proxy.Close)
+	ca := filepath.Join(t.TempDir(), "proxy-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: proxy.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, nil, "status", "--metrics-addr", proxy.URL, "--json"); r.code != exitUnreachable ||
+		!strings.Contains(r.stderr, "certificate") {
+		t.Errorf("without ca-file: exit %d, stderr %q; want %d and a certificate error", r.code, r.stderr, exitUnreachable)
+	}
+	r := run(t, nil, "status", "--metrics-addr", proxy.URL, "--ca-file", ca, "--json")
+	var rep struct{ Tags []struct{ Tag string } }
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil || len(rep.Tags) != 1 || rep.Tags[0].Tag != "sunset" {
+		t.Errorf("with ca-file: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 }

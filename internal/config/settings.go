@@ -206,7 +206,7 @@ var settings = []*setting{
 	// Upstream API.
 	str("api-url", GroupAPI, "base URL of the Instagram v1 API (https; http only for loopback or with allow-insecure-http)", func(c *Config) *string { return &c.APIURL }),
 	boolean("allow-insecure-http", GroupAPI, "allow a plain-http api-url on a non-loopback host (tokens travel in clear)", func(c *Config) *bool { return &c.AllowInsecureHTTP }),
-	str("ca-file", GroupAPI|GroupSink|GroupCluster, "PEM file of an extra CA to trust (the API; with TLS, the broker; for status --group, members' https status URLs)", func(c *Config) *string { return &c.CAFile }),
+	str("ca-file", GroupAPI|GroupSink|GroupCluster, "PEM file of an extra CA to trust (the API; with TLS, the broker; for status, https status URLs)", func(c *Config) *string { return &c.CAFile }),
 	list("tags", GroupAPI, "comma-separated tags to follow, without '#'", func(c *Config) *[]string { return &c.Tags }),
 	str("tokens-file", GroupAPI, "file with one access token per line ('client_id:' prefix for a client id, '#' comments); or set TAGSTREAM_TOKENS", func(c *Config) *string { return &c.TokensFile }),
 	boolean("allow-shared-tokens-file", GroupAPI, "accept a tokens file that group or others can read (only a warning)", func(c *Config) *bool { return &c.AllowSharedTokens }),
