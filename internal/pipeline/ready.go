@@ -53,10 +53,11 @@ func (p *Pipeline) brokerReady(ctx context.Context) error {
 	return p.red.Error(s.ready(ctx))
 }
 
-// storeReady reads a key of a tag that is never polled: cheap for any number of tags.
+// storeReady reads a key of a tag that is never polled: cheap for any number of tags. While the NATS connection of
+// the JetStream KV store is down it answers at once.
 func (p *Pipeline) storeReady(ctx context.Context) error {
 	p.mu.Lock()
-	store, dialErr, closed := p.store, p.dialErr, p.closed
+	store, dialErr, closed, js := p.store, p.dialErr, p.closed, p.js
 	p.mu.Unlock()
 	switch {
 	case closed:
@@ -65,6 +66,9 @@ func (p *Pipeline) storeReady(ctx context.Context) error {
 		return fmt.Errorf("not open: cannot reach %s", p.brokerAddr())
 	case store == nil:
 		return errors.New("not open")
+	case js != nil && !js.Conn().IsConnected():
+		// A read would wait in the client's reconnect buffer until the check times out: say why at once.
+		return fmt.Errorf("not connected to %s", p.brokerAddr())
 	}
 	_, _, err := store.Get(ctx, "_tagstream_readyz")
 	return p.red.Error(err)
