@@ -54,7 +54,7 @@ func Check(ctx context.Context, cfg *config.Config, deps Deps) []CheckResult {
 		}
 		return r
 	}
-	pc := pollerConfig(cfg, deps.RateWindow)
+	pc := pollerConfig(cfg, deps)
 	var grp *CheckResult
 	if cfg.Group != "" {
 		detail, tag, err := checkGroupAndTag(ctx, cfg, logger)

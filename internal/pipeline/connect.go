@@ -129,7 +129,7 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 	if p.deps.WrapPublisher != nil {
 		pub = p.deps.WrapPublisher(pub)
 	}
-	pc := pollerConfig(cfg, p.deps.RateWindow)
+	pc := pollerConfig(cfg, p.deps)
 	if coord != nil {
 		// The group assigns the tags (the configured ones are added to its set), fences the polls by the
 		// membership lease and hears of the tags another member took.

@@ -15,9 +15,10 @@ import (
 // This file is the one translation of the settings into the libraries' configurations. run, check, tail and the
 // demo all go through it, so that what check approves is what run builds.
 
-// pollerConfig maps the settings onto the poller's configuration. rateWindow, when not zero, overrides the
-// rate-window setting (Deps.RateWindow, for tests).
-func pollerConfig(cfg *config.Config, rateWindow time.Duration) poller.Config {
+// pollerConfig maps the settings onto the poller's configuration. deps.RateWindow and deps.APIBackoff, when not
+// zero, override the rate-window setting and the poller's backoff (for tests).
+func pollerConfig(cfg *config.Config, deps Deps) poller.Config {
+	rateWindow := deps.RateWindow
 	if rateWindow == 0 {
 		rateWindow = cfg.RateWindow
 	}
@@ -37,6 +38,8 @@ func pollerConfig(cfg *config.Config, rateWindow time.Duration) poller.Config {
 		ShutdownTimeout:   cfg.ShutdownTimeout,
 		Source:            cfg.Source,
 		AttachRaw:         cfg.AttachRaw,
+		BackoffInitial:    deps.APIBackoff.Initial,
+		BackoffMax:        deps.APIBackoff.Max,
 	}
 	// The start setting is validated by config; "now" and durations refer to the process start (Load).
 	at := cfg.StartedAt

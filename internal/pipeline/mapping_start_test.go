@@ -25,7 +25,7 @@ func TestPollerConfigMapsTheStartSetting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Defaults()
 			cfg.Start, cfg.StartedAt = tc.start, loaded
-			pc := pollerConfig(&cfg, 0)
+			pc := pollerConfig(&cfg, Deps{})
 			if pc.Start != tc.wantStart || !pc.StartTime.Equal(tc.wantTime) {
 				t.Errorf("start %q mapped to %v at %v, want %v at %v", tc.start, pc.Start, pc.StartTime, tc.wantStart, tc.wantTime)
 			}

@@ -55,6 +55,10 @@ type Deps struct {
 	// RateWindow is the window the requests-per-hour budget refers to (poller.Config.RateWindow); 0 means an hour.
 	// A simulator that runs a scaled hour needs the same scale here.
 	RateWindow time.Duration
+	// APIBackoff, when its fields are set, shapes the poller's backoff between retries of a request and between
+	// probes of an API that is down (poller.Config.BackoffInitial and BackoffMax); zero means the poller's defaults
+	// (500 ms up to 60 s). Tests shorten it.
+	APIBackoff struct{ Initial, Max time.Duration }
 	// WrapPublisher, when set, wraps the publisher the poller hands its events to (to observe hand-offs).
 	WrapPublisher func(poller.Publisher) poller.Publisher
 	// DialBackOff returns the backoff between attempts to reach the broker at start-up; nil means exponential

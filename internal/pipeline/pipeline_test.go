@@ -87,13 +87,16 @@ func newFixture(t *testing.T, edit func(*config.Config), tags ...string) *fixtur
 	return f
 }
 
-// deps are the dependencies of the fixture's pipelines: the log goes to f.logs, broker dials retry every 20 ms.
+// deps are the dependencies of the fixture's pipelines: the log goes to f.logs, broker dials retry every 20 ms,
+// and the poller's retries and probes of a failing API start at 20 ms and wait at most 200 ms.
 func (f *fixture) deps() Deps {
-	return Deps{
+	d := Deps{
 		Logger:      slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:     "test",
 		DialBackOff: func() backoff.BackOff { return backoff.NewConstantBackOff(20 * time.Millisecond) },
 	}
+	d.APIBackoff.Initial, d.APIBackoff.Max = 20*time.Millisecond, 200*time.Millisecond
+	return d
 }
 
 // running is a pipeline whose Run goroutine the test controls.
