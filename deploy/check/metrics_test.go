@@ -285,7 +285,8 @@ func scrapeDemo(t *testing.T, bin string) map[string]*family {
 	t.Helper()
 	addr := freeAddr(t)
 	out, exited, wait := runBinary(t, bin, "demo", "--duration", "10m", "--plain", "--refresh", "1h", "--drain", "1s",
-		"--tokens", "2", "--seed", "14", "--log-level", "warn", "--metrics-addr", addr)
+		"--tokens", "2", "--requests-per-hour", "36000", "--rate-scale", "4", "--seed", "14", "--log-level", "warn",
+		"--metrics-addr", addr) // a larger budget and rates: the first polls and the first events come sooner
 	return scrapeUntil(t, addr, "media published by the demo on its /metrics", out, exited, wait, func(fams map[string]*family) bool {
 		return sample(fams, "tagstream_media_published_total", "tagstream_media_published_total") > 0 &&
 			sample(fams, "tagstream_post_to_publish_seconds", "tagstream_post_to_publish_seconds_count") > 0 &&
