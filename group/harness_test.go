@@ -30,8 +30,9 @@ var (
 	sharedRoot    string
 )
 
-// TestMain stops the shared cluster and removes its stores after the tests.
+// TestMain runs four tests at a time, and stops the shared cluster and removes its stores after the tests.
 func TestMain(m *testing.M) {
+	testkit.ParallelWaiters(4) // the tests mostly wait for leases and hand-overs
 	code := m.Run()
 	if sharedCluster != nil {
 		for i := range 3 {

@@ -2,8 +2,10 @@ package group
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -53,6 +55,12 @@ func RemoveTags(ctx context.Context, js jetstream.JetStream, group string, tags 
 
 // ListTags returns group's set of tags, sorted (removed tags whose cursors are still kept are not listed). It fails
 // with ErrNoGroup when the group does not exist.
+//
+// It reads the set through a watch, which marks the end of the current values with a nil entry. That marker can
+// come early: nats.go sends it when the consumer's pending count, a snapshot that can lag on a clustered bucket,
+// says nothing is left, or when deliveries stall for the JetStream timeout. So ListTags first asks the stream which
+// tag keys it holds (deleted ones included: a delete leaves a marker) and reads on until it has seen each of them,
+// failing after listEndWait without a new key rather than returning part of the set.
 func ListTags(ctx context.Context, js jetstream.JetStream, group string) ([]string, error) {
 	if err := checkArgs(js, group, nil); err != nil {
 		return nil, err
@@ -61,23 +69,58 @@ func ListTags(ctx context.Context, js jetstream.JetStream, group string) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	w, err := state.Watch(ctx, prefixTag+">", jetstream.IgnoreDeletes())
+	fail := func(err error) ([]string, error) { return nil, fmt.Errorf("group: list tags of %s: %w", group, err) }
+	stream, err := js.Stream(ctx, "KV_"+state.Bucket())
 	if err != nil {
-		return nil, fmt.Errorf("group: list tags of %s: %w", group, err)
+		return fail(err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("$KV."+state.Bucket()+"."+prefixTag+">"))
+	if err != nil {
+		return fail(err)
+	}
+	// The keys that existed before the watch: it delivers each of them (or a newer value) before its end.
+	missing := make(map[string]bool, len(info.State.Subjects))
+	prefix := "$KV." + state.Bucket() + "."
+	for subj := range info.State.Subjects {
+		missing[strings.TrimPrefix(subj, prefix)] = true
+	}
+	w, err := state.Watch(ctx, prefixTag+">")
+	if err != nil {
+		return fail(err)
 	}
 	defer w.Stop()
 	tags := []string{}
+	seen := make(map[string]bool, len(missing))
+	ended := false // the watch sent its end marker
+	stall := time.NewTimer(listEndWait)
+	defer stall.Stop()
 	for {
+		if ended && len(missing) == 0 {
+			slices.Sort(tags)
+			return tags, nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-stall.C:
+			return fail(fmt.Errorf("the watch delivered %d tag keys, %d fewer than the stream holds, and then nothing for %s",
+				len(seen), len(missing), listEndWait))
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("group: list tags of %s: watch ended early", group)
+				return fail(errors.New("watch ended early"))
 			}
 			if e == nil {
-				slices.Sort(tags)
-				return tags, nil
+				ended = true
+				continue
+			}
+			stall.Reset(listEndWait)
+			if seen[e.Key()] {
+				continue // a change made after the watch started: the set as of the start is what is listed
+			}
+			seen[e.Key()] = true
+			delete(missing, e.Key())
+			if e.Operation() != jetstream.KeyValuePut {
+				continue // deleted
 			}
 			_, rest := splitKey(e.Key())
 			tag, ok := keyTag(rest)
@@ -90,6 +133,10 @@ func ListTags(ctx context.Context, js jetstream.JetStream, group string) ([]stri
 		}
 	}
 }
+
+// listEndWait is how long ListTags waits for the next tag key when the watch has delivered fewer keys than the
+// stream holds.
+const listEndWait = 10 * time.Second
 
 func checkArgs(js jetstream.JetStream, group string, tags []string) error {
 	if js == nil {

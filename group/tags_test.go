@@ -74,6 +74,24 @@ func TestTagSetFunctions(t *testing.T) {
 			t.Fatalf("after adding tea again: %v", got)
 		}
 	})
+	t.Run("a tag key deleted by the clean-up leaves a marker that is not listed", func(t *testing.T) {
+		state, err := openState(ctx, js, set, 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := state.Delete(ctx, prefixTag+tagKey("tea")); err != nil { // what reconcile does after Retention
+			t.Fatal(err)
+		}
+		// ListTags waits for every key the stream holds, the marker included: were deletes not read, it would
+		// fail after listEndWait.
+		got, err := ListTags(ctx, js, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"café", "coffee"}; !slices.Equal(got, want) {
+			t.Fatalf("ListTags = %v, want %v", got, want)
+		}
+	})
 }
 
 func TestTagsChangeWhileMembersRun(t *testing.T) {
