@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 // The tests of this file run the built binary as a user would: signals, restarts on the same state, the status

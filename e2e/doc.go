@@ -6,13 +6,14 @@
 // restarts on the same state, a broker absent at start-up, tail, the demo, version) run the same binary
 // (cli_test.go), and readme_test.go runs the README's commands as written; what needs no process of its own is tested in-process in cmd/tagstream and internal/pipeline.
 //
-// The tests run only when TAGSTREAM_INTEGRATION is set (scripts/test.sh sets it after starting the brokers); then
-// TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN and TAGSTREAM_KAFKA_HOME must be set too, or
-// the package fails naming the missing variable. Each JetStream test starts its own nats-server process from
+// The tests are built only with the integration build tag (scripts/test.sh runs go test -tags integration after
+// starting the brokers), so that the unit run, go test ./..., neither links nor starts this package's binary. Built
+// with the tag, the package needs TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN and
+// TAGSTREAM_KAFKA_HOME, and fails naming the missing variable. Each JetStream test starts its own nats-server process from
 // TAGSTREAM_NATS_SERVER_BIN (so that it can be killed and restarted); Kafka tests use TAGSTREAM_KAFKA_BROKERS with a
 // topic of their own, except the broker-restart test, which starts a private Kafka from TAGSTREAM_KAFKA_HOME so
 // that restarting it cannot disturb other packages' tests.
 //
-//	. /tmp/tagstream-brokers/env && go test -race -count=1 ./e2e/
+//	. /tmp/tagstream-brokers/env && go test -race -count=1 -tags integration ./e2e/
 //	TAGSTREAM_E2E_RACE=0   builds the binary without the race detector
 package e2e

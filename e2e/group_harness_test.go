@@ -1,3 +1,5 @@
+//go:build integration
+
 package e2e
 
 // The harness of the group tests (group_test.go): several tagstream binaries in one group (--group) on the
@@ -370,7 +372,7 @@ type groupTestOptions struct {
 // replicas; the bucket keeps 64 revisions per key) under names unique to this run, removed at the end.
 func newGroupTestEnv(t *testing.T, o groupTestOptions) *groupTestEnv {
 	t.Helper()
-	cl := groupkit.NeedCluster(t, true) // the package runs only under TAGSTREAM_INTEGRATION (main_test.go)
+	cl := groupkit.NeedCluster(t, true) // the package is built only for the integration run (-tags integration)
 	if o.Lease == 0 {
 		o.Lease = 3 * time.Second
 	}

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README; .ci/run calls it). On a fresh machine with Go, Java 17+ and Maven it:
-#   1. checks formatting (gofmt -l) and runs go vet ./...;
+#   1. checks formatting (gofmt -l) and runs go vet -tags integration ./...;
 #   2. builds nats-server and fetches an Apache Kafka 4.x broker from Maven Central into the cache
 #      (${TAGSTREAM_CACHE:-$HOME/.cache/tagstream}; later runs reuse it), starts both on free loopback ports and
 #      waits for a real round trip to each (scripts/brokers.sh);
-#   3. runs go test -race -count=1 ./... with TAGSTREAM_KAFKA_BROKERS, TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN,
-#      TAGSTREAM_KAFKA_HOME, TAGSTREAM_KAFKA_CTL, TAGSTREAM_NATS_CTL, TAGSTREAM_BROKERS_DIR and TAGSTREAM_INTEGRATION=1;
+#   3. runs go test -race -count=1 -tags integration ./... (the tag builds e2e/) with TAGSTREAM_KAFKA_BROKERS,
+#      TAGSTREAM_NATS_URL, TAGSTREAM_NATS_SERVER_BIN, TAGSTREAM_KAFKA_HOME, TAGSTREAM_KAFKA_CTL, TAGSTREAM_NATS_CTL, TAGSTREAM_BROKERS_DIR and TAGSTREAM_INTEGRATION=1;
 #   4. stops both brokers, also when a step fails or on Ctrl-C.
 # A broker that cannot start fails the run with the reason and the tail of its log; nothing is skipped silently.
 #
@@ -36,8 +36,8 @@ if [[ -n "$unformatted" ]]; then
 	exit 1
 fi
 
-say "go vet ./..."
-go vet ./...
+say "go vet -tags integration ./..."
+go vet -tags integration ./...
 
 # Era API clients for testenv's TestEraClient* (python-instagram 1.3.2 in a cached venv; scripts/era-clients.sh).
 say "era clients (scripts/era-clients.sh)"
@@ -81,6 +81,6 @@ say "starting a three-node nats-server cluster (scripts/nats-cluster.sh up $BROK
 # shellcheck disable=SC1091
 . "$BROKERS_DIR/nats-cluster/env"
 
-say "go test -race -count=1 ${PKGS[*]}"
+say "go test -race -count=1 -tags integration ${PKGS[*]}"
 # shellcheck disable=SC2086
-go test -race -count=1 -timeout "${TAGSTREAM_TEST_TIMEOUT:-40m}" ${TAGSTREAM_TEST_FLAGS:-} "${PKGS[@]}"
+go test -race -count=1 -tags integration -timeout "${TAGSTREAM_TEST_TIMEOUT:-40m}" ${TAGSTREAM_TEST_FLAGS:-} "${PKGS[@]}"
