@@ -80,7 +80,7 @@ func TestDemoEndsWithASummaryAndNothingMissing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo runs for several seconds")
 	}
-	r := run(t, nil, "demo", "--duration", "2s", "--seed", "7", "--rate-scale", "8", "--refresh", "500ms")
+	r := run(t, nil, "demo", "--duration", "2s", "--seed", "7", "--rate-scale", "8", "--refresh", "500ms", "--requests-per-hour", "36000")
 	if r.code != 0 {
 		t.Fatalf("demo exited %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
