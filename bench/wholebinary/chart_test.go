@@ -156,12 +156,28 @@ func TestAScaleRunHasOnlyTheBudgetChart(t *testing.T) {
 	t.Parallel() // drawing PNGs is the slowest part of the package
 	cr := syntheticRun()
 	cr.Latency = false
-	paths, err := drawCharts(cr, t.TempDir())
+	dir := t.TempDir()
+	paths, err := writeCharts(cr, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != 1 || !strings.HasSuffix(paths[0], "tiny-file-budget.png") {
-		t.Errorf("paths %v, want the budget chart alone", paths)
+	if len(paths) != 2 || !strings.HasSuffix(paths[1], "tiny-file-budget.png") {
+		t.Fatalf("paths %v, want the data and the budget chart alone", paths)
+	}
+	orig, err := os.ReadFile(paths[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without a directory, replot draws next to the JSON: the same chart, over the first.
+	beside, err := replot(paths[0], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(beside, paths[1:]) {
+		t.Errorf("replot without -charts wrote %v, want %v", beside, paths[1:])
+	}
+	if got, err := os.ReadFile(paths[1]); err != nil || !bytes.Equal(got, orig) {
+		t.Errorf("replot's %s differs from the run's (%v)", paths[1], err)
 	}
 }
 
@@ -221,14 +237,7 @@ func TestReplotDrawsTheSameFigures(t *testing.T) {
 			t.Errorf("replot's %s is not the run's %s", p, paths[i+1])
 		}
 	}
-	// Without a directory, replot draws next to the JSON.
-	beside, err := replot(paths[0], "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(beside, paths[1:]) {
-		t.Errorf("replot without -charts wrote %v, want %v", beside, paths[1:])
-	}
+	// Without a directory replot draws next to the JSON: TestAScaleRunHasOnlyTheBudgetChart.
 }
 
 func TestReplotRefusesWhatIsNotASavedRun(t *testing.T) {
