@@ -353,7 +353,8 @@ func nonPrintable(r rune) bool { return r != ' ' && !unicode.IsPrint(r) || r == 
 // clipWidth cuts s so that it takes at most width terminal cells, at a character boundary and never inside an
 // escape: an ANSI sequence (ESC [ ... final byte) takes no room and is kept whole; a backslash escape of quoted
 // text (\", \\, \n, \xHH, \uHHHH, \UHHHHHHHH) is one unit, kept whole or cut before; wide runes (CJK, emoji) take
-// two cells, combining marks none. A cut line ends with a reset of the colours.
+// two cells, combining marks none. A cut line that holds an escape sequence ends with a reset of the colours; one
+// without (the --plain view, a terminal without colours) is only cut.
 func clipWidth(s string, width int) string {
 	cells := 0
 	for i := 0; i < len(s); {
@@ -369,6 +370,9 @@ func clipWidth(s string, width int) string {
 			unit, w = size, runeCells(r)
 		}
 		if cells+w > width {
+			if strings.IndexByte(s[:i], 0x1b) < 0 {
+				return s[:i]
+			}
 			return s[:i] + plain
 		}
 		cells += w
