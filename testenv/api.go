@@ -475,7 +475,7 @@ func (s *Server) serveRecent(rq *apiRequest, tag string) *apiError {
 	items, newest, oldest := bp.items[:0], "", ""
 	more := false
 	if f := s.feed(tag); f != nil {
-		items, newest, oldest, more = f.page(pq, s.cfg.InclusiveMin, s.cfg.Retention, items)
+		items, newest, oldest, more = f.page(pq, s.cfg.InclusiveMin, s.cfg.Retention, &s.mediaMu, items)
 	}
 	bp.items = items
 	b := bp.body[:0]
@@ -644,7 +644,7 @@ func (s *Server) servePopular(rq *apiRequest) *apiError {
 
 // mediaJSON returns the current JSON of m (it changes when likes change).
 func (s *Server) mediaJSON(m *media) []byte {
-	return m.json()
+	return m.json(&s.mediaMu)
 }
 
 // serveMedia answers GET /v1/media/{id}.
@@ -708,7 +708,7 @@ func (s *Server) serveLikes(rq *apiRequest, id string) *apiError {
 		changed = true
 	}
 	if changed {
-		m.setJSON()
+		m.changed()
 	}
 	s.mediaMu.Unlock()
 	s.reply(rq, http.StatusOK, []byte(`{"meta":{"code":200},"data":null}`), false)

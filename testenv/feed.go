@@ -63,7 +63,6 @@ func (f *feed) appendLocked(now, created time.Time, late bool) (*media, int) {
 		m.cursor = numericCursor(f.nextNum)
 		f.nextNum += 1 + uint64(f.curRNG.IntN(400))
 	}
-	m.setJSON()
 	f.items = append(f.items, m)
 	f.count++
 	f.truths = append(f.truths, Truth{
@@ -110,8 +109,9 @@ type pageQuery struct {
 }
 
 // page selects the items of one page, newest first, and reports whether older items within the bounds remain.
-// The items are copied out under the read lock; their JSON is immutable.
-func (f *feed) page(q pageQuery, inclusive bool, retention int, dst [][]byte) (out [][]byte, newest, oldest string, more bool) {
+// The items are copied out under the read lock; a media's JSON is encoded on first use, under mediaMu (the
+// Server's) for reading, and never changed in place.
+func (f *feed) page(q pageQuery, inclusive bool, retention int, mediaMu *sync.RWMutex, dst [][]byte) (out [][]byte, newest, oldest string, more bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	items := f.items
@@ -137,7 +137,7 @@ func (f *feed) page(q pageQuery, inclusive bool, retention int, dst [][]byte) (o
 		more = true
 	}
 	for i := hi - 1; i >= start; i-- {
-		dst = append(dst, items[i].json())
+		dst = append(dst, items[i].json(mediaMu))
 	}
 	return dst, items[hi-1].cursor, items[start].cursor, more
 }

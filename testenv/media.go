@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -97,7 +98,8 @@ type wireMedia struct {
 	User          wireUser               `json:"user"`
 }
 
-// media is one media in the simulator: its wire form plus the pre-encoded JSON served in pages.
+// media is one media in the simulator: its wire form plus its JSON as served in pages, encoded when first served
+// (most media of a large initial feed never are).
 type media struct {
 	tag     string
 	seq     uint64 // position in its tag's feed (monotonic, never reused)
@@ -107,17 +109,27 @@ type media struct {
 	created time.Time
 	wire    wireMedia              // guarded by Server.mediaMu once published
 	likers  map[int]bool           // credential indexes that liked it; guarded by Server.mediaMu
-	enc     atomic.Pointer[[]byte] // pre-encoded wire form; replaced (never mutated) when likes change
+	enc     atomic.Pointer[[]byte] // encoded wire form, nil until first served and after likes changed
 }
 
-// json returns the pre-encoded JSON of m.
-func (m *media) json() []byte { return *m.enc.Load() }
-
-// setJSON stores the encoding of m.wire.
-func (m *media) setJSON() {
+// json returns the JSON of m, encoding it on first use. mu is the Server's mediaMu, which guards m.wire once m is
+// published; the caller must not hold it.
+func (m *media) json(mu *sync.RWMutex) []byte {
+	if b := m.enc.Load(); b != nil {
+		return *b
+	}
+	mu.RLock()
+	defer mu.RUnlock()
+	if b := m.enc.Load(); b != nil {
+		return *b
+	}
 	b := encodeJSON(&m.wire)
-	m.enc.Store(&b)
+	m.enc.CompareAndSwap(nil, &b) // another reader may have encoded it meanwhile: the same bytes
+	return *m.enc.Load()
 }
+
+// changed drops m's encoding after m.wire changed; the caller holds mediaMu for writing.
+func (m *media) changed() { m.enc.Store(nil) }
 
 // encode returns the JSON of w without HTML escaping (captions keep their markup verbatim).
 func encodeJSON(v any) []byte {
