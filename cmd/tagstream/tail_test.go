@@ -105,7 +105,7 @@ func TestTailReadsWhatThePublishersWrote(t *testing.T) {
 					t.Errorf("tail printed %d events: %s", len(got), out)
 				}
 			}},
-		{"Kafka with --tag keeps one tag and --idle ends when nothing comes", append(kafkaArgs, "--tag", "sunset", "--idle", "300ms"), 4,
+		{"Kafka with --tag keeps one tag and --idle ends when nothing comes", append(kafkaArgs, "--tag", "sunset", "--idle", "2s"), 4, // idle counts from the start: the first fetch must come within it
 			func(t *testing.T, out string) {
 				if strings.Count(out, "#sunset") != 4 {
 					t.Errorf("tail printed:\n%s", out)
