@@ -360,10 +360,11 @@ func TestAssignTokenShares(t *testing.T) {
 		}
 	})
 
-	t.Run("a token paced at a fraction sends that fraction of its limit", func(t *testing.T) {
+	t.Run("a token paced at a fraction sends that fraction of its pace", func(t *testing.T) {
 		var now time.Duration
 		clk := clock{wall: time.Now, elapsed: func() time.Duration { return now }}
-		cfg := Config{RateWindow: time.Second, Tokens: []Token{{Value: tokens[0], RequestsPerHour: 1000}}}
+		// 1,010 a second less the reserve (11) is a pace of 999 a second.
+		cfg := Config{RateWindow: time.Second, Tokens: []Token{{Value: tokens[0], RequestsPerHour: 1010}}}
 		m, err := newMetrics(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -371,8 +372,8 @@ func TestAssignTokenShares(t *testing.T) {
 		pool := newTokenPool(cfg, clk, slog.New(slog.DiscardHandler), m)
 		for _, tc := range []struct {
 			share float64
-			want  int // requests over 10 virtual seconds, at 1000 a second times the share
-		}{{0.25, 2500}, {1, 10000}, {0, 0}} {
+			want  int // requests over 10 virtual seconds, at 999 a second times the share
+		}{{0.25, 2497}, {1, 9990}, {0, 0}} {
 			pool.setShares(map[string]float64{fp1: tc.share})
 			sent := 0
 			end := now + 10*time.Second

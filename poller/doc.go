@@ -29,24 +29,26 @@
 // Retry-After (seconds or an HTTP date) when longer; a rejected token is retired (logged once, counted) and the
 // rest go on. Tokens sit in a heap by the time they are next ready, so taking one costs O(log tokens); when none
 // is ready a request waits on a timer, never spins. The pool's sustainable rate (the sum of the live tokens'
-// limits per window) is the scheduler's budget.
+// paces: limits less reserves, per window) is the scheduler's budget.
 //
 // # Pacing by what the API says is left
 //
 // Each answer's X-Ratelimit-Remaining (per hour, as the real API sent it; per RateWindow in general) caps the
-// token's bucket: after an answer that says R requests are left, the token hands out at most R - reserve before
-// it refills, where the reserve is 1% of the limit and at least two bursts (6 requests; at most half the limit:
-// reserveOf). There is no other margin. The API counts a sliding window, so in steady state a token's window
-// holds about its limit less the reserve and the bucket refills as fast as the window gives requests back: 99%
-// of a 5,000 requests/hour budget is spent, and Remaining hovers at the reserve without reaching 0. The reserve
-// is the safety margin: it covers the requests in flight whose answers have not come yet (at most a burst, or
-// the rate times the round trip), the burst a fresh bucket starts with, and clock and latency differences
-// between the API and the poller, each worth a few requests at these rates. It also makes the pool yield to
-// whatever else spends the same token: another client, or this process before a restart, whose requests are
-// still in the API's window. A token whose Remaining is at or below the reserve waits until its bucket refilled
-// past the difference (one refill interval per request below it), so its rate follows what the window gives
-// back. A rate-limit answer that comes anyway parks the token as above. tagstream_budget_use_ratio shows the
-// share of the allowed requests spent over the last minute, tagstream_token_budget_limit each token's limit.
+// token's bucket: after an answer that says R requests are left, the token hands out at most R - reserve before it
+// refills, where the reserve is 1% of the limit and at least two bursts (6 requests; at most half the limit:
+// reserveOf). There is no other margin. The bucket refills at the limit less the reserve, spread over the window
+// (paceOf), so a token's window holds about its limit less the reserve: 99% of a 5,000 requests/hour budget is
+// spent, Remaining comes down to the reserve without reaching 0, and no token stops at the end of a window (refilled
+// at the whole limit, every token of a cold start reached the reserve 36 s before its first hour ended, all at once,
+// and the sliding window repeated that stop every hour). The reserve is the safety margin: it covers the requests in
+// flight whose answers have not come yet (at most a burst, or the rate times the round trip), the burst a fresh
+// bucket starts with, and clock and latency differences between the API and the poller, each worth a few requests at
+// these rates. It also makes the pool yield to whatever else spends the same token: another client, or this process
+// before a restart, whose requests are still in the API's window. A token whose Remaining is at or below the reserve
+// waits until its bucket refilled past the difference (one refill interval per request below it), so its rate
+// follows what the window gives back. A rate-limit answer that comes anyway parks the token as above.
+// tagstream_budget_use_ratio shows the share of the allowed requests spent over the last minute,
+// tagstream_token_budget_limit each token's limit.
 //
 // Time comes from two clocks. Config.Clock, the wall clock, stamps what people and other systems read: checkpoint
 // times, events, statuses. Everything that waits (due times, token buckets and parking, backoffs) runs on the

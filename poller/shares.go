@@ -36,7 +36,7 @@ func (p *tokenPool) setShares(shares map[string]float64) {
 		t.refill(now, p.payEnd)
 		old := t.rate
 		t.share = f
-		t.rate = f * float64(t.limit) / p.window.Seconds()
+		t.rate = paceOf(t.limit, f, p.window)
 		if f == 0 {
 			t.level = 0
 		}

@@ -52,7 +52,7 @@ type token struct {
 }
 
 // tokenPool hands out tokens so that each stays within its budget: a token bucket per token (a small burst,
-// refilled at the token's limit per window), corrected from the API's X-Ratelimit headers: an answer's Remaining,
+// refilled at the token's limit less its reserve per window: paceOf), corrected from the API's X-Ratelimit headers: an answer's Remaining,
 // less the token's reserve (see reserveOf), caps what the bucket may hand out until it refills, so the pool spends
 // what the API says is left and never the last few requests of a window. A rate-limit answer parks the token
 // (exponential backoff with full jitter, or Retry-After when longer); an invalid-token answer retires it for good.
@@ -119,6 +119,16 @@ func reserveOf(limit int) int {
 	return min(r, limit/2)
 }
 
+// paceOf is the refill rate, in requests per second, of a token with that limit per window of which a share is
+// this process's: the limit less the reserve, spread evenly over the window. Refilled at the whole limit, a token
+// that starts with an empty window reaches the reserve, where X-Ratelimit-Remaining stops it, a reserve's worth of
+// requests before the window ends (36 s for 5,000 an hour), every token of the pool at the same moment, and the
+// sliding window then repeats that stop every window after. Paced at the limit less the reserve, the window holds
+// as much and nothing stops.
+func paceOf(limit int, share float64, window time.Duration) float64 {
+	return share * float64(limit-reserveOf(limit)) / window.Seconds()
+}
+
 // Fingerprint is the first 8 hex digits of the SHA-256 of a token: enough to tell tokens apart in logs, status and
 // metrics, useless to recover one. It is what TokenStatus.Fingerprint holds.
 func Fingerprint(value string) string {
@@ -164,7 +174,7 @@ func newTokenPool(cfg Config, clk clock, log *slog.Logger, m *metrics) *tokenPoo
 			bo:        p.backoff(),
 			hidx:      -1,
 		}
-		tk.rate = float64(limit) / p.window.Seconds()
+		tk.rate = paceOf(limit, 1, p.window)
 		tk.level = min(tokenBurst, float64(limit))
 		tk.ready = now
 		p.tokens = append(p.tokens, tk)
@@ -402,7 +412,7 @@ func (p *tokenPool) observe(t *token, limit, remaining int) {
 		if !t.retired {
 			p.rateSum -= t.rate
 		}
-		t.rate = t.share * float64(limit) / p.window.Seconds()
+		t.rate = paceOf(limit, t.share, p.window)
 		if !t.retired {
 			p.rateSum += t.rate
 		}
@@ -553,9 +563,9 @@ func (p *tokenPool) sustainableRate() float64 {
 // spread evenly. A window that starts during the burst then holds no more than it would without one (the credit
 // spent before it starts is paid back within it as well), and a window that starts after it up to the credit
 // less (that is what a burst costs: the budget of the first hour is the same, spent earlier). The
-// X-Ratelimit-Remaining cap applies throughout, so the reserve is kept as without a burst: near the end of the
-// first window a token stops for about the reserve's worth of requests, as it did before (the payback does not
-// add to that stop). A token whose first answer says its window is not empty (a restart, another client) loses
+// X-Ratelimit-Remaining cap applies throughout, so the reserve is kept as without a burst: the credit plus the
+// first window's refill less the payback is the limit less the reserve, so the token reaches the end of its first
+// window at its pace without a stop (TestNoStopAtTheEndOfTheFirstWindow). A token whose first answer says its window is not empty (a restart, another client) loses
 // its credit, and so does one shared with a group (share below 1).
 const (
 	burstNone = iota
@@ -664,14 +674,19 @@ func (p *tokenPool) parkedLocked(now time.Duration) int {
 	return n
 }
 
-// account adds the requests the live tokens allowed since the last call to p.allowed. Caller holds p.mu.
+// account adds the requests the live tokens' limits allowed since the last call to p.allowed. Caller holds p.mu.
 func (p *tokenPool) account(now time.Duration) {
 	if now <= p.lastAcct {
 		return
 	}
-	r := p.rateSum
-	if p.heap.Len() == 0 {
-		r = 0
+	r := 0.0 // the live tokens' limits per second: the ratio is of the limits, not of the paces (paceOf)
+	if p.heap.Len() > 0 {
+		for _, t := range p.tokens {
+			if !t.retired {
+				r += t.share * float64(t.limit)
+			}
+		}
+		r /= p.window.Seconds()
 	}
 	p.allowed += r * (now - p.lastAcct).Seconds()
 	p.lastAcct = now

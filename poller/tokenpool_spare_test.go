@@ -10,7 +10,7 @@ import (
 // higher limit from the API (a faster refill) clears the shortcut.
 func TestSpareAnswersFromItsCacheUntilABucketCanBeFull(t *testing.T) {
 	clock := newFakeClock()
-	p, _ := newTestPool(t, clock, 3600, "a", "b") // one request a second each, burst 3
+	p, _ := newTestPool(t, clock, oneASecond, "a", "b") // one request a second each, burst 3
 	if n, _ := p.spare(clock.mono()); n != 2 {
 		t.Fatalf("fresh pool: %d full buckets, want 2", n)
 	}
@@ -30,7 +30,7 @@ func TestSpareAnswersFromItsCacheUntilABucketCanBeFull(t *testing.T) {
 
 	take(p, clock, 6)
 	_, next = p.spare(clock.mono())
-	p.observe(p.tokens[0], 4*3600, -1) // the API allows four times as much: the bucket refills in 0.75 s
+	p.observe(p.tokens[0], fourASecond, -1) // the API allows four times as much: the bucket refills in 0.75 s
 	if n, sooner := p.spare(clock.mono()); n != 0 || sooner >= next {
 		t.Errorf("after a higher limit: %d full, next %s; want 0 and sooner than %s", n, sooner, next)
 	}

@@ -76,9 +76,34 @@ func take(p *tokenPool, clock *fakeClock, max int) ([]int, time.Duration) {
 	return got, 0
 }
 
+// Limits per hour whose pace (paceOf: the limit less the reserve, over the hour) is a round number of requests a
+// second.
+const (
+	oneASecond  = 3637  // 3637 - 37 = 3600 an hour
+	twoASecond  = 7273  // 7273 - 73 = 7200
+	fourASecond = 14546 // 14546 - 146 = 14400
+)
+
+func TestPaceIsTheLimitLessTheReserve(t *testing.T) {
+	for _, tc := range []struct {
+		limit int
+		share float64
+		want  float64
+	}{
+		{oneASecond, 1, 1}, {twoASecond, 1, 2}, {fourASecond, 1, 4}, {fourASecond, 0.25, 1},
+		{5000, 1, 4950.0 / 3600}, // 1 % kept back
+		{100, 1, 94.0 / 3600},    // at least two bursts kept back
+		{4, 1, 2.0 / 3600},       // at most half
+	} {
+		if got := paceOf(tc.limit, tc.share, time.Hour); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("paceOf(%d, %v, 1h) = %v, want %v", tc.limit, tc.share, got, tc.want)
+		}
+	}
+}
+
 func TestTokenBucketPacing(t *testing.T) {
 	clock := newFakeClock()
-	p, _ := newTestPool(t, clock, 3600, "a") // one request a second, burst 3
+	p, _ := newTestPool(t, clock, oneASecond, "a") // one request a second, burst 3
 	got, next := take(p, clock, 10)
 	if len(got) != tokenBurst {
 		t.Fatalf("a fresh token gave %d requests back to back, want the burst of %d", len(got), tokenBurst)
@@ -102,7 +127,7 @@ func TestTokenBucketPacing(t *testing.T) {
 
 func TestTokenPoolSpreadsOverTokens(t *testing.T) {
 	clock := newFakeClock()
-	p, _ := newTestPool(t, clock, 3600, "a", "b", "c")
+	p, _ := newTestPool(t, clock, oneASecond, "a", "b", "c")
 	counts := make(map[int]int)
 	for range 60 {
 		got, _ := take(p, clock, 100)
@@ -123,7 +148,7 @@ func TestTokenPoolSpreadsOverTokens(t *testing.T) {
 }
 
 func TestTokenPoolHeaderCorrection(t *testing.T) {
-	keep := reserveOf(3600) // the pools below allow 3600 requests an hour
+	keep := reserveOf(oneASecond) // the pools below refill one request a second
 	if keep < 2*tokenBurst {
 		t.Fatalf("reserve %d: want at least two bursts", keep)
 	}
@@ -138,12 +163,12 @@ func TestTokenPoolHeaderCorrection(t *testing.T) {
 		{"a remaining budget at the reserve stops the token", -1, keep, 0, time.Second},
 		{"a remaining budget just above the reserve caps the burst", -1, keep + 1, 1, time.Second},
 		{"a remaining budget well above the reserve changes nothing", -1, keep + 100, tokenBurst, time.Second},
-		{"a higher limit speeds the refill", 7200, -1, tokenBurst, time.Second / 2},
+		{"a higher limit speeds the refill", twoASecond, -1, tokenBurst, time.Second / 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := newFakeClock()
-			p, _ := newTestPool(t, clock, 3600, "a")
+			p, _ := newTestPool(t, clock, oneASecond, "a")
 			p.observe(p.tokens[0], tc.limit, tc.remaining)
 			got, next := take(p, clock, 10)
 			if len(got) != tc.wantNow {
@@ -384,7 +409,7 @@ func TestStartBurstNeedsAnEmptyWindow(t *testing.T) {
 	if c := p.burstCredit(); c != 0 {
 		t.Errorf("credit %v after the burst closed, want 0", c)
 	}
-	if r, want := p.sustainableRate(), 2-36.0/3600; math.Abs(r-want) > 1e-6 {
+	if r, want := p.sustainableRate(), 2*paceOf(3600, 1, time.Hour)-36.0/3600; math.Abs(r-want) > 1e-6 {
 		t.Errorf("sustainable rate %v while the credit is paid back, want %v", r, want)
 	}
 }

@@ -209,3 +209,38 @@ func TestStartBurstIsDroppedAfterARestart(t *testing.T) {
 		}
 	})
 }
+
+// TestNoStopAtTheEndOfTheFirstWindow runs a cold start through the end of its first rate-limit window (a
+// compressed hour: 300 requests per token per 5 minutes) and counts the pool's requests in every 5 s. Refilled at
+// the whole limit, every token reached X-Ratelimit-Remaining's reserve (6 requests) 6 s before the window ended,
+// all at the same moment, and the pool sent nothing until requests left the window; paced at the limit less the
+// reserve (paceOf) it goes on at its pace. Each 5 s after the first round must hold at least half of it.
+func TestNoStopAtTheEndOfTheFirstWindow(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const window, limit, tokens, slice = 5 * time.Minute, 300, 2, 5 * time.Second
+		w := virtualWorkload{rates: zipfRates("stop", 10, 4, 1.1), tokens: tokens, limit: limit, window: window,
+			latency: 5 * time.Millisecond, seed: 1}
+		r, stop := startVirtual(t, w, nil)
+		defer stop()
+		time.Sleep(time.Minute) // the first round, the start burst and its payback's start
+		pace := float64(tokens) * paceOf(limit, 1, window) * slice.Seconds()
+		var least int
+		var at time.Duration
+		for time.Since(r.started) < window+time.Minute {
+			from := time.Now()
+			time.Sleep(slice)
+			if n := r.api.sentBetween(from, time.Now()); at == 0 || n < least {
+				least, at = n, time.Since(r.started)
+			}
+		}
+		t.Logf("fewest requests in %s: %d (%.1f at the pace), in the %s before %s", slice, least, pace, slice, at)
+		if float64(least) < pace/2 {
+			t.Errorf("%d requests in the %s before %s, want at least half the pace of %.1f: the pool stopped",
+				least, slice, at.Round(time.Second), pace)
+		}
+		if _, limited := r.api.stats(); limited != 0 {
+			t.Errorf("%d rate-limit answers, want none", limited)
+		}
+	})
+}
