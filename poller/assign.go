@@ -147,6 +147,7 @@ func (p *Poller) Assign(ctx context.Context, a Assignment) error {
 			continue
 		}
 		ts := p.sched.add(tag, clk.mono, budget)
+		ts.covered = false // the start record holds the tags of Run's start: an added tag's first poll writes
 		p.addGauges(ts)
 		if at := a.Starts[tag]; !at.IsZero() {
 			if p.starts == nil {
@@ -217,6 +218,7 @@ func (p *Poller) waitSettled(ctx context.Context, tags []string) error {
 func (p *Poller) dropped(ts *tagState) {
 	p.dropGauges(ts)
 	delete(p.starts, ts.name)
+	delete(p.recorded, ts.name) // added again, it starts as a tag the record does not hold
 	if p.settle != nil {
 		close(p.settle)
 		p.settle = nil
@@ -309,14 +311,23 @@ func (p *Poller) conflict(ts *tagState, err error) {
 	}
 }
 
-// startOf returns the instant tag starts from when it has no checkpoint (StartNow and StartSince): the one
-// Assignment.Starts gave it under StartNow, else Config.StartTime.
+// startOf returns the instant tag starts from when it has no checkpoint (StartNow and StartSince): the one the
+// store's start record held for it when Run started, when older (see recordStarts); else under StartNow the one
+// Assignment.Starts gave it; else Config.StartTime.
 func (p *Poller) startOf(tag string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.startOfLocked(tag)
+}
+
+// startOfLocked is startOf for a caller that holds p.mu.
+func (p *Poller) startOfLocked(tag string) time.Time {
+	if at, ok := p.recorded[tag]; ok {
+		return at
+	}
 	if p.cfg.Start != StartNow {
 		return p.startTime
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if at, ok := p.starts[tag]; ok {
 		return at
 	}

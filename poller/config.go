@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/tagstream/tagstream/poller/checkpoint"
 	"github.com/tagstream/tagstream/schema"
 )
 
@@ -55,7 +56,9 @@ const (
 // late (created long before it was tagged, so that it sits at the head of the feed with an old created_time) is
 // judged by its created_time like any other: one tagged between the start and the tag's first poll is not
 // published. From the first poll on every media that appears at the head is published, whatever its
-// created_time.
+// created_time. With Config.StartLog, a tag whose first poll found nothing new keeps its state in memory until it
+// publishes: a restart before then starts it from the recorded start instant again, so a media tagged late
+// between that first poll and the restart is judged by its created_time too.
 const StartSkew = 2 * time.Second
 
 // String returns "now", "backfill" or "since".
@@ -154,6 +157,13 @@ type Config struct {
 	// instance owns it now. The poller has already dropped the tag by then (it does not retry the write) and
 	// ignores it in Assign until an Assign without it (see Assign).
 	OnConflict func(tag string)
+	// StartLog, when set, is the start record of the checkpoint store given to New (checkpoint.Bolt implements
+	// it: pass that store here too), and says that this process is the store's only writer. Run then records
+	// the start instant of every tag once, before the first poll, so that a tag whose first poll finds nothing
+	// new writes no state of its own (see StartNow; a cold start of 100,000 quiet tags writes 100,000 states
+	// fewer), and a tag that the start-up read found without a state is not read again by its first poll.
+	// Nil (the default, and what a store that other processes write needs) writes every first poll's state.
+	StartLog checkpoint.StartLog
 	// Clock returns the current wall-clock time, used for timestamps (checkpoints, events, status); nil means
 	// time.Now. Scheduling and token pacing run on the monotonic clock, so a step of the wall clock (NTP) neither
 	// freezes nor rushes them.

@@ -137,6 +137,16 @@
 // media as old as the start publishes a gap marker first: the API may no longer serve media posted since then
 // (or the tag has none older; nothing in an answer tells which).
 //
+// With Config.StartLog (the bolt state file, which only this process writes), Run records the start instant of
+// every tag once, in one write, before the first poll. A first poll that then finds nothing new (no media since
+// the start, no gap, no catch-up) keeps its state (the cursor, and the id of the media at it) in memory instead of
+// writing it; the tag writes its first state when it first publishes. A restart that finds no state of such a tag
+// starts it from the recorded instant (or its own, if earlier), so nothing posted since is missed; only a media
+// tagged late between that first poll and the restart is judged by its created_time again. Tags that Run finds
+// without a state are not read by the start-up load nor by their first poll. At a cold start of 100,000 quiet
+// tags that is 100,000 writes and 200,000 reads fewer. Tags added while running write their first state as
+// before.
+//
 // StartBackfill publishes the newest BackfillPages pages first: in one poll when BackfillPages <= CatchUpPages,
 // otherwise by storing as the cursor the cursor of the media just below the backfill (with its id in
 // State.Recent, for an inclusive upstream) and letting catch-up work it off.

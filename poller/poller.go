@@ -124,6 +124,9 @@ type Poller struct {
 	conflicted map[string]bool
 	// starts holds the StartNow instants that Assignment.Starts gave scheduled tags (see startOf).
 	starts map[string]time.Time
+	// recorded holds the start instants that the store's start record held for scheduled tags when Run
+	// started, where they are older than the tag's own (see recordStarts and startOf).
+	recorded map[string]time.Time
 	// settle, when not nil, is closed when a tag leaves the schedule (see Assign, which waits on it).
 	settle chan struct{}
 
@@ -264,6 +267,9 @@ func (p *Poller) Status() []TagStatus {
 		}
 		if ts.pending != nil {
 			s.Cursor = ts.pending.Cursor
+		}
+		if ts.kept {
+			s.SavedCursor = "" // kept in memory: the store has none (see recordStarts)
 		}
 		if c := ts.catchUp; c != nil {
 			s.CatchUp = &CatchUpStatus{Since: clk.wallAt(c.since), Pages: c.pages, Pending: c.pending}
@@ -424,6 +430,9 @@ func (p *Poller) Run(ctx context.Context) error {
 	commitCtx, cancelCommits := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelCommits()
 
+	if err := p.prepareStore(ctx); err != nil {
+		return err
+	}
 	work := make(chan *tagState)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
@@ -468,7 +477,7 @@ func (p *Poller) load(ctx context.Context) {
 	p.mu.Lock()
 	names := make([]string, 0, len(p.sched.all))
 	for _, ts := range p.sched.all {
-		if !ts.loaded {
+		if !ts.loaded && !ts.absent { // absent: Run found the tag without a state (see prepareStore)
 			names = append(names, ts.name)
 		}
 	}
@@ -501,7 +510,7 @@ func (p *Poller) load(ctx context.Context) {
 			continue
 		}
 		found++
-		batch = append(batch, read{tag, st})
+		batch = append(batch, read{tag: tag, st: st})
 		if len(batch) == cap(batch) {
 			flush()
 		}

@@ -44,6 +44,7 @@ const (
 type tagState struct {
 	name      string
 	cursor    string // last committed cursor seen by this process (for Status)
+	headID    string // with kept: the one id of the state's recent set ("" when none)
 	lastErr   string
 	pending   *checkpoint.State // acknowledged state whose write failed: the next polls only write it; nil = none
 	due       time.Duration     // monotonic clock
@@ -69,6 +70,15 @@ type tagState struct {
 	plain     bool // the stored state is {Cursor: cursor} and a rate estimate (plainState): no read needed
 	backlog   bool // the last poll left catch-up work: the tag is polled at the catch-up pace
 	early     bool // handed out by popEarly: the poll uses only a token that is ready at once
+	// covered: the store's start record holds the tag's start instant (see Poller.recordStarts), so its first
+	// poll need not write a state when it finds nothing new.
+	covered bool
+	// kept: the tag's state lives in memory only ({Cursor: cursor, Recent: [headID]}): its first poll found
+	// nothing new and was covered. plain is set too, so polls use it without reading the store.
+	kept bool
+	// absent: the store, whose only writer is this process (Config.StartLog), had no state of the tag when
+	// Run started, and no poll wrote one since: its first poll need not read it (see Poller.prepareStore).
+	absent bool
 }
 
 // catchUp follows a catch-up: from the poll that found more new media than one walk reads to the head walk that
@@ -107,6 +117,8 @@ type observation struct {
 	newest    time.Time
 	wrote     bool          // the poll wrote a state
 	plain     bool          // that state was plain (plainState)
+	kept      bool          // the poll's state is kept in memory only (a covered first poll that found nothing new)
+	headID    string        // with kept: the id of the state's recent set ("" when none)
 	requests  int           // requests the poll sent (pages, probes, retries)
 	elapsed   time.Duration // how long the poll took
 	pages     int           // pages the poll read
@@ -450,8 +462,13 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 	if o.err != nil && o.write != nil {
 		ts.pending = o.write
 	}
+	if o.err == nil || o.write != nil {
+		ts.absent = false // a state was written or kept, or its write is pending
+	}
 	if o.err != nil {
-		ts.plain = false // read the state again: a failed poll may come from the store
+		if !ts.kept {
+			ts.plain = false // read the state again: a failed poll may come from the store
+		}
 		ts.lastErr = o.err.Error()
 		ts.fails = min(ts.fails+1, 16)
 	} else {
@@ -461,8 +478,11 @@ func (s *scheduler) done(ts *tagState, o observation, now time.Duration) (cu *ca
 		ts.cursor = o.cursor
 		ts.segments = uint16(min(o.segments, math.MaxUint16))
 		ts.loaded = true
-		if o.wrote {
-			ts.plain = o.plain
+		switch {
+		case o.wrote:
+			ts.plain, ts.kept, ts.headID = o.plain, false, ""
+		case o.kept:
+			ts.plain, ts.kept, ts.headID = true, true, o.headID
 		}
 		cu, ended = ts.followCatchUp(o, now)
 	}

@@ -39,9 +39,16 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	pending := ts.pending
 	r := &pollRun{p: p, ctx: ctx, commitCtx: commitCtx, tag: ts.name, early: ts.early}
 	ts.early = false
-	if ts.plain {
+	switch {
+	case ts.plain:
 		r.known = &checkpoint.State{Cursor: ts.cursor}
+		if ts.headID != "" {
+			r.known.Recent = []string{ts.headID}
+		}
+	case ts.absent && pending == nil:
+		r.absent = true
 	}
+	covered := ts.covered
 	p.mu.Unlock()
 	var o observation
 	var err error
@@ -49,6 +56,12 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 		o = observation{backlog: true, write: pending}
 	} else {
 		o, err = r.step()
+	}
+	if err == nil && o.write != nil && covered && mayKeep(o) {
+		// A covered first poll that found nothing new: the start record makes the start instant durable, so
+		// the state stays in memory (see recordStarts).
+		o.cursor, o.kept, o.headID = o.write.Cursor, true, lastOf(o.write.Recent)
+		o.write = nil
 	}
 	if err == nil && o.write != nil {
 		// The rate estimate goes with the cursor, so that a restart resumes with it.
@@ -132,6 +145,18 @@ func (p *Poller) poll(ctx, commitCtx context.Context, ts *tagState) error {
 	return err
 }
 
+// mayKeep reports whether the state a first poll decided to write may stay in memory when the store's start record
+// covers the tag: a first poll from the start instant (not a backfill) that published nothing (no media, no gap
+// marker) and left no catch-up, so that its state is a cursor and at most the id of the media at it, which
+// polls use without reading the store (kept). A restart before the tag writes a state starts it from the
+// recorded instant again: the media created since then (less StartSkew) are published then, as its first poll
+// would have; the one difference is a media tagged late (created before the start, tagged after this poll),
+// which that restarted first poll judges by its created_time (see StartSkew).
+func mayKeep(o observation) bool {
+	w := o.write
+	return o.first && o.published == 0 && o.gaps == 0 && len(w.Segments) == 0 && w.Since.IsZero() && len(w.Recent) <= 1
+}
+
 // pollRun is one poll of one tag: what each of its steps needs.
 type pollRun struct {
 	p         *Poller
@@ -141,6 +166,7 @@ type pollRun struct {
 	requests  int               // requests sent, retries and probes included
 	pages     int               // pages received
 	known     *checkpoint.State // the tag's stored state when this process knows it (plainState), else nil
+	absent    bool              // the store has no state of the tag (markAbsent): a first poll, without a read
 	early     bool              // an early poll: its first request takes a token only if one is ready at once
 }
 
@@ -166,6 +192,12 @@ func (r *pollRun) page(q query) (*schema.Page, error) {
 func (r *pollRun) step() (observation, error) {
 	if r.known != nil {
 		return r.pollHead(*r.known)
+	}
+	if r.absent {
+		if !r.p.gateOpen() {
+			return observation{}, errGateClosed
+		}
+		return r.firstPoll()
 	}
 	st, ok, err := r.p.store.Get(r.commitCtx, r.tag)
 	if err != nil {

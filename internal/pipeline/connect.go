@@ -134,6 +134,10 @@ func (p *Pipeline) open(ctx context.Context) (err error) {
 		// The group assigns the tags (the configured ones are added to its set), fences the polls by the
 		// membership lease and hears of the tags another member took.
 		pc.Tags, pc.Gate, pc.OnConflict = nil, coord.LeaseValid, coord.Lost
+	} else if b, ok := store.(*checkpoint.Bolt); ok {
+		// The state file is this process's alone (its lock): record the start instants once rather than a
+		// state per quiet tag's first poll (see poller.Config.StartLog).
+		pc.StartLog = b
 	}
 	pl, err := poller.New(pc, pub, store, p.log, p.reg)
 	if err != nil {

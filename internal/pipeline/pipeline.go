@@ -151,7 +151,8 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Pipeline, err e
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			return nil, &config.Error{Key: "state-dir", Problem: err.Error(), Err: err}
 		}
-		// Many tags persist at once (one Put per poll that found media, and every tag's first poll): let
+		// Many tags persist at once (one Put per poll that found media, and every first poll that found some, or
+		// of a tag added while running; see poller.Config.StartLog): let
 		// concurrent Puts share one fsynced transaction. Each Put still returns only when durable; a lone writer
 		// waits at most 30 ms more (bench/checkpoint.md). 30 ms rather than 10 (and 2 before that): the first
 		// round of 100,000 tags commits a third as many transactions (scale100k side by side: 0.205 -> 0.193
