@@ -22,7 +22,8 @@ const tailHelp = `
 Consume the events the pipeline published and print them, one line each (or the raw CloudEvents JSON with
 --json). Reads JetStream with an ephemeral ordered consumer, core NATS with a plain subscription (new events
 only) or Kafka with a reader per partition. --tag narrows to some tags: a subject filter on NATS, the event's
-subject on Kafka. Stops on Ctrl-C, after --max events, or after --idle without events.
+subject on Kafka. Stops on Ctrl-C, after --max events, or after --idle without events (the first event is given
+at least --connect-timeout: a Kafka reader's first fetch dials the partition's leader).
 
 Exit status: 0 stopped (Ctrl-C, --max, --idle); 1 the broker failed while reading; 2 a bad setting; 3 the broker
 could not be reached (nothing listens at its address, or it timed out), said at once with the address.`
@@ -43,7 +44,7 @@ func runTail(c *cli, args []string) int {
 	fs.BoolVar(&o.fromBeginning, "from-beginning", false, "start with the oldest stored event instead of new ones only")
 	fs.BoolVar(&o.json, "json", false, "print each event as raw CloudEvents JSON (one per line)")
 	fs.IntVar(&o.max, "max", 0, "stop after this many events (0 = no limit)")
-	fs.DurationVar(&o.idle, "idle", 0, "stop when no event arrived for this long (0 = never)")
+	fs.DurationVar(&o.idle, "idle", 0, "stop when no event arrived for this long, the first at least for --connect-timeout (0 = never)")
 	loader := config.NewLoader(fs, config.GroupSink|config.GroupOps, config.Needs{}, config.Defaults())
 	if code, stop := c.parseFlags(fs, args); stop {
 		return code
@@ -90,7 +91,7 @@ func runTail(c *cli, args []string) int {
 	for n := 0; o.max == 0 || n < o.max; n++ {
 		next, cancel := ctx, context.CancelFunc(func() {})
 		if o.idle > 0 {
-			next, cancel = context.WithTimeout(ctx, o.idle)
+			next, cancel = context.WithTimeout(ctx, idleWait(n, o.idle, cfg.ConnectTimeout))
 		}
 		m, err := cons.Next(next)
 		cancel()
@@ -106,6 +107,16 @@ func runTail(c *cli, args []string) int {
 		p.print(m)
 	}
 	return exitOK
+}
+
+// idleWait is how long tail waits for event n (from 0) under --idle: idle, and for the first event at least the
+// connect timeout, so that a reader still dialing (Kafka fetches lazily, a partition at a time) does not end tail
+// before anything could come.
+func idleWait(n int, idle, connect time.Duration) time.Duration {
+	if n == 0 {
+		return max(idle, connect)
+	}
+	return idle
 }
 
 // tailFailure prints err; a broker that cannot be reached exits 3 with a hint, anything else 1 (a configuration

@@ -105,7 +105,7 @@ func TestTailReadsWhatThePublishersWrote(t *testing.T) {
 					t.Errorf("tail printed %d events: %s", len(got), out)
 				}
 			}},
-		{"Kafka with --tag keeps one tag and --idle ends when nothing comes", append(kafkaArgs, "--tag", "sunset", "--idle", "2s"), 4, // idle counts from the start: the first fetch must come within it
+		{"Kafka with --tag keeps one tag and --idle ends when nothing comes", append(kafkaArgs, "--tag", "sunset", "--idle", "300ms"), 4,
 			func(t *testing.T, out string) {
 				if strings.Count(out, "#sunset") != 4 {
 					t.Errorf("tail printed:\n%s", out)
@@ -190,5 +190,22 @@ func TestABrokerThatDoesNotAnswerIsSaidAtOnceWithStatusThree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestTailGivesTheFirstEventTheConnectTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		n             int
+		idle, connect time.Duration
+		want          time.Duration
+	}{
+		{0, 300 * time.Millisecond, 3 * time.Second, 3 * time.Second},
+		{0, 10 * time.Second, 3 * time.Second, 10 * time.Second},
+		{1, 300 * time.Millisecond, 3 * time.Second, 300 * time.Millisecond},
+		{5, 10 * time.Second, 3 * time.Second, 10 * time.Second},
+	} {
+		if got := idleWait(tc.n, tc.idle, tc.connect); got != tc.want {
+			t.Errorf("idleWait(%d, %s, %s) = %s, want %s", tc.n, tc.idle, tc.connect, got, tc.want)
+		}
 	}
 }
