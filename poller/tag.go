@@ -166,7 +166,7 @@ type pollRun struct {
 	requests  int               // requests sent, retries and probes included
 	pages     int               // pages received
 	known     *checkpoint.State // the tag's stored state when this process knows it (plainState), else nil
-	absent    bool              // the store has no state of the tag (markAbsent): a first poll, without a read
+	absent    bool              // the store has no state of the tag (prepareStore): a first poll, without a read
 	early     bool              // an early poll: its first request takes a token only if one is ready at once
 }
 

@@ -107,27 +107,24 @@ func (b *Bolt) Get(ctx context.Context, tag string) (State, bool, error) {
 	if err := precheck(ctx, tag); err != nil {
 		return State{}, false, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return State{}, false, ErrClosed
-	}
 	var (
 		s     State
 		found bool
 	)
-	err := b.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(boltBucket).Get([]byte(tag))
-		if v == nil {
-			return nil
-		}
-		found = true
-		var err error
-		s, err = decodeState(tag, v) // json.Unmarshal copies; v is not retained past the transaction
-		return err
+	err := b.whileOpen("get", func() error {
+		return b.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(boltBucket).Get([]byte(tag))
+			if v == nil {
+				return nil
+			}
+			found = true
+			var err error
+			s, err = decodeState(tag, v) // json.Unmarshal copies; v is not retained past the transaction
+			return err
+		})
 	})
 	if err != nil {
-		return State{}, false, b.wrap("get", err)
+		return State{}, false, err
 	}
 	return s, found, nil
 }
@@ -141,15 +138,9 @@ func (b *Bolt) Put(ctx context.Context, tag string, s State) error {
 	if err != nil {
 		return err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	err = b.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(boltBucket).Put([]byte(tag), v)
+	return b.whileOpen("put", func() error {
+		return b.update(func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Put([]byte(tag), v) })
 	})
-	return b.wrap("put", err)
 }
 
 // Delete implements Store.
@@ -157,15 +148,9 @@ func (b *Bolt) Delete(ctx context.Context, tag string) error {
 	if err := precheck(ctx, tag); err != nil {
 		return err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	err := b.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(boltBucket).Delete([]byte(tag))
+	return b.whileOpen("delete", func() error {
+		return b.update(func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Delete([]byte(tag)) })
 	})
-	return b.wrap("delete", err)
 }
 
 // Tags implements Store.
@@ -173,22 +158,19 @@ func (b *Bolt) Tags(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return nil, ErrClosed
-	}
 	var tags []string
-	err := b.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(boltBucket).ForEach(func(k, _ []byte) error {
-			if checkTag(string(k)) == nil {
-				tags = append(tags, string(k))
-			}
-			return nil
+	err := b.whileOpen("tags", func() error {
+		return b.db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(boltBucket).ForEach(func(k, _ []byte) error {
+				if checkTag(string(k)) == nil {
+					tags = append(tags, string(k))
+				}
+				return nil
+			})
 		})
 	})
 	if err != nil {
-		return nil, b.wrap("tags", err)
+		return nil, err
 	}
 	slices.Sort(tags) // bbolt already iterates in byte order; keep the contract explicit
 	if tags == nil {
@@ -213,6 +195,17 @@ func (b *Bolt) Close() error {
 
 // update runs fn in a write transaction, alone or batched with concurrent callers (fn must be idempotent: a batch
 // that fails reruns its functions one by one).
+// whileOpen runs fn while the store is open (Close waits for it) and returns its error wrapped as op's; on a closed
+// store it returns ErrClosed.
+func (b *Bolt) whileOpen(op string, fn func() error) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	return b.wrap(op, fn())
+}
+
 func (b *Bolt) update(fn func(*bolt.Tx) error) error {
 	if b.batch {
 		return b.db.Batch(fn)

@@ -40,35 +40,32 @@ func (b *Bolt) Starts(ctx context.Context) (map[string]time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return nil, ErrClosed
-	}
 	out := make(map[string]time.Time)
-	err := b.db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(boltStarts)
-		if bk == nil {
-			return nil
-		}
-		return bk.ForEach(func(k, v []byte) error {
-			at, err := time.Parse(time.RFC3339Nano, string(k))
-			if err != nil {
-				return fmt.Errorf("%w: start record %q: %w", ErrCorrupt, k, err)
+	err := b.whileOpen("starts", func() error {
+		return b.db.View(func(tx *bolt.Tx) error {
+			bk := tx.Bucket(boltStarts)
+			if bk == nil {
+				return nil
 			}
-			for tag := range strings.SplitSeq(string(v), "\n") {
-				if checkTag(tag) != nil {
-					continue // not a tag under today's rule: never polled, so never started
+			return bk.ForEach(func(k, v []byte) error {
+				at, err := time.Parse(time.RFC3339Nano, string(k))
+				if err != nil {
+					return fmt.Errorf("%w: start record %q: %w", ErrCorrupt, k, err)
 				}
-				if old, ok := out[tag]; !ok || at.Before(old) {
-					out[tag] = at
+				for tag := range strings.SplitSeq(string(v), "\n") {
+					if checkTag(tag) != nil {
+						continue // not a tag under today's rule: never polled, so never started
+					}
+					if old, ok := out[tag]; !ok || at.Before(old) {
+						out[tag] = at
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 	})
 	if err != nil {
-		return nil, b.wrap("starts", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -86,28 +83,24 @@ func (b *Bolt) SetStarts(ctx context.Context, starts map[string]time.Time) error
 		at = at.Round(0).UTC()
 		byAt[at] = append(byAt[at], tag)
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		return ErrClosed
-	}
-	err := b.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(boltStarts) != nil {
-			if err := tx.DeleteBucket(boltStarts); err != nil {
+	return b.whileOpen("set starts", func() error {
+		return b.db.Update(func(tx *bolt.Tx) error {
+			if tx.Bucket(boltStarts) != nil {
+				if err := tx.DeleteBucket(boltStarts); err != nil {
+					return err
+				}
+			}
+			bk, err := tx.CreateBucket(boltStarts)
+			if err != nil {
 				return err
 			}
-		}
-		bk, err := tx.CreateBucket(boltStarts)
-		if err != nil {
-			return err
-		}
-		for at, tags := range byAt {
-			slices.Sort(tags)
-			if err := bk.Put([]byte(at.Format(time.RFC3339Nano)), []byte(strings.Join(tags, "\n"))); err != nil {
-				return err
+			for at, tags := range byAt {
+				slices.Sort(tags)
+				if err := bk.Put([]byte(at.Format(time.RFC3339Nano)), []byte(strings.Join(tags, "\n"))); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
-	return b.wrap("set starts", err)
 }
