@@ -166,6 +166,21 @@ func (r *running) get(t *testing.T, path string) (int, string) {
 }
 
 // expectedSince returns the media ids the simulator made visible at or after since.
+// publishedOnce counts each media id in ids and reports every wanted one that was not published exactly once.
+func publishedOnce(t *testing.T, ids []string, want map[string]bool) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for _, id := range ids {
+		seen[id]++
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("media %s published %d times, want once", id, seen[id])
+		}
+	}
+	return seen
+}
+
 func expectedSince(sim *testenv.Server, since time.Time) map[string]bool {
 	want := map[string]bool{}
 	for _, tr := range sim.GroundTruth() {
@@ -398,15 +413,7 @@ func TestRunResumesWhereItStoppedWithNothingLostOrRepeated(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatalf("second life: %v", err)
 	}
-	seen := map[string]int{}
-	for _, id := range published() {
-		seen[id]++
-	}
-	for id := range want {
-		if seen[id] != 1 {
-			t.Errorf("media %s published %d times", id, seen[id])
-		}
-	}
+	seen := publishedOnce(t, published(), want)
 	if len(seen) != len(want) || firstLife >= len(want) {
 		t.Errorf("published %d media (%d in the first life), want %d", len(seen), firstLife, len(want))
 	}

@@ -49,15 +49,7 @@ func TestQuietTagsWriteNoStateAndAreStartedFromTheRecordAfterARestart(t *testing
 	if err := r.stop(t); err != nil {
 		t.Fatalf("second life: %v", err)
 	}
-	seen := map[string]int{}
-	for _, id := range published() {
-		seen[id]++
-	}
-	for id := range want {
-		if seen[id] != 1 {
-			t.Errorf("media %s published %d times, want once", id, seen[id])
-		}
-	}
+	seen := publishedOnce(t, published(), want)
 	if len(seen) != 3+len(want) {
 		t.Errorf("published %d media, want %d", len(seen), 3+len(want))
 	}
