@@ -147,7 +147,9 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 	return c, nil
 }
 
-func newTransport(cfg Config) (*http.Transport, error) {
+// newTransport is the transport of the API's requests: h1Transport, or http.Transport when the environment names a
+// proxy for the API (HTTP_PROXY, HTTPS_PROXY, NO_PROXY).
+func newTransport(cfg Config) (http.RoundTripper, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
@@ -163,8 +165,18 @@ func newTransport(cfg Config) (*http.Transport, error) {
 		}
 		tlsCfg.RootCAs = roots
 	}
+	probe, err := http.NewRequest(http.MethodGet, cfg.BaseURL, nil) // checked by Config.resolve
+	if err != nil {
+		return nil, fmt.Errorf("%w: Config.BaseURL: %w", ErrConfig, err)
+	}
+	if proxy, err := proxyOf(probe); err == nil && proxy == nil {
+		if probe.URL.Scheme != "https" {
+			tlsCfg = nil
+		}
+		return newH1Transport(tlsCfg, cfg.Workers), nil
+	}
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxyOf,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       tlsCfg,
 		ForceAttemptHTTP2:     true,
@@ -175,6 +187,9 @@ func newTransport(cfg Config) (*http.Transport, error) {
 		ResponseHeaderTimeout: cfg.RequestTimeout,
 	}, nil
 }
+
+// proxyOf is the proxy for a request (tests replace it: http.ProxyFromEnvironment reads the environment once).
+var proxyOf = http.ProxyFromEnvironment
 
 // refuseRedirects makes the HTTP client hand back every redirect answer instead of following it: a redirect,
 // even to the same host, drops or exposes the query that carries the credential, so send refuses it.

@@ -1,0 +1,243 @@
+package poller
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// h1Transport is the poller's HTTP/1.1 transport: a pool of keep-alive connections to the API host, each used by
+// one request at a time, which writes the request and reads the answer in the goroutine of the poll that sends it.
+//
+// http.Transport hands every request to two goroutines of its connection (one writes, one reads) and back, three
+// goroutine switches per request; at a thousand requests a second, mostly empty pages, those switches and their
+// thread wake-ups cost more CPU than the request itself. Here the wire format is still net/http's own
+// (http.Request.Write, http.ReadResponse); what this type adds is the connection pool: dial (and TLS, offering
+// only http/1.1), reuse after a body read to its end, one retry on a fresh connection when a reused one turns out
+// to have been closed by the server before it answered (a GET is idempotent; http.Transport does the same),
+// cancellation through the request's context, and an idle timeout.
+//
+// newTransport uses it unless a proxy is configured for the API (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), which
+// http.Transport then handles. It serves only the requests the poller makes: GET, no body, one host.
+type h1Transport struct {
+	tls         *tls.Config // nil for http
+	dialer      net.Dialer
+	tlsTimeout  time.Duration
+	idleTimeout time.Duration
+	maxIdle     int
+
+	mu   sync.Mutex
+	idle []*h1Conn // most recently used last
+}
+
+// h1Conn is one connection with its buffers.
+type h1Conn struct {
+	net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+// errH1Closed reports that a reused connection was closed by the server before any byte of an answer came.
+var errH1Closed = errors.New("connection closed before an answer")
+
+func newH1Transport(tlsCfg *tls.Config, maxIdle int) *h1Transport {
+	if tlsCfg != nil {
+		tlsCfg = tlsCfg.Clone()
+		tlsCfg.NextProtos = []string{"http/1.1"}
+	}
+	return &h1Transport{
+		tls:         tlsCfg,
+		dialer:      net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
+		tlsTimeout:  10 * time.Second,
+		idleTimeout: 90 * time.Second,
+		maxIdle:     maxIdle,
+	}
+}
+
+// RoundTrip sends req on an idle connection, or a new one, and returns its answer; the answer's Body gives the
+// connection back when it was read to its end and closed.
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) {
+		return nil, errors.New("poller transport: only GET without a body")
+	}
+	ctx := req.Context()
+	for {
+		pc, reused, err := t.conn(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.exchange(ctx, pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.Close()
+		if !reused || !errors.Is(err, errH1Closed) || ctx.Err() != nil {
+			return nil, err
+		}
+		// The server had closed the idle connection: try again on a fresh one, which then cannot be stale.
+	}
+}
+
+// exchange writes req on pc and reads the answer's header. The body is read by the caller, through h1Body.
+func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(closedAsNothingCame(err))
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(closedAsNothingCame(err))
+	}
+	if _, err := pc.br.Peek(1); err != nil {
+		return fail(closedAsNothingCame(err))
+	}
+	for {
+		resp, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // an informational answer (103 Early Hints) precedes the answer
+		}
+		resp.Body = &h1Body{ctx: ctx, rc: resp.Body, t: t, pc: pc, stop: stop, keep: !resp.Close}
+		return resp, nil
+	}
+}
+
+// closedAsNothingCame marks an error of a connection that gave no byte of an answer as errH1Closed when the
+// server closed it (EOF, reset, broken pipe): on a reused connection that means it had been closed while idle.
+func closedAsNothingCame(err error) error {
+	var ne net.Error
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && !ne.Timeout()) {
+		return errors.Join(errH1Closed, err)
+	}
+	return err
+}
+
+// conn returns an idle connection to req's host, or dials one.
+func (t *h1Transport) conn(ctx context.Context, req *http.Request) (pc *h1Conn, reused bool, err error) {
+	now := time.Now()
+	t.mu.Lock()
+	for len(t.idle) > 0 {
+		pc = t.idle[len(t.idle)-1]
+		t.idle[len(t.idle)-1] = nil
+		t.idle = t.idle[:len(t.idle)-1]
+		if now.Sub(pc.idleAt) < t.idleTimeout {
+			t.mu.Unlock()
+			return pc, true, nil
+		}
+		pc.Close()
+	}
+	t.mu.Unlock()
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		port := "80"
+		if t.tls != nil {
+			port = "443"
+		}
+		addr = net.JoinHostPort(req.URL.Hostname(), port)
+	}
+	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	if t.tls != nil {
+		cfg := t.tls
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName = req.URL.Hostname()
+		}
+		tc := tls.Client(c, cfg)
+		hctx, cancel := context.WithTimeout(ctx, t.tlsTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return nil, false, err
+		}
+		c = tc
+	}
+	return &h1Conn{Conn: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 1<<10)}, false, nil
+}
+
+// put gives a connection back for the next request, or closes it when enough are idle.
+func (t *h1Transport) put(pc *h1Conn) {
+	pc.idleAt = time.Now()
+	t.mu.Lock()
+	if len(t.idle) < t.maxIdle {
+		t.idle = append(t.idle, pc)
+		pc = nil
+	}
+	t.mu.Unlock()
+	if pc != nil {
+		pc.Close()
+	}
+}
+
+// CloseIdleConnections closes the idle connections (http.Client.CloseIdleConnections calls it).
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	t.mu.Unlock()
+	for _, pc := range idle {
+		pc.Close()
+	}
+}
+
+// h1Body is an answer's body. Read to its end and closed, it gives its connection back; closed earlier, or after
+// an error, it closes the connection (what is left of the answer would be read as the next one's).
+type h1Body struct {
+	ctx  context.Context
+	rc   io.ReadCloser
+	t    *h1Transport
+	pc   *h1Conn
+	stop func() bool
+	keep bool // the answer allows the connection to be reused
+	eof  bool
+	err  bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.pc == nil {
+		return 0, errors.New("read on a closed body")
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.err = true
+		if cerr := b.ctx.Err(); cerr != nil {
+			err = cerr // the deadline that the context's end set, as http.Transport reports it
+		}
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	if b.pc == nil {
+		return nil
+	}
+	pc := b.pc
+	b.pc = nil
+	// stop reports false when the context ended meanwhile and may have set the connection's deadline.
+	if b.stop() && b.keep && b.eof && !b.err && pc.br.Buffered() == 0 {
+		b.t.put(pc)
+		return nil
+	}
+	return pc.Close()
+}

@@ -1,0 +1,286 @@
+package poller
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// h1Server is an httptest server that counts the connections it accepted.
+func h1Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+// get sends one GET with tr and reads the body to its end.
+func get(t *testing.T, tr http.RoundTripper, u string) (int, string, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func TestH1TransportReusesOneConnectionForSequentialRequests(t *testing.T) {
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
+			srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("User-Agent") != userAgent || r.URL.RawQuery != "count=1" {
+					http.Error(w, "unexpected request "+r.URL.String(), http.StatusBadRequest)
+					return
+				}
+				if chunked {
+					io.WriteString(w, "part one, ")
+					w.(http.Flusher).Flush() // no Content-Length: the answer goes chunked
+				}
+				io.WriteString(w, "body")
+			})
+			tr := newH1Transport(nil, 4)
+			defer tr.CloseIdleConnections()
+			want := "body"
+			if chunked {
+				want = "part one, body"
+			}
+			for i := range 20 {
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/x?count=1", nil)
+				req.Header = requestHeader
+				resp, err := tr.RoundTrip(req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || string(b) != want {
+					t.Fatalf("request %d: %d %q %v", i, resp.StatusCode, b, err)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("20 sequential requests used %d connections, want 1", n)
+			}
+		})
+	}
+}
+
+func TestH1TransportClosesAConnectionWhoseBodyWasNotReadToItsEnd(t *testing.T) {
+	srv, conns := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 10000))
+	})
+	tr := newH1Transport(nil, 4)
+	defer tr.CloseIdleConnections()
+	for i := range 3 {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := resp.Body.Read(make([]byte, 10)); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close() // the rest would be read as the next answer on a reused connection
+		if n := conns.Load(); n != int64(i+1) {
+			t.Fatalf("after %d cut answers the server saw %d connections, want %d", i+1, n, i+1)
+		}
+	}
+	if code, body, err := get(t, tr, srv.URL); err != nil || code != 200 || len(body) != 10000 {
+		t.Fatalf("after cut answers: %d, %d bytes, %v", code, len(body), err)
+	}
+}
+
+// TestH1TransportRetriesOnceWhenTheServerClosedAnIdleConnection: the server answers and then closes the
+// connection without saying so (no Connection: close), as a server does when its idle timeout ends. The next
+// request, sent on that connection, gets nothing: it is sent again on a new one.
+func TestH1TransportRetriesOnceWhenTheServerClosedAnIdleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				_ = req
+				// closed after one answer, silently
+			})
+		}
+	}()
+	tr := newH1Transport(nil, 4)
+	defer tr.CloseIdleConnections()
+	u := "http://" + ln.Addr().String() + "/"
+	for i := range 3 {
+		code, body, err := get(t, tr, u)
+		if err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("3 requests on connections closed after each answer: %d connections, want 3", n)
+	}
+}
+
+func TestH1TransportDoesNotRetryANewConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close() // closed before any answer
+		}
+	}()
+	tr := newH1Transport(nil, 4)
+	if _, _, err := get(t, tr, "http://"+ln.Addr().String()+"/"); err == nil {
+		t.Fatal("a server that answers nothing: no error")
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("a fresh connection closed before the answer was sent %d times, want once", n)
+	}
+}
+
+func TestH1TransportEndsWithTheContext(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "20")
+		io.WriteString(w, "half of it")
+		w.(http.Flusher).Flush()
+		<-release
+	})
+	defer close(release)
+	tr := newH1Transport(nil, 4)
+	defer tr.CloseIdleConnections()
+
+	t.Run("before the header", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled request: %v, want context.Canceled", err)
+		}
+	})
+	t.Run("in the body", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, 10)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if _, err := resp.Body.Read(buf); !errors.Is(err, context.Canceled) {
+			t.Fatalf("body read after cancel: %v, want context.Canceled", err)
+		}
+	})
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d connections kept after cancelled requests, want 0", n)
+	}
+}
+
+func TestH1TransportSkipsInformationalAnswers(t *testing.T) {
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</x>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "final")
+	})
+	tr := newH1Transport(nil, 4)
+	defer tr.CloseIdleConnections()
+	if code, body, err := get(t, tr, srv.URL); err != nil || code != 200 || body != "final" {
+		t.Fatalf("after 103: %d %q %v", code, body, err)
+	}
+}
+
+// TestH1TransportOverTLS: a TLS server that offers HTTP/2 is spoken to in HTTP/1.1 (the transport offers only
+// http/1.1), with the configured roots.
+func TestH1TransportOverTLS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Proto)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	tr := newH1Transport(cfg, 4)
+	defer tr.CloseIdleConnections()
+	for range 2 {
+		if code, body, err := get(t, tr, srv.URL); err != nil || code != 200 || body != "HTTP/1.1" {
+			t.Fatalf("over TLS: %d %q %v", code, body, err)
+		}
+	}
+	if n := len(tr.idle); n != 1 {
+		t.Errorf("%d idle connections after two requests, want 1", n)
+	}
+	if code, _, err := get(t, newH1Transport(nil, 4), srv.URL); err == nil && code == 200 {
+		t.Error("plain HTTP to a TLS server: 200")
+	}
+}
+
+func TestNewTransportUsesHTTPTransportBehindAProxy(t *testing.T) {
+	cfg := Config{BaseURL: "http://api.example/v1", Workers: 4}
+	tr, err := newTransport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.(*h1Transport); !ok {
+		t.Errorf("no proxy: %T, want *h1Transport", tr)
+	}
+	defer func(f func(*http.Request) (*url.URL, error)) { proxyOf = f }(proxyOf)
+	proxyOf = func(*http.Request) (*url.URL, error) {
+		return &url.URL{Scheme: "http", Host: "proxy.example:3128"}, nil
+	}
+	tr, err = newTransport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tr.(*http.Transport); !ok {
+		t.Errorf("behind a proxy: %T, want *http.Transport", tr)
+	}
+}
