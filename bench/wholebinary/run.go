@@ -227,7 +227,7 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) 
 	}
 	smpCtx, stopSampler := context.WithCancel(bgCtx)
 	smpDone := make(chan struct{})
-	go func() { defer close(smpDone); smp.run(smpCtx, time.Second) }()
+	go func() { defer close(smpDone); smp.run(smpCtx, time.Second, max(time.Second, sc.MetricsEvery)) }()
 	defer func() { stopSampler(); <-smpDone }()
 	var fpw *firstPollWatcher
 	if sc.WatchFirstPolls {

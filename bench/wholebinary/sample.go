@@ -33,12 +33,18 @@ func newSampler(sim *simulator, ts *tagstreamProc, tsTokens int) *sampler {
 	return &sampler{sim: sim, ts: ts, tsTokens: tsTokens, perToken: make([][]counterSample, tsTokens)}
 }
 
-// run samples every interval until ctx ends.
-func (s *sampler) run(ctx context.Context, interval time.Duration) {
+// run samples every interval until ctx ends, and tagstream's /metrics every metricsEvery (at least interval).
+func (s *sampler) run(ctx context.Context, interval, metricsEvery time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var scraped time.Time
 	for {
-		s.sample(ctx)
+		if now := time.Now(); now.Sub(scraped) >= metricsEvery-interval/2 {
+			scraped = now
+			s.sample(ctx)
+		} else {
+			s.sampleSimulator(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -77,17 +83,30 @@ func (s *sampler) baseline(ctx context.Context, t0 time.Time) error {
 	return nil
 }
 
-// sample takes one sample now.
+// sample takes one sample now: the simulator's counters and tagstream's /metrics.
 func (s *sampler) sample(ctx context.Context) {
+	s.sampleSimulator(ctx)
+	s.scrapeTagstream(ctx)
+}
+
+// sampleSimulator samples the simulator's counters now.
+func (s *sampler) sampleSimulator(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	at := time.Now()
 	st, err := s.sim.stats(sctx)
 	if err != nil {
 		s.fail(err)
-	} else {
-		s.addStats(at, st)
+		return
 	}
+	s.addStats(at, st)
+}
+
+// scrapeTagstream samples tagstream's /metrics now.
+func (s *sampler) scrapeTagstream(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	at := time.Now()
 	m, err := s.ts.metrics(sctx)
 	if err != nil {
 		s.fail(err)
