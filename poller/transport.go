@@ -68,8 +68,9 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("poller transport: only GET without a body")
 	}
 	ctx := req.Context()
+	fresh := false
 	for {
-		pc, reused, err := t.conn(ctx, req)
+		pc, reused, err := t.conn(ctx, req, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +82,8 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !reused || !errors.Is(err, errH1Closed) || ctx.Err() != nil {
 			return nil, err
 		}
-		// The server had closed the idle connection: try again on a fresh one, which then cannot be stale.
+		// The server had closed the idle connection: once more, on a new connection, which cannot be stale.
+		fresh = true
 	}
 }
 
@@ -127,11 +129,11 @@ func closedAsNothingCame(err error) error {
 	return err
 }
 
-// conn returns an idle connection to req's host, or dials one.
-func (t *h1Transport) conn(ctx context.Context, req *http.Request) (pc *h1Conn, reused bool, err error) {
+// conn returns an idle connection to req's host, or dials one (always when fresh).
+func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool) (pc *h1Conn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
-	for len(t.idle) > 0 {
+	for len(t.idle) > 0 && !fresh {
 		pc = t.idle[len(t.idle)-1]
 		t.idle[len(t.idle)-1] = nil
 		t.idle = t.idle[:len(t.idle)-1]
