@@ -21,7 +21,10 @@
 // MaxAttempts). Tokens never appear in errors, logs, metrics or statuses: a *url.Error's URL is rebuilt without
 // its query, a server's message is redacted before it is cut to its display length (so no fragment of an echoed
 // token survives the cut), and tokens are named by index and Fingerprint. Probe sends one request through the very
-// same code and says what failed in a *ProbeError.
+// same code and says what failed in a *ProbeError. Requests go over HTTP/1.1 keep-alive connections, each request
+// written and its answer read in the goroutine of its poll (h1Transport: net/http's wire format without
+// http.Transport's two goroutines per connection, a third of the CPU at a thousand requests a second); with a proxy
+// named in the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) they go through http.Transport.
 //
 // The token pool keeps a token bucket per token (burst 3, refilled at the token's limit per RateWindow:
 // RequestsPerHour, or X-Ratelimit-Limit once the API sent it). A rate-limit answer parks the token for a
