@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -67,6 +69,9 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) {
 		return nil, errors.New("poller transport: only GET without a body")
 	}
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
 	ctx := req.Context()
 	fresh := false
 	for {
@@ -97,9 +102,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		}
 		return nil, err
 	}
-	if err := req.Write(pc.bw); err != nil {
-		return fail(closedAsNothingCame(err))
-	}
+	writeRequest(pc.bw, req)
 	if err := pc.bw.Flush(); err != nil {
 		return fail(closedAsNothingCame(err))
 	}
@@ -117,6 +120,98 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		resp.Body = &h1Body{ctx: ctx, rc: resp.Body, t: t, pc: pc, stop: stop, keep: !resp.Close}
 		return resp, nil
 	}
+}
+
+// writeRequest writes req's request line and header as http.Request.Write does for a GET without a body, without
+// its per-request formatting and sorting (a fifth of the request's CPU): RoundTrip checked that req has no body,
+// and checkRequest that its host and header hold nothing that would need escaping or be refused.
+func writeRequest(w *bufio.Writer, req *http.Request) {
+	host := requestHost(req)
+	w.WriteString("GET ")
+	w.WriteString(req.URL.RequestURI())
+	w.WriteString(" HTTP/1.1\r\nHost: ")
+	w.WriteString(host)
+	w.WriteString("\r\n")
+	if _, ok := req.Header["User-Agent"]; !ok {
+		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			w.WriteString(k)
+			w.WriteString(": ")
+			w.WriteString(v)
+			w.WriteString("\r\n")
+		}
+	}
+	w.WriteString("\r\n")
+}
+
+// checkRequest refuses what writeRequest cannot write as it is: a host that is not plain ASCII (http.Request.Write
+// would turn it into punycode) and header names or values that are not valid HTTP (a CR or LF would split them).
+func checkRequest(req *http.Request) error {
+	host := requestHost(req)
+	if host == "" || !validHeaderValue(host) || strings.ContainsAny(host, " /?#@") || !isASCII(host) {
+		return fmt.Errorf("poller transport: invalid host %q", host)
+	}
+	for k, vs := range req.Header {
+		if !validHeaderName(k) || k == "Host" {
+			return fmt.Errorf("poller transport: invalid header name %q", k)
+		}
+		for _, v := range vs {
+			if !validHeaderValue(v) {
+				return fmt.Errorf("poller transport: invalid value of header %s", k)
+			}
+		}
+	}
+	return nil
+}
+
+// requestHost is the Host header of req: its Host or its URL's, without an IPv6 zone ([fe80::1%eth0] is sent as
+// [fe80::1], as http.Request.Write does).
+func requestHost(req *http.Request) string {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if strings.HasPrefix(host, "[") {
+		if i, j := strings.IndexByte(host, '%'), strings.LastIndexByte(host, ']'); i > 0 && j > i {
+			host = host[:i] + host[j:]
+		}
+	}
+	return host
+}
+
+// validHeaderName reports whether k is an HTTP token (RFC 9110, 5.6.2).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v holds no control character other than a tab (RFC 9110, 5.5).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // closedAsNothingCame marks an error of a connection that gave no byte of an answer as errH1Closed when the

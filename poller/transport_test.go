@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // h1Server is an httptest server that counts the connections it accepted.
@@ -282,5 +283,78 @@ func TestNewTransportUsesHTTPTransportBehindAProxy(t *testing.T) {
 	}
 	if _, ok := tr.(*http.Transport); !ok {
 		t.Errorf("behind a proxy: %T, want *http.Transport", tr)
+	}
+}
+
+// TestWriteRequestIsWhatRequestWriteSends: a server reads the same request from writeRequest as from
+// http.Request.Write, for the poller's requests (built by newRequest) and for one without a User-Agent.
+func TestWriteRequestIsWhatRequestWriteSends(t *testing.T) {
+	var reqs []*http.Request
+	toks := []token{{value: "tok-1"}, {value: "cid-1", clientID: true}, {value: "a+b/c=d&e f%"}}
+	queries := []query{{tag: "sunset", count: 33}, {tag: "café_été", count: 1, min: "1234567890123456789"},
+		{tag: "x", count: 0, min: "1 2&3", max: "ä?"}, {tag: "a%b", count: 33, max: "987"}}
+	for _, base := range []string{"http://127.0.0.1:8080/v1", "http://[::1]:9/v1/",
+		"http://[fe80::1%25lo]:8080/v1", "https://api.example.test:/v1", "https://api.example.test/a b/ä"} {
+		cfg := Config{BaseURL: base, Tokens: []Token{{Value: "tok-1"}}}
+		clk := newClock(nil)
+		m, _ := newMetrics(nil)
+		c, err := newClient(cfg, clk, newTokenPool(Config{RateWindow: time.Hour}, clk, nil, m), nil, m)
+		if err != nil {
+			t.Fatalf("newClient(%q): %v", base, err)
+		}
+		for _, tok := range toks {
+			for _, q := range queries {
+				req, err := c.newRequest(t.Context(), &tok, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				reqs = append(reqs, req)
+			}
+		}
+	}
+	bare, _ := http.NewRequest(http.MethodGet, "http://api.example/v1/x?y=1", nil) // no User-Agent
+	reqs = append(reqs, bare)
+	for _, req := range reqs {
+		if err := checkRequest(req); err != nil {
+			t.Fatalf("%s: %v", req.URL.Path, err)
+		}
+		var ours, theirs strings.Builder
+		bw := bufio.NewWriter(&ours)
+		writeRequest(bw, req)
+		bw.Flush()
+		if err := req.Write(&theirs); err != nil {
+			t.Fatal(err)
+		}
+		a, err := http.ReadRequest(bufio.NewReader(strings.NewReader(ours.String())))
+		if err != nil {
+			t.Fatalf("writeRequest wrote %q: %v", ours.String(), err)
+		}
+		b, err := http.ReadRequest(bufio.NewReader(strings.NewReader(theirs.String())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Method != b.Method || a.RequestURI != b.RequestURI || a.Host != b.Host || a.Proto != b.Proto ||
+			fmt.Sprint(a.Header) != fmt.Sprint(b.Header) || a.ContentLength != b.ContentLength {
+			t.Errorf("writeRequest sent\n%q\nhttp.Request.Write sends\n%q", ours.String(), theirs.String())
+		}
+	}
+}
+
+func TestCheckRequestRefusesWhatWriteRequestCannotWrite(t *testing.T) {
+	for name, mod := range map[string]func(*http.Request){
+		"CR LF in a header value": func(r *http.Request) { r.Header = http.Header{"Accept": {"a\r\nX-Evil: 1"}} },
+		"space in a header name":  func(r *http.Request) { r.Header = http.Header{"Bad Name": {"x"}} },
+		"a Host header":           func(r *http.Request) { r.Header = http.Header{"Host": {"other"}} },
+		"non-ASCII host":          func(r *http.Request) { r.Host = "café.example" },
+		"CR LF in the host":       func(r *http.Request) { r.Host = "a\r\nX-Evil: 1" },
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://api.example/v1", nil)
+		mod(req)
+		if err := checkRequest(req); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, err := newH1Transport(nil, 1).RoundTrip(req); err == nil {
+			t.Errorf("%s: sent", name)
+		}
 	}
 }
