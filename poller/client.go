@@ -370,13 +370,20 @@ var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
 // sent, for polls and for Probe alike. Its errors are raw: a *url.Error holds the request URL with the credential,
 // and a server may echo the credential in its message, so callers pass them through clean.
 func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	h1, _ := c.rt.(*h1Transport)
+	var deadline time.Time
+	if h1 != nil {
+		deadline = time.Now().Add(c.timeout) // the connection's deadline: cheaper than a context with a timer
+	} else {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	req, err := c.newRequest(ctx, tok, q)
 	if err != nil {
 		return reply{}, err
 	}
-	resp, err := c.roundTrip(req)
+	resp, err := c.roundTrip(req, h1, deadline)
 	if err != nil {
 		return reply{}, err
 	}
@@ -416,8 +423,12 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 // a non-nil Body, but without the client's per-request work that the poller never needs (a copy of the headers
 // for redirects, deadline timers: the context carries the timeout). The *url.Error's URL is the endpoint without
 // the query, so it never holds the credential.
-func (c *client) roundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := c.rt.RoundTrip(req)
+func (c *client) roundTrip(req *http.Request, h1 *h1Transport, deadline time.Time) (resp *http.Response, err error) {
+	if h1 != nil {
+		resp, err = h1.roundTrip(req, deadline)
+	} else {
+		resp, err = c.rt.RoundTrip(req)
+	}
 	if err != nil {
 		var rh tls.RecordHeaderError
 		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {

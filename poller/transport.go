@@ -66,6 +66,12 @@ func newH1Transport(tlsCfg *tls.Config, maxIdle int) *h1Transport {
 // RoundTrip sends req on an idle connection, or a new one, and returns its answer; the answer's Body gives the
 // connection back when it was read to its end and closed.
 func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, time.Time{})
+}
+
+// roundTrip is RoundTrip with a deadline for the whole exchange, body included (none when zero), besides the
+// request context's.
+func (t *h1Transport) roundTrip(req *http.Request, deadline time.Time) (*http.Response, error) {
 	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) {
 		return nil, errors.New("poller transport: only GET without a body")
 	}
@@ -75,11 +81,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	fresh := false
 	for {
-		pc, reused, err := t.conn(ctx, req, fresh)
+		pc, reused, err := t.conn(ctx, req, fresh, deadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, pc, req)
+		resp, err := t.exchange(ctx, pc, req, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -93,7 +99,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // exchange writes req on pc and reads the answer's header. The body is read by the caller, through h1Body.
-func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
+func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request, deadline time.Time) (*http.Response, error) {
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	pc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { pc.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -224,8 +234,8 @@ func closedAsNothingCame(err error) error {
 	return err
 }
 
-// conn returns an idle connection to req's host, or dials one (always when fresh).
-func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool) (pc *h1Conn, reused bool, err error) {
+// conn returns an idle connection to req's host, or dials one (always when fresh) by the deadline (none when zero).
+func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool, deadline time.Time) (pc *h1Conn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 && !fresh {
@@ -247,7 +257,9 @@ func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool) (
 		}
 		addr = net.JoinHostPort(req.URL.Hostname(), port)
 	}
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	d := t.dialer
+	d.Deadline = deadline
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}
@@ -258,7 +270,11 @@ func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool) (
 			cfg.ServerName = req.URL.Hostname()
 		}
 		tc := tls.Client(c, cfg)
-		hctx, cancel := context.WithTimeout(ctx, t.tlsTimeout)
+		limit := time.Now().Add(t.tlsTimeout)
+		if !deadline.IsZero() && deadline.Before(limit) {
+			limit = deadline
+		}
+		hctx, cancel := context.WithDeadline(ctx, limit)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {

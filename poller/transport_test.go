@@ -358,3 +358,42 @@ func TestCheckRequestRefusesWhatWriteRequestCannotWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestH1TransportDeadlineBoundsTheWholeExchange: the deadline that send passes ends a request whose answer does
+// not come, and one whose body stops half way, with a timeout error, and neither connection is kept.
+func TestH1TransportDeadlineBoundsTheWholeExchange(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/body" {
+			w.Header().Set("Content-Length", "20")
+			io.WriteString(w, "half of it")
+			w.(http.Flusher).Flush()
+		}
+		<-release
+	})
+	defer close(release)
+	tr := newH1Transport(nil, 4)
+	defer tr.CloseIdleConnections()
+	timeout := func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/header", nil)
+	if _, err := tr.roundTrip(req, time.Now().Add(50*time.Millisecond)); !timeout(err) {
+		t.Fatalf("no answer by the deadline: %v, want a timeout", err)
+	}
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/body", nil)
+	resp, err := tr.roundTrip(req, time.Now().Add(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !timeout(err) {
+		t.Fatalf("body cut at the deadline: %v, want a timeout", err)
+	}
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d connections kept after timeouts, want 0", n)
+	}
+}
