@@ -229,7 +229,7 @@ func isASCII(s string) bool {
 func closedAsNothingCame(err error) error {
 	var ne net.Error
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || (errors.As(err, &ne) && !ne.Timeout()) {
-		return errors.Join(errH1Closed, err)
+		return fmt.Errorf("%w: %w", errH1Closed, err)
 	}
 	return err
 }
