@@ -18,8 +18,8 @@ import (
 // one request at a time, which writes the request and reads the answer in the goroutine of the poll that sends it.
 //
 // http.Transport hands every request to two goroutines of its connection (one writes, one reads) and back, three
-// goroutine switches per request; at a thousand requests a second, mostly empty pages, those switches and their
-// thread wake-ups cost more CPU than the request itself. Here the wire format is still net/http's own
+// goroutine switches per request; at a thousand requests a second, mostly empty pages, those switches, their
+// thread wake-ups and the per-request formatting were a fifth of the process's CPU (bench/RESULTS.md, scale100k). Here the wire format is still net/http's own
 // (http.Request.Write, http.ReadResponse); what this type adds is the connection pool: dial (and TLS, offering
 // only http/1.1), reuse after a body read to its end, one retry on a fresh connection when a reused one turns out
 // to have been closed by the server before it answered (a GET is idempotent; http.Transport does the same),
