@@ -25,7 +25,7 @@ func checkHeap(t *testing.T, h *indexedHeap[*heapItem]) {
 		if x.idx != i {
 			t.Fatalf("element at %d believes it is at %d", i, x.idx)
 		}
-		if i > 0 && h.less(x, h.items[(i-1)/2]) {
+		if i > 0 && h.less(x, h.items[(i-1)/arity]) {
 			t.Fatalf("element at %d is less than its parent", i)
 		}
 	}

@@ -338,8 +338,8 @@ func (s *scheduler) popDue(now time.Duration) (*tagState, time.Duration) {
 }
 
 // popEarly returns, before it is due, the tag due first among those whose last poll ended at least MinInterval
-// before now, and marks it in flight; nil when there is none among the first few of the queue (the top three
-// levels of the heap: the tags due soonest). The dispatcher polls it early when a token would waste its budget
+// before now, and marks it in flight; nil when there is none among the first few of the queue (its first seven
+// slots: the root of the heap, its four children and two of its grandchildren, among the tags due soonest). The dispatcher polls it early when a token would waste its budget
 // otherwise.
 func (s *scheduler) popEarly(now time.Duration) *tagState {
 	best := -1
