@@ -26,8 +26,14 @@ func runVirtualReport(t *testing.T, w virtualWorkload, d time.Duration) (first, 
 		if testing.Verbose() {
 			logSchedule(t, r)
 		}
-		// Let media posted before the end arrive (a quiet tag of zipf1000 waits up to about 3 minutes).
-		time.Sleep(5 * time.Minute)
+		// Let media posted before the end arrive (a quiet tag of zipf1000 waits up to about 3 minutes): wait for
+		// the last of them, at most 5 minutes, rather than always 5 minutes of polling that changes no figure.
+		for waited := time.Duration(0); waited < 5*time.Minute; waited += 5 * time.Second {
+			if st := r.latency(r.started, r.started.Add(d)); st.arrived == st.posted {
+				break
+			}
+			time.Sleep(5 * time.Second)
+		}
 		stop()
 		ls := lstar(r.rates, r.budget)
 		first = r.latency(r.started, r.started.Add(90*time.Second))
