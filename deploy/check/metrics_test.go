@@ -180,16 +180,7 @@ func fromGatherer(t *testing.T, g prometheus.Gatherer) map[string]*family {
 // name that no name-based kill of "tagstream" processes on a shared machine matches.
 func buildTagstream(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ts-deploy-check")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "github.com/tagstream/tagstream/cmd/tagstream")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.Binary(t, "github.com/tagstream/tagstream/cmd/tagstream", raceEnabled, "ts-deploy-check")
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
