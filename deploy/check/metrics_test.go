@@ -238,7 +238,9 @@ func scrapeUntil(t *testing.T, addr, what string, out *testkit.SyncBuffer, exite
 	client := &http.Client{Timeout: 5 * time.Second}
 	var fams map[string]*family
 	var lastErr error
-	testkit.Eventually(t, 2*time.Minute, what, func() bool {
+	// Every 50 ms, not 5: each scrape has the -race binary render its whole /metrics, and what the tests wait
+	// for (counters above zero, a lease held, tags owned) lasts once reached.
+	testkit.EventuallyEvery(t, 2*time.Minute, 50*time.Millisecond, what, func() bool {
 		select {
 		case <-exited:
 			return true // reported below
