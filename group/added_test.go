@@ -13,6 +13,7 @@ import (
 // it entered the group's set (where the poller starts a tag without a cursor), the same for every later
 // assignment, whichever member holds it.
 func TestAssignmentsSayWhenEachTagWasAdded(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	_, js := connect(t, urls)
 	name := uniq("added")

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,11 +61,7 @@ func startCluster(t testing.TB) *testCluster {
 	for i := range 3 {
 		c.Start(i)
 	}
-	t.Cleanup(func() {
-		for i := range 3 {
-			c.Stop(i)
-		}
-	})
+	t.Cleanup(c.StopAll)
 	c.WaitHealthy()
 	return c
 }
@@ -124,6 +121,16 @@ func (c *testCluster) Stop(i int) {
 		s.WaitForShutdown()
 		c.nodes[i] = nil
 	}
+}
+
+// StopAll shuts every node down at once and waits until they are gone: one after the other, the nodes still up
+// would hold elections for the streams of each node that left.
+func (c *testCluster) StopAll() {
+	var wg sync.WaitGroup
+	for i := range c.nodes {
+		wg.Go(func() { c.Stop(i) })
+	}
+	wg.Wait()
 }
 
 // WaitHealthy waits until every running node reports JetStream healthy (a meta leader, streams current).

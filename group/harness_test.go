@@ -32,12 +32,10 @@ var (
 
 // TestMain runs four tests at a time, and stops the shared cluster and removes its stores after the tests.
 func TestMain(m *testing.M) {
-	testkit.ParallelWaiters(4) // the tests mostly wait for leases and hand-overs
+	testkit.ParallelWaiters(8) // the tests mostly wait for leases and hand-overs
 	code := m.Run()
 	if sharedCluster != nil {
-		for i := range 3 {
-			sharedCluster.Stop(i)
-		}
+		sharedCluster.StopAll()
 	}
 	if sharedRoot != "" {
 		_ = os.RemoveAll(sharedRoot)

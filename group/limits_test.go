@@ -22,6 +22,7 @@ func pooledDemand(m *member) float64 {
 // TestTheGroupDividesTheLimitTheAPIReports checks ReportLimits: once a member reports the X-Ratelimit-Limit the API
 // answers for the group's tokens, every member plans the pooled budget with it instead of the configured one.
 func TestTheGroupDividesTheLimitTheAPIReports(t *testing.T) {
+	t.Parallel()
 	urls := sharedURLs(t)
 	_, js := connect(t, urls)
 	name := uniq("limits")

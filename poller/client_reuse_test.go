@@ -59,6 +59,7 @@ func TestAnswersKeepTheirTextWhenBodyBuffersAreReused(t *testing.T) {
 }
 
 func TestReadBody(t *testing.T) {
+	t.Parallel()
 	for _, size := range []int{0, 1, 1023, 1024, 1025, 5000} {
 		want := strings.Repeat("a", size)
 		for _, start := range [][]byte{nil, make([]byte, 0, 1), make([]byte, 0, 1024)} {

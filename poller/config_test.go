@@ -11,6 +11,7 @@ import (
 )
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	tok := []Token{{Value: "t1"}}
 	cases := []struct {
 		name  string
@@ -67,6 +68,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
 	cfg, err := Config{BaseURL: "https://h/v1/", Tokens: []Token{{Value: "a"}, {Value: "b"}}}.resolve()
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +98,7 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 func TestCheckBaseURL(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name     string
 		raw      string
@@ -145,6 +148,7 @@ func TestCheckBaseURL(t *testing.T) {
 }
 
 func TestIsLoopback(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		host string
 		want bool

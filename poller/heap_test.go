@@ -32,6 +32,7 @@ func checkHeap(t *testing.T, h *indexedHeap[*heapItem]) {
 }
 
 func TestIndexedHeapKeepsOrderAndPositions(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	h := newTestHeap()
 	var live []*heapItem

@@ -354,10 +354,11 @@ func TestPublisherFailureKeepsCursor(t *testing.T) {
 	}
 	r.pub.setFail(nil)
 	checkExactlyOnce(t, srv, r.pub, expected(srv, tags, since), nil, 20*time.Second)
-	after, _, _ := r.store.Get(context.Background(), "pubfail")
-	if after.Cursor == before.Cursor {
-		t.Errorf("cursor did not move after the publisher recovered")
-	}
+	// The cursor is committed after the publisher acknowledged, so a moment after the events are recorded.
+	testkit.Eventually(t, 10*time.Second, "the cursor to move after the publisher recovered", func() bool {
+		after, _, _ := r.store.Get(context.Background(), "pubfail")
+		return after.Cursor != before.Cursor
+	})
 }
 
 // TestGapMarker lets the simulator drop media the poller has not reached yet: a gap marker says so and every media
@@ -435,13 +436,17 @@ func TestClientIDsAndTagsChangingWhileRunning(t *testing.T) {
 	}
 	waitStarted(t, r, []string{"comes"})
 	r.p.RemoveTag("goes")
-	testkit.Eventually(t, 10*time.Second, "the removed tag to leave the status", func() bool {
+	// A poll in flight finishes (RemoveTag's contract) and may find what is posted below: wait until the tag left
+	// the scheduler too, which it does once that poll is done. The status hides it at once.
+	testkit.Eventually(t, 10*time.Second, "the removed tag to leave the status and the scheduler", func() bool {
 		for _, st := range r.p.Status() {
 			if st.Tag == "goes" {
 				return false
 			}
 		}
-		return true
+		r.p.mu.Lock()
+		defer r.p.mu.Unlock()
+		return r.p.sched.tags["goes"] == nil
 	})
 	since := time.Now()
 	for _, tag := range []string{"stays", "goes", "comes"} {

@@ -351,6 +351,7 @@ func (s oracleStore) Put(ctx context.Context, tag string, st checkpoint.State) e
 // TestRandomWorkloadsDeliverEverythingOnce runs the real Poller against the simulator over HTTP with random
 // workloads (see drawScenario) and checks the delivery contract against the simulator's ground truth.
 func TestRandomWorkloadsDeliverEverythingOnce(t *testing.T) {
+	t.Parallel() // the seeds run beside the other parallel tests, not before them all
 	for _, seed := range propSeeds {
 		sc := drawScenario(seed, seed%4 == 0, seed%4 == 3)
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {

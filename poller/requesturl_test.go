@@ -29,6 +29,7 @@ func valuesURL(c *client, tok *token, q query) string {
 }
 
 func TestRequestURL(t *testing.T) {
+	t.Parallel()
 	c := &client{base: "https://api.example.test/v1"}
 	tests := []struct {
 		name string
@@ -75,6 +76,7 @@ func BenchmarkRequestURL(b *testing.B) {
 // TestNewRequestIsWhatTheURLParsesTo checks that newRequest builds the request http.NewRequestWithContext makes of
 // requestURL: the same URL fields, the same request line and Host.
 func TestNewRequestIsWhatTheURLParsesTo(t *testing.T) {
+	t.Parallel()
 	bases := []string{
 		"https://api.example.test/v1",
 		"http://127.0.0.1:42583/v1",

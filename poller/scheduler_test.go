@@ -28,6 +28,7 @@ func setRate(s *scheduler, ts *tagState, r float64) {
 const epoch = time.Hour
 
 func TestSquareRootRule(t *testing.T) {
+	t.Parallel()
 	s := testScheduler(time.Second, time.Hour)
 	rates := []float64{0.01, 0.04, 0.25, 1}
 	var tags []*tagState
@@ -57,6 +58,7 @@ func TestSquareRootRule(t *testing.T) {
 }
 
 func TestFrequencyBounds(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		rate    float64
@@ -85,6 +87,7 @@ func TestFrequencyBounds(t *testing.T) {
 }
 
 func TestOverloadSlowsEveryTagByTheSameFactor(t *testing.T) {
+	t.Parallel()
 	s := testScheduler(time.Second, time.Minute)
 	var tags []*tagState
 	for i := range 100 {
@@ -111,6 +114,7 @@ func TestOverloadSlowsEveryTagByTheSameFactor(t *testing.T) {
 
 // TestOverloadIsReported checks the metric and the single log line when the budget cannot cover the floors.
 func TestOverloadIsReported(t *testing.T) {
+	t.Parallel()
 	logs := &testkit.SyncBuffer{}
 	var tags []string
 	for i := range 50 {
@@ -146,6 +150,7 @@ func TestOverloadIsReported(t *testing.T) {
 }
 
 func TestAddAndRemoveTags(t *testing.T) {
+	t.Parallel()
 	s := testScheduler(time.Second, time.Minute)
 	for _, name := range []string{"a", "b", "c"} {
 		s.add(name, epoch, 100)
@@ -177,6 +182,7 @@ func TestAddAndRemoveTags(t *testing.T) {
 }
 
 func TestRateEstimate(t *testing.T) {
+	t.Parallel()
 	s := testScheduler(time.Second, time.Minute)
 	ts := s.add("x", epoch, 1)
 	now := epoch
@@ -217,6 +223,7 @@ func TestRateEstimate(t *testing.T) {
 
 // TestNoStarvation runs an overloaded schedule in virtual time: every tag is still polled, about equally often.
 func TestNoStarvation(t *testing.T) {
+	t.Parallel()
 	s := testScheduler(time.Second, 10*time.Second)
 	const n = 500
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -344,6 +351,7 @@ func TestSkewedWorkloadNearOptimum(t *testing.T) {
 }
 
 func TestOverloadDoesNotFlapAboutTheBudget(t *testing.T) {
+	t.Parallel()
 	logs := &testkit.SyncBuffer{}
 	cfg := Config{BaseURL: "https://h/v1", Tokens: []Token{{Value: "t"}}, Tags: []string{"a"}}
 	p, err := New(cfg, &memPublisher{}, checkpoint.NewMemory(), slog.New(slog.NewTextHandler(logs, nil)), nil)

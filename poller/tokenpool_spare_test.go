@@ -9,6 +9,7 @@ import (
 // answers "none until the first can be full" without looking at the tokens again, and is right at that time; a
 // higher limit from the API (a faster refill) clears the shortcut.
 func TestSpareAnswersFromItsCacheUntilABucketCanBeFull(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, oneASecond, "a", "b") // one request a second each, burst 3
 	if n, _ := p.spare(clock.mono()); n != 2 {

@@ -85,6 +85,7 @@ const (
 )
 
 func TestPaceIsTheLimitLessTheReserve(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		limit int
 		share float64
@@ -102,6 +103,7 @@ func TestPaceIsTheLimitLessTheReserve(t *testing.T) {
 }
 
 func TestTokenBucketPacing(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, oneASecond, "a") // one request a second, burst 3
 	got, next := take(p, clock, 10)
@@ -126,6 +128,7 @@ func TestTokenBucketPacing(t *testing.T) {
 }
 
 func TestTokenPoolSpreadsOverTokens(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, oneASecond, "a", "b", "c")
 	counts := make(map[int]int)
@@ -148,6 +151,7 @@ func TestTokenPoolSpreadsOverTokens(t *testing.T) {
 }
 
 func TestTokenPoolHeaderCorrection(t *testing.T) {
+	t.Parallel()
 	keep := reserveOf(oneASecond) // the pools below refill one request a second
 	if keep < 2*tokenBurst {
 		t.Fatalf("reserve %d: want at least two bursts", keep)
@@ -185,6 +189,7 @@ func TestTokenPoolHeaderCorrection(t *testing.T) {
 }
 
 func TestTokenParkingBacksOffAndHonoursRetryAfter(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, 360000, "a", "b")
 	a := p.tokens[0]
@@ -218,6 +223,7 @@ func TestTokenParkingBacksOffAndHonoursRetryAfter(t *testing.T) {
 }
 
 func TestTokenRetirement(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, logs := newTestPool(t, clock, 3600, "first-secret", "second-secret")
 	p.retire(p.tokens[0])
@@ -247,6 +253,7 @@ func TestTokenRetirement(t *testing.T) {
 }
 
 func TestAcquireWaitsForContext(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, 1, "slow") // one request an hour
 	take(p, clock, 5)
@@ -258,6 +265,7 @@ func TestAcquireWaitsForContext(t *testing.T) {
 }
 
 func TestFingerprintHidesTheToken(t *testing.T) {
+	t.Parallel()
 	fp := Fingerprint("IGQVJYeUk4NFZAWbnRrZAHBQ")
 	if len(fp) != 8 || strings.Contains("IGQVJYeUk4NFZAWbnRrZAHBQ", fp) {
 		t.Errorf("fingerprint %q: want 8 hex digits unrelated to the token", fp)
@@ -268,6 +276,7 @@ func TestFingerprintHidesTheToken(t *testing.T) {
 }
 
 func TestBudgetUseCoversTheLastMinute(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, 3600, "a", "b") // two requests a second allowed
 	if use := p.budgetUse(clock.mono()); use != 0 {
@@ -326,6 +335,7 @@ func (w *windowAPI) answer(now time.Duration) int {
 // window within the limit by stopping the token for the credit's worth as well). A window after the burst still
 // holds at least 97 % of the limit.
 func TestStartBurstNeverExceedsTheWindow(t *testing.T) {
+	t.Parallel()
 	const limit = 3600
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, limit, "a")
@@ -385,6 +395,7 @@ func TestStartBurstNeverExceedsTheWindow(t *testing.T) {
 // TestStartBurstNeedsAnEmptyWindow checks that a token whose first answer shows requests this pool did not send
 // (a restart within the hour, another client) loses its start credit, and that a closed burst does not open again.
 func TestStartBurstNeedsAnEmptyWindow(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	p, _ := newTestPool(t, clock, 3600, "a", "b")
 	p.openBurst()
@@ -419,6 +430,7 @@ func TestStartBurstNeedsAnEmptyWindow(t *testing.T) {
 // being ready at least at half its pace instead of waiting an hour, and the pool closes a burst a quarter of the
 // window after it opened by itself.
 func TestStartBurstClosedLateDoesNotStopTheToken(t *testing.T) {
+	t.Parallel()
 	clock := newFakeClock()
 	cfg := Config{BaseURL: "https://h/v1", RequestsPerHour: 5000, RateWindow: time.Second, Clock: clock.Now,
 		BackoffInitial: time.Second, BackoffMax: time.Minute, Tokens: []Token{{Value: "a"}}}

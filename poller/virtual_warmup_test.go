@@ -32,6 +32,7 @@ func warmupPoller(t *testing.T, n, tokens int) *Poller {
 // the tags. (Spread tag by tag over the round of the tags added before it, a third of 1,000 tags fell due in the
 // first tenth, three times what the budget allows: the known tags' polls then queued behind them.)
 func TestFirstPollsAreSpreadEvenlyOverOneRound(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		tags, toks  int
@@ -72,6 +73,7 @@ func TestFirstPollsAreSpreadEvenlyOverOneRound(t *testing.T) {
 // were never polled (their first polls come at the pace of one round), 97 % once every tag was polled, and that
 // the count of tags never polled follows polls and removals.
 func TestPlanLeavesRoomWhileTagsWereNeverPolled(t *testing.T) {
+	t.Parallel()
 	p := warmupPoller(t, 3, 2)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -147,6 +149,7 @@ func TestVirtualCompressedHourSpendsTheBudgetWithoutRateLimitAnswers(t *testing.
 // (100 - 36) / 0.9 = 71 s instead of 100 / 0.9 = 111 s at the first round's budget alone, with no rate-limit
 // answer, and the burst closes once every tag was polled.
 func TestStartBurstSpeedsTheFirstRound(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		rates := map[string]float64{}
 		for i := range 100 {
@@ -182,6 +185,7 @@ func TestStartBurstSpeedsTheFirstRound(t *testing.T) {
 // the tokens lose their start credit, and the burst closes within seconds instead of lasting the first round;
 // no rate-limit answer comes.
 func TestStartBurstIsDroppedAfterARestart(t *testing.T) {
+	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		rates := map[string]float64{}
 		for i := range 200 {

@@ -38,6 +38,7 @@ func admin(t *testing.T, s *Server, route string, in any, out any) int {
 }
 
 func TestAdminEndpointMirrorsTheGoAPI(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "adm", Initial: 3}))
 	var posted []Truth
 	victim := newestFirst(s, "adm")[0]
@@ -135,6 +136,7 @@ func TestAdminEndpointMirrorsTheGoAPI(t *testing.T) {
 }
 
 func TestHTTPSByDefaultWithATrustableCA(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := start(t, Config{Tokens: []string{testToken}, CertDir: dir, Tags: []TagConfig{{Name: "tls", Initial: 2}}})
 	if !strings.HasPrefix(s.URL(), "https://") || !strings.HasSuffix(s.URL(), "/v1") {
@@ -166,6 +168,7 @@ func TestHTTPSByDefaultWithATrustableCA(t *testing.T) {
 }
 
 func TestTemporaryCertDirIsRemovedByClose(t *testing.T) {
+	t.Parallel()
 	s, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +195,7 @@ func TestTemporaryCertDirIsRemovedByClose(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  Config
@@ -246,6 +250,7 @@ func TestConfigValidation(t *testing.T) {
 }
 
 func TestTokensNeverAppearInLogsOrStats(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cr3t-token-value"
 	var logs testkit.SyncBuffer
 	cfg := plain(TagConfig{Name: "sec", Initial: 40})

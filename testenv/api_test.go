@@ -13,6 +13,7 @@ import (
 )
 
 func TestEndpointsAnswerTheEnvelope(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "coffee", Initial: 30}, TagConfig{Name: "coffeeart", Initial: 3}, TagConfig{Name: "tea", Initial: 5}))
 	someID := newestFirst(s, "coffee")[4]
 	tests := []struct {
@@ -102,6 +103,7 @@ func mustUnmarshal(t *testing.T, b []byte, v any) {
 // TestEveryEndpointAcceptsTheJSONSuffix checks the ".json" suffix that the API accepted and python-instagram 1.3.2
 // appends to every path: the answer is the one without it.
 func TestEveryEndpointAcceptsTheJSONSuffix(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "coffee", Initial: 40}, TagConfig{Name: "json", Initial: 2}, TagConfig{Name: "日本", Initial: 3}))
 	id := newestFirst(s, "coffee")[3]
 	tests := []struct {
@@ -149,6 +151,7 @@ func TestEveryEndpointAcceptsTheJSONSuffix(t *testing.T) {
 }
 
 func TestWalkingPagesGivesTheWholeFeedNewestFirst(t *testing.T) {
+	t.Parallel()
 	for _, style := range []CursorStyle{CursorNumeric, CursorOpaque} {
 		for _, viaNextURL := range []bool{false, true} {
 			name := fmt.Sprintf("%s cursors, following next_url=%v", style, viaNextURL)
@@ -220,6 +223,7 @@ func head(s []string) []string {
 }
 
 func TestNextURLCarriesTheCallersOwnCredential(t *testing.T) {
+	t.Parallel()
 	cfg := plain(TagConfig{Name: "nx", Initial: 5})
 	cfg.Tokens = append(cfg.Tokens, "tok/with+chars=")
 	s := start(t, cfg)
@@ -248,6 +252,7 @@ func TestNextURLCarriesTheCallersOwnCredential(t *testing.T) {
 }
 
 func TestCountIsCappedAndDefaulted(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "many", Initial: 80}))
 	tests := []struct {
 		name  string
@@ -276,6 +281,7 @@ func TestCountIsCappedAndDefaulted(t *testing.T) {
 }
 
 func TestMinTagIDExclusiveOrInclusive(t *testing.T) {
+	t.Parallel()
 	for _, inclusive := range []bool{false, true} {
 		for _, style := range []CursorStyle{CursorNumeric, CursorOpaque} {
 			t.Run(fmt.Sprintf("inclusive=%v with %s cursors", inclusive, style), func(t *testing.T) {
@@ -313,6 +319,7 @@ func TestMinTagIDExclusiveOrInclusive(t *testing.T) {
 }
 
 func TestNumericCursorsAreComparedAsIntegers(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "digits", Initial: 200}))
 	tr := truthOf(s, "digits")
 	var short, long int = -1, -1
@@ -365,6 +372,7 @@ func TestNumericCursorsAreComparedAsIntegers(t *testing.T) {
 }
 
 func TestOpaqueCursorsLookLikeTheAPIs(t *testing.T) {
+	t.Parallel()
 	cfg := plain(TagConfig{Name: "opq", Initial: 5})
 	cfg.Cursors = CursorOpaque
 	s := start(t, cfg)
@@ -378,6 +386,7 @@ func TestOpaqueCursorsLookLikeTheAPIs(t *testing.T) {
 }
 
 func TestMalformedParametersGiveTheInvalidParametersEnvelope(t *testing.T) {
+	t.Parallel()
 	numeric := start(t, plain(TagConfig{Name: "bad", Initial: 3}))
 	ocfg := plain(TagConfig{Name: "bad", Initial: 3})
 	ocfg.Cursors = CursorOpaque
@@ -426,6 +435,7 @@ func TestMalformedParametersGiveTheInvalidParametersEnvelope(t *testing.T) {
 }
 
 func TestErrorShapes(t *testing.T) {
+	t.Parallel()
 	cfg := plain(TagConfig{Name: "err", Initial: 3})
 	cfg.Tokens = append(cfg.Tokens, "revoked-now", "revoked-later")
 	s := start(t, cfg)
@@ -472,6 +482,7 @@ func TestErrorShapes(t *testing.T) {
 }
 
 func TestJSONPWrapsAnyAnswer(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "js", Initial: 3}))
 	tests := []struct {
 		name   string
@@ -511,6 +522,7 @@ func TestJSONPWrapsAnyAnswer(t *testing.T) {
 }
 
 func TestLikesWithMethodOverride(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "lk", Initial: 2}))
 	id := newestFirst(s, "lk")[0]
 	likes := func() int {
@@ -559,6 +571,7 @@ func TestLikesWithMethodOverride(t *testing.T) {
 }
 
 func TestRateLimitHeadersAndOverLimitAnswers(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		mode     OverLimit
@@ -616,6 +629,7 @@ func TestRateLimitHeadersAndOverLimitAnswers(t *testing.T) {
 }
 
 func TestRateLimitWindowSlides(t *testing.T) {
+	t.Parallel()
 	clock := newTestClock()
 	cfg := plain(TagConfig{Name: "win", Initial: 1})
 	cfg.RequestsPerHour, cfg.TimeScale = 2, 3600 // the hour passes in a second
@@ -702,6 +716,7 @@ func e0(t *testing.T, a answer) string {
 }
 
 func TestMediaIDsAreUniqueAndWellFormed(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "a", Initial: 50}, TagConfig{Name: "b", Initial: 50}))
 	seen := map[string]bool{}
 	for _, tr := range s.GroundTruth() {

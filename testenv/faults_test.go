@@ -13,6 +13,7 @@ import (
 )
 
 func TestFaultsByProbability(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		faults Faults
@@ -120,6 +121,7 @@ func wantEnvelope(t *testing.T, r *http.Response, b []byte, err error, code int,
 }
 
 func TestSetFaultsChangesFaultsAtRunTime(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "sf", Initial: 1}))
 	if a := get(t, s, "/tags/sf", auth()); a.status != 200 {
 		t.Fatalf("status %d before faults", a.status)
@@ -143,6 +145,7 @@ func TestSetFaultsChangesFaultsAtRunTime(t *testing.T) {
 }
 
 func TestFaultProbabilityIsAProbability(t *testing.T) {
+	t.Parallel()
 	cfg := plain(TagConfig{Name: "half", Initial: 1})
 	cfg.Faults = Faults{Error500: 0.5}
 	s := start(t, cfg)
@@ -159,6 +162,7 @@ func TestFaultProbabilityIsAProbability(t *testing.T) {
 }
 
 func TestDownResetsConnectionsThenRecovers(t *testing.T) {
+	t.Parallel()
 	clock := newTestClock()
 	s := startWithClock(t, plain(TagConfig{Name: "dn", Initial: 1}), clock)
 	if a := get(t, s, "/tags/dn", auth()); a.status != 200 { // leaves a keep-alive connection open
@@ -190,6 +194,7 @@ func TestDownResetsConnectionsThenRecovers(t *testing.T) {
 }
 
 func TestRevokeTokenAtTakesEffectAtThatTime(t *testing.T) {
+	t.Parallel()
 	clock := newTestClock()
 	s := startWithClock(t, plain(TagConfig{Name: "rv", Initial: 1}), clock)
 	s.RevokeTokenAt(testToken, clock.Now().Add(time.Minute))

@@ -95,6 +95,7 @@ func readJSONFixture(t *testing.T, name string) map[string]any {
 // type, and every key produced must be recorded, either there or, for the media types that recording lacks
 // (video, carousel) and a present location, in the recordings listed in extras.
 func TestMediaAndPaginationMatchTheRecordedShapes(t *testing.T) {
+	t.Parallel()
 	recMedia, recPag := shape{}, shape{}
 	for _, name := range []string{
 		"elixtagram__tags_ts_media_recent__2015-09-29T2006.cassette.json",
@@ -216,6 +217,7 @@ func TestMediaAndPaginationMatchTheRecordedShapes(t *testing.T) {
 
 // TestErrorBodiesMatchTheRecordedShapes compares error answers with the recorded error bodies.
 func TestErrorBodiesMatchTheRecordedShapes(t *testing.T) {
+	t.Parallel()
 	recorded := readCassetteBodies(t, "elixtagram__error_400_OAuthAccessTokenException__2015-09.cassette.json")[0]
 	flat := readCassetteBodies(t, "elixtagram__error_429_OAuthRateLimitException_no_meta__2017-04.cassette.json")[0]
 	cfg := plain(TagConfig{Name: "e", Initial: 1})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,13 @@ import (
 )
 
 const testToken = "tok-alpha.0001"
+
+// TestMain runs four tests at a time: the era-client tests mostly wait for a Python interpreter to start, and
+// with go test's default (GOMAXPROCS, two here) the CPU-bound tests would queue behind them.
+func TestMain(m *testing.M) {
+	testkit.ParallelWaiters(4)
+	os.Exit(m.Run())
+}
 
 // start builds and starts a server; it is closed when the test ends.
 func start(t *testing.T, cfg Config) *Server {

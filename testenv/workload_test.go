@@ -15,6 +15,7 @@ import (
 )
 
 func TestRetentionLeavesGapsForOldCursors(t *testing.T) {
+	t.Parallel()
 	cfg := plain(TagConfig{Name: "ret", Initial: 30})
 	cfg.Retention = 10
 	s := start(t, cfg)
@@ -49,6 +50,7 @@ func TestRetentionLeavesGapsForOldCursors(t *testing.T) {
 }
 
 func TestBurstIsFoundByWalkingBetweenCursors(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "burst", Initial: 5}))
 	headCursor := recent(t, s, "burst", auth("count", "1")).pag["min_tag_id"]
 	posted := s.Post("burst", 40)
@@ -81,6 +83,7 @@ func TestBurstIsFoundByWalkingBetweenCursors(t *testing.T) {
 }
 
 func TestDeletionShiftsThePageAndIsRecorded(t *testing.T) {
+	t.Parallel()
 	var sink testkit.SyncBuffer
 	cfg := plain(TagConfig{Name: "del", Initial: 10})
 	cfg.GroundTruth = &sink
@@ -128,6 +131,7 @@ func TestDeletionShiftsThePageAndIsRecorded(t *testing.T) {
 }
 
 func TestLateTaggingPutsAnOldMediaAtTheHead(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "late", Initial: 5}))
 	tr := s.PostLate("late", 72*time.Hour)
 	if !tr.Late || time.Since(tr.CreatedTime) < 71*time.Hour {
@@ -145,6 +149,7 @@ func TestLateTaggingPutsAnOldMediaAtTheHead(t *testing.T) {
 }
 
 func TestSameSeedGivesTheSameMedia(t *testing.T) {
+	t.Parallel()
 	mk := func(seed int64, style CursorStyle) ([]string, []string) {
 		cfg := plain(TagConfig{Name: "det", Initial: 20}, TagConfig{Name: "other", Initial: 3})
 		cfg.Seed, cfg.Cursors = seed, style
@@ -181,6 +186,7 @@ func TestSameSeedGivesTheSameMedia(t *testing.T) {
 }
 
 func TestPoissonArrivalsFollowTheRate(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "live", Rate: 200}, TagConfig{Name: "idle"}))
 	testkit.Eventually(t, waitTimeout, "media arrive at rate 200/s", func() bool { return len(truthOf(s, "live")) >= 20 })
 	s.SetRate("idle", 200)
@@ -197,6 +203,7 @@ func TestPoissonArrivalsFollowTheRate(t *testing.T) {
 }
 
 func TestInitialMediaAreSpreadOverThePast(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "init", Initial: 50}))
 	tr := truthOf(s, "init")
 	if len(tr) != 50 {
@@ -213,6 +220,7 @@ func TestInitialMediaAreSpreadOverThePast(t *testing.T) {
 }
 
 func TestMediaVarietyCoversTypesAndNulls(t *testing.T) {
+	t.Parallel()
 	s := start(t, plain(TagConfig{Name: "variety", Initial: 300}))
 	seen := map[string]bool{}
 	var walk func(params url.Values)
@@ -275,6 +283,7 @@ func truthLines(t *testing.T, b *testkit.SyncBuffer) []Truth {
 }
 
 func TestGroundTruthNDJSONMatchesGroundTruth(t *testing.T) {
+	t.Parallel()
 	var sink testkit.SyncBuffer
 	cfg := plain(TagConfig{Name: "gt1", Initial: 4}, TagConfig{Name: "gt2", Initial: 3})
 	cfg.GroundTruth = &sink
@@ -307,6 +316,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 func TestAFailingGroundTruthSinkDoesNotStopTheServer(t *testing.T) {
+	t.Parallel()
 	cfg := plain(TagConfig{Name: "fw", Initial: 2})
 	cfg.GroundTruth = failingWriter{}
 	s := start(t, cfg)

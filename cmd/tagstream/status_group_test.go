@@ -50,11 +50,16 @@ func askedGroupMember(t *testing.T, sim *testenv.Server, url, g, bucket, name st
 }
 
 // statusOfGroup runs `status --group g --json` until ok accepts its report, and returns it.
+// statusInterval is how often a test runs `status --group` while it waits for the group to show a state: a run
+// connects to NATS, reads the group's buckets and asks every member (tens of milliseconds of CPU under -race), and
+// the states waited for last once reached.
+const statusInterval = 50 * time.Millisecond
+
 func statusOfGroup(t *testing.T, url, g, bucket, what string, ok func(groupReport) bool) groupReport {
 	t.Helper()
 	var rep groupReport
 	var last string
-	testkit.Eventually(t, time.Minute, what, func() bool {
+	testkit.EventuallyEvery(t, time.Minute, statusInterval, what, func() bool {
 		r := run(t, nil, "status", "--group", g, "--nats-url", url, "--kv-bucket", bucket, "--json")
 		last = r.stdout + r.stderr
 		rep = groupReport{}
@@ -342,7 +347,7 @@ func TestStatusOfAGroupAsksAnHTTPSMemberTrustingCAFile(t *testing.T) {
 	ask := func(t *testing.T, extra ...string) askedMember {
 		t.Helper()
 		var m askedMember
-		testkit.Eventually(t, time.Minute, "status --group to show member m1 and its tags", func() bool {
+		testkit.EventuallyEvery(t, time.Minute, statusInterval, "status --group to show member m1 and its tags", func() bool {
 			r := run(t, nil, append([]string{"status", "--group", g, "--nats-url", natsURL, "--kv-bucket", bucket, "--json"}, extra...)...)
 			var rep groupReport
 			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil || len(rep.Members) != 1 || len(rep.Tags) != len(tags) {

@@ -318,7 +318,7 @@ func TestStatusShowsAGroup(t *testing.T) {
 			t.Logf("last output:\n%s", last)
 		}
 	})
-	testkit.Eventually(t, time.Minute, "status --group to show every owner, cursor and both shares of each token", func() bool {
+	testkit.EventuallyEvery(t, time.Minute, statusInterval, "status --group to show every owner, cursor and both shares of each token", func() bool {
 		r := run(t, nil, "status", "--group", g, "--nats-url", url, "--kv-bucket", "group_cursors", "--json")
 		last = r.stdout + r.stderr
 		rep = groupReport{}

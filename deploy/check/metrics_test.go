@@ -180,16 +180,7 @@ func fromGatherer(t *testing.T, g prometheus.Gatherer) map[string]*family {
 // name that no name-based kill of "tagstream" processes on a shared machine matches.
 func buildTagstream(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ts-deploy-check")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "github.com/tagstream/tagstream/cmd/tagstream")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testkit.Binary(t, "github.com/tagstream/tagstream/cmd/tagstream", raceEnabled, "ts-deploy-check")
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago.
@@ -247,7 +238,9 @@ func scrapeUntil(t *testing.T, addr, what string, out *testkit.SyncBuffer, exite
 	client := &http.Client{Timeout: 5 * time.Second}
 	var fams map[string]*family
 	var lastErr error
-	testkit.Eventually(t, 2*time.Minute, what, func() bool {
+	// Every 50 ms, not 5: each scrape has the -race binary render its whole /metrics, and what the tests wait
+	// for (counters above zero, a lease held, tags owned) lasts once reached.
+	testkit.EventuallyEvery(t, 2*time.Minute, 50*time.Millisecond, what, func() bool {
 		select {
 		case <-exited:
 			return true // reported below

@@ -16,12 +16,20 @@ import (
 // timeout is a safety net against a hung test, never a timing assertion: choose it generously.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	EventuallyEvery(t, timeout, 5*time.Millisecond, what, cond)
+}
+
+// EventuallyEvery is Eventually calling cond at most once every interval: for a cond that costs much (a whole
+// command run, say) and a condition that, once true, stays true, so that a longer interval only delays the
+// test a little. A condition that holds only for a moment needs Eventually's short interval.
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
