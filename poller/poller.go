@@ -588,7 +588,10 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 		} else if now < noEarlyUntil {
 			wait = min(wait, noEarlyUntil-now)
 		}
-		timer.Reset(max(wait, dispatchQuantum))
+		if wait < dispatchQuantum && p.pool.sustainableRate()*dispatchQuantum.Seconds() >= 1 {
+			wait = dispatchQuantum
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
@@ -598,10 +601,12 @@ func (p *Poller) dispatch(ctx context.Context, work chan<- *tagState) {
 	}
 }
 
-// dispatchQuantum is the shortest sleep of the dispatcher: polls that fall due within it go out together at its
-// end, up to that much late. At a thousand polls a second, one wake-up per poll kept threads parking and waking
-// (futex, epoll) for each of them; batches of about ten cost a fraction of that, and 5 ms is nothing beside the
-// seconds between two polls of a tag (MinInterval is 2 s by default).
+// dispatchQuantum is the shortest sleep of the dispatcher when the tokens allow at least one request per quantum
+// (200 a second): polls that fall due within it go out together at its end, up to that much late. At a thousand
+// polls a second, one wake-up per poll kept threads parking and waking (futex, epoll) for each of them; batches of
+// about seven cost a fraction of that, and 5 ms is nothing beside the seconds between two polls of a tag
+// (MinInterval is 2 s by default). Below that rate there is nothing to batch, and the dispatcher wakes when the
+// next poll is due, as it always did.
 const dispatchQuantum = 5 * time.Millisecond
 
 // dispatchEarly hands out up to n tags before they are due, as long as a worker is free; it returns how many.
