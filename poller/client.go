@@ -93,6 +93,7 @@ type client struct {
 	plainPath                       bool
 	rt                              http.RoundTripper // sends every request (see send); the transport of http
 	http                            *http.Client      // for CloseIdleConnections
+	h1                              *h1Transport      // rt when it is one: send passes it the deadline directly
 	pool                            *tokenPool
 	red                             *redact.Redactor // knows every token of the pool
 	timeout                         time.Duration
@@ -136,6 +137,7 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 		c.gate = func() bool { return true }
 	}
 	c.rt = rt
+	c.h1, _ = rt.(*h1Transport)
 	c.http = &http.Client{Transport: rt, CheckRedirect: refuseRedirects}
 	base, err := http.NewRequest(http.MethodGet, cfg.BaseURL, nil) // checked by Config.resolve
 	if err != nil {
@@ -370,9 +372,8 @@ var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxBody)
 // sent, for polls and for Probe alike. Its errors are raw: a *url.Error holds the request URL with the credential,
 // and a server may echo the credential in its message, so callers pass them through clean.
 func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
-	h1, _ := c.rt.(*h1Transport)
 	var deadline time.Time
-	if h1 != nil {
+	if c.h1 != nil {
 		deadline = time.Now().Add(c.timeout) // the connection's deadline: cheaper than a context with a timer
 	} else {
 		var cancel context.CancelFunc
@@ -383,7 +384,7 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	resp, err := c.roundTrip(req, h1, deadline)
+	resp, err := c.roundTrip(req, deadline)
 	if err != nil {
 		return reply{}, err
 	}
@@ -421,11 +422,11 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 // roundTrip sends req with the transport as http.Client.Do does with refuseRedirects, which hands a redirect answer
 // back as it is: the same errors (a *url.Error; a plain-HTTP answer at an https URL is http.ErrSchemeMismatch),
 // a non-nil Body, but without the client's per-request work that the poller never needs (a copy of the headers
-// for redirects, deadline timers: the context carries the timeout). The *url.Error's URL is the endpoint without
-// the query, so it never holds the credential.
-func (c *client) roundTrip(req *http.Request, h1 *h1Transport, deadline time.Time) (resp *http.Response, err error) {
-	if h1 != nil {
-		resp, err = h1.roundTrip(req, deadline)
+// for redirects, deadline timers: h1Transport gets deadline, any other transport the context's timeout). The
+// *url.Error's URL is the endpoint without the query, so it never holds the credential.
+func (c *client) roundTrip(req *http.Request, deadline time.Time) (resp *http.Response, err error) {
+	if c.h1 != nil {
+		resp, err = c.h1.roundTrip(req, deadline)
 	} else {
 		resp, err = c.rt.RoundTrip(req)
 	}

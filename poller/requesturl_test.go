@@ -73,6 +73,30 @@ func BenchmarkRequestURL(b *testing.B) {
 	})
 }
 
+// urlTestTokens and urlTestQueries are the credentials and queries whose escaping the request tests cover.
+var (
+	urlTestTokens  = []token{{value: "tok-1"}, {value: "cid-1", clientID: true}, {value: "a+b/c=d&e f%"}}
+	urlTestQueries = []query{
+		{tag: "sunset", count: 33},
+		{tag: "café_été", count: 1, min: "1234567890123456789"},
+		{tag: "x", count: 0, min: "1 2&3", max: "ä?"},
+		{tag: "a%b", count: 33, max: "987"},
+	}
+)
+
+// urlTestClient is a client of base with one token, for building requests.
+func urlTestClient(t *testing.T, base string) *client {
+	t.Helper()
+	cfg := Config{BaseURL: base, Tokens: []Token{{Value: "tok-1"}}}
+	clk := newClock(nil)
+	m, _ := newMetrics(nil)
+	c, err := newClient(cfg, clk, newTokenPool(Config{RateWindow: time.Hour}, clk, nil, m), nil, m)
+	if err != nil {
+		t.Fatalf("newClient(%q): %v", base, err)
+	}
+	return c
+}
+
 // TestNewRequestIsWhatTheURLParsesTo checks that newRequest builds the request http.NewRequestWithContext makes of
 // requestURL: the same URL fields, the same request line and Host.
 func TestNewRequestIsWhatTheURLParsesTo(t *testing.T) {
@@ -86,24 +110,11 @@ func TestNewRequestIsWhatTheURLParsesTo(t *testing.T) {
 		"https://api.example.test/v%31/x%2Fy",
 		"https://api.example.test/a b/ä",
 	}
-	toks := []token{{value: "tok-1"}, {value: "cid-1", clientID: true}, {value: "a+b/c=d&e f%"}}
-	queries := []query{
-		{tag: "sunset", count: 33},
-		{tag: "café_été", count: 1, min: "1234567890123456789"},
-		{tag: "x", count: 0, min: "1 2&3", max: "ä?"},
-		{tag: "a%b", count: 33, max: "987"},
-	}
 	for _, base := range bases {
-		cfg := Config{BaseURL: base, Tokens: []Token{{Value: "tok-1"}}}
-		clk := newClock(nil)
-		m, _ := newMetrics(nil)
-		c, err := newClient(cfg, clk, newTokenPool(Config{RateWindow: time.Hour}, clk, nil, m), nil, m)
-		if err != nil {
-			t.Fatalf("newClient(%q): %v", base, err)
-		}
+		c := urlTestClient(t, base)
 		c.base = strings.TrimRight(base, "/")
-		for _, tok := range toks {
-			for _, q := range queries {
+		for _, tok := range urlTestTokens {
+			for _, q := range urlTestQueries {
 				want, err := http.NewRequestWithContext(context.Background(), http.MethodGet, c.requestURL(&tok, q), nil)
 				if err != nil {
 					t.Fatal(err)

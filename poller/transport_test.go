@@ -32,6 +32,23 @@ func h1Server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64
 	return srv, &conns
 }
 
+// stallingServer answers a request for halfBody with half of a 20-byte body and then nothing, and any other
+// request with nothing at all, until the test ends.
+func stallingServer(t *testing.T, halfBody string) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == halfBody {
+			w.Header().Set("Content-Length", "20")
+			io.WriteString(w, "half of it")
+			w.(http.Flusher).Flush()
+		}
+		<-release
+	})
+	t.Cleanup(func() { close(release) }) // runs before h1Server's srv.Close, which waits for the handlers
+	return srv
+}
+
 // get sends one GET with tr and reads the body to its end.
 func get(t *testing.T, tr http.RoundTripper, u string) (int, string, error) {
 	t.Helper()
@@ -185,14 +202,7 @@ func TestH1TransportDoesNotRetryANewConnection(t *testing.T) {
 }
 
 func TestH1TransportEndsWithTheContext(t *testing.T) {
-	release := make(chan struct{})
-	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "20")
-		io.WriteString(w, "half of it")
-		w.(http.Flusher).Flush()
-		<-release
-	})
-	defer close(release)
+	srv := stallingServer(t, "/")
 	tr := newH1Transport(nil, 4)
 	defer tr.CloseIdleConnections()
 
@@ -290,20 +300,11 @@ func TestNewTransportUsesHTTPTransportBehindAProxy(t *testing.T) {
 // http.Request.Write, for the poller's requests (built by newRequest) and for one without a User-Agent.
 func TestWriteRequestIsWhatRequestWriteSends(t *testing.T) {
 	var reqs []*http.Request
-	toks := []token{{value: "tok-1"}, {value: "cid-1", clientID: true}, {value: "a+b/c=d&e f%"}}
-	queries := []query{{tag: "sunset", count: 33}, {tag: "café_été", count: 1, min: "1234567890123456789"},
-		{tag: "x", count: 0, min: "1 2&3", max: "ä?"}, {tag: "a%b", count: 33, max: "987"}}
 	for _, base := range []string{"http://127.0.0.1:8080/v1", "http://[::1]:9/v1/",
 		"http://[fe80::1%25lo]:8080/v1", "https://api.example.test:/v1", "https://api.example.test/a b/ä"} {
-		cfg := Config{BaseURL: base, Tokens: []Token{{Value: "tok-1"}}}
-		clk := newClock(nil)
-		m, _ := newMetrics(nil)
-		c, err := newClient(cfg, clk, newTokenPool(Config{RateWindow: time.Hour}, clk, nil, m), nil, m)
-		if err != nil {
-			t.Fatalf("newClient(%q): %v", base, err)
-		}
-		for _, tok := range toks {
-			for _, q := range queries {
+		c := urlTestClient(t, base)
+		for _, tok := range urlTestTokens {
+			for _, q := range urlTestQueries {
 				req, err := c.newRequest(t.Context(), &tok, q)
 				if err != nil {
 					t.Fatal(err)
@@ -362,16 +363,7 @@ func TestCheckRequestRefusesWhatWriteRequestCannotWrite(t *testing.T) {
 // TestH1TransportDeadlineBoundsTheWholeExchange: the deadline that send passes ends a request whose answer does
 // not come, and one whose body stops half way, with a timeout error, and neither connection is kept.
 func TestH1TransportDeadlineBoundsTheWholeExchange(t *testing.T) {
-	release := make(chan struct{})
-	srv, _ := h1Server(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/body" {
-			w.Header().Set("Content-Length", "20")
-			io.WriteString(w, "half of it")
-			w.(http.Flusher).Flush()
-		}
-		<-release
-	})
-	defer close(release)
+	srv := stallingServer(t, "/body")
 	tr := newH1Transport(nil, 4)
 	defer tr.CloseIdleConnections()
 	timeout := func(err error) bool {
