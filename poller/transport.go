@@ -19,11 +19,13 @@ import (
 //
 // http.Transport hands every request to two goroutines of its connection (one writes, one reads) and back, three
 // goroutine switches per request; at a thousand requests a second, mostly empty pages, those switches, their
-// thread wake-ups and the per-request formatting were a fifth of the process's CPU (bench/RESULTS.md, scale100k). Here the wire format is still net/http's own
-// (http.Request.Write, http.ReadResponse); what this type adds is the connection pool: dial (and TLS, offering
-// only http/1.1), reuse after a body read to its end, one retry on a fresh connection when a reused one turns out
-// to have been closed by the server before it answered (a GET is idempotent; http.Transport does the same),
-// cancellation through the request's context, and an idle timeout.
+// thread wake-ups and the per-request formatting were a fifth of the process's CPU (bench/RESULTS.md, scale100k).
+// Here the request is written as http.Request.Write writes it (writeRequest) and the answer read as
+// http.ReadResponse reads it (readResponse, which keeps only the header fields the poller reads); what this type
+// adds is the connection pool: dial (and TLS, offering only http/1.1), reuse after a body read to its end, one
+// retry on a fresh connection when a reused one turns out to have been closed by the server before it answered (a
+// GET is idempotent; http.Transport does the same), cancellation through the request's context, and an idle
+// timeout.
 //
 // newTransport uses it unless a proxy is configured for the API (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), which
 // http.Transport then handles. It serves only the requests the poller makes: GET, no body, one host.
@@ -44,6 +46,7 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	last   [len(keptFields)]string // the previous answer's kept header values, reused while they stay the same
 }
 
 // errH1Closed reports that a reused connection was closed by the server before any byte of an answer came.
@@ -120,7 +123,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		return fail(closedAsNothingCame(err))
 	}
 	for {
-		resp, err := http.ReadResponse(pc.br, req)
+		resp, err := readResponse(pc.br, req, &pc.last)
 		if err != nil {
 			return fail(err)
 		}
