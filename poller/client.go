@@ -94,6 +94,7 @@ type client struct {
 	rt                              http.RoundTripper // sends every request (see send); the transport of http
 	http                            *http.Client      // for CloseIdleConnections
 	h1                              *h1Transport      // rt when it is one: send passes it the deadline directly
+	h1origin                        h1Origin          // the base URL's origin for h1 (url nil when its host or header is refused)
 	pool                            *tokenPool
 	red                             *redact.Redactor // knows every token of the pool
 	timeout                         time.Duration
@@ -145,6 +146,11 @@ func newClient(cfg Config, clk clock, pool *tokenPool, log *slog.Logger, m *metr
 	}
 	c.scheme, c.host, c.reqHost, c.basePath = base.URL.Scheme, base.URL.Host, base.Host, base.URL.Path
 	c.plainPath = base.URL.RawPath == "" && base.URL.EscapedPath() == base.URL.Path
+	if c.h1 != nil {
+		base.Header = requestHeader
+		// A refused host is refused again by every request, through the general path, with the same error.
+		c.h1origin, _ = newOrigin(base)
+	}
 	c.health = health{bo: newBackoff(cfg.BackoffInitial, min(cfg.BackoffMax, maxProbeInterval)), clk: clk, log: log, m: m}
 	return c, nil
 }
@@ -380,13 +386,28 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	req, err := c.newRequest(ctx, tok, q)
-	if err != nil {
-		return reply{}, err
-	}
-	resp, err := c.roundTrip(req, deadline)
-	if err != nil {
-		return reply{}, err
+	var (
+		resp *http.Response
+		from *url.URL // where the request went, for a redirect's error
+		err  error
+	)
+	if c.h1origin.url != nil && c.plainPath && url.PathEscape(q.tag) == q.tag {
+		// The usual case: the target written straight to the connection, no http.Request.
+		target := c.requestTarget(c.basePath, tok, q)
+		if resp, err = c.h1.get(ctx, c.h1origin, target, deadline); err != nil {
+			path, _, _ := strings.Cut(target, "?")
+			return reply{}, c.urlError(c.scheme+"://"+c.host+path, err)
+		}
+		from = c.h1origin.url
+	} else {
+		req, err := c.newRequest(ctx, tok, q)
+		if err != nil {
+			return reply{}, err
+		}
+		if resp, err = c.roundTrip(req, deadline); err != nil {
+			return reply{}, err
+		}
+		from = req.URL
 	}
 	defer resp.Body.Close()
 	a := reply{
@@ -397,7 +418,7 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 		contentType: resp.Header.Get("Content-Type"),
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return a, redirectError(req.URL, resp)
+		return a, redirectError(from, resp)
 	}
 	buf := bodyBuffers.Get().(*[]byte)
 	body, err := readBody(resp.Body, (*buf)[:0])
@@ -431,26 +452,31 @@ func (c *client) roundTrip(req *http.Request, deadline time.Time) (resp *http.Re
 		resp, err = c.rt.RoundTrip(req)
 	}
 	if err != nil {
-		var rh tls.RecordHeaderError
-		if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
-			err = http.ErrSchemeMismatch // as http.Client says it (golang.org/issue/11111)
-		}
-		return nil, c.urlError(req, err)
+		return nil, c.urlError(endpointOf(req.URL), err)
 	}
 	switch {
 	case resp == nil:
-		return nil, c.urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
+		return nil, c.urlError(endpointOf(req.URL), fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", c.rt))
 	case resp.Body == nil && resp.ContentLength > 0:
-		return nil, c.urlError(req, fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
+		return nil, c.urlError(endpointOf(req.URL), fmt.Errorf("http: RoundTripper implementation (%T) returned a *Response with content length %d but a nil Body", c.rt, resp.ContentLength))
 	case resp.Body == nil:
 		resp.Body = http.NoBody
 	}
 	return resp, nil
 }
 
-// urlError wraps an error of a request as http.Client does, with the request's URL without its query.
-func (c *client) urlError(req *http.Request, err error) error {
-	return &url.Error{Op: "Get", URL: req.URL.Scheme + "://" + req.URL.Host + req.URL.EscapedPath(), Err: err}
+// endpointOf is u without its query.
+func endpointOf(u *url.URL) string { return u.Scheme + "://" + u.Host + u.EscapedPath() }
+
+// urlError wraps an error of a request to endpoint (a URL without its query: never the credential) as http.Client
+// does; a TLS record that starts "HTTP/" (a plain-HTTP answer at an https URL) is http.ErrSchemeMismatch, as
+// http.Client says it (golang.org/issue/11111).
+func (c *client) urlError(endpoint string, err error) error {
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) && string(rh.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch
+	}
+	return &url.Error{Op: "Get", URL: endpoint, Err: err}
 }
 
 // readBody reads r to its end (at most maxBody+1 bytes) into buf, growing it as needed.
@@ -486,11 +512,12 @@ const userAgent = "tagstream-poller"
 // redirectError describes a refused redirect by its status and the host it pointed to (never the whole Location,
 // whose query may carry the credential).
 func redirectError(from *url.URL, resp *http.Response) error {
-	loc, err := resp.Location()
-	switch {
-	case errors.Is(err, http.ErrNoLocation):
+	lv := resp.Header.Get("Location")
+	if lv == "" {
 		return fmt.Errorf("%w: HTTP %d without a Location", ErrRedirect, resp.StatusCode)
-	case err != nil:
+	}
+	loc, err := from.Parse(lv) // a relative Location is relative to where the request went, as Response.Location has it
+	if err != nil {
 		return fmt.Errorf("%w: HTTP %d to an unreadable Location", ErrRedirect, resp.StatusCode)
 	}
 	where := loc.Scheme + "://" + loc.Host

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -78,17 +79,67 @@ func (t *h1Transport) roundTrip(req *http.Request, deadline time.Time) (*http.Re
 	if req.Method != http.MethodGet || (req.Body != nil && req.Body != http.NoBody) {
 		return nil, errors.New("poller transport: only GET without a body")
 	}
-	if err := checkRequest(req); err != nil {
+	o, err := newOrigin(req)
+	if err != nil {
 		return nil, err
 	}
-	ctx := req.Context()
+	resp, err := t.get(req.Context(), o, req.URL.RequestURI(), deadline)
+	if resp != nil {
+		resp.Request = req
+	}
+	return resp, err
+}
+
+// h1Origin is where get sends its requests: the URL to dial (its scheme and host) and the rest of every request
+// after its target, " HTTP/1.1" and the header, written once.
+type h1Origin struct {
+	url  *url.URL
+	head string
+}
+
+// newOrigin checks req's host and header (checkRequest) and renders them as http.Request.Write writes them for a
+// GET without a body (the Host first, a User-Agent when req has none), without its per-request formatting and
+// sorting.
+func newOrigin(req *http.Request) (h1Origin, error) {
+	if err := checkRequest(req); err != nil {
+		return h1Origin{}, err
+	}
+	var b strings.Builder
+	b.WriteString(" HTTP/1.1\r\nHost: ")
+	b.WriteString(requestHost(req))
+	b.WriteString("\r\n")
+	if _, ok := req.Header["User-Agent"]; !ok {
+		b.WriteString("User-Agent: Go-http-client/1.1\r\n")
+	}
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			b.WriteString(k)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	return h1Origin{url: req.URL, head: b.String()}, nil
+}
+
+// writeRequest writes a GET of target (a path and query, escaped) to o.
+func writeRequest(w *bufio.Writer, o h1Origin, target string) {
+	w.WriteString("GET ")
+	w.WriteString(target)
+	w.WriteString(o.head)
+}
+
+// get sends a GET of target (a path and query, escaped) to o and returns the answer (its Request is nil). The
+// client sends every poll this way: its origin is rendered once, and no http.Request is made per poll.
+func (t *h1Transport) get(ctx context.Context, o h1Origin, target string, deadline time.Time) (*http.Response, error) {
 	fresh := false
 	for {
-		pc, reused, err := t.conn(ctx, req, fresh, deadline)
+		pc, reused, err := t.conn(ctx, o.url, fresh, deadline)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := t.exchange(ctx, pc, req, deadline)
+		resp, err := t.exchange(ctx, pc, o, target, deadline)
 		if err == nil {
 			return resp, nil
 		}
@@ -101,8 +152,9 @@ func (t *h1Transport) roundTrip(req *http.Request, deadline time.Time) (*http.Re
 	}
 }
 
-// exchange writes req on pc and reads the answer's header. The body is read by the caller, through h1Body.
-func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request, deadline time.Time) (*http.Response, error) {
+// exchange writes a GET of target to o on pc and reads the answer's header. The body is read by the caller, through
+// h1Body.
+func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, o h1Origin, target string, deadline time.Time) (*http.Response, error) {
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
@@ -115,7 +167,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		}
 		return nil, err
 	}
-	writeRequest(pc.bw, req)
+	writeRequest(pc.bw, o, target)
 	if err := pc.bw.Flush(); err != nil {
 		return fail(closedAsNothingCame(err))
 	}
@@ -123,7 +175,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		return fail(closedAsNothingCame(err))
 	}
 	for {
-		resp, err := readResponse(pc.br, req, &pc.last)
+		resp, err := readResponse(pc.br, nil, &pc.last)
 		if err != nil {
 			return fail(err)
 		}
@@ -135,31 +187,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	}
 }
 
-// writeRequest writes req's request line and header as http.Request.Write does for a GET without a body, without
-// its per-request formatting and sorting (a fifth of the request's CPU): RoundTrip checked that req has no body,
-// and checkRequest that its host and header hold nothing that would need escaping or be refused.
-func writeRequest(w *bufio.Writer, req *http.Request) {
-	host := requestHost(req)
-	w.WriteString("GET ")
-	w.WriteString(req.URL.RequestURI())
-	w.WriteString(" HTTP/1.1\r\nHost: ")
-	w.WriteString(host)
-	w.WriteString("\r\n")
-	if _, ok := req.Header["User-Agent"]; !ok {
-		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
-	}
-	for k, vs := range req.Header {
-		for _, v := range vs {
-			w.WriteString(k)
-			w.WriteString(": ")
-			w.WriteString(v)
-			w.WriteString("\r\n")
-		}
-	}
-	w.WriteString("\r\n")
-}
-
-// checkRequest refuses what writeRequest cannot write as it is: a host that is not plain ASCII (http.Request.Write
+// checkRequest refuses what newOrigin cannot write as it is: a host that is not plain ASCII (http.Request.Write
 // would turn it into punycode) and header names or values that are not valid HTTP (a CR or LF would split them).
 func checkRequest(req *http.Request) error {
 	host := requestHost(req)
@@ -237,8 +265,8 @@ func closedAsNothingCame(err error) error {
 	return err
 }
 
-// conn returns an idle connection to req's host, or dials one (always when fresh) by the deadline (none when zero).
-func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool, deadline time.Time) (pc *h1Conn, reused bool, err error) {
+// conn returns an idle connection to u's host, or dials one (always when fresh) by the deadline (none when zero).
+func (t *h1Transport) conn(ctx context.Context, u *url.URL, fresh bool, deadline time.Time) (pc *h1Conn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
 	for len(t.idle) > 0 && !fresh {
@@ -252,13 +280,13 @@ func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool, d
 		pc.Close()
 	}
 	t.mu.Unlock()
-	addr := req.URL.Host
-	if req.URL.Port() == "" {
+	addr := u.Host
+	if u.Port() == "" {
 		port := "80"
 		if t.tls != nil {
 			port = "443"
 		}
-		addr = net.JoinHostPort(req.URL.Hostname(), port)
+		addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	d := t.dialer
 	d.Deadline = deadline
@@ -270,7 +298,7 @@ func (t *h1Transport) conn(ctx context.Context, req *http.Request, fresh bool, d
 		cfg := t.tls
 		if cfg.ServerName == "" {
 			cfg = cfg.Clone()
-			cfg.ServerName = req.URL.Hostname()
+			cfg.ServerName = u.Hostname()
 		}
 		tc := tls.Client(c, cfg)
 		limit := time.Now().Add(t.tlsTimeout)

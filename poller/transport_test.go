@@ -316,12 +316,13 @@ func TestWriteRequestIsWhatRequestWriteSends(t *testing.T) {
 	bare, _ := http.NewRequest(http.MethodGet, "http://api.example/v1/x?y=1", nil) // no User-Agent
 	reqs = append(reqs, bare)
 	for _, req := range reqs {
-		if err := checkRequest(req); err != nil {
+		o, err := newOrigin(req)
+		if err != nil {
 			t.Fatalf("%s: %v", req.URL.Path, err)
 		}
 		var ours, theirs strings.Builder
 		bw := bufio.NewWriter(&ours)
-		writeRequest(bw, req)
+		writeRequest(bw, o, req.URL.RequestURI())
 		bw.Flush()
 		if err := req.Write(&theirs); err != nil {
 			t.Fatal(err)
