@@ -264,7 +264,7 @@ func splitField(line []byte) (name, value []byte, err error) {
 // validFieldName reports whether a header field name holds only token characters and spaces.
 func validFieldName(b []byte) bool {
 	for _, c := range b {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(" !#$%&'*+-.^_`|~", c) >= 0) {
+		if !fieldNameByte[c] {
 			return false
 		}
 	}
@@ -275,12 +275,22 @@ func validFieldName(b []byte) bool {
 // 5.5).
 func validFieldValue(b []byte) bool {
 	for _, c := range b {
-		if c < ' ' && c != '\t' || c == 0x7f {
+		if !fieldValueByte[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// fieldNameByte and fieldValueByte say which bytes validFieldName and validFieldValue accept.
+var fieldNameByte, fieldValueByte = func() (name, value [256]bool) {
+	for c := range 256 {
+		name[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte(" !#$%&'*+-.^_`|~", byte(c)) >= 0
+		value[c] = c >= ' ' && c != 0x7f || c == '\t'
+	}
+	return name, value
+}()
 
 // trimOWS trims optional white space (spaces and tabs) around a header value.
 func trimOWS(b []byte) []byte {
