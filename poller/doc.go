@@ -23,8 +23,10 @@
 // token survives the cut), and tokens are named by index and Fingerprint. Probe sends one request through the very
 // same code and says what failed in a *ProbeError. Requests go over HTTP/1.1 keep-alive connections, each request
 // written and its answer read in the goroutine of its poll (h1Transport: net/http's wire format without
-// http.Transport's two goroutines per connection: a fifth less CPU at a thousand requests a second); with a proxy
-// named in the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) they go through http.Transport.
+// http.Transport's two goroutines per connection, the request line and header rendered once per base URL, and of
+// each answer's header only the fields the poller reads kept; readResponse reads answers as http.ReadResponse does,
+// which its tests check answer by answer); with a proxy named in the environment (HTTPS_PROXY, HTTP_PROXY,
+// NO_PROXY) they go through http.Transport.
 //
 // The token pool keeps a token bucket per token (burst 3, refilled at the token's limit per RateWindow:
 // RequestsPerHour, or X-Ratelimit-Limit once the API sent it). A rate-limit answer parks the token for a
