@@ -421,6 +421,9 @@ func (c *client) send(ctx context.Context, tok *token, q query) (reply, error) {
 		return a, redirectError(from, resp)
 	}
 	buf := bodyBuffers.Get().(*[]byte)
+	if n := resp.ContentLength; n > int64(cap(*buf)) && n <= maxBody {
+		*buf = make([]byte, 0, n+1) // the whole body at once (and room for the EOF read), not doubling up to it
+	}
 	body, err := readBody(resp.Body, (*buf)[:0])
 	if err != nil {
 		bodyBuffers.Put(buf)
