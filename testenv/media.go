@@ -123,7 +123,7 @@ func (m *media) json(mu *sync.RWMutex) []byte {
 	if b := m.enc.Load(); b != nil {
 		return *b
 	}
-	b := encodeJSON(&m.wire)
+	b := appendMedia(nil, &m.wire)
 	m.enc.CompareAndSwap(nil, &b) // another reader may have encoded it meanwhile: the same bytes
 	return *m.enc.Load()
 }
