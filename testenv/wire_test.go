@@ -21,14 +21,10 @@ func TestWireEncodingMatchesEncodingJSON(t *testing.T) {
 	}
 	t.Run("generated media of every type, with and without location, caption, likes and comments", func(t *testing.T) {
 		seen := map[string]bool{}
-		for seed := range int64(3) {
-			users := make([]wireUser, userPoolSize)
-			for i := range users {
-				users[i] = makeUser(seed, i)
-			}
-			g := newGenerator(seed, "variety", int(seed), users)
+		for seed := range int64(1) {
+			g := newGenerator(seed, "variety", int(seed), userPool(seed))
 			created := time.Unix(1_443_556_800, 0)
-			for range 400 {
+			for range 500 {
 				m := g.next(created)
 				check(t, &m)
 				seen["type "+m.Type] = true
