@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 type memPublisher struct {
 	mu     sync.Mutex
 	events []*schema.Event
+	counts map[string]int // media events per media id, kept as events come: waits poll it every few milliseconds
 	calls  int
 	fail   error         // when set, Publish returns it (nothing recorded)
 	stall  chan struct{} // when set, Publish blocks until it is closed or ctx ends
@@ -47,6 +49,14 @@ func (m *memPublisher) Publish(ctx context.Context, events []*schema.Event) erro
 	}
 	m.mu.Lock()
 	m.events = append(m.events, events...)
+	if m.counts == nil {
+		m.counts = make(map[string]int)
+	}
+	for _, e := range events {
+		if e.Data != nil {
+			m.counts[e.Data.MediaID]++
+		}
+	}
 	m.mu.Unlock()
 	return nil
 }
@@ -71,13 +81,25 @@ func (m *memPublisher) snapshot() []*schema.Event {
 
 // mediaCount counts the media events published per media id.
 func (m *memPublisher) mediaCount() map[string]int {
-	out := make(map[string]int)
-	for _, e := range m.snapshot() {
-		if e.Data != nil {
-			out[e.Data.MediaID]++
-		}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := maps.Clone(m.counts)
+	if out == nil {
+		out = make(map[string]int)
 	}
 	return out
+}
+
+// publishedAll reports whether every media id of want was published at least once.
+func (m *memPublisher) publishedAll(want map[string]testenv.Truth) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range want {
+		if m.counts[id] == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *memPublisher) gaps() []*schema.Event {
@@ -249,13 +271,7 @@ func checkExactlyOnce(t *testing.T, srv *testenv.Server, pub *memPublisher, want
 	allowed func(id string) bool, timeout time.Duration) {
 	t.Helper()
 	testkit.Eventually(t, timeout, fmt.Sprintf("%d media to be published", len(want)), func() bool {
-		got := pub.mediaCount()
-		for id := range want {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
+		return pub.publishedAll(want)
 	})
 	got := pub.mediaCount()
 	for id, n := range got {

@@ -600,7 +600,8 @@ func runScenario(t *testing.T, sc propScenario) {
 			}
 			t.Logf("%d media lacking (first: %v)", len(lacking), lacking[:min(len(lacking), 8)])
 		}()
-		testkit.Eventually(t, 25*time.Second, "every expected media and no segment left", settled)
+		// settled reads the whole ground truth: every 25 ms, not 5 (once true it stays true, rates being 0).
+		testkit.EventuallyEvery(t, 25*time.Second, 25*time.Millisecond, "every expected media and no segment left", settled)
 	}()
 	// A few more polls of every tag may not publish anything again.
 	p := runs[len(runs)-1]

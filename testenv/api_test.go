@@ -156,6 +156,7 @@ func TestWalkingPagesGivesTheWholeFeedNewestFirst(t *testing.T) {
 		for _, viaNextURL := range []bool{false, true} {
 			name := fmt.Sprintf("%s cursors, following next_url=%v", style, viaNextURL)
 			t.Run(name, func(t *testing.T) {
+				t.Parallel() // each walk has a simulator of its own
 				cfg := plain(TagConfig{Name: "walk", Initial: 75})
 				cfg.Cursors = style
 				s := start(t, cfg)

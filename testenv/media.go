@@ -123,7 +123,7 @@ func (m *media) json(mu *sync.RWMutex) []byte {
 	if b := m.enc.Load(); b != nil {
 		return *b
 	}
-	b := encodeJSON(&m.wire)
+	b := appendMedia(nil, &m.wire)
 	m.enc.CompareAndSwap(nil, &b) // another reader may have encoded it meanwhile: the same bytes
 	return *m.enc.Load()
 }
@@ -191,6 +191,31 @@ func makeUser(seed int64, i int) wireUser {
 }
 
 const userPoolSize = 512
+
+// userPools caches the user pool of each seed: a test process starts many simulators, most with the seeds of a
+// few others, and making a pool is most of what an empty simulator costs. A pool is never changed once made.
+var userPools struct {
+	sync.Mutex
+	m map[int64][]wireUser
+}
+
+// userPool returns the userPoolSize deterministic users of seed, shared by every simulator of that seed.
+func userPool(seed int64) []wireUser {
+	userPools.Lock()
+	defer userPools.Unlock()
+	if users, ok := userPools.m[seed]; ok {
+		return users
+	}
+	users := make([]wireUser, userPoolSize)
+	for i := range users {
+		users[i] = makeUser(seed, i)
+	}
+	if userPools.m == nil || len(userPools.m) >= 64 { // a bound for processes that try many seeds
+		userPools.m = make(map[int64][]wireUser)
+	}
+	userPools.m[seed] = users
+	return users
+}
 
 // generator makes deterministic media for one tag.
 type generator struct {

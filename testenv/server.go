@@ -92,10 +92,7 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[net.Conn]struct{}),
 		clock:     time.Now,
 	}
-	s.users = make([]wireUser, userPoolSize)
-	for i := range s.users {
-		s.users[i] = makeUser(cfg.Seed, i)
-	}
+	s.users = userPool(cfg.Seed)
 	f := cfg.Faults
 	s.faults.Store(&f)
 	rng := newLockedRand(cfg.Seed)

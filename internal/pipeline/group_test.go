@@ -433,7 +433,14 @@ func TestTheLimitsTheAPIReportsGoToTheCoordinator(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- pl.Run(ctx) }()
-	testkit.Eventually(t, groupWait, "an answer of the API", func() bool { return pl.TokenStatus()[0].Remaining >= 0 })
+	testkit.Eventually(t, groupWait, "an answer of the API", func() bool {
+		select {
+		case err := <-done: // a Run that ended polls no more: say why at once instead of waiting out groupWait
+			t.Fatalf("Run returned %v before any answer of the API", err)
+		default:
+		}
+		return pl.TokenStatus()[0].Remaining >= 0
+	})
 
 	sink := limitSink{rateSink: rateSink{got: make(chan map[string]float64, 1)}, limits: make(chan map[string]int, 1)}
 	rctx, stopReports := context.WithCancel(t.Context())
