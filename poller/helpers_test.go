@@ -79,6 +79,13 @@ func (m *memPublisher) snapshot() []*schema.Event {
 	return slices.Clone(m.events)
 }
 
+// published returns how many media events of the media id were published.
+func (m *memPublisher) published(mediaID string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.counts[mediaID]
+}
+
 // mediaCount counts the media events published per media id.
 func (m *memPublisher) mediaCount() map[string]int {
 	m.mu.Lock()

@@ -392,6 +392,7 @@ func TestJetStreamStreamResolutionAndProbeAgree(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // a server of its own
 			nc := startNATS(t, 0).connect(t)
 			ctx := context.Background()
 			js, _ := jetstream.New(nc)

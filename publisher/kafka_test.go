@@ -229,6 +229,7 @@ func TestKafkaCompressionCodecsRoundTrip(t *testing.T) {
 	brokers := testkit.FakeKafka(t)
 	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
 		t.Run(codec+" records decode to the published events", func(t *testing.T) {
+			t.Parallel() // a topic of its own
 			p, _ := newTestKafka(t, KafkaConfig{Brokers: brokers, Compression: codec})
 			events := fixtureEvents(t)
 			publishOK(t, p, events)
