@@ -75,38 +75,55 @@ type eraMedia struct {
 	Username  string `json:"username"`
 }
 
-// runEraClient runs one scenario of the python-instagram program against s with tok, and returns its answer.
-func runEraClient(t *testing.T, py string, s *Server, tok, scenario, tag, arg string) eraAnswer {
+// eraCall is one call of testdata/era/python_instagram.py: a scenario, with the token, tag and argument it uses.
+type eraCall struct {
+	Scenario string `json:"scenario"`
+	Token    string `json:"token"`
+	Tag      string `json:"tag"`
+	Arg      string `json:"arg"`
+}
+
+// runEraClient runs the calls of the python-instagram program against s, in one Python process, and returns their
+// answers in order.
+func runEraClient(t *testing.T, py string, s *Server, calls []eraCall) []eraAnswer {
 	t.Helper()
 	u, err := url.Parse(s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
+	in, err := json.Marshal(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks []string
+	for _, c := range calls {
+		toks = append(toks, c.Token)
+	}
+	r := redact.New(toks...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hung client, not a timing
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, filepath.Join("testdata", "era", "python_instagram.py"), scenario)
-	cmd.Env = append(os.Environ(),
-		"IGSIM_ERA_HOST="+u.Host, "IGSIM_ERA_PROTOCOL="+u.Scheme, "IGSIM_ERA_TOKEN="+tok,
-		"IGSIM_ERA_TAG="+tag, "IGSIM_ERA_ARG="+arg,
+	cmd := exec.CommandContext(ctx, py, filepath.Join("testdata", "era", "python_instagram.py"))
+	cmd.Env = append(os.Environ(), "IGSIM_ERA_HOST="+u.Host, "IGSIM_ERA_PROTOCOL="+u.Scheme,
 		"HTTPLIB2_CA_CERTS="+s.CAFile(), "PYTHONIOENCODING=utf-8", "PYTHONDONTWRITEBYTECODE=1")
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	r := redact.New(tok)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(in), &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("python-instagram scenario %s: %v\nstderr: %s", scenario, err, r.Truncate(stderr.String(), 4000))
+		t.Fatalf("python-instagram: %v\nstderr: %s", err, r.Truncate(stderr.String(), 4000))
 	}
-	var a eraAnswer
-	if err := json.Unmarshal(stdout.Bytes(), &a); err != nil {
-		t.Fatalf("python-instagram scenario %s: output %q: %v", scenario, r.Truncate(stdout.String(), 1000), err)
+	var answers []eraAnswer
+	if err := json.Unmarshal(stdout.Bytes(), &answers); err != nil || len(answers) != len(calls) {
+		t.Fatalf("python-instagram: output %q: %v, want %d answers", r.Truncate(stdout.String(), 1000), err, len(calls))
 	}
-	for i, p := range a.Requested {
-		rest, ok := strings.CutPrefix(p, strings.TrimSuffix(s.URL(), "/v1"))
-		if !ok {
-			t.Fatalf("scenario %s: request %d went to %q, not to the simulator", scenario, i, p)
+	for i, a := range answers {
+		for j, p := range a.Requested {
+			rest, ok := strings.CutPrefix(p, strings.TrimSuffix(s.URL(), "/v1"))
+			if !ok {
+				t.Fatalf("scenario %s: request %d went to %q, not to the simulator", calls[i].Scenario, j, p)
+			}
+			a.Requested[j] = rest
 		}
-		a.Requested[i] = rest
 	}
-	return a
+	return answers
 }
 
 // TestEraClientPythonInstagram runs the real python-instagram 1.3.2 from PyPI, the most used Python client of the
@@ -231,10 +248,15 @@ func TestEraClientPythonInstagram(t *testing.T) {
 			}
 		}},
 	}
-	for _, tc := range tests {
+	// One Python process runs every scenario: starting Python and importing the library is most of the time.
+	calls := make([]eraCall, len(tests))
+	for i, tc := range tests {
+		calls[i] = eraCall{Scenario: tc.scenario, Token: tc.tok, Tag: tc.tag, Arg: tc.arg}
+	}
+	answers := runEraClient(t, py, s, calls)
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel() // each scenario is a Python process of its own that only reads from s
-			a := runEraClient(t, py, s, tc.tok, tc.scenario, tc.tag, tc.arg)
+			a := answers[i]
 			if a.Error != nil && !strings.Contains(tc.name, "raises") {
 				t.Fatalf("the client raised %+v", a.Error)
 			}
@@ -244,7 +266,7 @@ func TestEraClientPythonInstagram(t *testing.T) {
 
 	t.Run("over the limit the library raises its rate-limit error", func(t *testing.T) {
 		limited := start(t, Config{Tokens: []string{tok}, RequestsPerHour: 1, CertDir: t.TempDir(), Tags: []TagConfig{{Name: "coffee", Initial: 1}}})
-		a := runEraClient(t, py, limited, tok, "tag_twice", "coffee", "")
+		a := runEraClient(t, py, limited, []eraCall{{Scenario: "tag_twice", Token: tok, Tag: "coffee"}})[0]
 		if a.Error == nil || a.Error.Class != "InstagramAPIError" || a.Error.StatusCode != "503" || a.Error.ErrorType != "Rate limited" {
 			t.Errorf("error = %+v, want InstagramAPIError 503 Rate limited", a.Error)
 		}
