@@ -15,7 +15,7 @@ import (
 )
 
 // readResponse reads an answer's status line and header from br as http.ReadResponse does, and frames its body
-// (Content-Length, chunked, or up to the end of the connection), for the answers the poller gets to its GETs.
+// (Content-Length, chunked, or up to the end of the connection), for the answers the poller gets to its GETs. Its Request is left nil.
 //
 // Unlike http.ReadResponse it keeps only the header fields the poller reads (keptFields): at a thousand answers a
 // second, mostly empty pages, canonicalizing and storing every field of every answer was a tenth of the process's
@@ -23,13 +23,13 @@ import (
 // not change, as Content-Type and X-Ratelimit-Limit seldom do. What it refuses, http.ReadResponse refuses too (see
 // TestReadResponseAgreesWithNetHTTP and FuzzReadResponse): a malformed status or header line, a Content-Length
 // that is not a number or that differs between two fields, a transfer coding other than chunked.
-func readResponse(br *bufio.Reader, req *http.Request, last *[len(keptFields)]string) (*http.Response, error) {
+func readResponse(br *bufio.Reader, last *[len(keptFields)]string) (*http.Response, error) {
 	line, err := readLine(br)
 	if err != nil {
 		return nil, err
 	}
 	total := len(line)
-	resp := &http.Response{Request: req}
+	resp := &http.Response{}
 	if err := parseStatusLine(resp, line); err != nil {
 		return nil, err
 	}
@@ -117,16 +117,13 @@ func readResponse(br *bufio.Reader, req *http.Request, last *[len(keptFields)]st
 	}
 	resp.Close = hasClose || resp.ProtoMajor < 1 || resp.ProtoMajor == 1 && resp.ProtoMinor == 0 && !keepOpen
 	bodyAllowed := resp.StatusCode/100 != 1 && resp.StatusCode != http.StatusNoContent &&
-		resp.StatusCode != http.StatusNotModified && (req == nil || req.Method != http.MethodHead)
+		resp.StatusCode != http.StatusNotModified // the poller sends only GETs
 	if chunked {
 		resp.TransferEncoding = chunkedEncoding
 	}
 	switch {
 	case !bodyAllowed:
 		resp.ContentLength, resp.Body = 0, http.NoBody
-		if req != nil && req.Method == http.MethodHead && !chunked {
-			resp.ContentLength = length // what the answer to a GET would have been
-		}
 	case chunked:
 		resp.ContentLength = -1
 		resp.Body = &chunkedBody{br: br, r: httputil.NewChunkedReader(br)}

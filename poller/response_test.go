@@ -128,7 +128,7 @@ func compareResponses(t *testing.T, raw string, size int) {
 			if netHTTP {
 				resp, err = http.ReadResponse(br, req)
 			} else {
-				resp, err = readResponse(br, req, &last)
+				resp, err = readResponse(br, &last)
 			}
 			if err != nil {
 				return append(out, outcome{Err: true})
@@ -175,7 +175,7 @@ func TestReadResponseReusesUnchangedValues(t *testing.T) {
 	var last [len(keptFields)]string
 	var resps []*http.Response
 	for range 2 {
-		resp, err := readResponse(br, nil, &last)
+		resp, err := readResponse(br, &last)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ func BenchmarkReadResponse(b *testing.B) {
 				var resp *http.Response
 				var err error
 				if impl == "readResponse" {
-					resp, err = readResponse(br, nil, &last)
+					resp, err = readResponse(br, &last)
 				} else {
 					resp, err = http.ReadResponse(br, nil)
 				}

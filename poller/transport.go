@@ -175,7 +175,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, o h1Origin, targ
 		return fail(closedAsNothingCame(err))
 	}
 	for {
-		resp, err := readResponse(pc.br, nil, &pc.last)
+		resp, err := readResponse(pc.br, &pc.last)
 		if err != nil {
 			return fail(err)
 		}

@@ -467,54 +467,55 @@ func cloneState(s checkpoint.State) checkpoint.State {
 	return s
 }
 
-func (v *valueStore) Get(ctx context.Context, tag string) (checkpoint.State, bool, error) {
+// lock locks v for one call: it fails with ctx's error, or with checkpoint.ErrClosed once v is closed.
+func (v *valueStore) lock(ctx context.Context) (unlock func(), err error) {
 	if err := ctx.Err(); err != nil {
-		return checkpoint.State{}, false, err
+		return nil, err
 	}
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if v.closed {
-		return checkpoint.State{}, false, checkpoint.ErrClosed
+		v.mu.Unlock()
+		return nil, checkpoint.ErrClosed
 	}
+	return v.mu.Unlock, nil
+}
+
+func (v *valueStore) Get(ctx context.Context, tag string) (checkpoint.State, bool, error) {
+	unlock, err := v.lock(ctx)
+	if err != nil {
+		return checkpoint.State{}, false, err
+	}
+	defer unlock()
 	s, ok := v.states[tag]
 	return cloneState(s), ok, nil
 }
 
 func (v *valueStore) Put(ctx context.Context, tag string, s checkpoint.State) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := v.lock(ctx)
+	if err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed {
-		return checkpoint.ErrClosed
-	}
+	defer unlock()
 	v.states[tag] = cloneState(s)
 	return nil
 }
 
 func (v *valueStore) Delete(ctx context.Context, tag string) error {
-	if err := ctx.Err(); err != nil {
+	unlock, err := v.lock(ctx)
+	if err != nil {
 		return err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed {
-		return checkpoint.ErrClosed
-	}
+	defer unlock()
 	delete(v.states, tag)
 	return nil
 }
 
 func (v *valueStore) Tags(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := v.lock(ctx)
+	if err != nil {
 		return nil, err
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed {
-		return nil, checkpoint.ErrClosed
-	}
+	defer unlock()
 	return slices.Sorted(maps.Keys(v.states)), nil
 }
 

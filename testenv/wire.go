@@ -21,18 +21,7 @@ func appendMedia(b []byte, m *wireMedia) []byte {
 		b = append(b, "{}"...)
 	}
 	b = append(b, `,"tags":`...)
-	if m.Tags == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, t := range m.Tags {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendWireString(b, t)
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, m.Tags, func(b []byte, t *string) []byte { return appendWireString(b, *t) })
 	b = append(b, `,"type":`...)
 	b = appendWireString(b, m.Type)
 	b = append(b, `,"location":`...)
@@ -44,18 +33,7 @@ func appendMedia(b []byte, m *wireMedia) []byte {
 	b = append(b, `,"comments":{"count":`...)
 	b = strconv.AppendInt(b, int64(m.Comments.Count), 10)
 	b = append(b, `,"data":`...)
-	if m.Comments.Data == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range m.Comments.Data {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendComment(b, &m.Comments.Data[i])
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, m.Comments.Data, appendComment)
 	b = append(b, `},"filter":`...)
 	b = appendWireString(b, m.Filter)
 	b = append(b, `,"created_time":`...)
@@ -65,7 +43,7 @@ func appendMedia(b []byte, m *wireMedia) []byte {
 	b = append(b, `,"likes":{"count":`...)
 	b = strconv.AppendInt(b, int64(m.Likes.Count), 10)
 	b = append(b, `,"data":`...)
-	b = appendUsers(b, m.Likes.Data)
+	b = appendArray(b, m.Likes.Data, appendUser)
 	b = append(b, `},"images":`...)
 	b = appendImages(b, &m.Images)
 	if m.Videos != nil {
@@ -73,17 +51,11 @@ func appendMedia(b []byte, m *wireMedia) []byte {
 		b = appendVideos(b, m.Videos)
 	}
 	if len(m.CarouselMedia) > 0 {
-		b = append(b, `,"carousel_media":[`...)
-		for i := range m.CarouselMedia {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendCarouselItem(b, &m.CarouselMedia[i])
-		}
-		b = append(b, ']')
+		b = append(b, `,"carousel_media":`...)
+		b = appendArray(b, m.CarouselMedia, appendCarouselItem)
 	}
 	b = append(b, `,"users_in_photo":`...)
-	b = appendUsersInPhoto(b, m.UsersInPhoto)
+	b = appendArray(b, m.UsersInPhoto, appendUserInPhoto)
 	b = append(b, `,"caption":`...)
 	if m.Caption == nil {
 		b = append(b, "null"...)
@@ -111,16 +83,18 @@ func appendUser(b []byte, u *wireUser) []byte {
 	return append(b, '}')
 }
 
-func appendUsers(b []byte, us []wireUser) []byte {
-	if us == nil {
+// appendArray appends xs as a JSON array, each element written by one, and a nil slice as null, as encoding/json
+// does.
+func appendArray[T any](b []byte, xs []T, one func([]byte, *T) []byte) []byte {
+	if xs == nil {
 		return append(b, "null"...)
 	}
 	b = append(b, '[')
-	for i := range us {
+	for i := range xs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendUser(b, &us[i])
+		b = one(b, &xs[i])
 	}
 	return append(b, ']')
 }
@@ -198,28 +172,18 @@ func appendCarouselItem(b []byte, it *wireCarouselItem) []byte {
 	b = append(b, `"type":`...)
 	b = appendWireString(b, it.Type)
 	b = append(b, `,"users_in_photo":`...)
-	b = appendUsersInPhoto(b, it.UsersInPhoto)
+	b = appendArray(b, it.UsersInPhoto, appendUserInPhoto)
 	return append(b, '}')
 }
 
-func appendUsersInPhoto(b []byte, us []wireUserInPhoto) []byte {
-	if us == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i := range us {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"position":{"y":`...)
-		b = appendJSONFloat(b, us[i].Position.Y)
-		b = append(b, `,"x":`...)
-		b = appendJSONFloat(b, us[i].Position.X)
-		b = append(b, `},"user":`...)
-		b = appendUser(b, &us[i].User)
-		b = append(b, '}')
-	}
-	return append(b, ']')
+func appendUserInPhoto(b []byte, u *wireUserInPhoto) []byte {
+	b = append(b, `{"position":{"y":`...)
+	b = appendJSONFloat(b, u.Position.Y)
+	b = append(b, `,"x":`...)
+	b = appendJSONFloat(b, u.Position.X)
+	b = append(b, `},"user":`...)
+	b = appendUser(b, &u.User)
+	return append(b, '}')
 }
 
 const hexDigits = "0123456789abcdef"
